@@ -1,0 +1,1 @@
+//! Wiring: ring buffer → decode → conn → span → export, plus self-telemetry.

@@ -1,0 +1,73 @@
+//! Protocol detection, the HTTP/1 stream parser and request/response pairing.
+//!
+//! Stage: conn → **protocol** → span. Input: ordered byte chunks of one connection, per
+//! direction, with kernel timestamps and the syscall's full byte count (captured bytes may be
+//! fewer). Output: [`HttpExchange`] values, one per request/response pair (or per request that
+//! timed out / whose connection closed). Parsers do no IO; they return complete / need-more /
+//! error.
+
+use crate::events::Tuple;
+use otel_ebpf_common::SockRole;
+
+/// Which side of the exchange the observed process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Side {
+    /// The process sent the request (span kind CLIENT).
+    Client,
+    /// The process received the request (span kind SERVER).
+    Server,
+}
+
+impl Side {
+    /// Side implied by how the socket was obtained, if the probes saw it.
+    pub fn from_role(role: SockRole) -> Option<Self> {
+        match role {
+            SockRole::Client => Some(Self::Client),
+            SockRole::Server => Some(Self::Server),
+            SockRole::Unknown => None,
+        }
+    }
+}
+
+/// Why an exchange ended without a complete response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExchangeError {
+    /// No response within the configured request timeout (`error.type=timeout`).
+    Timeout,
+    /// The connection closed before the response completed (`error.type=connection_closed`).
+    ConnectionClosed,
+    /// The process exited before the response completed (`error.type=process_exited`).
+    ProcessExited,
+}
+
+/// One HTTP request and its response (if any), as observed on one connection.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HttpExchange {
+    pub pid: u32,
+    /// Connection id from the probes (unique per (pid, fd) lifetime).
+    pub conn_id: u64,
+    pub side: Side,
+    pub tuple: Option<Tuple>,
+    /// e.g. "GET".
+    pub method: String,
+    /// Request target as sent (origin-form path + query, or absolute-form).
+    pub target: String,
+    /// "1.0" or "1.1".
+    pub version: String,
+    /// `Host` header, if present.
+    pub host: Option<String>,
+    /// `User-Agent` header, if present.
+    pub user_agent: Option<String>,
+    /// Final (non-1xx) status code; None when no response was seen.
+    pub status: Option<u16>,
+    /// CLOCK_MONOTONIC ns of the syscall that carried the request's first byte.
+    pub start_ns: u64,
+    /// CLOCK_MONOTONIC ns of the syscall that carried the response's last byte (or the time the
+    /// exchange was closed out).
+    pub end_ns: u64,
+    /// Request body size (bytes), from Content-Length or the chunked decoding.
+    pub request_body_bytes: u64,
+    /// Response body size (bytes).
+    pub response_body_bytes: u64,
+    pub error: Option<ExchangeError>,
+}
