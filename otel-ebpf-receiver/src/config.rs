@@ -118,7 +118,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { health_address: "127.0.0.1:13133".into(), metrics_address: "127.0.0.1:8888".into() }
+        Self {
+            health_address: "127.0.0.1:13133".into(),
+            metrics_address: "127.0.0.1:8888".into(),
+        }
     }
 }
 
@@ -126,27 +129,37 @@ impl Default for TelemetryConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config {path}: {key}: {message}")]
-    Invalid { path: String, key: String, message: String },
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
 }
 
 impl Config {
     /// Loads and validates a YAML file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_yaml(&text, &path.display().to_string())
     }
 
     /// Parses and validates YAML text; `origin` names the source in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
-            path: origin.into(),
-            key: e.path().to_string(),
-            message: e.inner().to_string(),
-        })?;
+        let cfg: Config =
+            serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
+                path: origin.into(),
+                key: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
         Ok(cfg)
     }
 }
