@@ -67,10 +67,16 @@ fn conf() -> &'static ProbeConfig {
     unsafe { &*core::ptr::read_volatile(&(&raw const CONFIG)) }
 }
 
+/// Volatile read of one config field.
+#[inline(always)]
+fn rd<T: Copy>(p: &T) -> T {
+    // SAFETY: `p` points into the CONFIG static.
+    unsafe { core::ptr::read_volatile(p) }
+}
+
 macro_rules! conf {
     ($f:ident) => {
-        // SAFETY: see `conf`.
-        unsafe { core::ptr::read_volatile(&conf().$f) }
+        rd(&conf().$f)
     };
 }
 
