@@ -34,7 +34,11 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Path of a binary built in this workspace's target directory.
@@ -43,7 +47,11 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let p = dir.join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
@@ -58,14 +66,21 @@ pub struct Receiver {
 impl Receiver {
     /// Starts the receiver with `receiver_yaml` (the body of the `receiver:` section, indented
     /// by two spaces) exporting to `otlp_endpoint` (grpc) and waits until it is healthy.
-    pub fn start(receiver_yaml: &str, otlp_endpoint: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
+    pub fn start(
+        receiver_yaml: &str,
+        otlp_endpoint: Option<&str>,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let health_port = free_port();
         let metrics_port = free_port();
-        let dir = std::env::temp_dir().join(format!("oer-it-{}-{}", std::process::id(), health_port));
+        let dir =
+            std::env::temp_dir().join(format!("oer-it-{}-{}", std::process::id(), health_port));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("config.yaml");
         let exporters = match otlp_endpoint {
-            Some(e) => format!("exporters:\n  flush_interval_seconds: 0.2\n  metrics_interval_seconds: 1\n  otlp:\n    endpoint: \"{e}\"\n    protocol: grpc\n"),
+            Some(e) => format!(
+                "exporters:\n  flush_interval_seconds: 0.2\n  metrics_interval_seconds: 1\n  otlp:\n    endpoint: \"{e}\"\n    protocol: grpc\n"
+            ),
             None => "exporters:\n  console: true\n  flush_interval_seconds: 0.2\n".to_string(),
         };
         std::fs::write(
@@ -77,15 +92,27 @@ impl Receiver {
         .unwrap();
         let stdout_path = dir.join("stdout.txt");
         let mut cmd = Command::new(workspace_bin("otel-ebpf-receiver"));
-        cmd.arg("--config").arg(&cfg).stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()));
-        for k in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        cmd.arg("--config")
+            .arg(&cfg)
+            .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()));
+        for k in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ] {
             cmd.env_remove(k);
         }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start otel-ebpf-receiver");
-        let mut r = Self { child, health_port, metrics_port, stdout_path };
+        let mut r = Self {
+            child,
+            health_port,
+            metrics_port,
+            stdout_path,
+        };
         r.wait_healthy(Duration::from_secs(60));
         r
     }
@@ -94,12 +121,18 @@ impl Receiver {
         let t0 = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("receiver exited early with {status}; stdout: {}", self.stdout());
+                panic!(
+                    "receiver exited early with {status}; stdout: {}",
+                    self.stdout()
+                );
             }
             if http_get_status(self.health_port, "/") == Some(200) {
                 return;
             }
-            assert!(t0.elapsed() < timeout, "receiver not healthy after {timeout:?}");
+            assert!(
+                t0.elapsed() < timeout,
+                "receiver not healthy after {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -142,7 +175,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -150,7 +187,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// Status code of `GET http://127.0.0.1:port/path`, None if unreachable.
 pub fn http_get_status(port: u16, path: &str) -> Option<u16> {
-    http_get(port, path)?.split_whitespace().nth(1)?.parse().ok()
+    http_get(port, path)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Body of `GET http://127.0.0.1:port/path`.

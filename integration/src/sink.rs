@@ -1,9 +1,17 @@
 //! A real OTLP/gRPC receiver for tests: stores every span and metric it is sent.
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,7 +55,9 @@ fn value(v: &Option<AnyValue>) -> String {
 }
 
 fn flatten(kvs: &[KeyValue]) -> BTreeMap<String, String> {
-    kvs.iter().map(|kv| (kv.key.clone(), value(&kv.value))).collect()
+    kvs.iter()
+        .map(|kv| (kv.key.clone(), value(&kv.value)))
+        .collect()
 }
 
 #[derive(Default)]
@@ -84,7 +94,9 @@ impl TraceService for Svc {
                 }
             }
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -95,7 +107,9 @@ impl MetricsService for Svc {
         req: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         self.0.lock().unwrap().metrics.push(req.into_inner());
-        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -108,15 +122,27 @@ pub struct OtlpSink {
 
 impl OtlpSink {
     pub fn start() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let svc = Svc::default();
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let s = svc.clone();
         rt.spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(s.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip))
-                .add_service(MetricsServiceServer::new(s).accept_compressed(tonic::codec::CompressionEncoding::Gzip))
+                .add_service(
+                    TraceServiceServer::new(s.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    MetricsServiceServer::new(s)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await
                 .unwrap();
@@ -130,7 +156,15 @@ impl OtlpSink {
 
     /// Spans received so far that match `pred`.
     pub fn spans(&self, pred: impl Fn(&Span) -> bool) -> Vec<Span> {
-        self.svc.0.lock().unwrap().spans.iter().filter(|s| pred(s)).cloned().collect()
+        self.svc
+            .0
+            .lock()
+            .unwrap()
+            .spans
+            .iter()
+            .filter(|s| pred(s))
+            .cloned()
+            .collect()
     }
 
     /// Metric export requests received so far.
@@ -140,7 +174,12 @@ impl OtlpSink {
 
     /// Waits until `n` matching spans arrived (or `timeout`), then waits `settle` more so
     /// that extra (wrong) spans would show up too; returns the matching spans.
-    pub fn wait_spans(&self, n: usize, timeout: Duration, pred: impl Fn(&Span) -> bool) -> Vec<Span> {
+    pub fn wait_spans(
+        &self,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&Span) -> bool,
+    ) -> Vec<Span> {
         let t0 = Instant::now();
         while self.spans(&pred).len() < n && t0.elapsed() < timeout {
             std::thread::sleep(Duration::from_millis(100));
@@ -149,4 +188,3 @@ impl OtlpSink {
         self.spans(&pred)
     }
 }
-

@@ -26,12 +26,19 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         "/" => Response::new(full("hello")),
         "/big" => Response::new(full(vec![b'x'; BIG])),
         "/upload" => {
-            let n = req.into_body().collect().await.map(|c| c.to_bytes().len()).unwrap_or(0);
+            let n = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes().len())
+                .unwrap_or(0);
             Response::new(full(n.to_string()))
         }
         "/chunked" => {
-            let chunks: Vec<Result<Frame<Bytes>, Infallible>> =
-                ["one,", "two,", "three,", "four"].iter().map(|c| Ok(Frame::data(Bytes::from(*c)))).collect();
+            let chunks: Vec<Result<Frame<Bytes>, Infallible>> = ["one,", "two,", "three,", "four"]
+                .iter()
+                .map(|c| Ok(Frame::data(Bytes::from(*c))))
+                .collect();
             Response::new(StreamBody::new(futures_iter(chunks)).boxed())
         }
         "/never" => {
@@ -61,11 +68,15 @@ fn futures_iter(
 
 /// Starts the server on 127.0.0.1:`port` in the given runtime; returns its address.
 pub fn spawn_server(rt: &tokio::runtime::Runtime, port: u16) -> SocketAddr {
-    let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()

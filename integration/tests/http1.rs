@@ -10,7 +10,11 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn only_port(port: u16) -> String {
@@ -22,7 +26,10 @@ fn on_port(port: u16) -> impl Fn(&Span) -> bool {
 }
 
 fn count(spans: &[Span]) -> (usize, usize) {
-    (spans.iter().filter(|s| s.is_client()).count(), spans.iter().filter(|s| s.is_server()).count())
+    (
+        spans.iter().filter(|s| s.is_client()).count(),
+        spans.iter().filter(|s| s.is_server()).count(),
+    )
 }
 
 #[test]
@@ -31,7 +38,13 @@ fn curl_against_python_http_server() {
     let sink = OtlpSink::start();
     let port = free_port();
     let mut py = Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -46,7 +59,15 @@ fn curl_against_python_http_server() {
         std::thread::sleep(Duration::from_millis(100));
     }
     for path in ["/Cargo.toml", "/src/", "/missing?q=1"] {
-        let st = Command::new("curl").args(["-s", "-o", "/dev/null", &format!("http://127.0.0.1:{port}{path}")]).status().unwrap();
+        let st = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                &format!("http://127.0.0.1:{port}{path}"),
+            ])
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     let spans = sink.wait_spans(6, WAIT, on_port(port));
@@ -56,15 +77,27 @@ fn curl_against_python_http_server() {
         assert_eq!(s.attr("http.request.method"), Some("GET"));
         assert_eq!(s.attr("url.scheme"), Some("http"));
         assert_eq!(s.attr("network.protocol.version"), Some("1.1"));
-        assert!(s.attr("user_agent.original").unwrap().starts_with("curl/"), "{s:?}");
+        assert!(
+            s.attr("user_agent.original").unwrap().starts_with("curl/"),
+            "{s:?}"
+        );
         assert!(s.end_ns >= s.start_ns && s.start_ns > 0);
         assert_eq!(s.attr("url.query"), None, "url.query is off by default");
     }
     let by = |path: &str, client: bool| {
-        spans.iter().find(|s| s.attr("url.path") == Some(path) && s.is_client() == client).unwrap_or_else(|| panic!("{path} {client}: {spans:#?}"))
+        spans
+            .iter()
+            .find(|s| s.attr("url.path") == Some(path) && s.is_client() == client)
+            .unwrap_or_else(|| panic!("{path} {client}: {spans:#?}"))
     };
-    assert_eq!(by("/Cargo.toml", true).attr("http.response.status_code"), Some("200"));
-    assert_eq!(by("/src/", false).attr("http.response.status_code"), Some("200"));
+    assert_eq!(
+        by("/Cargo.toml", true).attr("http.response.status_code"),
+        Some("200")
+    );
+    assert_eq!(
+        by("/src/", false).attr("http.response.status_code"),
+        Some("200")
+    );
     let missing_c = by("/missing", true);
     let missing_s = by("/missing", false);
     assert_eq!(missing_c.attr("http.response.status_code"), Some("404"));
@@ -72,7 +105,10 @@ fn curl_against_python_http_server() {
     assert_eq!(missing_c.attr("error.type"), Some("404"));
     assert_eq!(missing_s.status, 0, "server 4xx is not an error");
     let server = by("/src/", false);
-    assert!(server.resource["process.executable.name"].starts_with("python3"), "{server:?}");
+    assert!(
+        server.resource["process.executable.name"].starts_with("python3"),
+        "{server:?}"
+    );
     assert!(server.resource["process.command_line"].contains("http.server"));
     assert_eq!(server.resource["process.pid"], py.id().to_string());
     assert_eq!(server.attr("client.address"), Some("127.0.0.1"));
@@ -93,21 +129,43 @@ fn hyper_keepalive_200_requests_on_one_connection() {
     workload::spawn_server(&rt, port);
     let rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
     rt.block_on(async {
-        let c = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+        let c = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
         for _ in 0..200 {
-            let r = c.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+            let r = c
+                .get(format!("http://127.0.0.1:{port}/"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.text().await.unwrap(), "hello");
         }
     });
     let spans = sink.wait_spans(400, WAIT, on_port(port));
     assert_eq!(count(&spans), (200, 200));
-    let client_ports: std::collections::BTreeSet<_> =
-        spans.iter().filter(|s| s.is_server()).map(|s| s.attr("client.port").unwrap().to_string()).collect();
+    let client_ports: std::collections::BTreeSet<_> = spans
+        .iter()
+        .filter(|s| s.is_server())
+        .map(|s| s.attr("client.port").unwrap().to_string())
+        .collect();
     assert_eq!(client_ports.len(), 1, "one keep-alive connection");
-    assert!(spans.iter().all(|s| s.attr("http.response.status_code") == Some("200") && s.attr("url.path") == Some("/")));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.attr("http.response.status_code") == Some("200")
+                && s.attr("url.path") == Some("/"))
+    );
     let m = rx.self_metrics();
-    assert_eq!(prom_value(&m, "otel_ebpf_events_lost_kernel_total"), Some(0.0), "{m}");
-    assert!(prom_value(&m, "otel_ebpf_spans_exported_total").unwrap() >= 400.0, "{m}");
+    assert_eq!(
+        prom_value(&m, "otel_ebpf_events_lost_kernel_total"),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        prom_value(&m, "otel_ebpf_spans_exported_total").unwrap() >= 400.0,
+        "{m}"
+    );
 }
 
 #[test]
@@ -122,9 +180,16 @@ fn fifty_concurrent_connections() {
         let mut tasks = Vec::new();
         for i in 0..50 {
             tasks.push(tokio::spawn(async move {
-                let c = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let c = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
                 for _ in 0..2 {
-                    let r = c.get(format!("http://127.0.0.1:{port}/status/{}", 200 + i % 2)).send().await.unwrap();
+                    let r = c
+                        .get(format!("http://127.0.0.1:{port}/status/{}", 200 + i % 2))
+                        .send()
+                        .await
+                        .unwrap();
                     r.bytes().await.unwrap();
                 }
             }));
@@ -136,12 +201,23 @@ fn fifty_concurrent_connections() {
     let spans = sink.wait_spans(200, WAIT, on_port(port));
     assert_eq!(count(&spans), (100, 100));
     let servers: Vec<_> = spans.iter().filter(|s| s.is_server()).collect();
-    let conns: std::collections::BTreeSet<_> = servers.iter().map(|s| s.attr("client.port").unwrap()).collect();
+    let conns: std::collections::BTreeSet<_> = servers
+        .iter()
+        .map(|s| s.attr("client.port").unwrap())
+        .collect();
     assert_eq!(conns.len(), 50);
     // Each span pairs the right response with its request.
     for s in &spans {
-        let path_code = s.attr("url.path").unwrap().trim_start_matches("/status/").to_string();
-        assert_eq!(s.attr("http.response.status_code"), Some(path_code.as_str()), "{s:?}");
+        let path_code = s
+            .attr("url.path")
+            .unwrap()
+            .trim_start_matches("/status/")
+            .to_string();
+        assert_eq!(
+            s.attr("http.response.status_code"),
+            Some(path_code.as_str()),
+            "{s:?}"
+        );
     }
 }
 
@@ -165,9 +241,15 @@ fn pipelined_requests() {
     assert_eq!(count(&spans), (3, 3), "{spans:#?}");
     for code in ["201", "202", "203"] {
         let path = format!("/status/{code}");
-        let pair: Vec<_> = spans.iter().filter(|s| s.attr("url.path") == Some(path.as_str())).collect();
+        let pair: Vec<_> = spans
+            .iter()
+            .filter(|s| s.attr("url.path") == Some(path.as_str()))
+            .collect();
         assert_eq!(pair.len(), 2);
-        assert!(pair.iter().all(|s| s.attr("http.response.status_code") == Some(code)));
+        assert!(
+            pair.iter()
+                .all(|s| s.attr("http.response.status_code") == Some(code))
+        );
     }
 }
 
@@ -180,20 +262,55 @@ fn chunked_response_and_one_mib_bodies() {
     workload::spawn_server(&rt, port);
     let _rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
     rt.block_on(async {
-        let c = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+        let c = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
         let u = |p: &str| format!("http://127.0.0.1:{port}{p}");
-        assert_eq!(c.get(u("/chunked")).send().await.unwrap().text().await.unwrap(), "one,two,three,four");
-        assert_eq!(c.get(u("/big")).send().await.unwrap().bytes().await.unwrap().len(), workload::BIG);
-        let r = c.post(u("/upload")).body(vec![b'y'; workload::BIG]).send().await.unwrap();
+        assert_eq!(
+            c.get(u("/chunked"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            "one,two,three,four"
+        );
+        assert_eq!(
+            c.get(u("/big"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .len(),
+            workload::BIG
+        );
+        let r = c
+            .post(u("/upload"))
+            .body(vec![b'y'; workload::BIG])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.text().await.unwrap(), workload::BIG.to_string());
         // Pairing after the big bodies stays right on the same connection.
         assert_eq!(c.get(u("/status/202")).send().await.unwrap().status(), 202);
     });
     let spans = sink.wait_spans(8, WAIT, on_port(port));
     assert_eq!(count(&spans), (4, 4), "{spans:#?}");
-    let expect = [("/chunked", "GET", "200"), ("/big", "GET", "200"), ("/upload", "POST", "200"), ("/status/202", "GET", "202")];
+    let expect = [
+        ("/chunked", "GET", "200"),
+        ("/big", "GET", "200"),
+        ("/upload", "POST", "200"),
+        ("/status/202", "GET", "202"),
+    ];
     for (path, method, code) in expect {
-        let both: Vec<_> = spans.iter().filter(|s| s.attr("url.path") == Some(path)).collect();
+        let both: Vec<_> = spans
+            .iter()
+            .filter(|s| s.attr("url.path") == Some(path))
+            .collect();
         assert_eq!(both.len(), 2, "{path}: {spans:#?}");
         for s in both {
             assert_eq!(s.attr("http.request.method"), Some(method));
@@ -211,8 +328,16 @@ fn server_that_never_answers_times_out() {
     workload::spawn_server(&rt, port);
     let _rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
     rt.block_on(async {
-        let c = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
-        assert!(c.get(format!("http://127.0.0.1:{port}/never")).send().await.is_err());
+        let c = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        assert!(
+            c.get(format!("http://127.0.0.1:{port}/never"))
+                .send()
+                .await
+                .is_err()
+        );
     });
     let spans = sink.wait_spans(2, WAIT, on_port(port));
     assert_eq!(count(&spans), (1, 1), "{spans:#?}");
@@ -230,7 +355,10 @@ fn exports_through_rotel_collector() {
     let sink = OtlpSink::start();
     let rotel_port = free_port();
     let rotel = std::process::Command::new("python3")
-        .args(["-c", "import rotel,os;print(os.path.join(os.path.dirname(rotel.__file__),'rotel-agent'))"])
+        .args([
+            "-c",
+            "import rotel,os;print(os.path.join(os.path.dirname(rotel.__file__),'rotel-agent'))",
+        ])
         .output()
         .expect("python3 with rotel (scripts/setup.sh installs it)");
     let rotel_bin = String::from_utf8(rotel.stdout).unwrap().trim().to_string();
@@ -255,9 +383,21 @@ fn exports_through_rotel_collector() {
     let rt = rt();
     let port = free_port();
     workload::spawn_server(&rt, port);
-    let _rx = Receiver::start(&only_port(port), Some(&format!("http://127.0.0.1:{rotel_port}")), &[]);
+    let _rx = Receiver::start(
+        &only_port(port),
+        Some(&format!("http://127.0.0.1:{rotel_port}")),
+        &[],
+    );
     for _ in 0..5 {
-        let st = Command::new("curl").args(["-s", "-o", "/dev/null", &format!("http://127.0.0.1:{port}/status/503")]).status().unwrap();
+        let st = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                &format!("http://127.0.0.1:{port}/status/503"),
+            ])
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     let spans = sink.wait_spans(10, Duration::from_secs(30), on_port(port));

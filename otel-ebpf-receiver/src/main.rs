@@ -25,7 +25,11 @@ enum Cmd {
     /// Print what this kernel and process allow and which probes would be used.
     Check,
     /// Print every decoded ring buffer record (diagnostics; no parsing or export).
-    DumpEvents,
+    DumpEvents {
+        /// Also write each raw record as a hex line to this file (golden test input).
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,7 +56,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Some(Cmd::DumpEvents) => run(pipeline::dump_events(cfg)),
+        Some(Cmd::DumpEvents { record }) => run(pipeline::dump_events(cfg, record)),
         None => run(pipeline::run(cfg)),
     }
 }

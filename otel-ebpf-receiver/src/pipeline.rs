@@ -1,15 +1,74 @@
 //! Wiring: ring buffer → decode → conn → span → enrich → export, plus self-telemetry.
 //!
 //! Input: a validated [`Config`]. Output: spans and metrics through the exporter until
-//! SIGINT/SIGTERM, then a flush and a clean detach.
+//! SIGINT/SIGTERM, then a flush and a clean detach. [`Processor`] is the IO-free part
+//! (records → spans) shared with the golden tests.
 
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::events;
-use crate::probes::{LoadOptions, Probes};
+use crate::conn::{ConnLimits, ConnTracker};
+use crate::enrich::{self, Enricher};
+use crate::events::{self, Event};
+use crate::export::{ExportSettings, Exporter, MetricsSource};
+use crate::filter::Filter;
+use crate::metrics::HttpMetrics;
+use crate::probes::{KernelCounters, LoadOptions, Probes};
+use crate::protocol::HttpExchange;
+use crate::span::{ObservedSpan, SpanOptions, build_span};
+use crate::telemetry::{self, SelfMetrics};
 use anyhow::Context as _;
+use otel_ebpf_common::Counter;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
+
+/// Records → exchanges → spans, without IO.
+pub struct Processor {
+    pub tracker: ConnTracker,
+    clock: Clock,
+    opts: SpanOptions,
+    exchanges: Vec<HttpExchange>,
+}
+
+impl Processor {
+    pub fn new(cfg: &Config, clock: Clock) -> Self {
+        let limits = ConnLimits {
+            request_timeout_ns: (cfg.receiver.request_timeout_seconds * 1e9) as u64,
+            ..ConnLimits::default()
+        };
+        Self {
+            tracker: ConnTracker::new(limits),
+            clock,
+            opts: SpanOptions {
+                capture_url_query: cfg.receiver.capture_url_query,
+            },
+            exchanges: Vec::new(),
+        }
+    }
+
+    /// Feeds one decoded event; spans of completed exchanges are appended to `out`.
+    pub fn on_event(&mut self, ev: Event, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
+        self.tracker.on_event(ev, &mut self.exchanges);
+        self.drain(out);
+    }
+
+    /// Closes out requests older than the timeout at `now_ns` (CLOCK_MONOTONIC).
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
+        self.tracker.expire(now_ns, &mut self.exchanges);
+        self.drain(out);
+    }
+
+    fn drain(&mut self, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
+        for ex in self.exchanges.drain(..) {
+            let span = build_span(&ex, &self.clock, &self.opts);
+            out.push((ex, span));
+        }
+    }
+}
 
 fn load(cfg: &Config) -> anyhow::Result<Probes> {
     Ok(Probes::load(LoadOptions {
@@ -18,15 +77,26 @@ fn load(cfg: &Config) -> anyhow::Result<Probes> {
     })?)
 }
 
-/// Prints every decoded record until SIGINT/SIGTERM (diagnostics).
-pub async fn dump_events(cfg: Config) -> anyhow::Result<()> {
-    let mut probes = load(&cfg)?;
+fn ring_fd(probes: &mut Probes) -> anyhow::Result<AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>> {
     let ring = probes.take_ring()?;
-    let counters = probes.take_counters()?;
     // SAFETY: the RingBuf owns its fd and lives inside the AsyncFd until it is dropped.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+    unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
-        .context("ring buffer fd")?;
+        .context("ring buffer fd")
+}
+
+/// Prints every decoded record until SIGINT/SIGTERM (diagnostics). With `record`, also writes
+/// each raw record as one hex line (the golden tests' input format).
+pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let mut probes = load(&cfg)?;
+    let mut ring = ring_fd(&mut probes)?;
+    let counters = probes.take_counters()?;
+    let mut file = match record {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(&p).with_context(|| p.display().to_string())?,
+        )),
+        None => None,
+    };
     let mut term = signal(SignalKind::terminate())?;
     log::info!("attached {} tracepoints", probes.attached.len());
     loop {
@@ -37,9 +107,13 @@ pub async fn dump_events(cfg: Config) -> anyhow::Result<()> {
                 let mut guard = guard?;
                 let rb = guard.get_inner_mut();
                 while let Some(item) = rb.next() {
+                    if let Some(f) = file.as_mut() {
+                        let hex: String = item.iter().map(|b| format!("{b:02x}")).collect();
+                        writeln!(f, "{hex}")?;
+                    }
                     match events::decode(&item) {
-                        Ok(events::Event::Data(d)) => println!(
-                            "DATA pid={} fd={} conn={} dir={:?} role={:?} {:?} total={} tuple={:?} {:?}",
+                        Ok(Event::Data(d)) => println!(
+                            "DATA pid={} fd={} conn={} {:?} {:?} {:?} total={} tuple={:?} {:?}",
                             d.pid, d.fd, d.conn_id, d.direction, d.role, d.syscall, d.total_len, d.tuple,
                             String::from_utf8_lossy(&d.payload[..d.payload.len().min(60)])
                         ),
@@ -51,11 +125,150 @@ pub async fn dump_events(cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(mut f) = file {
+        f.flush()?;
+    }
     println!("kernel counters: {:?}", counters.read());
     Ok(())
 }
 
-/// Runs the receiver until SIGINT/SIGTERM.
+fn parse_addr(s: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(s.parse().with_context(|| format!("address {s}"))?))
+    }
+}
+
+/// Per-run state of the runtime loop around the [`Processor`].
+struct Runtime {
+    proc: Processor,
+    enricher: Enricher,
+    filter: Filter,
+    metrics: Arc<Mutex<HttpMetrics>>,
+    exporter: Exporter,
+    me: Arc<SelfMetrics>,
+    spans: Vec<(HttpExchange, ObservedSpan)>,
+}
+
+impl Runtime {
+    fn on_record(&mut self, rec: &[u8]) {
+        SelfMetrics::add(&self.me.events_read, 1);
+        let ev = match events::decode(rec) {
+            Ok(ev) => ev,
+            Err(e) => {
+                SelfMetrics::add(&self.me.decode_errors, 1);
+                log::debug!("undecodable record: {e}");
+                return;
+            }
+        };
+        let exited = match &ev {
+            // Read /proc while the process is alive (it may exit right after its request).
+            Event::Data(d) => {
+                self.enricher.resource(d.pid);
+                None
+            }
+            Event::ProcessExit { pid, .. } => Some(*pid),
+            _ => None,
+        };
+        self.proc.on_event(ev, &mut self.spans);
+        self.emit();
+        if let Some(pid) = exited {
+            self.enricher.forget(pid);
+        }
+    }
+
+    fn emit(&mut self) {
+        for (ex, span) in self.spans.drain(..) {
+            if !self.filter.allows_ports(ex.tuple.as_ref()) {
+                SelfMetrics::add(&self.me.spans_filtered, 1);
+                continue;
+            }
+            let res = self.enricher.resource(ex.pid);
+            if !self.filter.allows_process(ex.pid, &res.executable_name) {
+                SelfMetrics::add(&self.me.spans_filtered, 1);
+                continue;
+            }
+            SelfMetrics::add(&self.me.spans_produced, 1);
+            if let Ok(mut m) = self.metrics.lock() {
+                m.record(&res, &span);
+            }
+            self.exporter.submit(res, span.span);
+        }
+    }
+
+    fn tick(&mut self, counters: &KernelCounters) {
+        self.proc.expire(Clock::monotonic_now_ns(), &mut self.spans);
+        self.emit();
+        let k = counters.read();
+        let lost =
+            k[Counter::DataLostRingbufFull as usize] + k[Counter::ControlLostRingbufFull as usize];
+        self.me.events_lost_kernel.store(lost, Ordering::Relaxed);
+        self.me
+            .parse_errors
+            .store(self.proc.tracker.stats.parse_errors, Ordering::Relaxed);
+    }
+}
+
+/// Runs the receiver until SIGINT/SIGTERM, then flushes and detaches.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    dump_events(cfg).await
+    let me = Arc::new(SelfMetrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = telemetry::serve(
+        parse_addr(&cfg.telemetry.health_address)?,
+        parse_addr(&cfg.telemetry.metrics_address)?,
+        me.clone(),
+        ready.clone(),
+    )
+    .await?;
+    let settings = ExportSettings::resolve(&cfg.exporters, &|k| std::env::var(k).ok())?;
+    let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
+    let m2 = metrics.clone();
+    let source: MetricsSource = Box::new(move |now| m2.lock().ok().and_then(|m| m.collect(now)));
+    let exporter = Exporter::start(settings, me.clone(), Some(source))?;
+
+    let mut probes = load(&cfg)?;
+    let mut ring = ring_fd(&mut probes)?;
+    let counters = probes.take_counters()?;
+    log::info!("attached {} tracepoints; capturing", probes.attached.len());
+    ready.store(true, Ordering::Release);
+
+    let mut rt = Runtime {
+        proc: Processor::new(&cfg, Clock::from_system()),
+        enricher: Enricher::new("/proc".into(), enrich::host_name()),
+        filter: Filter::new(&cfg.receiver.filters),
+        metrics,
+        exporter,
+        me,
+        spans: Vec::new(),
+    };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tick.tick() => rt.tick(&counters),
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    rt.on_record(&item);
+                }
+                guard.clear_ready();
+            }
+        }
+    }
+    log::info!("stopping: draining, flushing and detaching");
+    ready.store(false, Ordering::Release);
+    while let Some(item) = ring.get_mut().next() {
+        rt.on_record(&item);
+    }
+    rt.tick(&counters);
+    drop(ring);
+    drop(probes);
+    let Runtime { exporter, .. } = rt;
+    exporter.shutdown().await;
+    server.shutdown().await;
+    Ok(())
 }
