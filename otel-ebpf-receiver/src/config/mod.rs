@@ -168,7 +168,8 @@ pub struct OtlpConfig {
     pub timeout_seconds: Option<f64>,
     /// `gzip` or `none` (unset: `none`).
     pub compression: Option<String>,
-    /// Allow plain-text gRPC to an `https`-less endpoint (unset: decided by the URL scheme).
+    /// Plain-text gRPC (no TLS), as `OTEL_EXPORTER_OTLP_INSECURE` (unset: decided by the URL
+    /// scheme, `http` plain and `https` TLS).
     pub insecure: Option<bool>,
     /// PEM file of the CA certificate(s) to trust for the server (path).
     pub certificate: Option<String>,
