@@ -22,12 +22,18 @@ fn main() -> anyhow::Result<()> {
     let toolchain = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".into());
     let root_dir = root.to_str().context("utf-8 path")?;
     aya_build::build_ebpf(
-        [aya_build::Package { name: "otel-ebpf-probes", root_dir, ..Default::default() }],
+        [aya_build::Package {
+            name: "otel-ebpf-probes",
+            root_dir,
+            ..Default::default()
+        }],
         aya_build::Toolchain::Custom(&toolchain),
     )
 }
 
 fn which_bpf_linker() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("bpf-linker")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("bpf-linker"))
+        .find(|p| p.is_file())
 }

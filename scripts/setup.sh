@@ -49,7 +49,7 @@ if [ ! -e /sys/kernel/tracing/events ]; then
 fi
 
 # 5. rotel (a real Rust OTel collector from PyPI) for one integration test.
-if ! command -v rotel >/dev/null 2>&1; then
+if ! python3 -c "import rotel" >/dev/null 2>&1; then
   log "pip install rotel"
   pip install -q rotel || log "rotel could not be installed; the rotel test will fail"
 fi

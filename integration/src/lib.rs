@@ -1,1 +1,167 @@
 //! Helpers shared by the privileged end-to-end tests.
+//!
+//! - [`Receiver`]: runs the real `otel-ebpf-receiver` binary (a separate process, so the test
+//!   process's own traffic is captured) with a generated config, waits for its health check.
+//! - [`OtlpSink`]: a real OTLP/gRPC trace+metrics receiver (tonic, `opentelemetry-proto`) on
+//!   127.0.0.1 that stores what it receives.
+//! - [`Span`]: a flattened received span for assertions.
+//!
+//! Tests run one at a time ([`serial`]) because each loads its own probes.
+
+pub mod sink;
+pub mod workload;
+
+pub use sink::{OtlpSink, Span};
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serialises tests (each loads its own probes); also checks we are root.
+pub fn serial() -> MutexGuard<'static, ()> {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "integration tests load eBPF probes and must run as root (sudo bash scripts/test.sh)"
+    );
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Path of a binary built in this workspace's target directory.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps/.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first (scripts/test.sh does)", p.display());
+    p
+}
+
+/// A running receiver process; stopped with SIGINT on drop.
+pub struct Receiver {
+    child: Child,
+    pub health_port: u16,
+    pub metrics_port: u16,
+    stdout_path: PathBuf,
+}
+
+impl Receiver {
+    /// Starts the receiver with `receiver_yaml` (the body of the `receiver:` section, indented
+    /// by two spaces) exporting to `otlp_endpoint` (grpc) and waits until it is healthy.
+    pub fn start(receiver_yaml: &str, otlp_endpoint: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
+        let health_port = free_port();
+        let metrics_port = free_port();
+        let dir = std::env::temp_dir().join(format!("oer-it-{}-{}", std::process::id(), health_port));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("config.yaml");
+        let exporters = match otlp_endpoint {
+            Some(e) => format!("exporters:\n  flush_interval_seconds: 0.2\n  metrics_interval_seconds: 1\n  otlp:\n    endpoint: \"{e}\"\n    protocol: grpc\n"),
+            None => "exporters:\n  console: true\n  flush_interval_seconds: 0.2\n".to_string(),
+        };
+        std::fs::write(
+            &cfg,
+            format!(
+                "receiver:\n{receiver_yaml}\n{exporters}telemetry:\n  health_address: \"127.0.0.1:{health_port}\"\n  metrics_address: \"127.0.0.1:{metrics_port}\"\n"
+            ),
+        )
+        .unwrap();
+        let stdout_path = dir.join("stdout.txt");
+        let mut cmd = Command::new(workspace_bin("otel-ebpf-receiver"));
+        cmd.arg("--config").arg(&cfg).stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()));
+        for k in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start otel-ebpf-receiver");
+        let mut r = Self { child, health_port, metrics_port, stdout_path };
+        r.wait_healthy(Duration::from_secs(60));
+        r
+    }
+
+    fn wait_healthy(&mut self, timeout: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("receiver exited early with {status}; stdout: {}", self.stdout());
+            }
+            if http_get_status(self.health_port, "/") == Some(200) {
+                return;
+            }
+            assert!(t0.elapsed() < timeout, "receiver not healthy after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The receiver's self-metrics (Prometheus text).
+    pub fn self_metrics(&self) -> String {
+        http_get_body(self.metrics_port, "/metrics").unwrap_or_default()
+    }
+
+    /// Everything the receiver printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    /// SIGINT, then waits for exit; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        // SAFETY: kill with a pid we own.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Status code of `GET http://127.0.0.1:port/path`, None if unreachable.
+pub fn http_get_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path)?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Body of `GET http://127.0.0.1:port/path`.
+pub fn http_get_body(port: u16, path: &str) -> Option<String> {
+    let r = http_get(port, path)?;
+    r.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// Value of a Prometheus counter line `name value` in `text`.
+pub fn prom_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+}

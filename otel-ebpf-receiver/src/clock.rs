@@ -12,7 +12,10 @@ pub struct Clock {
 }
 
 fn now(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec to a valid pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
@@ -23,7 +26,9 @@ impl Clock {
     pub fn from_system() -> Self {
         let mono = now(libc::CLOCK_MONOTONIC);
         let real = now(libc::CLOCK_REALTIME);
-        Self { offset_ns: real - mono }
+        Self {
+            offset_ns: real - mono,
+        }
     }
 
     /// A clock with a fixed offset (ns), for golden tests.

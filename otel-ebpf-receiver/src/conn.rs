@@ -20,7 +20,11 @@ pub struct ConnLimits {
 
 impl Default for ConnLimits {
     fn default() -> Self {
-        Self { max_connections: 65_536, request_timeout_ns: 30_000_000_000, max_buffer_bytes: 65_536 }
+        Self {
+            max_connections: 65_536,
+            request_timeout_ns: 30_000_000_000,
+            max_buffer_bytes: 65_536,
+        }
     }
 }
 
@@ -40,7 +44,10 @@ pub struct ConnTracker {
 
 impl ConnTracker {
     pub fn new(limits: ConnLimits) -> Self {
-        Self { limits, stats: ConnStats::default() }
+        Self {
+            limits,
+            stats: ConnStats::default(),
+        }
     }
 
     /// Feeds one event; completed exchanges are appended to `out`.

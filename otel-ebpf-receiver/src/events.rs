@@ -44,11 +44,24 @@ pub struct DataEvent {
 pub enum Event {
     Data(DataEvent),
     /// A tracked socket fd was closed (syscalls:sys_enter_close).
-    Close { pid: u32, fd: i32, conn_id: u64, ts_ns: u64 },
+    Close {
+        pid: u32,
+        fd: i32,
+        conn_id: u64,
+        ts_ns: u64,
+    },
     /// A process exited (sched:sched_process_exit).
-    ProcessExit { pid: u32, ts_ns: u64 },
+    ProcessExit {
+        pid: u32,
+        ts_ns: u64,
+    },
     /// TCP state change (sock:inet_sock_set_state); states as in `include/net/tcp_states.h`.
-    TcpState { old: u8, new: u8, tuple: Option<Tuple>, ts_ns: u64 },
+    TcpState {
+        old: u8,
+        new: u8,
+        tuple: Option<Tuple>,
+        ts_ns: u64,
+    },
 }
 
 /// Why a record could not be decoded.
@@ -99,7 +112,10 @@ fn direction(v: u8) -> Result<Direction, DecodeError> {
     match v {
         0 => Ok(Direction::Egress),
         1 => Ok(Direction::Ingress),
-        _ => Err(DecodeError::BadField { field: "direction", value: v.into() }),
+        _ => Err(DecodeError::BadField {
+            field: "direction",
+            value: v.into(),
+        }),
     }
 }
 
@@ -108,7 +124,10 @@ fn role(v: u8) -> Result<SockRole, DecodeError> {
         0 => Ok(SockRole::Unknown),
         1 => Ok(SockRole::Client),
         2 => Ok(SockRole::Server),
-        _ => Err(DecodeError::BadField { field: "role", value: v.into() }),
+        _ => Err(DecodeError::BadField {
+            field: "role",
+            value: v.into(),
+        }),
     }
 }
 
@@ -122,7 +141,12 @@ fn syscall(v: u8) -> Result<Syscall, DecodeError> {
         5 => Syscall::Recvfrom,
         6 => Syscall::Sendmsg,
         7 => Syscall::Recvmsg,
-        _ => return Err(DecodeError::BadField { field: "syscall", value: v.into() }),
+        _ => {
+            return Err(DecodeError::BadField {
+                field: "syscall",
+                value: v.into(),
+            });
+        }
     })
 }
 
@@ -137,7 +161,10 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                 || HEADER_LEN + captured > record.len()
                 || captured as u64 > h.total_len
             {
-                return Err(DecodeError::Length { captured: h.captured_len, record: record.len() });
+                return Err(DecodeError::Length {
+                    captured: h.captured_len,
+                    record: record.len(),
+                });
             }
             Event::Data(DataEvent {
                 pid: h.pid,
@@ -153,8 +180,16 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                 payload: Bytes::copy_from_slice(&record[HEADER_LEN..HEADER_LEN + captured]),
             })
         }
-        EventKind::Close => Event::Close { pid: h.pid, fd: h.fd, conn_id: h.conn_id, ts_ns: h.ts_ns },
-        EventKind::ProcessExit => Event::ProcessExit { pid: h.pid, ts_ns: h.ts_ns },
+        EventKind::Close => Event::Close {
+            pid: h.pid,
+            fd: h.fd,
+            conn_id: h.conn_id,
+            ts_ns: h.ts_ns,
+        },
+        EventKind::ProcessExit => Event::ProcessExit {
+            pid: h.pid,
+            ts_ns: h.ts_ns,
+        },
         EventKind::TcpState => Event::TcpState {
             old: h.syscall,
             new: h.total_len as u8,
@@ -167,7 +202,10 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
 /// Encodes an event back into record bytes: the inverse of [`decode`], used by golden tests
 /// and fuzz seeds to replay recorded streams.
 pub fn encode(ev: &Event) -> Vec<u8> {
-    let mut h = EventHeader { fd: -1, ..Default::default() };
+    let mut h = EventHeader {
+        fd: -1,
+        ..Default::default()
+    };
     let mut payload: &[u8] = &[];
     let put_tuple = |h: &mut EventHeader, t: &Option<Tuple>| {
         if let Some(t) = t {
@@ -204,7 +242,12 @@ pub fn encode(ev: &Event) -> Vec<u8> {
             put_tuple(&mut h, &d.tuple);
             payload = &d.payload;
         }
-        Event::Close { pid, fd, conn_id, ts_ns } => {
+        Event::Close {
+            pid,
+            fd,
+            conn_id,
+            ts_ns,
+        } => {
             h.kind = EventKind::Close as u8;
             h.pid = *pid;
             h.fd = *fd;
@@ -216,7 +259,12 @@ pub fn encode(ev: &Event) -> Vec<u8> {
             h.pid = *pid;
             h.ts_ns = *ts_ns;
         }
-        Event::TcpState { old, new, tuple, ts_ns } => {
+        Event::TcpState {
+            old,
+            new,
+            tuple,
+            ts_ns,
+        } => {
             h.kind = EventKind::TcpState as u8;
             h.syscall = *old;
             h.total_len = u64::from(*new);
@@ -265,12 +313,25 @@ mod tests {
 
     #[test]
     fn round_trips_every_kind() {
-        let v6t = Some(Tuple { local: "[::1]:1".parse().unwrap(), remote: "[2001:db8::1]:443".parse().unwrap() });
+        let v6t = Some(Tuple {
+            local: "[::1]:1".parse().unwrap(),
+            remote: "[2001:db8::1]:443".parse().unwrap(),
+        });
         for ev in [
             Event::Data(data()),
-            Event::Close { pid: 1, fd: 7, conn_id: 3, ts_ns: 9 },
+            Event::Close {
+                pid: 1,
+                fd: 7,
+                conn_id: 3,
+                ts_ns: 9,
+            },
             Event::ProcessExit { pid: 5, ts_ns: 6 },
-            Event::TcpState { old: 2, new: 1, tuple: v6t, ts_ns: 8 },
+            Event::TcpState {
+                old: 2,
+                new: 1,
+                tuple: v6t,
+                ts_ns: 8,
+            },
         ] {
             assert_eq!(decode(&encode(&ev)).unwrap(), ev);
         }
@@ -278,7 +339,13 @@ mod tests {
 
     #[test]
     fn v4_mapped_v6_becomes_v4() {
-        let mut h = EventHeader { kind: 1, family: AF_INET6, lport: 80, rport: 9, ..Default::default() };
+        let mut h = EventHeader {
+            kind: 1,
+            family: AF_INET6,
+            lport: 80,
+            rport: 9,
+            ..Default::default()
+        };
         h.laddr = Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped().octets();
         h.raddr = h.laddr;
         assert_eq!(tuple(&h).unwrap().local, "127.0.0.1:80".parse().unwrap());
@@ -295,6 +362,12 @@ mod tests {
         assert_eq!(decode(&rec), Err(DecodeError::UnknownKind(77)));
         let mut rec = encode(&Event::Data(data()));
         rec[1] = 5;
-        assert!(matches!(decode(&rec), Err(DecodeError::BadField { field: "direction", .. })));
+        assert!(matches!(
+            decode(&rec),
+            Err(DecodeError::BadField {
+                field: "direction",
+                ..
+            })
+        ));
     }
 }

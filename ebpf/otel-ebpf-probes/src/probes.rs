@@ -67,10 +67,16 @@ fn conf() -> &'static ProbeConfig {
     unsafe { &*core::ptr::read_volatile(&(&raw const CONFIG)) }
 }
 
+/// Volatile read of one config field.
+#[inline(always)]
+fn rd<T: Copy>(p: &T) -> T {
+    // SAFETY: `p` points into the CONFIG static.
+    unsafe { core::ptr::read_volatile(p) }
+}
+
 macro_rules! conf {
     ($f:ident) => {
-        // SAFETY: see `conf`.
-        unsafe { core::ptr::read_volatile(&conf().$f) }
+        rd(&conf().$f)
     };
 }
 
@@ -210,7 +216,11 @@ fn read_sk<T: Copy>(sk: u64, off: u32) -> Option<T> {
             (sk + off as u64) as *const c_void,
         )
     };
-    if r == 0 { Some(unsafe { v.assume_init() }) } else { None }
+    if r == 0 {
+        Some(unsafe { v.assume_init() })
+    } else {
+        None
+    }
 }
 
 /// Fills the tuple of `h` from `struct sock_common` at BTF-resolved offsets.
@@ -307,7 +317,13 @@ fn copy_user<const C: usize>(dst: *mut u8, off: u64, len: u64, src: u64) -> bool
     if len == 0 {
         return true;
     }
-    unsafe { bpf_probe_read_user(dst.add(off as usize) as *mut c_void, len as u32, src as *const c_void) == 0 }
+    unsafe {
+        bpf_probe_read_user(
+            dst.add(off as usize) as *mut c_void,
+            len as u32,
+            src as *const c_void,
+        ) == 0
+    }
 }
 
 /// What the exit handler learnt before the payload copy.
@@ -360,7 +376,11 @@ fn exit_prelude(ctx: &TracePointContext) -> Option<Pending> {
         || a.op == Syscall::Sendmsg as u8;
     let mut h = EventHeader {
         kind: EventKind::Data as u8,
-        direction: if egress { Direction::Egress as u8 } else { Direction::Ingress as u8 },
+        direction: if egress {
+            Direction::Egress as u8
+        } else {
+            Direction::Ingress as u8
+        },
         role: conn.role,
         syscall: a.op,
         pid: tgid,
@@ -401,10 +421,12 @@ fn emit<const C: usize, const R: usize>(p: &mut Pending, vectored: bool) {
             count(Counter::PayloadReadFailed);
         }
     } else {
-        let (iov, iovcnt) = if p.a.op == Syscall::Sendmsg as u8 || p.a.op == Syscall::Recvmsg as u8 {
+        let (iov, iovcnt) = if p.a.op == Syscall::Sendmsg as u8 || p.a.op == Syscall::Recvmsg as u8
+        {
             // struct msghdr (LP64 user ABI): msg_iov at 16, msg_iovlen at 24.
-            let iov = unsafe { aya_ebpf::helpers::bpf_probe_read_user((p.a.buf + 16) as *const u64) }
-                .unwrap_or(0);
+            let iov =
+                unsafe { aya_ebpf::helpers::bpf_probe_read_user((p.a.buf + 16) as *const u64) }
+                    .unwrap_or(0);
             let n = unsafe { aya_ebpf::helpers::bpf_probe_read_user((p.a.buf + 24) as *const u64) }
                 .unwrap_or(0);
             (iov, n)
@@ -440,7 +462,9 @@ fn emit<const C: usize, const R: usize>(p: &mut Pending, vectored: bool) {
 /// Picks the smallest size class that holds the capture (classes bound ring buffer waste).
 #[inline(always)]
 fn exit_io(ctx: &TracePointContext, vectored: bool) -> u32 {
-    let Some(mut p) = exit_prelude(ctx) else { return 0 };
+    let Some(mut p) = exit_prelude(ctx) else {
+        return 0;
+    };
     if vectored {
         match p.cap {
             0..=256 => emit::<256, { HEADER_LEN + 512 }>(&mut p, true),
@@ -535,7 +559,12 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 fn new_conn(fd: i32, role: SockRole) -> u32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let key = ((tgid as u64) << 32) | (fd as u32 as u64);
-    let c = ConnState { conn_id: next_conn_id(), role: role as u8, confirmed: 0, _pad: [0; 6] };
+    let c = ConnState {
+        conn_id: next_conn_id(),
+        role: role as u8,
+        confirmed: 0,
+        _pad: [0; 6],
+    };
     if CONNS.insert(&key, &c, 0).is_err() {
         count(Counter::ConnMapFull);
     }
@@ -551,7 +580,9 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let tgid = (id >> 32) as u32;
     let fd = arg(&ctx, 0) as i32;
     let key = ((tgid as u64) << 32) | (fd as u32 as u64);
-    let Some(c) = (unsafe { CONNS.get(&key) }).copied() else { return 0 };
+    let Some(c) = (unsafe { CONNS.get(&key) }).copied() else {
+        return 0;
+    };
     let _ = CONNS.remove(&key);
     if c.confirmed == 0 {
         return 0;
@@ -615,8 +646,10 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         ..EventHeader::default()
     };
     // The v6 fields hold v4-mapped addresses for AF_INET sockets.
-    h.laddr = unsafe { ctx.read_at::<[u8; 16]>(conf!(tp_state_saddr_v6) as usize) }.unwrap_or([0; 16]);
-    h.raddr = unsafe { ctx.read_at::<[u8; 16]>(conf!(tp_state_daddr_v6) as usize) }.unwrap_or([0; 16]);
+    h.laddr =
+        unsafe { ctx.read_at::<[u8; 16]>(conf!(tp_state_saddr_v6) as usize) }.unwrap_or([0; 16]);
+    h.raddr =
+        unsafe { ctx.read_at::<[u8; 16]>(conf!(tp_state_daddr_v6) as usize) }.unwrap_or([0; 16]);
     let _ = ctx.as_ptr();
     submit_header(&h, Counter::ControlLostRingbufFull);
     0

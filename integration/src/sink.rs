@@ -1,0 +1,152 @@
+//! A real OTLP/gRPC receiver for tests: stores every span and metric it is sent.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A received span, flattened: attributes and resource attributes as strings.
+#[derive(Clone, Debug)]
+pub struct Span {
+    pub name: String,
+    /// 2 = SERVER, 3 = CLIENT (OTLP SpanKind).
+    pub kind: i32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// 0 unset, 1 ok, 2 error.
+    pub status: i32,
+    pub attrs: BTreeMap<String, String>,
+    pub resource: BTreeMap<String, String>,
+}
+
+impl Span {
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.attrs.get(k).map(String::as_str)
+    }
+    pub fn is_server(&self) -> bool {
+        self.kind == 2
+    }
+    pub fn is_client(&self) -> bool {
+        self.kind == 3
+    }
+}
+
+fn value(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn flatten(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+    kvs.iter().map(|kv| (kv.key.clone(), value(&kv.value))).collect()
+}
+
+#[derive(Default)]
+struct Store {
+    spans: Vec<Span>,
+    metrics: Vec<ExportMetricsServiceRequest>,
+    requests: usize,
+}
+
+#[derive(Clone, Default)]
+struct Svc(Arc<Mutex<Store>>);
+
+#[tonic::async_trait]
+impl TraceService for Svc {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut st = self.0.lock().unwrap();
+        st.requests += 1;
+        for rs in req.into_inner().resource_spans {
+            let resource = flatten(&rs.resource.map(|r| r.attributes).unwrap_or_default());
+            for ss in rs.scope_spans {
+                for s in ss.spans {
+                    st.spans.push(Span {
+                        name: s.name,
+                        kind: s.kind,
+                        start_ns: s.start_time_unix_nano,
+                        end_ns: s.end_time_unix_nano,
+                        status: s.status.map(|x| x.code).unwrap_or(0),
+                        attrs: flatten(&s.attributes),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Svc {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.0.lock().unwrap().metrics.push(req.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+/// OTLP/gRPC sink on 127.0.0.1 (its own runtime thread).
+pub struct OtlpSink {
+    pub addr: SocketAddr,
+    svc: Svc,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl OtlpSink {
+    pub fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let svc = Svc::default();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = svc.clone();
+        rt.spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(s.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip))
+                .add_service(MetricsServiceServer::new(s).accept_compressed(tonic::codec::CompressionEncoding::Gzip))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        Self { addr, svc, _rt: rt }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Spans received so far that match `pred`.
+    pub fn spans(&self, pred: impl Fn(&Span) -> bool) -> Vec<Span> {
+        self.svc.0.lock().unwrap().spans.iter().filter(|s| pred(s)).cloned().collect()
+    }
+
+    /// Metric export requests received so far.
+    pub fn metrics(&self) -> Vec<ExportMetricsServiceRequest> {
+        self.svc.0.lock().unwrap().metrics.clone()
+    }
+
+    /// Waits until `n` matching spans arrived (or `timeout`), then waits `settle` more so
+    /// that extra (wrong) spans would show up too; returns the matching spans.
+    pub fn wait_spans(&self, n: usize, timeout: Duration, pred: impl Fn(&Span) -> bool) -> Vec<Span> {
+        let t0 = Instant::now();
+        while self.spans(&pred).len() < n && t0.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        self.spans(&pred)
+    }
+}
+

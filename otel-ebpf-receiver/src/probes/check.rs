@@ -1,0 +1,196 @@
+//! `otel-ebpf-receiver check`: what this kernel and this process allow, and the probe plan.
+//!
+//! Input: tracefs, /sys/kernel/btf/vmlinux, /proc/self/status, the kernel's answers to BPF
+//! feature probes. Output: a report (one line per item, with the reason for anything missing).
+//! Nothing is attached.
+
+use super::{TRACEPOINTS, btf, tracefs};
+use aya::maps::MapType;
+use aya::programs::ProgramType;
+use aya::sys::{is_map_supported, is_program_supported};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Linux capability numbers (include/uapi/linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Effective capability bitmask of this process (CapEff in /proc/self/status).
+pub fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+fn has(caps: u64, cap: u32) -> bool {
+    caps & (1u64 << cap) != 0
+}
+
+/// What privilege is missing to load and attach the probes, if any.
+pub fn missing_privilege() -> Option<String> {
+    let caps = effective_caps();
+    if has(caps, CAP_SYS_ADMIN) || (has(caps, CAP_BPF) && has(caps, CAP_PERFMON)) {
+        None
+    } else {
+        Some("this process has neither CAP_SYS_ADMIN nor CAP_BPF+CAP_PERFMON".into())
+    }
+}
+
+fn line(out: &mut String, ok: bool, what: &str, detail: &str) {
+    let _ = writeln!(
+        out,
+        "[{}] {what:<28} {detail}",
+        if ok { " ok " } else { "MISS" }
+    );
+}
+
+/// An optional item: absent is not a failure.
+fn optional(out: &mut String, ok: bool, what: &str, detail: &str) {
+    let _ = writeln!(
+        out,
+        "[{}] {what:<28} {detail}",
+        if ok { " ok " } else { " -- " }
+    );
+}
+
+/// Builds the report; returns it and whether every required item is present.
+pub fn report() -> (String, bool) {
+    let mut out = String::new();
+    let mut all = true;
+    let _ = writeln!(
+        out,
+        "otel-ebpf-receiver {} — kernel capabilities",
+        env!("CARGO_PKG_VERSION")
+    );
+    let uname = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let _ = writeln!(out, "kernel {}", uname.trim());
+
+    let caps = effective_caps();
+    let priv_ok = missing_privilege().is_none();
+    all &= priv_ok;
+    line(
+        &mut out,
+        priv_ok,
+        "capabilities",
+        &format!(
+            "CapEff={caps:#x} (CAP_SYS_ADMIN={} CAP_BPF={} CAP_PERFMON={}){}",
+            has(caps, CAP_SYS_ADMIN),
+            has(caps, CAP_BPF),
+            has(caps, CAP_PERFMON),
+            if priv_ok {
+                ""
+            } else {
+                " — run as root or grant CAP_BPF+CAP_PERFMON"
+            }
+        ),
+    );
+
+    let root = tracefs::root();
+    all &= root.is_some();
+    line(
+        &mut out,
+        root.is_some(),
+        "tracefs",
+        &match &root {
+            Some(r) => r.display().to_string(),
+            None => "not mounted — mount -t tracefs nodev /sys/kernel/tracing".into(),
+        },
+    );
+
+    let btf_res = btf::KernelBtf::open(btf::VMLINUX).and_then(|b| btf::SockOffsets::resolve(&b));
+    all &= btf_res.is_ok();
+    line(
+        &mut out,
+        btf_res.is_ok(),
+        "BTF",
+        &match &btf_res {
+            Ok(o) => format!(
+                "{} (struct sock: skc_dport@{} skc_num@{})",
+                btf::VMLINUX,
+                o.skc_dport,
+                o.skc_num
+            ),
+            Err(e) => e.to_string(),
+        },
+    );
+
+    let rb = is_map_supported(MapType::RingBuf);
+    let rb_ok = matches!(rb, Ok(true));
+    all &= rb_ok;
+    line(
+        &mut out,
+        rb_ok,
+        "ring buffer",
+        &format!("BPF_MAP_TYPE_RINGBUF: {rb:?} (Linux ≥ 5.8)"),
+    );
+
+    let tp = is_program_supported(ProgramType::TracePoint);
+    line(
+        &mut out,
+        matches!(tp, Ok(true)),
+        "tracepoint programs",
+        &format!("{tp:?}"),
+    );
+    all &= matches!(tp, Ok(true));
+
+    let kprobes = Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    optional(
+        &mut out,
+        kprobes,
+        "kprobes",
+        if kprobes {
+            "available (optional; not used by this release)"
+        } else {
+            "absent (CONFIG_KPROBES off) — optional, tracepoints are used instead"
+        },
+    );
+    let uprobes = Path::new("/sys/bus/event_source/devices/uprobe").exists();
+    optional(
+        &mut out,
+        uprobes,
+        "uprobes",
+        if uprobes {
+            "available (TLS capture, later releases)"
+        } else {
+            "absent (CONFIG_UPROBES off) — optional"
+        },
+    );
+    let fentry = is_program_supported(ProgramType::Tracing);
+    optional(
+        &mut out,
+        matches!(fentry, Ok(true)),
+        "fentry/fexit",
+        &format!("program type {fentry:?} (optional; attach may still be refused by lockdown/LSM)"),
+    );
+
+    let _ = writeln!(out, "probe plan (all required):");
+    for (cat, name) in TRACEPOINTS {
+        let present = root.as_ref().is_some_and(|r| {
+            r.join("events")
+                .join(cat)
+                .join(name)
+                .join("format")
+                .exists()
+        });
+        all &= present;
+        line(
+            &mut out,
+            present,
+            &format!("{cat}:{name}"),
+            if present {
+                "tracepoint"
+            } else if root.is_none() {
+                "unknown: tracefs not mounted"
+            } else {
+                "missing on this kernel"
+            },
+        );
+    }
+    (out, all)
+}
