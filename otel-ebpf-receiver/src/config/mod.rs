@@ -7,9 +7,9 @@
 //! Output: a [`Config`] that passed [`Config::validate`].
 //! Errors: one line naming the file, the key path (e.g. `receiver.filters.include_ports[0]`) and
 //! what is wrong: unknown keys, wrong types, duplicate keys, out-of-range values.
-//! Limits: every key has a default, so any subset of keys (or an empty file) is valid; the
-//! `OTEL_EXPORTER_OTLP_*` environment overrides are applied by the exporter, not here; no
-//! `${env:VAR}` substitution.
+//! Limits: every key has a default, so any subset of keys (or an empty file) is valid, and a
+//! section or list left empty (`null`) takes its default; the `OTEL_EXPORTER_OTLP_*`
+//! environment overrides are applied by the exporter, not here; no `${env:VAR}` substitution.
 
 mod validate;
 
@@ -27,10 +27,13 @@ use std::time::Duration;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// What is captured and how (`receiver:`).
+    #[serde(deserialize_with = "null_as_default")]
     pub receiver: ReceiverConfig,
     /// Where spans and metrics go (`exporters:`).
+    #[serde(deserialize_with = "null_as_default")]
     pub exporters: ExportersConfig,
     /// The receiver's own health and metrics endpoints (`telemetry:`).
+    #[serde(deserialize_with = "null_as_default")]
     pub telemetry: TelemetryConfig,
 }
 
@@ -53,6 +56,7 @@ pub struct ReceiverConfig {
     /// Record `url.query` (default off: queries often carry secrets).
     pub capture_url_query: bool,
     /// Which processes and connections are captured.
+    #[serde(deserialize_with = "null_as_default")]
     pub filters: Filters,
 }
 
@@ -86,17 +90,23 @@ impl ReceiverConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// Process ids (tgid, as in `/proc/<pid>`) to capture; each ≥ 1.
+    #[serde(deserialize_with = "null_as_default")]
     pub include_pids: Vec<u32>,
     /// Process ids never captured; each ≥ 1.
+    #[serde(deserialize_with = "null_as_default")]
     pub exclude_pids: Vec<u32>,
     /// Executables to capture: a name without `/` matches the executable's file name (e.g.
     /// `nginx`), a name with `/` matches its full path (e.g. `/usr/sbin/nginx`).
+    #[serde(deserialize_with = "null_as_default")]
     pub include_executables: Vec<String>,
     /// Executables never captured, matched like `include_executables`.
+    #[serde(deserialize_with = "null_as_default")]
     pub exclude_executables: Vec<String>,
     /// Local or remote port (e.g. `[8080]`: only connections with 8080 at either end); each ≥ 1.
+    #[serde(deserialize_with = "null_as_default")]
     pub include_ports: Vec<u16>,
     /// Connections with one of these ports at either end are never captured; each ≥ 1.
+    #[serde(deserialize_with = "null_as_default")]
     pub exclude_ports: Vec<u16>,
 }
 
@@ -108,6 +118,7 @@ pub struct ExportersConfig {
     /// endpoint is set (neither here nor in the environment), off otherwise.
     pub console: Option<bool>,
     /// OTLP exporter (spans and metrics).
+    #[serde(deserialize_with = "null_as_default")]
     pub otlp: OtlpConfig,
     /// Batches are flushed at least this often (seconds, > 0; default 1).
     pub flush_interval_seconds: f64,
@@ -163,6 +174,7 @@ pub struct OtlpConfig {
     pub protocol: Option<String>,
     /// Extra request headers (gRPC metadata), e.g. `{authorization: "Bearer …"}`; names must be
     /// valid HTTP header names, values valid header values.
+    #[serde(deserialize_with = "null_as_default")]
     pub headers: BTreeMap<String, String>,
     /// Per-request timeout (seconds, > 0; unset: 10).
     pub timeout_seconds: Option<f64>,
@@ -320,6 +332,15 @@ fn invalid(origin: &str, key: &str, message: String) -> ConfigError {
         key: key.into(),
         message,
     }
+}
+
+/// A section or list given as `null` (e.g. every key under it commented out) takes its default.
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
 fn parse_addr(s: &str) -> Result<Option<SocketAddr>, AddrParseError> {

@@ -77,6 +77,17 @@ fn blank_and_partial_files() {
     assert_eq!(c.receiver.filters.include_ports, vec![8080]);
     assert_eq!(c.receiver.ring_buffer_bytes, 8 << 20);
     assert_eq!(c.exporters, ExportersConfig::default());
+    // Sections and lists left empty (every key under them commented out) take their defaults.
+    for null in [
+        "receiver:\n",
+        "receiver:\n  filters:\n",
+        "receiver:\n  filters:\n    include_ports:\n    exclude_pids: ~\n",
+        "exporters:\n  otlp:\n    headers:\n",
+        "exporters:\n  otlp:\n",
+        "telemetry:\n",
+    ] {
+        assert_eq!(parse(null), Config::default(), "{null:?}");
+    }
     // Integers are accepted for seconds.
     let c = parse("exporters:\n  flush_interval_seconds: 2\n  otlp: {timeout_seconds: 5}\n");
     assert_eq!(c.exporters.flush_interval(), Duration::from_secs(2));

@@ -17,7 +17,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use server::{ServerHandle, serve};
+pub use server::{HEALTH_NOT_READY_BODY, HEALTH_READY_BODY, ServerHandle, serve};
 
 use otel_ebpf_common::{COUNTER_COUNT, Counter};
 use std::fmt::Write as _;

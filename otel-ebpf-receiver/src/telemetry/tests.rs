@@ -1,7 +1,6 @@
 //! Tests of the Prometheus exposition (checked by a strict line parser) and of the HTTP
 //! endpoints over real sockets.
 
-use super::server::{HEALTH_NOT_READY_BODY, HEALTH_READY_BODY};
 use super::*;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
