@@ -1,0 +1,291 @@
+//! Config validation: the value ranges and cross-key rules of [`Config`].
+//!
+//! Stage: start-up, right after parsing. Input: a parsed [`Config`] and the name of its source.
+//! Output: `Ok(())` or the first problem in file order as a one-line [`ConfigError::Invalid`]
+//! naming the key path. Limits: no file-system or network access (certificate files are read
+//! and endpoints reached by the exporter); the only host-dependent rule is the page size for
+//! `ring_buffer_bytes`.
+
+use super::{Config, ConfigError, ExportersConfig, Filters, OtlpConfig, invalid, parse_addr};
+use std::fmt::Display;
+
+/// Smallest accepted interval or timeout (seconds).
+pub(crate) const MIN_SECONDS: f64 = 0.001;
+/// Largest accepted interval or timeout (seconds; one year, far below `Instant` overflow).
+pub(crate) const MAX_SECONDS: f64 = 31_536_000.0;
+/// Largest accepted `ring_buffer_bytes` (bytes; 1 GiB).
+pub(crate) const MAX_RING_BUFFER: u32 = 1 << 30;
+/// Largest accepted `queue_size` (spans; guards against a typo allocating gigabytes).
+pub(crate) const MAX_QUEUE: usize = 1 << 24;
+
+type Check = Result<(), (String, String)>;
+
+fn fail(key: impl Into<String>, message: impl Into<String>) -> Check {
+    Err((key.into(), message.into()))
+}
+
+impl Config {
+    /// Validates, naming `origin` in the error.
+    pub(super) fn validate_as(&self, origin: &str) -> Result<(), ConfigError> {
+        self.check()
+            .map_err(|(key, message)| invalid(origin, &key, message))
+    }
+
+    fn check(&self) -> Check {
+        let r = &self.receiver;
+        let max_capture = otel_ebpf_common::MAX_CAPTURE as u32;
+        if !(1..=max_capture).contains(&r.capture_bytes) {
+            let msg = format!(
+                "must be in 1..={max_capture} (bytes), got {}",
+                r.capture_bytes
+            );
+            return fail("receiver.capture_bytes", msg);
+        }
+        check_ring_buffer(r.ring_buffer_bytes)?;
+        check_seconds(
+            "receiver.request_timeout_seconds",
+            r.request_timeout_seconds,
+        )?;
+        check_filters(&r.filters)?;
+        check_exporters(&self.exporters)?;
+        let t = &self.telemetry;
+        check_address("telemetry.health_address", &t.health_address)?;
+        check_address("telemetry.metrics_address", &t.metrics_address)?;
+        if let (Ok(Some(h)), Ok(Some(m))) = (
+            parse_addr(&t.health_address),
+            parse_addr(&t.metrics_address),
+        ) && h == m
+            && h.port() != 0
+        {
+            return fail(
+                "telemetry.metrics_address",
+                format!("{m} is also health_address; use another port"),
+            );
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions; it returns -1 on error, handled below.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(p).unwrap_or(4096).max(4096)
+}
+
+fn check_ring_buffer(bytes: u32) -> Check {
+    let min = page_size();
+    if !bytes.is_power_of_two() || bytes < min || bytes > MAX_RING_BUFFER {
+        let msg = format!(
+            "must be a power of two in {min}..={MAX_RING_BUFFER} (bytes; at least 4096 and the page size), got {bytes}"
+        );
+        return fail("receiver.ring_buffer_bytes", msg);
+    }
+    Ok(())
+}
+
+fn check_seconds(key: &str, v: f64) -> Check {
+    if !v.is_finite() || !(MIN_SECONDS..=MAX_SECONDS).contains(&v) {
+        return fail(
+            key,
+            format!("must be a finite number of seconds in {MIN_SECONDS}..={MAX_SECONDS}, got {v}"),
+        );
+    }
+    Ok(())
+}
+
+fn check_filters(f: &Filters) -> Check {
+    const P: &str = "receiver.filters";
+    check_nonzero(
+        &format!("{P}.include_pids"),
+        &f.include_pids,
+        "pid 0 is not a process",
+    )?;
+    check_nonzero(
+        &format!("{P}.exclude_pids"),
+        &f.exclude_pids,
+        "pid 0 is not a process",
+    )?;
+    for (list, name) in [
+        (&f.include_executables, "include_executables"),
+        (&f.exclude_executables, "exclude_executables"),
+    ] {
+        for (i, exe) in list.iter().enumerate() {
+            if exe.is_empty() || exe.contains('\0') || exe.ends_with('/') {
+                return fail(
+                    format!("{P}.{name}[{i}]"),
+                    format!("{exe:?} is not an executable name or path"),
+                );
+            }
+        }
+    }
+    check_nonzero(
+        &format!("{P}.include_ports"),
+        &f.include_ports,
+        "port 0 never appears on a connection",
+    )?;
+    check_nonzero(
+        &format!("{P}.exclude_ports"),
+        &f.exclude_ports,
+        "port 0 never appears on a connection",
+    )?;
+    check_disjoint(
+        P,
+        "pid",
+        ("include_pids", &f.include_pids),
+        ("exclude_pids", &f.exclude_pids),
+    )?;
+    check_disjoint(
+        P,
+        "executable",
+        ("include_executables", &f.include_executables),
+        ("exclude_executables", &f.exclude_executables),
+    )?;
+    check_disjoint(
+        P,
+        "port",
+        ("include_ports", &f.include_ports),
+        ("exclude_ports", &f.exclude_ports),
+    )
+}
+
+fn check_nonzero<T: Copy + Into<u32>>(key: &str, list: &[T], why: &str) -> Check {
+    match list.iter().position(|v| (*v).into() == 0) {
+        Some(i) => fail(format!("{key}[{i}]"), why),
+        None => Ok(()),
+    }
+}
+
+/// A value both included and excluded is contradictory: the error names the exclude entry.
+fn check_disjoint<T: PartialEq + Display>(
+    prefix: &str,
+    what: &str,
+    inc: (&str, &[T]),
+    exc: (&str, &[T]),
+) -> Check {
+    for (j, v) in exc.1.iter().enumerate() {
+        if let Some(i) = inc.1.iter().position(|x| x == v) {
+            let msg = format!(
+                "{what} {v} is also listed in {}[{i}]; a value cannot be both included and excluded",
+                inc.0
+            );
+            return fail(format!("{prefix}.{}[{j}]", exc.0), msg);
+        }
+    }
+    Ok(())
+}
+
+fn check_exporters(e: &ExportersConfig) -> Check {
+    check_otlp(&e.otlp)?;
+    check_seconds("exporters.flush_interval_seconds", e.flush_interval_seconds)?;
+    if !(1..=MAX_QUEUE).contains(&e.queue_size) {
+        return fail(
+            "exporters.queue_size",
+            format!("must be in 1..={MAX_QUEUE} (spans), got {}", e.queue_size),
+        );
+    }
+    if !(1..=e.queue_size).contains(&e.max_batch_size) {
+        let msg = format!(
+            "must be in 1..=queue_size ({}) (spans), got {}",
+            e.queue_size, e.max_batch_size
+        );
+        return fail("exporters.max_batch_size", msg);
+    }
+    check_seconds(
+        "exporters.metrics_interval_seconds",
+        e.metrics_interval_seconds,
+    )
+}
+
+fn check_otlp(o: &OtlpConfig) -> Check {
+    const P: &str = "exporters.otlp";
+    for (name, url) in [
+        ("endpoint", &o.endpoint),
+        ("traces_endpoint", &o.traces_endpoint),
+        ("metrics_endpoint", &o.metrics_endpoint),
+    ] {
+        if let Some(url) = url {
+            check_url(&format!("{P}.{name}"), url)?;
+        }
+    }
+    if let Some(p) = &o.protocol
+        && p != "grpc"
+        && p != "http/protobuf"
+    {
+        return fail(
+            format!("{P}.protocol"),
+            format!("must be `grpc` or `http/protobuf`, got {p:?}"),
+        );
+    }
+    for (name, value) in &o.headers {
+        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return fail(
+                format!("{P}.headers"),
+                format!("{name:?} is not a valid HTTP header name"),
+            );
+        }
+        if hyper::header::HeaderValue::from_str(value).is_err() {
+            return fail(
+                format!("{P}.headers.{name}"),
+                "not a valid HTTP header value (control characters?)",
+            );
+        }
+    }
+    if let Some(t) = o.timeout_seconds {
+        check_seconds(&format!("{P}.timeout_seconds"), t)?;
+    }
+    if let Some(c) = &o.compression
+        && c != "gzip"
+        && c != "none"
+    {
+        return fail(
+            format!("{P}.compression"),
+            format!("must be `gzip` or `none`, got {c:?}"),
+        );
+    }
+    for (name, path) in [
+        ("certificate", &o.certificate),
+        ("client_certificate", &o.client_certificate),
+        ("client_key", &o.client_key),
+    ] {
+        if path.as_deref() == Some("") {
+            return fail(
+                format!("{P}.{name}"),
+                "empty path; use null (or omit the key) to leave it unset",
+            );
+        }
+    }
+    match (&o.client_certificate, &o.client_key) {
+        (Some(_), None) => fail(
+            format!("{P}.client_key"),
+            "must be set when client_certificate is (mTLS needs both)",
+        ),
+        (None, Some(_)) => fail(
+            format!("{P}.client_certificate"),
+            "must be set when client_key is (mTLS needs both)",
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn check_url(key: &str, url: &str) -> Check {
+    let ok = url.parse::<hyper::Uri>().is_ok_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty())
+    });
+    if !ok {
+        return fail(
+            key,
+            format!("{url:?} is not an http:// or https:// URL with a host"),
+        );
+    }
+    Ok(())
+}
+
+fn check_address(key: &str, addr: &str) -> Check {
+    if parse_addr(addr).is_err() {
+        let msg = format!(
+            "{addr:?} is not IP:port (e.g. 127.0.0.1:13133 or [::1]:13133; host names are not resolved), nor empty to disable"
+        );
+        return fail(key, msg);
+    }
+    Ok(())
+}

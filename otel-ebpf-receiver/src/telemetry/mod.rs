@@ -1,0 +1,184 @@
+//! Self-telemetry: counters every stage increments, served as Prometheus text, and the health
+//! endpoint.
+//!
+//! Stage: beside every stage, for the whole run. Input: [`SelfMetrics`] (shared atomics that
+//! the stages increment) and a readiness flag (set once every probe is attached).
+//! Output: [`SelfMetrics::render_prometheus`] (text exposition format 0.0.4) and, via
+//! [`serve`], HTTP answers: `GET /` on the health address (200 `{"status":"Server available"}`
+//! when ready, 503 before, like the Collector's health_check extension) and `GET /metrics` on
+//! the metrics address.
+//! Limits: counters only (no histograms, no process metrics); values are read with relaxed
+//! ordering, so one scrape may mix values from slightly different instants; HTTP/1.1 only,
+//! no TLS or authentication (bind to loopback, the default); at most 64 connections at once
+//! per endpoint, 10 s to send request headers.
+
+mod server;
+
+#[cfg(test)]
+mod tests;
+
+pub use server::{HEALTH_NOT_READY_BODY, HEALTH_READY_BODY, ServerHandle, serve};
+
+use otel_ebpf_common::{COUNTER_COUNT, Counter};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Number of the probes' kernel counters (entries of the BPF `COUNTERS` array).
+pub const KERNEL_COUNTERS: usize = COUNTER_COUNT as usize;
+
+/// Counters of the receiver itself. All are monotonically increasing totals since start.
+#[derive(Debug, Default)]
+pub struct SelfMetrics {
+    /// Ring buffer records read (records). Prometheus: `otel_ebpf_events_read_total`.
+    pub events_read: AtomicU64,
+    /// Events lost in the kernel (events; sum of the probes' drop counters), last value read:
+    /// set with [`SelfMetrics::set`], not added to. Prometheus:
+    /// `otel_ebpf_events_lost_kernel_total`.
+    pub events_lost_kernel: AtomicU64,
+    /// Records that could not be decoded (records). Prometheus: `otel_ebpf_decode_errors_total`.
+    pub decode_errors: AtomicU64,
+    /// HTTP parse errors (a connection's stream was not valid HTTP where HTTP was expected).
+    /// Prometheus: `otel_ebpf_parse_errors_total`.
+    pub parse_errors: AtomicU64,
+    /// Spans built (spans). Prometheus: `otel_ebpf_spans_produced_total`.
+    pub spans_produced: AtomicU64,
+    /// Spans accepted by the backend (or written to the console) (spans). Prometheus:
+    /// `otel_ebpf_spans_exported_total`.
+    pub spans_exported: AtomicU64,
+    /// Spans dropped: queue full, or the backend rejected them after retries (spans).
+    /// Prometheus: `otel_ebpf_spans_dropped_total`.
+    pub spans_dropped: AtomicU64,
+    /// Export requests that failed, each retry counted (requests). Prometheus:
+    /// `otel_ebpf_export_failures_total`.
+    pub export_failures: AtomicU64,
+    /// Spans filtered out by the config's filters (spans). Prometheus:
+    /// `otel_ebpf_spans_filtered_total`.
+    pub spans_filtered: AtomicU64,
+    /// The probes' own counters, indexed by [`otel_ebpf_common::Counter`] (`as usize`): the
+    /// per-CPU values of the BPF `COUNTERS` array summed over CPUs, last value read (set with
+    /// [`SelfMetrics::set`]). Prometheus: `otel_ebpf_kernel_events_total{counter="…"}`, the
+    /// label from [`kernel_counter_label`].
+    pub kernel_counters: [AtomicU64; KERNEL_COUNTERS],
+}
+
+impl SelfMetrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets a counter that mirrors a total kept elsewhere (the kernel's counters).
+    pub fn set(counter: &AtomicU64, value: u64) {
+        counter.store(value, Ordering::Relaxed);
+    }
+
+    /// All counters in the Prometheus text exposition format 0.0.4 (serve it with content type
+    /// [`PROMETHEUS_CONTENT_TYPE`]): `# HELP` and `# TYPE … counter` lines, then the samples.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        for c in COUNTERS {
+            let v = (c.get)(self).load(Ordering::Relaxed);
+            // Writing to a String cannot fail.
+            let _ = write!(
+                out,
+                "# HELP {n} {h}\n# TYPE {n} counter\n{n} {v}\n",
+                n = c.name,
+                h = c.help
+            );
+        }
+        let n = KERNEL_FAMILY;
+        let _ = write!(out, "# HELP {n} {KERNEL_HELP}\n# TYPE {n} counter\n");
+        for (i, counter) in ALL_KERNEL_COUNTERS.iter().enumerate() {
+            let v = self.kernel_counters[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{n}{{counter=\"{}\"}} {v}",
+                kernel_counter_label(*counter)
+            );
+        }
+        out
+    }
+}
+
+/// Content type of [`SelfMetrics::render_prometheus`]'s text.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One counter family: its Prometheus name, help text and field.
+struct CounterDesc {
+    name: &'static str,
+    help: &'static str,
+    get: fn(&SelfMetrics) -> &AtomicU64,
+}
+
+const COUNTERS: &[CounterDesc] = &[
+    CounterDesc {
+        name: "otel_ebpf_events_read_total",
+        help: "Ring buffer records read.",
+        get: |m| &m.events_read,
+    },
+    CounterDesc {
+        name: "otel_ebpf_events_lost_kernel_total",
+        help: "Events lost in the kernel (sum of the probes' drop counters).",
+        get: |m| &m.events_lost_kernel,
+    },
+    CounterDesc {
+        name: "otel_ebpf_decode_errors_total",
+        help: "Ring buffer records that could not be decoded.",
+        get: |m| &m.decode_errors,
+    },
+    CounterDesc {
+        name: "otel_ebpf_parse_errors_total",
+        help: "Connection streams that were not valid HTTP where HTTP was expected.",
+        get: |m| &m.parse_errors,
+    },
+    CounterDesc {
+        name: "otel_ebpf_spans_produced_total",
+        help: "Spans built from HTTP exchanges.",
+        get: |m| &m.spans_produced,
+    },
+    CounterDesc {
+        name: "otel_ebpf_spans_exported_total",
+        help: "Spans accepted by the backend or written to the console.",
+        get: |m| &m.spans_exported,
+    },
+    CounterDesc {
+        name: "otel_ebpf_spans_dropped_total",
+        help: "Spans dropped: export queue full, or rejected by the backend after retries.",
+        get: |m| &m.spans_dropped,
+    },
+    CounterDesc {
+        name: "otel_ebpf_export_failures_total",
+        help: "Export requests that failed (each retry counts).",
+        get: |m| &m.export_failures,
+    },
+    CounterDesc {
+        name: "otel_ebpf_spans_filtered_total",
+        help: "Spans filtered out by the configured include/exclude filters.",
+        get: |m| &m.spans_filtered,
+    },
+];
+
+const KERNEL_FAMILY: &str = "otel_ebpf_kernel_events_total";
+const KERNEL_HELP: &str = "The eBPF probes' own counters, summed over CPUs, by counter.";
+
+/// Every kernel counter, in index order (`ALL_KERNEL_COUNTERS[i] as usize == i`).
+pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
+    Counter::DataEvents,
+    Counter::DataLostRingbufFull,
+    Counter::ControlLostRingbufFull,
+    Counter::ActiveMapFull,
+    Counter::ConnMapFull,
+    Counter::PayloadReadFailed,
+];
+
+/// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
+pub fn kernel_counter_label(counter: Counter) -> &'static str {
+    match counter {
+        Counter::DataEvents => "data_events",
+        Counter::DataLostRingbufFull => "data_lost_ringbuf_full",
+        Counter::ControlLostRingbufFull => "control_lost_ringbuf_full",
+        Counter::ActiveMapFull => "active_map_full",
+        Counter::ConnMapFull => "conn_map_full",
+        Counter::PayloadReadFailed => "payload_read_failed",
+    }
+}
