@@ -11,6 +11,7 @@ pub mod conn;
 pub mod enrich;
 pub mod events;
 pub mod export;
+pub mod metrics;
 pub mod pipeline;
 pub mod probes;
 pub mod protocol;
