@@ -15,6 +15,10 @@
 //! [`ExchangeError`]: `timeout` (no response within the request timeout), `connection_closed`
 //! (connection closed before the response completed), `process_exited` (process exited before
 //! the response completed). An exchange error wins over the status code.
+//!
+//! Client spans also get `url.full` (semconv: required there), rebuilt from `server.address`,
+//! `server.port` and the target. Query values of semconv's sensitive keys (`sig`,
+//! `X-Amz-Signature`, …) are redacted in `url.query` and `url.full`.
 
 use crate::clock::Clock;
 use crate::config::ReceiverConfig;
@@ -75,11 +79,12 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
     if let Some(path) = target.path {
         attrs.push(kv_str(attr::URL_PATH, path));
     }
-    if let Some(query) = target
+    let query = target
         .query
         .filter(|q| opts.capture_url_query && !q.is_empty())
-    {
-        attrs.push(kv_str(attr::URL_QUERY, query));
+        .map(redact_query);
+    if let Some(q) = &query {
+        attrs.push(kv_str(attr::URL_QUERY, q));
     }
     attrs.push(kv_str(attr::URL_SCHEME, value::SCHEME_HTTP));
     if let Some(code) = ex.status {
@@ -111,11 +116,18 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
             local.map(|l| l.port()).or(authority.and_then(|a| a.1)),
         ),
     };
-    if let Some(a) = server_addr {
-        attrs.push(kv_str(attr::SERVER_ADDRESS, &a));
+    if let Some(a) = &server_addr {
+        attrs.push(kv_str(attr::SERVER_ADDRESS, a));
     }
     if let Some(p) = server_port {
         attrs.push(kv_int(attr::SERVER_PORT, p.into()));
+    }
+    if ex.side == Side::Client
+        && let (Some(host), Some(path)) = (&server_addr, target.path)
+        && path.starts_with('/')
+    {
+        let url = full_url(host, server_port, path, query.as_deref());
+        attrs.push(kv_str(attr::URL_FULL, &url));
     }
     if let (Side::Server, Some(r)) = (ex.side, remote) {
         push_addr(&mut attrs, attr::CLIENT_ADDRESS, attr::CLIENT_PORT, r);
@@ -193,6 +205,32 @@ fn describe(e: ExchangeError) -> &'static str {
         ExchangeError::ConnectionClosed => "connection closed before the response completed",
         ExchangeError::ProcessExited => "process exited before the response completed",
     }
+}
+
+/// `http://host[:port]path[?query]`; IPv6 hosts in brackets, port 80 left out.
+fn full_url(host: &str, port: Option<u16>, path: &str, query: Option<&str>) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let port = port
+        .filter(|&p| p != 80)
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("http://{host}{port}{path}{query}")
+}
+
+/// Replaces the values of [`value::SENSITIVE_QUERY_KEYS`] by `REDACTED`, keeping the keys.
+fn redact_query(q: &str) -> String {
+    let redact = |pair: &str| match pair.split_once('=') {
+        Some((k, _)) if value::SENSITIVE_QUERY_KEYS.contains(&k) => {
+            format!("{k}={}", value::REDACTED)
+        }
+        _ => pair.to_string(),
+    };
+    q.split('&').map(redact).collect::<Vec<_>>().join("&")
 }
 
 fn push_addr(attrs: &mut Vec<KeyValue>, addr_key: &str, port_key: &str, a: SocketAddr) {

@@ -32,8 +32,13 @@ pub mod attribute {
     /// reduced to their path).
     pub const URL_PATH: &str = "url.path";
     /// `url.query` — string; request-target query without the leading `?`. Only when the
-    /// receiver config sets `capture_url_query` (queries often carry secrets).
+    /// receiver config sets `capture_url_query` (queries often carry secrets); values of
+    /// [`crate::value::SENSITIVE_QUERY_KEYS`] are replaced by `REDACTED`.
     pub const URL_QUERY: &str = "url.query";
+    /// `url.full` — string; client spans only: `http://{server.address}[:{server.port}]{path}`
+    /// (port left out when 80), plus `?{query}` only when `capture_url_query` is on. Never
+    /// contains userinfo.
+    pub const URL_FULL: &str = "url.full";
     /// `url.scheme` — string; always `http` (plaintext sockets).
     pub const URL_SCHEME: &str = "url.scheme";
     /// `server.address` — string; host name or IP address of the HTTP server.
@@ -104,6 +109,17 @@ pub mod value {
     pub const SCHEME_HTTP: &str = "http";
     /// `network.protocol.name` value.
     pub const PROTOCOL_HTTP: &str = "http";
+    /// Query keys (case-sensitive) whose values semconv says to redact in `url.query` and
+    /// `url.full`.
+    pub const SENSITIVE_QUERY_KEYS: [&str; 5] = [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "sig",
+        "X-Goog-Signature",
+    ];
+    /// Replacement for redacted query values.
+    pub const REDACTED: &str = "REDACTED";
     /// `error.type` when no response arrived within the configured request timeout.
     pub const ERROR_TIMEOUT: &str = "timeout";
     /// `error.type` when the connection closed before the response completed.
@@ -191,6 +207,7 @@ mod tests {
             (HTTP_ROUTE, up::HTTP_ROUTE),
             (URL_PATH, up::URL_PATH),
             (URL_QUERY, up::URL_QUERY),
+            (URL_FULL, up::URL_FULL),
             (URL_SCHEME, up::URL_SCHEME),
             (SERVER_ADDRESS, up::SERVER_ADDRESS),
             (SERVER_PORT, up::SERVER_PORT),

@@ -113,6 +113,7 @@ fn client_span_uses_host_header_and_remote_peer() {
             "http.response.status_code=201",
             r#"server.address="api.example""#,
             "server.port=51000",
+            r#"url.full="http://api.example:51000/api/items""#,
             r#"network.peer.address="10.0.0.2""#,
             "network.peer.port=51000",
             r#"network.protocol.name="http""#,
@@ -344,4 +345,50 @@ fn find_attr_reads_back() {
         Some(&Value::IntValue(204))
     );
     assert_eq!(find_attr(&s.attributes, "nope"), None);
+}
+
+#[test]
+fn url_full_on_client_spans_only() {
+    let mut ex = exchange(Side::Client, Some(200));
+    ex.host = Some("api.example".into());
+    ex.tuple = None;
+    let full = |ex: &HttpExchange, capture_url_query| {
+        get(
+            &build_opts(ex, SpanOptions { capture_url_query }),
+            "url.full",
+        )
+    };
+    assert_eq!(
+        full(&ex, false).unwrap(),
+        r#""http://api.example/api/items""#
+    );
+    assert_eq!(
+        full(&ex, true).unwrap(),
+        r#""http://api.example/api/items?id=3&token=x""#
+    );
+    ex.host = Some("[2001:db8::5]:8443".into());
+    assert_eq!(
+        full(&ex, false).unwrap(),
+        r#""http://[2001:db8::5]:8443/api/items""#
+    );
+    ex.method = "CONNECT".into();
+    ex.target = "db.example:5432".into();
+    assert_eq!(full(&ex, false), None);
+    assert_eq!(full(&exchange(Side::Server, Some(200)), true), None);
+}
+
+#[test]
+fn sensitive_query_values_are_redacted() {
+    let mut ex = exchange(Side::Client, Some(200));
+    ex.target = "/o?a=1&sig=s3cr3t&X-Amz-Signature=abc&SIG=keep&flag".into();
+    let s = build_opts(
+        &ex,
+        SpanOptions {
+            capture_url_query: true,
+        },
+    );
+    let want = "a=1&sig=REDACTED&X-Amz-Signature=REDACTED&SIG=keep&flag";
+    assert_eq!(get(&s, "url.query"), Some(format!("{want:?}")));
+    let full = get(&s, "url.full").unwrap();
+    assert!(full.ends_with(&format!("/o?{want}\"")), "{full}");
 }
