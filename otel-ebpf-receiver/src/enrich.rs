@@ -3,14 +3,294 @@
 //! Stage: span → **enrich** → export. Input: a pid. Output: an OTLP resource for it
 //! (`service.name`, `process.*`, `host.name`, `container.id`, `telemetry.sdk.*`), read from
 //! /proc once per process and cached until the process exits.
+//!
+//! Sources, all under the configured proc root (`/proc` in production):
+//! `PID/exe` (symlink: executable path and name), `PID/comm` (name fallback), `PID/cmdline`
+//! (command line), `PID/environ` (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), `PID/cgroup`
+//! (container id). Reading `environ` and `exe` of other users' processes needs root or
+//! CAP_SYS_PTRACE; whatever cannot be read is left out, never an error.
+//!
+//! Limits: `environ` is the environment the process was exec'd with (later `setenv` calls are
+//! invisible). A pid read after the process vanished gets a minimal resource that is not cached
+//! (`service.name=unknown_service`); a pid reused by a new process before [`Enricher::forget`]
+//! was called keeps the old process's resource. The cache is bounded (oldest entry evicted).
+//! `process.command_line` may contain secrets passed as arguments; it is capped at
+//! [`MAX_COMMAND_LINE_BYTES`].
 
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use otel_ebpf_semconv::{resource as res, value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::span::{kv, kv_str};
 
 /// Resource of one observed process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProcessResource {
+    /// Process id (host pid namespace).
     pub pid: u32,
+    /// `service.name`: `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` of the process, else the
+    /// executable name, else `unknown_service`.
     pub service_name: String,
+    /// `process.executable.name`: basename of `/proc/PID/exe`, else `comm`; empty if unknown.
     pub executable_name: String,
+    /// The OTLP resource with every attribute listed in the module docs.
     pub resource: Resource,
 }
+
+/// Most processes [`Enricher`] keeps cached by default.
+pub const DEFAULT_CACHE_CAPACITY: usize = 16_384;
+
+/// Longest `process.command_line` kept (bytes, cut at a UTF-8 boundary).
+pub const MAX_COMMAND_LINE_BYTES: usize = 4096;
+
+/// Builds and caches [`ProcessResource`]s from a /proc tree.
+#[derive(Debug)]
+pub struct Enricher {
+    proc_root: PathBuf,
+    host_name: String,
+    capacity: usize,
+    /// pid → (insertion sequence number, resource).
+    cache: HashMap<u32, (u64, Arc<ProcessResource>)>,
+    /// insertion sequence number → pid, oldest first.
+    order: BTreeMap<u64, u32>,
+    next_seq: u64,
+}
+
+impl Enricher {
+    /// An enricher reading `proc_root` (`/proc` in production, a fake tree in tests) and
+    /// stamping `host_name` (see [`host_name`]) on every resource; empty omits `host.name`.
+    /// Caches up to [`DEFAULT_CACHE_CAPACITY`] processes.
+    pub fn new(proc_root: PathBuf, host_name: String) -> Self {
+        Self {
+            proc_root,
+            host_name,
+            capacity: DEFAULT_CACHE_CAPACITY,
+            cache: HashMap::new(),
+            order: BTreeMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Same enricher with a different cache bound (at least 1).
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// The resource of `pid`: cached, or read from /proc now. Never fails: a process that
+    /// cannot be read gets a resource with what is known (at least `process.pid`).
+    pub fn resource(&mut self, pid: u32) -> Arc<ProcessResource> {
+        if let Some((_, r)) = self.cache.get(&pid) {
+            return Arc::clone(r);
+        }
+        let (r, alive) = read_process(&self.proc_root, pid, &self.host_name);
+        let r = Arc::new(r);
+        if alive {
+            if self.cache.len() >= self.capacity
+                && let Some((_, oldest)) = self.order.pop_first()
+            {
+                self.cache.remove(&oldest);
+            }
+            self.cache.insert(pid, (self.next_seq, Arc::clone(&r)));
+            self.order.insert(self.next_seq, pid);
+            self.next_seq += 1;
+        }
+        r
+    }
+
+    /// Drops the cached resource of `pid`; call it when the process exits.
+    pub fn forget(&mut self, pid: u32) {
+        if let Some((seq, _)) = self.cache.remove(&pid) {
+            self.order.remove(&seq);
+        }
+    }
+
+    /// Number of cached processes.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+/// The system hostname (`gethostname(2)`, else `/proc/sys/kernel/hostname`); empty if neither
+/// can be read. In a container this is the container's UTS namespace hostname: run the
+/// receiver in the host's UTS namespace to get the machine's name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into a valid buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+        if !name.is_empty() {
+            return name;
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Reads one process; the flag is false when `/proc/PID` does not exist (process gone).
+fn read_process(root: &Path, pid: u32, host_name: &str) -> (ProcessResource, bool) {
+    let dir = root.join(pid.to_string());
+    let exe_path = std::fs::read_link(dir.join("exe")).ok().map(|p| {
+        let p = p.to_string_lossy().into_owned();
+        p.strip_suffix(" (deleted)")
+            .map(str::to_string)
+            .unwrap_or(p)
+    });
+    let exe_name = exe_path
+        .as_deref()
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            Some(comm.trim_end_matches('\n').to_string()).filter(|c| !c.is_empty())
+        });
+    let command_line = std::fs::read(dir.join("cmdline"))
+        .ok()
+        .and_then(|b| command_line(&b));
+    let env_service = std::fs::read(dir.join("environ"))
+        .ok()
+        .and_then(|b| service_name_from_environ(&b));
+    let container_id = std::fs::read_to_string(dir.join("cgroup"))
+        .ok()
+        .and_then(|t| container_id_from_cgroup(&t));
+    // Checked after the reads: if the directory is still there, what failed was permissions
+    // (or a zombie), not a process that vanished half-way.
+    let alive = dir.is_dir();
+
+    let service_name = env_service
+        .or_else(|| exe_name.clone())
+        .unwrap_or_else(|| value::UNKNOWN_SERVICE.to_string());
+    let mut attrs = vec![
+        kv_str(res::SERVICE_NAME, &service_name),
+        kv(res::PROCESS_PID, Value::IntValue(pid.into())),
+    ];
+    let optional = [
+        (res::PROCESS_EXECUTABLE_NAME, exe_name.as_deref()),
+        (res::PROCESS_EXECUTABLE_PATH, exe_path.as_deref()),
+        (res::PROCESS_COMMAND_LINE, command_line.as_deref()),
+        (res::HOST_NAME, Some(host_name).filter(|h| !h.is_empty())),
+        (res::CONTAINER_ID, container_id.as_deref()),
+    ];
+    attrs.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| Some(kv_str(k, v?))),
+    );
+    attrs.extend([
+        kv_str(res::TELEMETRY_SDK_NAME, value::SDK_NAME),
+        kv_str(res::TELEMETRY_SDK_LANGUAGE, value::SDK_LANGUAGE),
+        kv_str(res::TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION")),
+    ]);
+    let r = ProcessResource {
+        pid,
+        service_name,
+        executable_name: exe_name.unwrap_or_default(),
+        resource: Resource {
+            attributes: attrs,
+            ..Default::default()
+        },
+    };
+    (r, alive)
+}
+
+/// NUL-separated arguments joined by spaces, capped at [`MAX_COMMAND_LINE_BYTES`].
+fn command_line(raw: &[u8]) -> Option<String> {
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    let mut s: String = String::from_utf8_lossy(raw).replace('\0', " ");
+    if s.len() > MAX_COMMAND_LINE_BYTES {
+        let mut end = MAX_COMMAND_LINE_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    (!s.trim().is_empty()).then_some(s)
+}
+
+/// `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES` (percent-decoded),
+/// from a NUL-separated environment block. Empty values count as unset.
+fn service_name_from_environ(environ: &[u8]) -> Option<String> {
+    let var = |name: &str| {
+        environ.split(|&b| b == 0).find_map(|entry| {
+            let v = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            Some(String::from_utf8_lossy(v).into_owned())
+        })
+    };
+    if let Some(v) = var("OTEL_SERVICE_NAME").filter(|v| !v.trim().is_empty()) {
+        return Some(v.trim().to_string());
+    }
+    let attrs = var("OTEL_RESOURCE_ATTRIBUTES")?;
+    attrs.split(',').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        let v = percent_decode(v.trim());
+        (k.trim() == res::SERVICE_NAME && !v.is_empty()).then_some(v)
+    })
+}
+
+/// Decodes `%XX` escapes; malformed escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The container id in a `/proc/PID/cgroup` file (v1 or v2): the deepest path segment that is a
+/// 64-hex id, bare or as `docker-`, `cri-containerd-`, `containerd-`, `crio-` or `libpod-`
+/// `<id>[.scope]`. Runtime monitor scopes (`crio-conmon-…`, `libpod-conmon-…`) are skipped.
+fn container_id_from_cgroup(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let path = line.splitn(3, ':').nth(2)?;
+        path.rsplit('/')
+            .find_map(container_id_from_segment)
+            .map(str::to_string)
+    })
+}
+
+fn container_id_from_segment(seg: &str) -> Option<&str> {
+    if seg.contains("conmon") {
+        return None;
+    }
+    let s = seg.strip_suffix(".scope").unwrap_or(seg);
+    let s = [
+        "docker-",
+        "cri-containerd-",
+        "containerd-",
+        "crio-",
+        "libpod-",
+    ]
+    .iter()
+    .find_map(|p| s.strip_prefix(p))
+    .unwrap_or(s);
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
+}
+
+#[cfg(test)]
+mod tests;

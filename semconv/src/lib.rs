@@ -1,3 +1,293 @@
 //! Every attribute and metric name otel-ebpf-receiver emits: re-exports of the OpenTelemetry
 //! semantic conventions plus this project's own names, each documented with type and unit.
+//!
+//! Stage: none (shared names). Input: nothing. Output: `&'static str` names, value constants and
+//! the HTTP duration bucket boundaries.
+//!
+//! Names that upstream defines are spelled out here as literals and a unit test checks them
+//! against [`otel`] (`opentelemetry-semantic-conventions` 0.33, semconv schema
+//! [`otel::SCHEMA_URL`]): what goes on the wire is pinned by this crate, and a semconv upgrade
+//! that renames anything fails the test instead of silently changing our output. Upstream's
+//! full catalogue stays reachable as [`otel`].
+//!
+//! Modules: [`attribute`] (span and metric-point attributes), [`resource`] (resource
+//! attributes), [`value`] (fixed attribute values we emit), [`metric`] (OTLP metric names, units
+//! and buckets), [`self_metric`] (the receiver's own Prometheus counters).
 pub use opentelemetry_semantic_conventions as otel;
+
+/// Span and metric-point attributes (stable HTTP semantic conventions).
+pub mod attribute {
+    /// `http.request.method` — string; the request method, or `_OTHER` when it is not one of
+    /// [`crate::value::KNOWN_HTTP_METHODS`]. Spans and both duration metrics.
+    pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+    /// `http.request.method_original` — string; the method as sent, set only when
+    /// `http.request.method` is `_OTHER`. Spans only.
+    pub const HTTP_REQUEST_METHOD_ORIGINAL: &str = "http.request.method_original";
+    /// `http.response.status_code` — int; final (non-1xx) status code, when a response was seen.
+    pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    /// `http.route` — string; low-cardinality route template. Not emitted today: HTTP/1 bytes
+    /// carry no route. Declared so that filters and tests can name it.
+    pub const HTTP_ROUTE: &str = "http.route";
+    /// `url.path` — string; request-target path without the query (absolute-form targets are
+    /// reduced to their path).
+    pub const URL_PATH: &str = "url.path";
+    /// `url.query` — string; request-target query without the leading `?`. Only when the
+    /// receiver config sets `capture_url_query` (queries often carry secrets); values of
+    /// [`crate::value::SENSITIVE_QUERY_KEYS`] are replaced by `REDACTED`.
+    pub const URL_QUERY: &str = "url.query";
+    /// `url.full` — string; client spans only: `http://{server.address}[:{server.port}]{path}`
+    /// (port left out when 80), plus `?{query}` only when `capture_url_query` is on. Never
+    /// contains userinfo.
+    pub const URL_FULL: &str = "url.full";
+    /// `url.scheme` — string; always `http` (plaintext sockets).
+    pub const URL_SCHEME: &str = "url.scheme";
+    /// `server.address` — string; host name or IP address of the HTTP server.
+    pub const SERVER_ADDRESS: &str = "server.address";
+    /// `server.port` — int; TCP port of the HTTP server.
+    pub const SERVER_PORT: &str = "server.port";
+    /// `client.address` — string; IP address of the peer that sent the request (server spans).
+    pub const CLIENT_ADDRESS: &str = "client.address";
+    /// `client.port` — int; TCP port of the peer that sent the request (server spans).
+    pub const CLIENT_PORT: &str = "client.port";
+    /// `network.peer.address` — string; IP address of the socket's remote end.
+    pub const NETWORK_PEER_ADDRESS: &str = "network.peer.address";
+    /// `network.peer.port` — int; TCP port of the socket's remote end.
+    pub const NETWORK_PEER_PORT: &str = "network.peer.port";
+    /// `network.protocol.name` — string; always `http`.
+    pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
+    /// `network.protocol.version` — string; `1.0` or `1.1` from the request line.
+    pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+    /// `user_agent.original` — string; the `User-Agent` request header as sent.
+    pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+    /// `error.type` — string; the HTTP status code as a string for error statuses, or one of
+    /// [`crate::value::ERROR_TIMEOUT`], [`crate::value::ERROR_CONNECTION_CLOSED`],
+    /// [`crate::value::ERROR_PROCESS_EXITED`].
+    pub const ERROR_TYPE: &str = "error.type";
+    /// `otel.metric.overflow` — bool `true`; marks the synthetic series that aggregates
+    /// measurements past the cardinality limit (OTel metrics SDK spec). Metrics only. Upstream
+    /// semconv does not define it.
+    pub const OTEL_METRIC_OVERFLOW: &str = "otel.metric.overflow";
+}
+
+/// Resource attributes (one resource per observed process).
+pub mod resource {
+    /// `service.name` — string; the process's own `OTEL_SERVICE_NAME` (or `service.name` in its
+    /// `OTEL_RESOURCE_ATTRIBUTES`), else its executable name, else `unknown_service`.
+    pub const SERVICE_NAME: &str = "service.name";
+    /// `process.pid` — int; process id (host pid namespace).
+    pub const PROCESS_PID: &str = "process.pid";
+    /// `process.executable.name` — string; basename of `/proc/PID/exe` (fallback: `comm`).
+    pub const PROCESS_EXECUTABLE_NAME: &str = "process.executable.name";
+    /// `process.executable.path` — string; target of `/proc/PID/exe`.
+    pub const PROCESS_EXECUTABLE_PATH: &str = "process.executable.path";
+    /// `process.command_line` — string; `/proc/PID/cmdline` arguments joined by spaces.
+    pub const PROCESS_COMMAND_LINE: &str = "process.command_line";
+    /// `host.name` — string; hostname of the machine the receiver runs on.
+    pub const HOST_NAME: &str = "host.name";
+    /// `container.id` — string; 64-hex container id from `/proc/PID/cgroup`, when in a container.
+    pub const CONTAINER_ID: &str = "container.id";
+    /// `telemetry.sdk.name` — string; always [`crate::value::SDK_NAME`].
+    pub const TELEMETRY_SDK_NAME: &str = "telemetry.sdk.name";
+    /// `telemetry.sdk.language` — string; always [`crate::value::SDK_LANGUAGE`].
+    pub const TELEMETRY_SDK_LANGUAGE: &str = "telemetry.sdk.language";
+    /// `telemetry.sdk.version` — string; the receiver's crate version.
+    pub const TELEMETRY_SDK_VERSION: &str = "telemetry.sdk.version";
+}
+
+/// Fixed attribute values we emit.
+pub mod value {
+    /// Methods that are "known" per semconv (RFC 9110, PATCH from RFC 5789, QUERY);
+    /// case-sensitive. Any other method is reported as [`METHOD_OTHER`].
+    pub const KNOWN_HTTP_METHODS: [&str; 10] = [
+        "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE",
+    ];
+    /// `http.request.method` value for methods not in [`KNOWN_HTTP_METHODS`].
+    pub const METHOD_OTHER: &str = "_OTHER";
+    /// Span name used when the method is not known (semconv: `HTTP`).
+    pub const SPAN_NAME_OTHER: &str = "HTTP";
+    /// `url.scheme` value: plaintext HTTP.
+    pub const SCHEME_HTTP: &str = "http";
+    /// `network.protocol.name` value.
+    pub const PROTOCOL_HTTP: &str = "http";
+    /// Query keys (case-sensitive) whose values semconv says to redact in `url.query` and
+    /// `url.full`.
+    pub const SENSITIVE_QUERY_KEYS: [&str; 5] = [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "sig",
+        "X-Goog-Signature",
+    ];
+    /// Replacement for redacted query values.
+    pub const REDACTED: &str = "REDACTED";
+    /// `error.type` when no response arrived within the configured request timeout.
+    pub const ERROR_TIMEOUT: &str = "timeout";
+    /// `error.type` when the connection closed before the response completed.
+    pub const ERROR_CONNECTION_CLOSED: &str = "connection_closed";
+    /// `error.type` when the process exited before the response completed.
+    pub const ERROR_PROCESS_EXITED: &str = "process_exited";
+    /// `service.name` when nothing better is known (OTel resource SDK spec).
+    pub const UNKNOWN_SERVICE: &str = "unknown_service";
+    /// `telemetry.sdk.name` value and the instrumentation scope name of spans and metrics.
+    pub const SDK_NAME: &str = "otel-ebpf-receiver";
+    /// `telemetry.sdk.language` value.
+    pub const SDK_LANGUAGE: &str = "rust";
+}
+
+/// OTLP metric names, units and histogram buckets.
+pub mod metric {
+    /// `http.server.request.duration` — histogram, unit `s` ([`DURATION_UNIT`]); duration of
+    /// requests served by the observed process, buckets [`HTTP_DURATION_BUCKETS`].
+    pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
+    /// `http.client.request.duration` — histogram, unit `s` ([`DURATION_UNIT`]); duration of
+    /// requests sent by the observed process, buckets [`HTTP_DURATION_BUCKETS`].
+    pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+    /// UCUM unit of both duration histograms: seconds.
+    pub const DURATION_UNIT: &str = "s";
+    /// Explicit bucket upper bounds (seconds, inclusive) advised by semconv for the HTTP
+    /// duration histograms; 14 bounds, 15 buckets.
+    pub const HTTP_DURATION_BUCKETS: [f64; 14] = [
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ];
+}
+
+/// The receiver's own counters, as named in its Prometheus text endpoint (`/metrics`).
+///
+/// All are Prometheus `counter`s (monotonic totals since start-up, `_total` suffix), unit
+/// noted per item; they have no labels.
+pub mod self_metric {
+    /// Counter, unit `{record}`: BPF ring buffer records read.
+    pub const EVENTS_READ_TOTAL: &str = "otel_ebpf_events_read_total";
+    /// Counter, unit `{event}`: events the probes could not submit (ring buffer full), summed
+    /// over the probes' drop counters.
+    pub const EVENTS_LOST_KERNEL_TOTAL: &str = "otel_ebpf_events_lost_kernel_total";
+    /// Counter, unit `{record}`: ring buffer records that could not be decoded.
+    pub const DECODE_ERRORS_TOTAL: &str = "otel_ebpf_decode_errors_total";
+    /// Counter, unit `{error}`: HTTP parse errors on connections that looked like HTTP.
+    pub const PARSE_ERRORS_TOTAL: &str = "otel_ebpf_parse_errors_total";
+    /// Counter, unit `{span}`: spans built from HTTP exchanges.
+    pub const SPANS_PRODUCED_TOTAL: &str = "otel_ebpf_spans_produced_total";
+    /// Counter, unit `{span}`: spans accepted by the backend or written to the console.
+    pub const SPANS_EXPORTED_TOTAL: &str = "otel_ebpf_spans_exported_total";
+    /// Counter, unit `{span}`: spans dropped (queue full, or rejected after retries).
+    pub const SPANS_DROPPED_TOTAL: &str = "otel_ebpf_spans_dropped_total";
+    /// Counter, unit `{request}`: failed export requests (each retry counts).
+    pub const EXPORT_FAILURES_TOTAL: &str = "otel_ebpf_export_failures_total";
+    /// Counter, unit `{span}`: spans removed by the configured filters.
+    pub const SPANS_FILTERED_TOTAL: &str = "otel_ebpf_spans_filtered_total";
+    /// Every name above, in declaration order.
+    pub const ALL: [&str; 9] = [
+        EVENTS_READ_TOTAL,
+        EVENTS_LOST_KERNEL_TOTAL,
+        DECODE_ERRORS_TOTAL,
+        PARSE_ERRORS_TOTAL,
+        SPANS_PRODUCED_TOTAL,
+        SPANS_EXPORTED_TOTAL,
+        SPANS_DROPPED_TOTAL,
+        EXPORT_FAILURES_TOTAL,
+        SPANS_FILTERED_TOTAL,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otel::{attribute as up, metric as upm};
+
+    #[test]
+    fn attributes_match_upstream() {
+        use attribute::*;
+        let pairs = [
+            (HTTP_REQUEST_METHOD, up::HTTP_REQUEST_METHOD),
+            (
+                HTTP_REQUEST_METHOD_ORIGINAL,
+                up::HTTP_REQUEST_METHOD_ORIGINAL,
+            ),
+            (HTTP_RESPONSE_STATUS_CODE, up::HTTP_RESPONSE_STATUS_CODE),
+            (HTTP_ROUTE, up::HTTP_ROUTE),
+            (URL_PATH, up::URL_PATH),
+            (URL_QUERY, up::URL_QUERY),
+            (URL_FULL, up::URL_FULL),
+            (URL_SCHEME, up::URL_SCHEME),
+            (SERVER_ADDRESS, up::SERVER_ADDRESS),
+            (SERVER_PORT, up::SERVER_PORT),
+            (CLIENT_ADDRESS, up::CLIENT_ADDRESS),
+            (CLIENT_PORT, up::CLIENT_PORT),
+            (NETWORK_PEER_ADDRESS, up::NETWORK_PEER_ADDRESS),
+            (NETWORK_PEER_PORT, up::NETWORK_PEER_PORT),
+            (NETWORK_PROTOCOL_NAME, up::NETWORK_PROTOCOL_NAME),
+            (NETWORK_PROTOCOL_VERSION, up::NETWORK_PROTOCOL_VERSION),
+            (USER_AGENT_ORIGINAL, up::USER_AGENT_ORIGINAL),
+            (ERROR_TYPE, up::ERROR_TYPE),
+        ];
+        for (ours, theirs) in pairs {
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn resource_attributes_match_upstream() {
+        use resource::*;
+        let pairs = [
+            (SERVICE_NAME, up::SERVICE_NAME),
+            (PROCESS_PID, up::PROCESS_PID),
+            (PROCESS_EXECUTABLE_NAME, up::PROCESS_EXECUTABLE_NAME),
+            (PROCESS_EXECUTABLE_PATH, up::PROCESS_EXECUTABLE_PATH),
+            (PROCESS_COMMAND_LINE, up::PROCESS_COMMAND_LINE),
+            (HOST_NAME, up::HOST_NAME),
+            (CONTAINER_ID, up::CONTAINER_ID),
+            (TELEMETRY_SDK_NAME, up::TELEMETRY_SDK_NAME),
+            (TELEMETRY_SDK_LANGUAGE, up::TELEMETRY_SDK_LANGUAGE),
+            (TELEMETRY_SDK_VERSION, up::TELEMETRY_SDK_VERSION),
+        ];
+        for (ours, theirs) in pairs {
+            assert_eq!(ours, theirs);
+        }
+        // The stable ones are also listed among upstream's resource attributes.
+        assert_eq!(SERVICE_NAME, otel::resource::SERVICE_NAME);
+        assert_eq!(CONTAINER_ID, otel::resource::CONTAINER_ID);
+    }
+
+    #[test]
+    fn metrics_match_upstream() {
+        assert_eq!(
+            metric::HTTP_SERVER_REQUEST_DURATION,
+            upm::HTTP_SERVER_REQUEST_DURATION
+        );
+        assert_eq!(
+            metric::HTTP_CLIENT_REQUEST_DURATION,
+            upm::HTTP_CLIENT_REQUEST_DURATION
+        );
+    }
+
+    #[test]
+    fn buckets_are_strictly_increasing() {
+        let b = metric::HTTP_DURATION_BUCKETS;
+        assert!(b.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!((b[0], b[13]), (0.005, 10.0));
+    }
+
+    #[test]
+    fn self_metric_names_are_prometheus_counters() {
+        for name in self_metric::ALL {
+            assert!(
+                name.starts_with("otel_ebpf_") && name.ends_with("_total"),
+                "{name}"
+            );
+            assert!(
+                name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'),
+                "{name}"
+            );
+        }
+        let mut sorted = self_metric::ALL.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), self_metric::ALL.len());
+    }
+
+    #[test]
+    fn known_methods_are_sorted_and_unique() {
+        let m = value::KNOWN_HTTP_METHODS;
+        assert!(m.windows(2).all(|w| w[0] < w[1]));
+    }
+}
