@@ -62,7 +62,9 @@ pub(crate) fn trace_request(items: Vec<Item>) -> ExportTraceServiceRequest {
         };
         groups[idx].1.scope_spans[0].spans.push(span);
     }
-    ExportTraceServiceRequest { resource_spans: groups.into_iter().map(|(_, rs)| rs).collect() }
+    ExportTraceServiceRequest {
+        resource_spans: groups.into_iter().map(|(_, rs)| rs).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -71,7 +73,11 @@ mod tests {
     use crate::export::tests::support::{resource, span};
 
     fn names(rs: &ResourceSpans) -> Vec<String> {
-        rs.scope_spans[0].spans.iter().map(|s| s.name.clone()).collect()
+        rs.scope_spans[0]
+            .spans
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     #[test]
@@ -87,8 +93,14 @@ mod tests {
         ];
         let req = trace_request(items);
         assert_eq!(req.resource_spans.len(), 2);
-        assert_eq!(req.resource_spans[0].resource.as_ref(), Some(&nginx.resource));
-        assert_eq!(req.resource_spans[1].resource.as_ref(), Some(&redis.resource));
+        assert_eq!(
+            req.resource_spans[0].resource.as_ref(),
+            Some(&nginx.resource)
+        );
+        assert_eq!(
+            req.resource_spans[1].resource.as_ref(),
+            Some(&redis.resource)
+        );
         assert_eq!(names(&req.resource_spans[0]), vec!["a", "c", "e"]);
         assert_eq!(names(&req.resource_spans[1]), vec!["b", "d"]);
         for rs in &req.resource_spans {
@@ -113,7 +125,11 @@ mod tests {
         // pid reuse: a new process with the old pid.
         let old = resource(10, "old");
         let new = resource(10, "new");
-        let req = trace_request(vec![(old, span("x")), (new, span("y")), (resource(10, "old"), span("z"))]);
+        let req = trace_request(vec![
+            (old, span("x")),
+            (new, span("y")),
+            (resource(10, "old"), span("z")),
+        ]);
         assert_eq!(req.resource_spans.len(), 2);
         assert_eq!(names(&req.resource_spans[0]), vec!["x", "z"]);
         assert_eq!(names(&req.resource_spans[1]), vec!["y"]);

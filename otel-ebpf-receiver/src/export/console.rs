@@ -35,13 +35,19 @@ enum Sink {
 
 impl Console {
     pub fn stdout() -> Self {
-        Self { line: String::with_capacity(256), sink: Sink::Stdout }
+        Self {
+            line: String::with_capacity(256),
+            sink: Sink::Stdout,
+        }
     }
 
     /// A console writing into a shared buffer (tests).
     #[cfg(test)]
     pub fn memory(buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> Self {
-        Self { line: String::new(), sink: Sink::Memory(buf) }
+        Self {
+            line: String::new(),
+            sink: Sink::Memory(buf),
+        }
     }
 
     /// Writes one line per span to stdout and flushes.
@@ -124,29 +130,35 @@ pub(crate) fn format_line(out: &mut String, resource: &ProcessResource, span: &S
     let method = attr_string(span, attr::HTTP_REQUEST_METHOD).unwrap_or_else(dash);
     let path = attr_string(span, attr::URL_PATH).unwrap_or_else(dash);
     let status = attr_string(span, attr::HTTP_RESPONSE_STATUS_CODE).unwrap_or_else(dash);
-    let dur_ns = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano);
+    let dur_ns = span
+        .end_time_unix_nano
+        .saturating_sub(span.start_time_unix_nano);
     let (client, server) = if span.kind == SpanKind::Client as i32 {
         // We are the client: the peer is the server, the local socket the client.
         (
-            endpoint(span, &[attr::CLIENT_ADDRESS, attr::NETWORK_LOCAL_ADDRESS], &[
-                attr::CLIENT_PORT,
-                attr::NETWORK_LOCAL_PORT,
-            ]),
-            endpoint(span, &[attr::SERVER_ADDRESS, attr::NETWORK_PEER_ADDRESS], &[
-                attr::SERVER_PORT,
-                attr::NETWORK_PEER_PORT,
-            ]),
+            endpoint(
+                span,
+                &[attr::CLIENT_ADDRESS, attr::NETWORK_LOCAL_ADDRESS],
+                &[attr::CLIENT_PORT, attr::NETWORK_LOCAL_PORT],
+            ),
+            endpoint(
+                span,
+                &[attr::SERVER_ADDRESS, attr::NETWORK_PEER_ADDRESS],
+                &[attr::SERVER_PORT, attr::NETWORK_PEER_PORT],
+            ),
         )
     } else {
         (
-            endpoint(span, &[attr::CLIENT_ADDRESS, attr::NETWORK_PEER_ADDRESS], &[
-                attr::CLIENT_PORT,
-                attr::NETWORK_PEER_PORT,
-            ]),
-            endpoint(span, &[attr::SERVER_ADDRESS, attr::NETWORK_LOCAL_ADDRESS], &[
-                attr::SERVER_PORT,
-                attr::NETWORK_LOCAL_PORT,
-            ]),
+            endpoint(
+                span,
+                &[attr::CLIENT_ADDRESS, attr::NETWORK_PEER_ADDRESS],
+                &[attr::CLIENT_PORT, attr::NETWORK_PEER_PORT],
+            ),
+            endpoint(
+                span,
+                &[attr::SERVER_ADDRESS, attr::NETWORK_LOCAL_ADDRESS],
+                &[attr::SERVER_PORT, attr::NETWORK_LOCAL_PORT],
+            ),
         )
     };
     let _ = write!(
@@ -264,9 +276,14 @@ mod tests {
     fn server_span_falls_back_to_network_peer_and_dashes() {
         let r = resource(5, "app");
         let mut sp = http_span(SpanKind::Server, 0, 999);
-        sp.attributes =
-            vec![kv_s("network.peer.address", "10.0.0.1"), kv_i("network.peer.port", 1)];
-        assert_eq!(line(&r, &sp), "1970-01-01T00:00:00.000Z SERVER - - - 0.000ms 10.0.0.1:1 -> - app[5]");
+        sp.attributes = vec![
+            kv_s("network.peer.address", "10.0.0.1"),
+            kv_i("network.peer.port", 1),
+        ];
+        assert_eq!(
+            line(&r, &sp),
+            "1970-01-01T00:00:00.000Z SERVER - - - 0.000ms 10.0.0.1:1 -> - app[5]"
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl GrpcTransport {
             .user_agent(concat!("otel-ebpf-receiver/", env!("CARGO_PKG_VERSION")))
             .map_err(|e| start(&e))?;
         if s.endpoint.starts_with("https://") {
-            endpoint = endpoint.tls_config(tls.tonic_config()).map_err(|e| start(&e))?;
+            endpoint = endpoint
+                .tls_config(tls.tonic_config())
+                .map_err(|e| start(&e))?;
         }
         let mut metadata = MetadataMap::new();
         for (name, value) in &s.headers {
@@ -57,8 +59,7 @@ impl GrpcTransport {
                 ExportError::InvalidSetting {
                     name: "headers".into(),
                     value: name.to_string(),
-                    reason: "not usable as gRPC metadata (binary -bin keys are unsupported)"
-                        .into(),
+                    reason: "not usable as gRPC metadata (binary -bin keys are unsupported)".into(),
                 }
             })?;
             let value = AsciiMetadataValue::try_from(value.as_bytes()).map_err(|_| {
@@ -84,16 +85,26 @@ impl GrpcTransport {
     }
 
     /// Sends one trace request; returns the number of rejected spans.
-    pub async fn export_traces(&self, req: &ExportTraceServiceRequest) -> Result<u64, AttemptError> {
+    pub async fn export_traces(
+        &self,
+        req: &ExportTraceServiceRequest,
+    ) -> Result<u64, AttemptError> {
         let mut client = TraceServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         if self.gzip {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
-        let resp = client.export(self.request(req.clone())).await.map_err(classify)?;
+        let resp = client
+            .export(self.request(req.clone()))
+            .await
+            .map_err(classify)?;
         Ok(match resp.into_inner().partial_success {
             Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
-                log::warn!("backend rejected {} spans: {}", p.rejected_spans, p.error_message);
+                log::warn!(
+                    "backend rejected {} spans: {}",
+                    p.rejected_spans,
+                    p.error_message
+                );
                 p.rejected_spans.max(0) as u64
             }
             _ => 0,
@@ -110,7 +121,10 @@ impl GrpcTransport {
         if self.gzip {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
-        let resp = client.export(self.request(req.clone())).await.map_err(classify)?;
+        let resp = client
+            .export(self.request(req.clone()))
+            .await
+            .map_err(classify)?;
         Ok(match resp.into_inner().partial_success {
             Some(p) if p.rejected_data_points > 0 || !p.error_message.is_empty() => {
                 let n = p.rejected_data_points;

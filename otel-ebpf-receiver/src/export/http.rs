@@ -93,14 +93,21 @@ impl HttpTransport {
     }
 
     /// Sends one trace request; returns the number of rejected spans.
-    pub async fn export_traces(&self, req: &ExportTraceServiceRequest) -> Result<u64, AttemptError> {
+    pub async fn export_traces(
+        &self,
+        req: &ExportTraceServiceRequest,
+    ) -> Result<u64, AttemptError> {
         let body = self.post(req.encode_to_vec()).await?;
         let resp = ExportTraceServiceResponse::decode(body).map_err(|e| {
             AttemptError::permanent(format!("undecodable ExportTraceServiceResponse: {e}"))
         })?;
         Ok(match resp.partial_success {
             Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
-                log::warn!("backend rejected {} spans: {}", p.rejected_spans, p.error_message);
+                log::warn!(
+                    "backend rejected {} spans: {}",
+                    p.rejected_spans,
+                    p.error_message
+                );
                 p.rejected_spans.max(0) as u64
             }
             _ => 0,
@@ -140,7 +147,8 @@ impl HttpTransport {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| AttemptError::permanent(format!("cannot build request: {e}")))?;
         if self.gzip {
-            req.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            req.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         for (k, v) in &self.headers {
             req.headers_mut().insert(k.clone(), v.clone());
@@ -173,7 +181,11 @@ impl HttpTransport {
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned());
         let message = format!("POST {}: HTTP {status}: {detail}", self.uri);
         Err(if is_retryable(status) {
-            AttemptError { retryable: true, retry_after, message }
+            AttemptError {
+                retryable: true,
+                retry_after,
+                message,
+            }
         } else {
             AttemptError::permanent(message)
         })
@@ -222,7 +234,10 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), None);
     }
 
@@ -230,7 +245,9 @@ mod tests {
     fn gzip_round_trips() {
         let data = b"hello hello hello hello".repeat(10);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&gzip(&data)[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&gzip(&data)[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, data);
     }
 }

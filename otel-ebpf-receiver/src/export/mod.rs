@@ -40,8 +40,8 @@ use crate::enrich::ProcessResource;
 use crate::telemetry::SelfMetrics;
 
 pub use settings::{
-    Compression, ExportSettings, FileSetting, OtlpSignalSettings, Protocol, RetrySettings,
-    Signal, TlsSettings,
+    Compression, ExportSettings, FileSetting, OtlpSignalSettings, Protocol, RetrySettings, Signal,
+    TlsSettings,
 };
 
 /// Produces one metrics export request; called with the current time (Unix ns) every
@@ -54,10 +54,18 @@ pub enum ExportError {
     /// A variable or config key has a bad value; `name` is e.g. `OTEL_EXPORTER_OTLP_TIMEOUT`
     /// or `exporters.otlp.endpoint`.
     #[error("{name}: invalid value {value:?}: {reason}")]
-    InvalidSetting { name: String, value: String, reason: String },
+    InvalidSetting {
+        name: String,
+        value: String,
+        reason: String,
+    },
     /// A TLS file (CA, client certificate or key) is missing, unreadable or not valid PEM.
     #[error("{origin}: {path}: {reason}")]
-    TlsFile { origin: String, path: String, reason: String },
+    TlsFile {
+        origin: String,
+        path: String,
+        reason: String,
+    },
     /// The exporter could not be started (no tokio runtime, TLS setup, endpoint rejected).
     #[error("cannot start exporter: {0}")]
     Start(String),
@@ -118,22 +126,27 @@ impl Exporter {
         if traces_transport.is_none() && console.is_none() {
             log::warn!("no trace endpoint and console off: spans are discarded");
         }
-        let shared = Arc::new(Shared { self_metrics, pending: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            self_metrics,
+            pending: AtomicU64::new(0),
+        });
         let (tx, rx) = mpsc::channel(settings.queue_size);
         let (closing, closing_rx) = watch::channel(None);
-        let mut tasks = vec![runtime.spawn(
-            queue::TracePipeline {
-                rx,
-                console,
-                otlp: traces_transport,
-                shared: shared.clone(),
-                closing: closing_rx.clone(),
-                retry: settings.retry,
-                max_batch_size: settings.max_batch_size,
-                flush_interval: settings.flush_interval,
-            }
-            .run(),
-        )];
+        let mut tasks = vec![
+            runtime.spawn(
+                queue::TracePipeline {
+                    rx,
+                    console,
+                    otlp: traces_transport,
+                    shared: shared.clone(),
+                    closing: closing_rx.clone(),
+                    retry: settings.retry,
+                    max_batch_size: settings.max_batch_size,
+                    flush_interval: settings.flush_interval,
+                }
+                .run(),
+            ),
+        ];
         match (metrics, metrics_transport) {
             (Some(source), Some(transport)) => tasks.push(runtime.spawn(queue::run_metrics(
                 source,
@@ -146,7 +159,13 @@ impl Exporter {
             (Some(_), None) => log::info!("no metrics endpoint: metrics are not exported"),
             _ => {}
         }
-        Ok(Self { tx, shared, closing, tasks, shutdown_timeout: settings.shutdown_timeout })
+        Ok(Self {
+            tx,
+            shared,
+            closing,
+            tasks,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
     }
 
     /// Non-blocking; when the bounded queue is full the span is dropped and counted
@@ -171,7 +190,13 @@ impl Exporter {
     /// (`shutdown_timeout`, the OTLP timeout), then stops. Spans still unsent at the deadline
     /// are dropped and counted; an attempt running at the deadline is abandoned.
     pub async fn shutdown(self) {
-        let Self { tx, shared, closing, tasks, shutdown_timeout } = self;
+        let Self {
+            tx,
+            shared,
+            closing,
+            tasks,
+            shutdown_timeout,
+        } = self;
         let deadline = Instant::now() + shutdown_timeout;
         drop(tx);
         closing.send_replace(Some(deadline));
@@ -179,7 +204,10 @@ impl Exporter {
         // only guards against a sink that blocks (e.g. a stuck stdout).
         let tokio_deadline = tokio::time::Instant::from_std(deadline + SHUTDOWN_GRACE);
         for mut task in tasks {
-            if tokio::time::timeout_at(tokio_deadline, &mut task).await.is_err() {
+            if tokio::time::timeout_at(tokio_deadline, &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
                 let _ = task.await;
             }

@@ -31,10 +31,18 @@ pub(crate) struct AttemptError {
 
 impl AttemptError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { retryable: true, retry_after: None, message: message.into() }
+        Self {
+            retryable: true,
+            retry_after: None,
+            message: message.into(),
+        }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { retryable: false, retry_after: None, message: message.into() }
+        Self {
+            retryable: false,
+            retry_after: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -42,7 +50,10 @@ impl AttemptError {
 /// `max_backoff`.
 pub(crate) fn backoff(policy: &RetrySettings, retry: u32) -> Duration {
     let factor = 1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX);
-    policy.initial_backoff.saturating_mul(factor).min(policy.max_backoff)
+    policy
+        .initial_backoff
+        .saturating_mul(factor)
+        .min(policy.max_backoff)
 }
 
 /// Equal jitter: a uniformly random delay in `[d/2, d]`.
@@ -58,7 +69,10 @@ pub(crate) fn shutdown_deadline(closing: &watch::Receiver<Option<Instant>>) -> O
 /// Resolves with the shutdown deadline once shutdown starts; never if the exporter handle was
 /// dropped without a shutdown (the tasks then finish their queue normally).
 pub(crate) async fn shutdown_started(mut closing: watch::Receiver<Option<Instant>>) -> Instant {
-    let deadline = closing.wait_for(Option::is_some).await.map(|d| d.unwrap_or_else(Instant::now));
+    let deadline = closing
+        .wait_for(Option::is_some)
+        .await
+        .map(|d| d.unwrap_or_else(Instant::now));
     match deadline {
         Ok(deadline) => deadline,
         Err(_) => std::future::pending().await,
@@ -105,7 +119,9 @@ where
         if !err.retryable {
             return Err(err);
         }
-        let delay = err.retry_after.unwrap_or_else(|| jitter(backoff(policy, retry)));
+        let delay = err
+            .retry_after
+            .unwrap_or_else(|| jitter(backoff(policy, retry)));
         retry = retry.saturating_add(1);
         let mut limit = start + policy.max_elapsed;
         if let Some(deadline) = shutdown_deadline(closing) {
@@ -147,7 +163,10 @@ mod tests {
     fn jitter_stays_within_half_and_full() {
         for _ in 0..1000 {
             let j = jitter(Duration::from_millis(100));
-            assert!(j >= Duration::from_millis(50) && j <= Duration::from_millis(100), "{j:?}");
+            assert!(
+                j >= Duration::from_millis(50) && j <= Duration::from_millis(100),
+                "{j:?}"
+            );
         }
     }
 
@@ -198,21 +217,46 @@ mod tests {
         assert_eq!((r, calls, failures), (Err(e), 1, 1));
     }
 
-    #[tokio::test]
-    async fn retries_stop_at_the_shutdown_deadline() {
+    async fn run_with_deadline(
+        policy: RetrySettings,
+        deadline: Instant,
+    ) -> (AttemptError, u64, u64) {
         let metrics = SelfMetrics::default();
         let (tx, rx) = watch::channel(None);
-        tx.send_replace(Some(Instant::now() + Duration::from_millis(100)));
+        tx.send_replace(Some(deadline));
         let mut calls = 0;
-        let r: Result<(), _> = with_retry(&policy(10_000), &rx, &metrics, || {
+        let r: Result<(), _> = with_retry(&policy, &rx, &metrics, || {
             calls += 1;
             async { Err(AttemptError::retryable("down")) }
         })
         .await;
-        // The next backoff would end past the deadline: the last error is returned (instead
-        // of retrying for the 10 s budget), every attempt counted.
-        assert_eq!(r.unwrap_err().message, "down");
-        assert_eq!(metrics.export_failures.load(Ordering::Relaxed), calls);
+        (
+            r.unwrap_err(),
+            calls,
+            metrics.export_failures.load(Ordering::Relaxed),
+        )
+    }
+
+    #[tokio::test]
+    async fn no_attempt_starts_after_the_shutdown_deadline() {
+        let (e, calls, failures) = run_with_deadline(policy(10_000), Instant::now()).await;
+        assert_eq!(
+            (e.message.as_str(), calls, failures),
+            ("shutdown deadline passed", 0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn no_retry_whose_backoff_ends_past_the_shutdown_deadline() {
+        let slow = RetrySettings {
+            initial_backoff: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(60),
+            max_elapsed: Duration::from_secs(3600),
+        };
+        // The first backoff (30..60 s) would end after the deadline (5 s): give up at once.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (e, calls, failures) = run_with_deadline(slow, deadline).await;
+        assert_eq!((e.message.as_str(), calls, failures), ("down", 1, 1));
     }
 
     #[tokio::test]
@@ -224,7 +268,10 @@ mod tests {
             std::future::pending::<Result<(), AttemptError>>()
         })
         .await;
-        assert_eq!(r.unwrap_err().message, "export cut short by the shutdown deadline");
+        assert_eq!(
+            r.unwrap_err().message,
+            "export cut short by the shutdown deadline"
+        );
         assert_eq!(metrics.export_failures.load(Ordering::Relaxed), 1);
     }
 }

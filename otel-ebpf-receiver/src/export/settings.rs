@@ -166,17 +166,26 @@ struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
     fn get(&self, name: &str) -> Option<(String, String)> {
-        (self.0)(name).filter(|v| !v.trim().is_empty()).map(|v| (name.to_string(), v))
+        (self.0)(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (name.to_string(), v))
     }
     /// Per-signal variable first, then the general one. Returns (variable name, value).
     fn otlp(&self, signal: Signal, suffix: &str) -> Option<(String, String)> {
-        self.get(&format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal.env_part()))
-            .or_else(|| self.get(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
+        self.get(&format!(
+            "OTEL_EXPORTER_OTLP_{}_{suffix}",
+            signal.env_part()
+        ))
+        .or_else(|| self.get(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
     }
 }
 
 fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ExportError {
-    ExportError::InvalidSetting { name: name.into(), value: value.into(), reason: reason.into() }
+    ExportError::InvalidSetting {
+        name: name.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 impl ExportSettings {
@@ -191,11 +200,17 @@ impl ExportSettings {
         let metrics = resolve_signal(cfg, &env, Signal::Metrics)?;
         let flush_interval = match env.get("OTEL_BSP_SCHEDULE_DELAY") {
             Some((n, v)) => Duration::from_millis(parse_positive(&n, &v)?),
-            None => seconds("exporters.flush_interval_seconds", cfg.flush_interval_seconds)?,
+            None => seconds(
+                "exporters.flush_interval_seconds",
+                cfg.flush_interval_seconds,
+            )?,
         };
         let metrics_interval = match env.get("OTEL_METRIC_EXPORT_INTERVAL") {
             Some((n, v)) => Duration::from_millis(parse_positive(&n, &v)?),
-            None => seconds("exporters.metrics_interval_seconds", cfg.metrics_interval_seconds)?,
+            None => seconds(
+                "exporters.metrics_interval_seconds",
+                cfg.metrics_interval_seconds,
+            )?,
         };
         let (queue_name, queue_size) = match env.get("OTEL_BSP_MAX_QUEUE_SIZE") {
             Some((n, v)) => (n.clone(), parse_positive(&n, &v)? as usize),
@@ -237,7 +252,11 @@ impl ExportSettings {
 /// A positive, finite number of seconds from the config.
 fn seconds(key: &str, v: f64) -> Result<Duration, ExportError> {
     if !v.is_finite() || v <= 0.0 || v > 1e9 {
-        return Err(invalid(key, &v.to_string(), "must be a positive number of seconds"));
+        return Err(invalid(
+            key,
+            &v.to_string(),
+            "must be a positive number of seconds",
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -261,7 +280,11 @@ fn parse_protocol(name: &str, v: &str) -> Result<Protocol, ExportError> {
     match v.trim() {
         "grpc" => Ok(Protocol::Grpc),
         "http/protobuf" => Ok(Protocol::HttpProtobuf),
-        "http/json" => Err(invalid(name, v, "http/json is not supported; use grpc or http/protobuf")),
+        "http/json" => Err(invalid(
+            name,
+            v,
+            "http/json is not supported; use grpc or http/protobuf",
+        )),
         _ => Err(invalid(name, v, "must be grpc or http/protobuf")),
     }
 }
@@ -281,7 +304,9 @@ fn percent_decode(name: &str, s: &str) -> Result<String, ExportError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) => out.push(b),
                 None => return Err(invalid(name, s, "bad %-escape")),
@@ -318,7 +343,12 @@ fn parse_headers(map: &mut HeaderMap, name: &str, v: &str) -> Result<(), ExportE
         if k.trim().is_empty() {
             return Err(invalid(name, v, format!("entry {item:?} has an empty key")));
         }
-        insert_header(map, name, &percent_decode(name, k.trim())?, &percent_decode(name, val)?)?;
+        insert_header(
+            map,
+            name,
+            &percent_decode(name, k.trim())?,
+            &percent_decode(name, val)?,
+        )?;
     }
     Ok(())
 }
@@ -333,18 +363,33 @@ struct RawEndpoint {
 fn raw_endpoint(cfg: &ExportersConfig, env: &Env, signal: Signal) -> Option<RawEndpoint> {
     let sig = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.env_part());
     if let Some((origin, value)) = env.get(&sig) {
-        return Some(RawEndpoint { origin, value, per_signal: true });
+        return Some(RawEndpoint {
+            origin,
+            value,
+            per_signal: true,
+        });
     }
     if let Some((origin, value)) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        return Some(RawEndpoint { origin, value, per_signal: false });
+        return Some(RawEndpoint {
+            origin,
+            value,
+            per_signal: false,
+        });
     }
     let (key, per_signal_cfg) = match signal {
         Signal::Traces => ("exporters.otlp.traces_endpoint", &cfg.otlp.traces_endpoint),
-        Signal::Metrics => ("exporters.otlp.metrics_endpoint", &cfg.otlp.metrics_endpoint),
+        Signal::Metrics => (
+            "exporters.otlp.metrics_endpoint",
+            &cfg.otlp.metrics_endpoint,
+        ),
     };
     let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
     if let Some(value) = nonempty(per_signal_cfg) {
-        return Some(RawEndpoint { origin: key.into(), value, per_signal: true });
+        return Some(RawEndpoint {
+            origin: key.into(),
+            value,
+            per_signal: true,
+        });
     }
     nonempty(&cfg.otlp.endpoint).map(|value| RawEndpoint {
         origin: "exporters.otlp.endpoint".into(),
@@ -355,8 +400,9 @@ fn raw_endpoint(cfg: &ExportersConfig, env: &Env, signal: Signal) -> Option<RawE
 
 /// Checks that `url` is `http(s)://authority[/path]` and returns it.
 fn check_url(origin: &str, url: &str) -> Result<String, ExportError> {
-    let uri: hyper::http::Uri =
-        url.parse().map_err(|e| invalid(origin, url, format!("not a valid URL: {e}")))?;
+    let uri: hyper::http::Uri = url
+        .parse()
+        .map_err(|e| invalid(origin, url, format!("not a valid URL: {e}")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         _ => return Err(invalid(origin, url, "scheme must be http:// or https://")),
@@ -401,11 +447,17 @@ fn file_setting(
     cfg: &Option<String>,
 ) -> Option<FileSetting> {
     if let Some((origin, v)) = env.otlp(signal, suffix) {
-        return Some(FileSetting { path: PathBuf::from(v.trim()), origin });
+        return Some(FileSetting {
+            path: PathBuf::from(v.trim()),
+            origin,
+        });
     }
     cfg.as_ref()
         .filter(|s| !s.trim().is_empty())
-        .map(|v| FileSetting { path: PathBuf::from(v.trim()), origin: key.into() })
+        .map(|v| FileSetting {
+            path: PathBuf::from(v.trim()),
+            origin: key.into(),
+        })
 }
 
 fn resolve_signal(
@@ -468,7 +520,11 @@ fn resolve_signal(
     };
     match (&tls.client_certificate, &tls.client_key) {
         (Some(c), None) => {
-            return Err(invalid(&c.origin, &c.path.display().to_string(), "needs a client key"));
+            return Err(invalid(
+                &c.origin,
+                &c.path.display().to_string(),
+                "needs a client key",
+            ));
         }
         (None, Some(k)) => {
             let reason = "needs a client certificate";
@@ -480,7 +536,14 @@ fn resolve_signal(
         return Ok(None);
     };
     let endpoint = endpoint_url(&raw, protocol, signal, insecure)?;
-    Ok(Some(OtlpSignalSettings { endpoint, protocol, headers, timeout, compression, tls }))
+    Ok(Some(OtlpSignalSettings {
+        endpoint,
+        protocol,
+        headers,
+        timeout,
+        compression,
+        tls,
+    }))
 }
 
 #[cfg(test)]

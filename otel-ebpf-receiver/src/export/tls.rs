@@ -72,10 +72,18 @@ impl TlsMaterial {
                 let key_pem = read(k)?;
                 let key = PrivateKeyDer::from_pem_slice(&key_pem)
                     .map_err(|e| file_error(k, format!("no usable private key: {e}")))?;
-                Some(ClientIdentity { cert_pem, key_pem, chain, key })
+                Some(ClientIdentity {
+                    cert_pem,
+                    key_pem,
+                    chain,
+                    key,
+                })
             }
             (Some(f), None) | (None, Some(f)) => {
-                return Err(file_error(f, "client certificate and client key must both be set"));
+                return Err(file_error(
+                    f,
+                    "client certificate and client key must both be set",
+                ));
             }
             (None, None) => None,
         };
@@ -141,7 +149,10 @@ mod tests {
     use std::path::PathBuf;
 
     fn fs(path: impl Into<PathBuf>, origin: &str) -> Option<FileSetting> {
-        Some(FileSetting { path: path.into(), origin: origin.into() })
+        Some(FileSetting {
+            path: path.into(),
+            origin: origin.into(),
+        })
     }
 
     fn err(tls: TlsSettings) -> String {
@@ -175,7 +186,10 @@ mod tests {
         });
         assert_eq!(
             msg,
-            format!("exporters.otlp.certificate: {}: no CERTIFICATE block found", path.display())
+            format!(
+                "exporters.otlp.certificate: {}: no CERTIFICATE block found",
+                path.display()
+            )
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -183,7 +197,10 @@ mod tests {
     #[test]
     fn key_file_without_key_is_rejected() {
         let msg = err(TlsSettings {
-            client_certificate: fs(testdata("client.pem"), "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            client_certificate: fs(
+                testdata("client.pem"),
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ),
             client_key: fs(testdata("ca.pem"), "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
             ..Default::default()
         });

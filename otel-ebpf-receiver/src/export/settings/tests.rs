@@ -8,8 +8,10 @@ use super::*;
 use crate::config::{ExportersConfig, OtlpConfig};
 
 fn resolve(cfg: &ExportersConfig, vars: &[(&str, &str)]) -> Result<ExportSettings, ExportError> {
-    let map: HashMap<String, String> =
-        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     ExportSettings::resolve(cfg, &move |k| map.get(k).cloned())
 }
 
@@ -45,7 +47,9 @@ fn header_pairs(s: &OtlpSignalSettings) -> Vec<(String, String)> {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[test]
@@ -79,9 +83,21 @@ fn general_endpoint_is_used_as_is_for_grpc() {
 #[test]
 fn general_endpoint_gets_signal_paths_for_http() {
     for (base, traces, metrics) in [
-        ("http://c:4318", "http://c:4318/v1/traces", "http://c:4318/v1/metrics"),
-        ("http://c:4318/", "http://c:4318/v1/traces", "http://c:4318/v1/metrics"),
-        ("https://c/otlp", "https://c/otlp/v1/traces", "https://c/otlp/v1/metrics"),
+        (
+            "http://c:4318",
+            "http://c:4318/v1/traces",
+            "http://c:4318/v1/metrics",
+        ),
+        (
+            "http://c:4318/",
+            "http://c:4318/v1/traces",
+            "http://c:4318/v1/metrics",
+        ),
+        (
+            "https://c/otlp",
+            "https://c/otlp/v1/traces",
+            "https://c/otlp/v1/metrics",
+        ),
     ] {
         let s = env_only(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", base),
@@ -121,9 +137,15 @@ fn per_signal_protocol_overrides_the_general_one() {
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
     ]);
     let t = s.traces.unwrap();
-    assert_eq!((t.protocol, t.endpoint.as_str()), (Protocol::HttpProtobuf, "http://c:4318/v1/traces"));
+    assert_eq!(
+        (t.protocol, t.endpoint.as_str()),
+        (Protocol::HttpProtobuf, "http://c:4318/v1/traces")
+    );
     let m = s.metrics.unwrap();
-    assert_eq!((m.protocol, m.endpoint.as_str()), (Protocol::Grpc, "http://c:4318"));
+    assert_eq!(
+        (m.protocol, m.endpoint.as_str()),
+        (Protocol::Grpc, "http://c:4318")
+    );
 }
 
 #[test]
@@ -143,12 +165,15 @@ fn config_alone_is_used_and_env_overrides_it() {
     assert_eq!(s.metrics.unwrap().endpoint, "http://cfg-m:9999/m");
     assert_eq!(s.shutdown_timeout, Duration::from_secs(3));
 
-    let s = resolve(&cfg, &[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "1500"),
-        ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
-    ])
+    let s = resolve(
+        &cfg,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+        ],
+    )
     .unwrap();
     let t = s.traces.unwrap();
     assert_eq!(t.endpoint, "http://env:4317");
@@ -177,18 +202,34 @@ fn headers_are_url_decoded_and_merged_by_precedence() {
         o.headers.insert("from-config".into(), "1".into());
         o.headers.insert("api-key".into(), "config".into());
     });
-    let s = resolve(&cfg, &[
-        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret%20value, tenant=a%2Cb,x=1"),
-        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x=2"),
-    ])
+    let s = resolve(
+        &cfg,
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "api-key=secret%20value, tenant=a%2Cb,x=1",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x=2"),
+        ],
+    )
     .unwrap();
     assert_eq!(
         header_pairs(s.traces.as_ref().unwrap()),
-        pairs(&[("api-key", "secret value"), ("from-config", "1"), ("tenant", "a,b"), ("x", "2")])
+        pairs(&[
+            ("api-key", "secret value"),
+            ("from-config", "1"),
+            ("tenant", "a,b"),
+            ("x", "2")
+        ])
     );
     assert_eq!(
         header_pairs(s.metrics.as_ref().unwrap()),
-        pairs(&[("api-key", "secret value"), ("from-config", "1"), ("tenant", "a,b"), ("x", "1")])
+        pairs(&[
+            ("api-key", "secret value"),
+            ("from-config", "1"),
+            ("tenant", "a,b"),
+            ("x", "1")
+        ])
     );
 }
 
@@ -227,7 +268,9 @@ fn timeouts_per_signal_and_bad_values() {
     for bad in ["abc", "0", "-5", "1.5"] {
         assert_eq!(
             env_err(&[ep, ("OTEL_EXPORTER_OTLP_TIMEOUT", bad)]),
-            format!("OTEL_EXPORTER_OTLP_TIMEOUT: invalid value {bad:?}: must be a positive integer")
+            format!(
+                "OTEL_EXPORTER_OTLP_TIMEOUT: invalid value {bad:?}: must be a positive integer"
+            )
         );
     }
     let cfg = cfg_with(|o| o.timeout_seconds = Some(-1.0));
@@ -272,7 +315,10 @@ fn protocol_bad_values() {
 #[test]
 fn insecure_decides_the_scheme_of_scheme_less_grpc_endpoints() {
     let ep = ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317");
-    assert_eq!(env_only(&[ep]).traces.unwrap().endpoint, "https://collector:4317");
+    assert_eq!(
+        env_only(&[ep]).traces.unwrap().endpoint,
+        "https://collector:4317"
+    );
     let s = env_only(&[ep, ("OTEL_EXPORTER_OTLP_INSECURE", "true")]);
     assert_eq!(s.traces.unwrap().endpoint, "http://collector:4317");
     let s = env_only(&[ep, ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "TRUE")]);
@@ -288,7 +334,10 @@ fn insecure_decides_the_scheme_of_scheme_less_grpc_endpoints() {
         o.endpoint = Some("c:4317".into());
         o.insecure = Some(true);
     });
-    assert_eq!(resolve(&cfg, &[]).unwrap().traces.unwrap().endpoint, "http://c:4317");
+    assert_eq!(
+        resolve(&cfg, &[]).unwrap().traces.unwrap().endpoint,
+        "http://c:4317"
+    );
     assert_eq!(
         env_err(&[ep, ("OTEL_EXPORTER_OTLP_INSECURE", "yes")]),
         "OTEL_EXPORTER_OTLP_INSECURE: invalid value \"yes\": must be true or false"
@@ -310,7 +359,9 @@ fn bad_endpoints_name_the_variable() {
     );
     let msg = env_err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://bad host:1")]);
     assert!(
-        msg.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT: invalid value \"http://bad host:1\": not a valid URL"),
+        msg.starts_with(
+            "OTEL_EXPORTER_OTLP_ENDPOINT: invalid value \"http://bad host:1\": not a valid URL"
+        ),
         "{msg}"
     );
     let cfg = cfg_with(|o| o.endpoint = Some("http://".into()));
@@ -326,12 +377,20 @@ fn certificate_files_keep_their_origin() {
         ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem"),
         ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/client.key"),
     ]);
-    let fs = |p: &str, o: &str| Some(FileSetting { path: PathBuf::from(p), origin: o.into() });
-    assert_eq!(s.traces.unwrap().tls, TlsSettings {
-        certificate: fs("/etc/ca.pem", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
-        client_certificate: fs("/etc/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
-        client_key: fs("/etc/client.key", "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
-    });
+    let fs = |p: &str, o: &str| {
+        Some(FileSetting {
+            path: PathBuf::from(p),
+            origin: o.into(),
+        })
+    };
+    assert_eq!(
+        s.traces.unwrap().tls,
+        TlsSettings {
+            certificate: fs("/etc/ca.pem", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+            client_certificate: fs("/etc/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            client_key: fs("/etc/client.key", "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+        }
+    );
     assert_eq!(
         s.metrics.unwrap().tls.certificate,
         fs("/etc/m-ca.pem", "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE")
@@ -364,11 +423,14 @@ fn client_certificate_needs_a_key() {
 #[test]
 fn empty_variables_count_as_unset() {
     let cfg = cfg_with(|o| o.endpoint = Some("http://cfg:4317".into()));
-    let s = resolve(&cfg, &[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", " "),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", ""),
-    ])
+    let s = resolve(
+        &cfg,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", " "),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", ""),
+        ],
+    )
     .unwrap();
     let t = s.traces.unwrap();
     assert_eq!(t.endpoint, "http://cfg:4317");
@@ -380,8 +442,10 @@ fn console_flag_from_config() {
     let mut cfg = cfg_with(|o| o.endpoint = Some("http://c:4317".into()));
     cfg.console = Some(true);
     assert!(resolve(&cfg, &[]).unwrap().console);
-    let mut cfg = ExportersConfig::default();
-    cfg.console = Some(false);
+    let cfg = ExportersConfig {
+        console: Some(false),
+        ..Default::default()
+    };
     assert!(!resolve(&cfg, &[]).unwrap().console);
 }
 
@@ -397,24 +461,36 @@ fn batch_processor_variables_and_limits() {
     assert_eq!((s.queue_size, s.max_batch_size), (100, 50));
     assert_eq!(s.metrics_interval, Duration::from_secs(60));
     assert_eq!(
-        env_err(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "200")]),
+        env_err(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "200")
+        ]),
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: invalid value \"200\": must be between 1 and the queue size (100)"
     );
     assert_eq!(
         env_err(&[("OTEL_BSP_SCHEDULE_DELAY", "soon")]),
         "OTEL_BSP_SCHEDULE_DELAY: invalid value \"soon\": must be a positive integer"
     );
-    let mut cfg = ExportersConfig::default();
-    cfg.flush_interval_seconds = 0.0;
+    let cfg = ExportersConfig {
+        flush_interval_seconds: 0.0,
+        ..Default::default()
+    };
     assert_eq!(
         err(&cfg, &[]),
         "exporters.flush_interval_seconds: invalid value \"0\": must be a positive number of seconds"
     );
-    let mut cfg = ExportersConfig::default();
-    cfg.queue_size = 0;
-    assert_eq!(err(&cfg, &[]), "exporters.queue_size: invalid value \"0\": must be at least 1");
-    let mut cfg = ExportersConfig::default();
-    cfg.metrics_interval_seconds = f64::NAN;
+    let cfg = ExportersConfig {
+        queue_size: 0,
+        ..Default::default()
+    };
+    assert_eq!(
+        err(&cfg, &[]),
+        "exporters.queue_size: invalid value \"0\": must be at least 1"
+    );
+    let cfg = ExportersConfig {
+        metrics_interval_seconds: f64::NAN,
+        ..Default::default()
+    };
     assert_eq!(
         err(&cfg, &[]),
         "exporters.metrics_interval_seconds: invalid value \"NaN\": must be a positive number of seconds"

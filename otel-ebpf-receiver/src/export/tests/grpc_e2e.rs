@@ -20,11 +20,24 @@ fn names_by_resource(c: &Collector) -> Vec<(String, Vec<String>)> {
         .flat_map(|r| &r.resource_spans)
         .map(|rs| {
             let res = rs.resource.as_ref().unwrap();
-            let svc = match res.attributes[0].value.as_ref().unwrap().value.as_ref().unwrap() {
-                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => s.clone(),
+            let svc = match res.attributes[0]
+                .value
+                .as_ref()
+                .unwrap()
+                .value
+                .as_ref()
+                .unwrap()
+            {
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
+                    s.clone()
+                }
                 v => panic!("{v:?}"),
             };
-            let names = rs.scope_spans.iter().flat_map(|ss| &ss.spans).map(|s| s.name.clone());
+            let names = rs
+                .scope_spans
+                .iter()
+                .flat_map(|ss| &ss.spans)
+                .map(|s| s.name.clone());
             (svc, names.collect())
         })
         .collect()
@@ -38,36 +51,56 @@ fn strings(v: &[&str]) -> Vec<String> {
 async fn grpc_receives_exactly_the_spans_grouped_by_resource() {
     let backend = grpc_backend(0, false).await;
     let mut sig = signal(format!("http://{}", backend.addr), Protocol::Grpc);
-    sig.headers.insert("authorization", "Bearer t0k".parse().unwrap());
+    sig.headers
+        .insert("authorization", "Bearer t0k".parse().unwrap());
     sig.compression = Compression::Gzip;
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
-    let procs = [resource(1, "nginx"), resource(2, "redis"), resource(3, "curl")];
+    let procs = [
+        resource(1, "nginx"),
+        resource(2, "redis"),
+        resource(3, "curl"),
+    ];
     for i in 0..10 {
         assert!(exp.submit(procs[i % 3].clone(), span(&format!("s{i}"))));
     }
     exp.shutdown().await;
     assert_eq!(counts(&m), (10, 0, 0));
     assert_eq!(backend.collector.state().traces.len(), 1);
-    assert_eq!(names_by_resource(&backend.collector), vec![
-        ("nginx".to_string(), strings(&["s0", "s3", "s6", "s9"])),
-        ("redis".to_string(), strings(&["s1", "s4", "s7"])),
-        ("curl".to_string(), strings(&["s2", "s5", "s8"])),
-    ]);
+    assert_eq!(
+        names_by_resource(&backend.collector),
+        vec![
+            ("nginx".to_string(), strings(&["s0", "s3", "s6", "s9"])),
+            ("redis".to_string(), strings(&["s1", "s4", "s7"])),
+            ("curl".to_string(), strings(&["s2", "s5", "s8"])),
+        ]
+    );
     let st = backend.collector.state();
     let rs = &st.traces[0].resource_spans[1];
     assert_eq!(rs.resource.as_ref(), Some(&procs[1].resource));
     assert_eq!(rs.scope_spans.len(), 1);
-    assert_eq!(rs.scope_spans[0].scope.as_ref().unwrap().name, "otel-ebpf-receiver");
+    assert_eq!(
+        rs.scope_spans[0].scope.as_ref().unwrap().name,
+        "otel-ebpf-receiver"
+    );
     let headers = &st.headers[0];
-    assert!(headers.contains(&("authorization".into(), "Bearer t0k".into())), "{headers:?}");
-    assert!(headers.contains(&("grpc-encoding".into(), "gzip".into())), "{headers:?}");
+    assert!(
+        headers.contains(&("authorization".into(), "Bearer t0k".into())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains(&("grpc-encoding".into(), "gzip".into())),
+        "{headers:?}"
+    );
 }
 
 #[tokio::test]
 async fn grpc_batches_are_cut_at_max_batch_size() {
     let backend = grpc_backend(0, false).await;
-    let mut s = settings(Some(signal(format!("http://{}", backend.addr), Protocol::Grpc)));
+    let mut s = settings(Some(signal(
+        format!("http://{}", backend.addr),
+        Protocol::Grpc,
+    )));
     s.max_batch_size = 4;
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(s, m.clone(), None).unwrap();
@@ -130,7 +163,10 @@ async fn grpc_metrics_every_interval_and_once_more_at_shutdown() {
     });
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(s, m.clone(), Some(source)).unwrap();
-    wait_until("3 metrics exports", || backend.collector.state().metrics.len() >= 3).await;
+    wait_until("3 metrics exports", || {
+        backend.collector.state().metrics.len() >= 3
+    })
+    .await;
     exp.shutdown().await;
     let n = calls.load(Ordering::SeqCst);
     let expected: Vec<i64> = (1..=n as i64).filter(|&i| i != 2).collect();
@@ -196,7 +232,12 @@ async fn grpc_partial_success_counts_rejected_spans_as_dropped() {
 }
 
 fn mtls(client_cert: bool) -> TlsSettings {
-    let f = |name: &str, origin: &str| Some(FileSetting { path: testdata(name), origin: origin.into() });
+    let f = |name: &str, origin: &str| {
+        Some(FileSetting {
+            path: testdata(name),
+            origin: origin.into(),
+        })
+    };
     TlsSettings {
         certificate: f("ca.pem", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
         client_certificate: client_cert.then(|| f("client.pem", "cc")).flatten(),
@@ -207,7 +248,10 @@ fn mtls(client_cert: bool) -> TlsSettings {
 #[tokio::test]
 async fn grpc_over_mtls_with_custom_ca() {
     let backend = grpc_backend(0, true).await;
-    let mut sig = signal(format!("https://localhost:{}", backend.addr.port()), Protocol::Grpc);
+    let mut sig = signal(
+        format!("https://localhost:{}", backend.addr.port()),
+        Protocol::Grpc,
+    );
     sig.tls = mtls(true);
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
@@ -222,7 +266,10 @@ async fn grpc_over_mtls_with_custom_ca() {
 #[tokio::test]
 async fn grpc_mtls_without_client_certificate_fails_and_drops() {
     let backend = grpc_backend(0, true).await;
-    let mut sig = signal(format!("https://127.0.0.1:{}", backend.addr.port()), Protocol::Grpc);
+    let mut sig = signal(
+        format!("https://127.0.0.1:{}", backend.addr.port()),
+        Protocol::Grpc,
+    );
     sig.tls = mtls(false);
     let mut s = settings(Some(sig));
     s.retry.max_elapsed = Duration::ZERO;
@@ -239,8 +286,10 @@ async fn grpc_mtls_without_client_certificate_fails_and_drops() {
 #[tokio::test]
 async fn missing_ca_file_fails_at_start() {
     let mut sig = signal("https://127.0.0.1:1", Protocol::Grpc);
-    sig.tls.certificate =
-        Some(FileSetting { path: "/nonexistent/ca.pem".into(), origin: "OTEL_EXPORTER_OTLP_CERTIFICATE".into() });
+    sig.tls.certificate = Some(FileSetting {
+        path: "/nonexistent/ca.pem".into(),
+        origin: "OTEL_EXPORTER_OTLP_CERTIFICATE".into(),
+    });
     let err = Exporter::start(settings(Some(sig)), Arc::new(SelfMetrics::default()), None)
         .err()
         .unwrap()

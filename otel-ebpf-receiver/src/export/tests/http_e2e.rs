@@ -12,7 +12,10 @@ use crate::export::{Compression, ExportSettings, Exporter, FileSetting, Protocol
 use crate::telemetry::SelfMetrics;
 
 fn header<'a>(c: &'a CollectorState, call: usize, name: &str) -> Option<&'a str> {
-    c.headers[call].iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    c.headers[call]
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn per_resource_counts(c: &Collector) -> Vec<(u32, usize)> {
@@ -22,8 +25,13 @@ fn per_resource_counts(c: &Collector) -> Vec<(u32, usize)> {
         .iter()
         .flat_map(|r| &r.resource_spans)
         .map(|rs| {
-            let pid = rs.resource.as_ref().unwrap().attributes[1].value.as_ref().unwrap();
-            let Some(Value::IntValue(pid)) = pid.value else { panic!() };
+            let pid = rs.resource.as_ref().unwrap().attributes[1]
+                .value
+                .as_ref()
+                .unwrap();
+            let Some(Value::IntValue(pid)) = pid.value else {
+                panic!()
+            };
             (pid as u32, rs.scope_spans[0].spans.len())
         })
         .collect()
@@ -33,7 +41,10 @@ fn per_resource_counts(c: &Collector) -> Vec<(u32, usize)> {
 async fn http_protobuf_posts_to_v1_traces_and_v1_metrics_from_env_settings() {
     let backend = http_backend(0, false).await;
     let env: HashMap<&str, String> = HashMap::from([
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", backend.addr)),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{}", backend.addr),
+        ),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=abc%3D".into()),
     ]);
@@ -43,7 +54,10 @@ async fn http_protobuf_posts_to_v1_traces_and_v1_metrics_from_env_settings() {
     let exp = Exporter::start(s, m.clone(), Some(source)).unwrap();
     let (a, b) = (resource(100, "a"), resource(200, "b"));
     for i in 0..6 {
-        assert!(exp.submit(if i < 4 { a.clone() } else { b.clone() }, span(&i.to_string())));
+        assert!(exp.submit(
+            if i < 4 { a.clone() } else { b.clone() },
+            span(&i.to_string())
+        ));
     }
     exp.shutdown().await;
     assert_eq!(counts(&m), (6, 0, 0));
@@ -53,18 +67,27 @@ async fn http_protobuf_posts_to_v1_traces_and_v1_metrics_from_env_settings() {
     assert_eq!(paths, vec!["/v1/metrics", "/v1/traces"]);
     assert_eq!((st.traces.len(), st.metrics.len()), (1, 1));
     for call in 0..2 {
-        assert_eq!(header(&st, call, "content-type"), Some("application/x-protobuf"));
+        assert_eq!(
+            header(&st, call, "content-type"),
+            Some("application/x-protobuf")
+        );
         assert_eq!(header(&st, call, "x-api-key"), Some("abc="));
         assert_eq!(header(&st, call, "content-encoding"), None);
     }
     drop(st);
-    assert_eq!(per_resource_counts(&backend.collector), vec![(100, 4), (200, 2)]);
+    assert_eq!(
+        per_resource_counts(&backend.collector),
+        vec![(100, 4), (200, 2)]
+    );
 }
 
 #[tokio::test]
 async fn http_gzip_bodies_decode_to_the_submitted_spans() {
     let backend = http_backend(0, false).await;
-    let mut sig = signal(format!("http://{}/v1/traces", backend.addr), Protocol::HttpProtobuf);
+    let mut sig = signal(
+        format!("http://{}/v1/traces", backend.addr),
+        Protocol::HttpProtobuf,
+    );
     sig.compression = Compression::Gzip;
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
@@ -83,8 +106,15 @@ async fn http_gzip_bodies_decode_to_the_submitted_spans() {
 #[tokio::test]
 async fn http_retryable_statuses_are_retried() {
     let backend = http_backend(0, false).await;
-    backend.collector.state().failures.extend([503, 429, 502, 504]);
-    let sig = signal(format!("http://{}/v1/traces", backend.addr), Protocol::HttpProtobuf);
+    backend
+        .collector
+        .state()
+        .failures
+        .extend([503, 429, 502, 504]);
+    let sig = signal(
+        format!("http://{}/v1/traces", backend.addr),
+        Protocol::HttpProtobuf,
+    );
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
     for i in 0..5 {
@@ -100,7 +130,10 @@ async fn http_retryable_statuses_are_retried() {
 async fn http_400_is_permanent() {
     let backend = http_backend(0, false).await;
     backend.collector.state().failures.extend([400]);
-    let sig = signal(format!("http://{}/v1/traces", backend.addr), Protocol::HttpProtobuf);
+    let sig = signal(
+        format!("http://{}/v1/traces", backend.addr),
+        Protocol::HttpProtobuf,
+    );
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
     for i in 0..5 {
@@ -115,7 +148,10 @@ async fn http_400_is_permanent() {
 async fn http_partial_success_counts_rejected_spans_as_dropped() {
     let backend = http_backend(0, false).await;
     backend.collector.state().reject_spans = 1;
-    let sig = signal(format!("http://{}/v1/traces", backend.addr), Protocol::HttpProtobuf);
+    let sig = signal(
+        format!("http://{}/v1/traces", backend.addr),
+        Protocol::HttpProtobuf,
+    );
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
     for i in 0..5 {
@@ -130,7 +166,12 @@ async fn https_with_custom_ca_and_client_certificate() {
     let backend = http_backend(0, true).await;
     let url = format!("https://localhost:{}/v1/traces", backend.addr.port());
     let mut sig = signal(url, Protocol::HttpProtobuf);
-    let f = |name: &str| Some(FileSetting { path: testdata(name), origin: name.into() });
+    let f = |name: &str| {
+        Some(FileSetting {
+            path: testdata(name),
+            origin: name.into(),
+        })
+    };
     sig.tls = TlsSettings {
         certificate: f("ca.pem"),
         client_certificate: f("client.pem"),
@@ -151,7 +192,12 @@ async fn https_without_the_custom_ca_fails_verification() {
     let backend = http_backend(0, true).await;
     let url = format!("https://127.0.0.1:{}/v1/traces", backend.addr.port());
     let mut sig = signal(url, Protocol::HttpProtobuf);
-    let f = |name: &str| Some(FileSetting { path: testdata(name), origin: name.into() });
+    let f = |name: &str| {
+        Some(FileSetting {
+            path: testdata(name),
+            origin: name.into(),
+        })
+    };
     // The server certificate is trusted only through ca.pem; here the client trusts the
     // server certificate itself as a CA, which does not verify.
     sig.tls = TlsSettings {

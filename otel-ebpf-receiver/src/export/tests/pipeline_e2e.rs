@@ -14,7 +14,10 @@ use crate::telemetry::SelfMetrics;
 #[tokio::test]
 async fn a_partial_batch_is_sent_after_the_flush_interval() {
     let backend = grpc_backend(0, false).await;
-    let mut s = settings(Some(signal(format!("http://{}", backend.addr), Protocol::Grpc)));
+    let mut s = settings(Some(signal(
+        format!("http://{}", backend.addr),
+        Protocol::Grpc,
+    )));
     s.flush_interval = Duration::from_millis(20);
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(s, m.clone(), None).unwrap();
@@ -28,7 +31,13 @@ async fn a_partial_batch_is_sent_after_the_flush_interval() {
     exp.shutdown().await;
 }
 
-fn console_span(pid: u32, ms: u64) -> (Arc<crate::enrich::ProcessResource>, opentelemetry_proto::tonic::trace::v1::Span) {
+fn console_span(
+    pid: u32,
+    ms: u64,
+) -> (
+    Arc<crate::enrich::ProcessResource>,
+    opentelemetry_proto::tonic::trace::v1::Span,
+) {
     let mut sp = http_span(SpanKind::Server, 1_795_255_200_123_000_000, ms * 1_000_000);
     sp.attributes = vec![
         kv_s("http.request.method", "GET"),
@@ -48,8 +57,8 @@ async fn console_only_writes_one_line_per_span_and_counts_them_exported() {
     s.console = true;
     let buf = Arc::new(Mutex::new(Vec::new()));
     let m = Arc::new(SelfMetrics::default());
-    let exp =
-        Exporter::start_with_console(s, m.clone(), None, Some(Console::memory(buf.clone()))).unwrap();
+    let exp = Exporter::start_with_console(s, m.clone(), None, Some(Console::memory(buf.clone())))
+        .unwrap();
     for (pid, ms) in [(1234, 1), (1234, 2), (99, 3)] {
         let (r, sp) = console_span(pid, ms);
         assert!(exp.submit(r, sp));
@@ -74,14 +83,17 @@ async fn console_and_otlp_together_count_each_span_once() {
     s.console = true;
     let buf = Arc::new(Mutex::new(Vec::new()));
     let m = Arc::new(SelfMetrics::default());
-    let exp =
-        Exporter::start_with_console(s, m.clone(), None, Some(Console::memory(buf.clone()))).unwrap();
+    let exp = Exporter::start_with_console(s, m.clone(), None, Some(Console::memory(buf.clone())))
+        .unwrap();
     for ms in 1..=4 {
         let (r, sp) = console_span(1, ms);
         exp.submit(r, sp);
     }
     exp.shutdown().await;
-    assert_eq!(buf.lock().unwrap().iter().filter(|&&b| b == b'\n').count(), 4);
+    assert_eq!(
+        buf.lock().unwrap().iter().filter(|&&b| b == b'\n').count(),
+        4
+    );
     assert_eq!(backend.collector.span_count(), 4);
     assert_eq!(counts(&m), (4, 0, 0));
 }
@@ -100,5 +112,8 @@ fn start_outside_a_runtime_is_an_error() {
     let err = Exporter::start(settings(None), Arc::new(SelfMetrics::default()), None)
         .err()
         .unwrap();
-    assert_eq!(err.to_string(), "cannot start exporter: must be called inside a tokio runtime");
+    assert_eq!(
+        err.to_string(),
+        "cannot start exporter: must be called inside a tokio runtime"
+    );
 }

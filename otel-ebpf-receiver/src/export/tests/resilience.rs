@@ -29,12 +29,18 @@ async fn down_then_up(protocol: Protocol) {
     for i in 0..3 {
         assert!(exp.submit(resource(9, "late"), span(&i.to_string())));
     }
-    wait_until("the first failed attempt", || m.export_failures.load(Ordering::SeqCst) == 1).await;
+    wait_until("the first failed attempt", || {
+        m.export_failures.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let backend = match protocol {
         Protocol::Grpc => grpc_backend(port, false).await,
         Protocol::HttpProtobuf => http_backend(port, false).await,
     };
-    wait_until("spans accepted", || m.spans_exported.load(Ordering::SeqCst) == 3).await;
+    wait_until("spans accepted", || {
+        m.spans_exported.load(Ordering::SeqCst) == 3
+    })
+    .await;
     assert_eq!(counts(&m), (3, 0, 1));
     assert_eq!(backend.collector.span_count(), 3);
     assert_eq!(backend.collector.state().calls, 1);
@@ -62,7 +68,9 @@ async fn stays_down(protocol: Protocol) {
     let exp = Exporter::start(s, m.clone(), None).unwrap();
     let r = resource(1, "a");
     // The export task has not run yet (current-thread runtime): exactly 4 fit.
-    let accepted = (0..100_000).filter(|i| exp.submit(r.clone(), span(&i.to_string()))).count();
+    let accepted = (0..100_000)
+        .filter(|i| exp.submit(r.clone(), span(&i.to_string())))
+        .count();
     assert_eq!(accepted, 4);
     assert_eq!(exp.pending(), 4);
     assert_eq!(counts(&m), (0, 99_996, 0));
@@ -85,20 +93,28 @@ async fn http_backend_that_stays_down_drops_exactly_the_overflow_and_the_failed_
 async fn spans_keep_queuing_up_to_the_bound_while_a_batch_is_retried() {
     let backend = grpc_backend(0, false).await;
     backend.collector.state().failures.extend([14; 1000]); // UNAVAILABLE, always
-    let mut s = settings(Some(signal(endpoint(Protocol::Grpc, backend.addr.port()), Protocol::Grpc)));
+    let mut s = settings(Some(signal(
+        endpoint(Protocol::Grpc, backend.addr.port()),
+        Protocol::Grpc,
+    )));
     s.queue_size = 4;
     s.max_batch_size = 2;
-    s.retry.max_elapsed = Duration::from_millis(200);
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(s, m.clone(), None).unwrap();
     let r = resource(1, "a");
-    let first: Vec<bool> = (0..6).map(|i| exp.submit(r.clone(), span(&i.to_string()))).collect();
+    let first: Vec<bool> = (0..6)
+        .map(|i| exp.submit(r.clone(), span(&i.to_string())))
+        .collect();
     assert_eq!(first, [true, true, true, true, false, false]);
     // The task took one batch of 2 and is retrying it; 2 spans wait in the queue.
     wait_until("a first attempt", || backend.collector.state().calls >= 1).await;
-    let second: Vec<bool> = (0..6).map(|i| exp.submit(r.clone(), span(&i.to_string()))).collect();
+    let second: Vec<bool> = (0..6)
+        .map(|i| exp.submit(r.clone(), span(&i.to_string())))
+        .collect();
     assert_eq!(second, [true, true, false, false, false, false]);
     assert_eq!(exp.pending(), 6); // queue_size + max_batch_size
+    // From now on the backend answers INVALID_ARGUMENT: every batch fails permanently.
+    backend.collector.state().failures = [3; 1000].into();
     exp.shutdown().await;
     let calls = backend.collector.state().calls;
     assert_eq!(counts(&m), (0, 12, calls));
@@ -116,7 +132,10 @@ async fn shutdown_gives_up_at_its_deadline_and_counts_what_was_left() {
             held.push(stream);
         }
     });
-    let mut s = settings(Some(signal(endpoint(Protocol::HttpProtobuf, port), Protocol::HttpProtobuf)));
+    let mut s = settings(Some(signal(
+        endpoint(Protocol::HttpProtobuf, port),
+        Protocol::HttpProtobuf,
+    )));
     s.shutdown_timeout = Duration::from_millis(200);
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(s, m.clone(), None).unwrap();

@@ -47,13 +47,21 @@ use crate::telemetry::SelfMetrics;
 pub fn kv_s(k: &str, v: &str) -> KeyValue {
     KeyValue {
         key: k.into(),
-        value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }),
         ..Default::default()
     }
 }
 
 pub fn kv_i(k: &str, v: i64) -> KeyValue {
-    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(Value::IntValue(v)) }), ..Default::default() }
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(v)),
+        }),
+        ..Default::default()
+    }
 }
 
 /// Resource of process `pid` named `service`.
@@ -63,7 +71,10 @@ pub fn resource(pid: u32, service: &str) -> Arc<ProcessResource> {
         service_name: service.into(),
         executable_name: service.into(),
         resource: Resource {
-            attributes: vec![kv_s("service.name", service), kv_i("process.pid", pid as i64)],
+            attributes: vec![
+                kv_s("service.name", service),
+                kv_i("process.pid", pid as i64),
+            ],
             ..Default::default()
         },
     })
@@ -155,7 +166,11 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// A free port on 127.0.0.1 with nothing listening on it (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// What a collector received and how it answers.
@@ -186,7 +201,12 @@ impl Collector {
     /// Spans received, in arrival order.
     pub fn span_count(&self) -> usize {
         let s = self.state();
-        s.traces.iter().flat_map(|r| &r.resource_spans).flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum()
+        s.traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum()
     }
     fn record(&self, headers: Vec<(String, String)>) -> Option<u16> {
         let mut s = self.state();
@@ -220,7 +240,10 @@ impl TraceService for Collector {
         req: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         if let Some(code) = self.record(metadata_pairs(req.metadata())) {
-            return Err(tonic::Status::new(tonic::Code::from_i32(code as i32), "scripted failure"));
+            return Err(tonic::Status::new(
+                tonic::Code::from_i32(code as i32),
+                "scripted failure",
+            ));
         }
         self.state().traces.push(req.into_inner());
         Ok(tonic::Response::new(self.trace_response()))
@@ -234,7 +257,10 @@ impl MetricsService for Collector {
         req: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         if let Some(code) = self.record(metadata_pairs(req.metadata())) {
-            return Err(tonic::Status::new(tonic::Code::from_i32(code as i32), "scripted failure"));
+            return Err(tonic::Status::new(
+                tonic::Code::from_i32(code as i32),
+                "scripted failure",
+            ));
         }
         self.state().metrics.push(req.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
@@ -258,7 +284,11 @@ impl Service<Request<tonic::body::Body>> for OtlpServices {
     }
 
     fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
-        if req.uri().path().starts_with("/opentelemetry.proto.collector.metrics.") {
+        if req
+            .uri()
+            .path()
+            .starts_with("/opentelemetry.proto.collector.metrics.")
+        {
             self.metrics.call(req)
         } else {
             self.traces.call(req)
@@ -306,7 +336,11 @@ pub async fn grpc_backend(port: u16, tls: bool) -> Backend {
     let task = tokio::spawn(async move {
         builder.serve_with_incoming(svc, incoming).await.unwrap();
     });
-    Backend { addr, collector, task }
+    Backend {
+        addr,
+        collector,
+        task,
+    }
 }
 
 async fn handle_http(
@@ -320,9 +354,15 @@ async fn handle_http(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    if parts.headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+    if parts
+        .headers
+        .get("content-encoding")
+        .is_some_and(|v| v == "gzip")
+    {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
         raw = out;
     }
     collector.state().paths.push(parts.uri.path().to_string());
@@ -339,14 +379,23 @@ async fn handle_http(
     }
     match parts.uri.path() {
         "/v1/traces" => {
-            collector.state().traces.push(ExportTraceServiceRequest::decode(&raw[..]).unwrap());
+            collector
+                .state()
+                .traces
+                .push(ExportTraceServiceRequest::decode(&raw[..]).unwrap());
             reply(200, collector.trace_response().encode_to_vec())
         }
         "/v1/metrics" => {
-            collector.state().metrics.push(ExportMetricsServiceRequest::decode(&raw[..]).unwrap());
+            collector
+                .state()
+                .metrics
+                .push(ExportMetricsServiceRequest::decode(&raw[..]).unwrap());
             reply(200, ExportMetricsServiceResponse::default().encode_to_vec())
         }
-        _ => Ok(Response::builder().status(StatusCode::NOT_FOUND).body(Full::default()).unwrap()),
+        _ => Ok(Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Full::default())
+            .unwrap()),
     }
 }
 
@@ -355,7 +404,9 @@ fn server_tls() -> tokio_rustls::TlsAcceptor {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(&pem("ca.pem")).unwrap()).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem("ca.pem")).unwrap())
+        .unwrap();
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
             .build()
@@ -390,13 +441,23 @@ pub async fn http_backend(port: u16, tls: bool) -> Backend {
                 let http = hyper::server::conn::http1::Builder::new();
                 let _ = match acceptor {
                     Some(a) => match a.accept(stream).await {
-                        Ok(s) => http.serve_connection(hyper_util::rt::TokioIo::new(s), svc).await,
+                        Ok(s) => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                                .await
+                        }
                         Err(_) => return,
                     },
-                    None => http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await,
+                    None => {
+                        http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                            .await
+                    }
                 };
             });
         }
     });
-    Backend { addr, collector, task }
+    Backend {
+        addr,
+        collector,
+        task,
+    }
 }
