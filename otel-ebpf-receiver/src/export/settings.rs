@@ -21,10 +21,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hyper::http::{HeaderMap, HeaderName, HeaderValue};
+use hyper::http::HeaderMap;
 
 use super::ExportError;
 use crate::config::ExportersConfig;
+use parse::*;
+
+mod parse;
 
 /// Default OTLP request timeout (ms), spec "Timeout".
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -180,14 +183,6 @@ impl Env<'_> {
     }
 }
 
-fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ExportError {
-    ExportError::InvalidSetting {
-        name: name.into(),
-        value: value.into(),
-        reason: reason.into(),
-    }
-}
-
 impl ExportSettings {
     /// Config + environment (env vars override config, per the OTel spec). `env` is injected
     /// for tests; in production pass `&|k| std::env::var(k).ok()`.
@@ -249,110 +244,6 @@ impl ExportSettings {
     }
 }
 
-/// A positive, finite number of seconds from the config.
-fn seconds(key: &str, v: f64) -> Result<Duration, ExportError> {
-    if !v.is_finite() || v <= 0.0 || v > 1e9 {
-        return Err(invalid(
-            key,
-            &v.to_string(),
-            "must be a positive number of seconds",
-        ));
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
-fn parse_positive(name: &str, v: &str) -> Result<u64, ExportError> {
-    match v.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(invalid(name, v, "must be a positive integer")),
-    }
-}
-
-fn parse_bool(name: &str, v: &str) -> Result<bool, ExportError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid(name, v, "must be true or false")),
-    }
-}
-
-fn parse_protocol(name: &str, v: &str) -> Result<Protocol, ExportError> {
-    match v.trim() {
-        "grpc" => Ok(Protocol::Grpc),
-        "http/protobuf" => Ok(Protocol::HttpProtobuf),
-        "http/json" => Err(invalid(
-            name,
-            v,
-            "http/json is not supported; use grpc or http/protobuf",
-        )),
-        _ => Err(invalid(name, v, "must be grpc or http/protobuf")),
-    }
-}
-
-fn parse_compression(name: &str, v: &str) -> Result<Compression, ExportError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "gzip" => Ok(Compression::Gzip),
-        "none" => Ok(Compression::None),
-        _ => Err(invalid(name, v, "must be gzip or none")),
-    }
-}
-
-/// Decodes `%XX` escapes (spec: header values are URL-decoded). `+` is kept literally.
-fn percent_decode(name: &str, s: &str) -> Result<String, ExportError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(b) => out.push(b),
-                None => return Err(invalid(name, s, "bad %-escape")),
-            }
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| invalid(name, s, "decoded value is not UTF-8"))
-}
-
-fn insert_header(
-    map: &mut HeaderMap,
-    origin: &str,
-    key: &str,
-    value: &str,
-) -> Result<(), ExportError> {
-    let name = HeaderName::from_bytes(key.trim().as_bytes())
-        .map_err(|_| invalid(origin, key, "invalid header name"))?;
-    let value = HeaderValue::from_str(value.trim())
-        .map_err(|_| invalid(origin, value, "invalid header value"))?;
-    map.insert(name, value);
-    Ok(())
-}
-
-/// Parses `k=v,k2=v2` (W3C-baggage-like list; values URL-decoded) into `map`.
-fn parse_headers(map: &mut HeaderMap, name: &str, v: &str) -> Result<(), ExportError> {
-    for item in v.split(',').filter(|s| !s.trim().is_empty()) {
-        let Some((k, val)) = item.split_once('=') else {
-            return Err(invalid(name, v, format!("entry {item:?} is not key=value")));
-        };
-        if k.trim().is_empty() {
-            return Err(invalid(name, v, format!("entry {item:?} has an empty key")));
-        }
-        insert_header(
-            map,
-            name,
-            &percent_decode(name, k.trim())?,
-            &percent_decode(name, val)?,
-        )?;
-    }
-    Ok(())
-}
-
 /// Endpoint string with its origin and whether it is per-signal (used as is) or a base URL.
 struct RawEndpoint {
     origin: String,
@@ -396,21 +287,6 @@ fn raw_endpoint(cfg: &ExportersConfig, env: &Env, signal: Signal) -> Option<RawE
         value,
         per_signal: false,
     })
-}
-
-/// Checks that `url` is `http(s)://authority[/path]` and returns it.
-fn check_url(origin: &str, url: &str) -> Result<String, ExportError> {
-    let uri: hyper::http::Uri = url
-        .parse()
-        .map_err(|e| invalid(origin, url, format!("not a valid URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(invalid(origin, url, "scheme must be http:// or https://")),
-    }
-    if uri.authority().is_none_or(|a| a.host().is_empty()) {
-        return Err(invalid(origin, url, "no host"));
-    }
-    Ok(url.to_string())
 }
 
 fn endpoint_url(
