@@ -25,6 +25,10 @@ use super::retry::AttemptError;
 use super::tls::TlsMaterial;
 use super::{Compression, ExportError, OtlpSignalSettings};
 
+/// Where headers come from, for errors (they are merged from several sources).
+const HEADERS_ORIGIN: &str =
+    "OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]HEADERS or exporters.otlp.headers";
+
 /// Decoded-message size limit for responses (bytes).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -57,14 +61,14 @@ impl GrpcTransport {
         for (name, value) in &s.headers {
             let key = AsciiMetadataKey::from_str(name.as_str()).map_err(|_| {
                 ExportError::InvalidSetting {
-                    name: "headers".into(),
+                    name: HEADERS_ORIGIN.into(),
                     value: name.to_string(),
                     reason: "not usable as gRPC metadata (binary -bin keys are unsupported)".into(),
                 }
             })?;
             let value = AsciiMetadataValue::try_from(value.as_bytes()).map_err(|_| {
                 ExportError::InvalidSetting {
-                    name: "headers".into(),
+                    name: HEADERS_ORIGIN.into(),
                     value: name.to_string(),
                     reason: "value is not printable ASCII".into(),
                 }
@@ -163,6 +167,24 @@ fn classify(status: Status) -> AttemptError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn binary_metadata_headers_are_rejected_at_start() {
+        let endpoint = "http://127.0.0.1:1";
+        let mut s = crate::export::tests::support::signal(endpoint, crate::export::Protocol::Grpc);
+        s.headers.insert("trace-bin", "x".parse().unwrap());
+        let err = GrpcTransport::new(&s, "traces exporter")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{HEADERS_ORIGIN}: invalid value \"trace-bin\": not usable as gRPC metadata \
+                 (binary -bin keys are unsupported)"
+            )
+        );
+    }
 
     #[test]
     fn retryable_codes_follow_the_spec() {

@@ -55,15 +55,21 @@ pub enum ExportError {
     /// or `exporters.otlp.endpoint`.
     #[error("{name}: invalid value {value:?}: {reason}")]
     InvalidSetting {
+        /// Environment variable or config key path.
         name: String,
+        /// The offending value, as given.
         value: String,
+        /// What a valid value looks like.
         reason: String,
     },
     /// A TLS file (CA, client certificate or key) is missing, unreadable or not valid PEM.
     #[error("{origin}: {path}: {reason}")]
     TlsFile {
+        /// Variable or config key that named the file.
         origin: String,
+        /// The file path.
         path: String,
+        /// Why it cannot be used.
         reason: String,
     },
     /// The exporter could not be started (no tokio runtime, TLS setup, endpoint rejected).

@@ -116,6 +116,7 @@ where
             Err(e) => e,
         };
         SelfMetrics::add(&self_metrics.export_failures, 1);
+        log::debug!("export attempt {} failed: {}", retry + 1, err.message);
         if !err.retryable {
             return Err(err);
         }

@@ -93,7 +93,7 @@ pub(super) fn percent_decode(name: &str, s: &str) -> Result<String, ExportError>
     String::from_utf8(out).map_err(|_| invalid(name, s, "decoded value is not UTF-8"))
 }
 
-/// Validates and inserts one header (replacing a same-named one).
+/// Validates and inserts one header (replacing a same-named one), marked sensitive.
 pub(super) fn insert_header(
     map: &mut HeaderMap,
     origin: &str,
@@ -102,8 +102,10 @@ pub(super) fn insert_header(
 ) -> Result<(), ExportError> {
     let name = HeaderName::from_bytes(key.trim().as_bytes())
         .map_err(|_| invalid(origin, key, "invalid header name"))?;
-    let value = HeaderValue::from_str(value.trim())
+    let mut value = HeaderValue::from_str(value.trim())
         .map_err(|_| invalid(origin, value, "invalid header value"))?;
+    // Headers often carry credentials: keep them out of `Debug` output.
+    value.set_sensitive(true);
     map.insert(name, value);
     Ok(())
 }

@@ -117,3 +117,23 @@ fn start_outside_a_runtime_is_an_error() {
         "cannot start exporter: must be called inside a tokio runtime"
     );
 }
+
+#[test]
+fn exporter_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Exporter>();
+}
+
+#[test]
+fn settings_debug_output_hides_header_values() {
+    let cfg = crate::config::ExportersConfig::default();
+    let env = |k: &str| match k {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://c:4317".to_string()),
+        "OTEL_EXPORTER_OTLP_HEADERS" => Some("authorization=Bearer%20s3cret".to_string()),
+        _ => None,
+    };
+    let s = crate::export::ExportSettings::resolve(&cfg, &env).unwrap();
+    let dbg = format!("{s:?}");
+    assert!(!dbg.contains("s3cret"), "{dbg}");
+    assert_eq!(s.traces.unwrap().headers["authorization"], "Bearer s3cret");
+}
