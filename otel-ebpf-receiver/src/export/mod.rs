@@ -121,6 +121,16 @@ impl Exporter {
     ) -> Result<Self, ExportError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ExportError::Start("must be called inside a tokio runtime".into()))?;
+        if settings.queue_size == 0 || settings.max_batch_size == 0 {
+            return Err(ExportError::Start(
+                "queue_size and max_batch_size must be at least 1".into(),
+            ));
+        }
+        if settings.flush_interval.is_zero() || settings.metrics_interval.is_zero() {
+            return Err(ExportError::Start(
+                "flush_interval and metrics_interval must be positive".into(),
+            ));
+        }
         let traces_transport = match &settings.traces {
             Some(s) => Some(transport::Transport::new(s, Signal::Traces)?),
             None => None,

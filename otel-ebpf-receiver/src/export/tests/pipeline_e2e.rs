@@ -137,3 +137,25 @@ fn settings_debug_output_hides_header_values() {
     assert!(!dbg.contains("s3cret"), "{dbg}");
     assert_eq!(s.traces.unwrap().headers["authorization"], "Bearer s3cret");
 }
+
+#[tokio::test]
+async fn unusable_hand_built_settings_are_rejected_at_start() {
+    let mut s = settings(None);
+    s.max_batch_size = 0;
+    let err = Exporter::start(s, Arc::new(SelfMetrics::default()), None)
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "cannot start exporter: queue_size and max_batch_size must be at least 1"
+    );
+    let mut s = settings(None);
+    s.flush_interval = Duration::ZERO;
+    let err = Exporter::start(s, Arc::new(SelfMetrics::default()), None)
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "cannot start exporter: flush_interval and metrics_interval must be positive"
+    );
+}
