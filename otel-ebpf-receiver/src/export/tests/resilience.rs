@@ -126,24 +126,32 @@ async fn shutdown_gives_up_at_its_deadline_and_counts_what_was_left() {
     // A backend that accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acc = accepted.clone();
     let hold = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((stream, _)) = listener.accept().await {
             held.push(stream);
+            acc.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let mut s = settings(Some(signal(
-        endpoint(Protocol::HttpProtobuf, port),
-        Protocol::HttpProtobuf,
-    )));
+    let endpoint = endpoint(Protocol::HttpProtobuf, port);
+    let mut s = settings(Some(signal(endpoint, Protocol::HttpProtobuf)));
+    s.max_batch_size = 3;
     s.shutdown_timeout = Duration::from_millis(200);
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(s, m.clone(), None).unwrap();
     for i in 0..3 {
-        exp.submit(resource(1, "a"), span(&i.to_string()));
+        assert!(exp.submit(resource(1, "a"), span(&i.to_string())));
+    }
+    // The first batch (3 spans) is in flight, unanswered; 2 more spans wait in the queue.
+    wait_until("a connection", || accepted.load(Ordering::SeqCst) == 1).await;
+    for i in 3..5 {
+        assert!(exp.submit(resource(1, "a"), span(&i.to_string())));
     }
     exp.shutdown().await;
-    // The attempt in flight at the deadline is abandoned: one failed attempt, 3 spans dropped.
-    assert_eq!(counts(&m), (0, 3, 1));
+    // The attempt in flight at the deadline is abandoned (one failed attempt); the queued batch
+    // is dropped without an attempt: 5 spans dropped.
+    assert_eq!(counts(&m), (0, 5, 1));
     hold.abort();
 }
