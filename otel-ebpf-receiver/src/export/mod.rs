@@ -1,4 +1,237 @@
-//! Export: console, OTLP/gRPC and OTLP/HTTP for traces and metrics.
+//! Export: console, OTLP/gRPC and OTLP/HTTP (protobuf) for traces and metrics.
 //!
-//! Stage: span/enrich → **export**. Input: observed spans with their process resource.
-//! Output: OTLP export requests (batched, bounded queue, retries), or console lines.
+//! Stage: span/enrich → **export**. Input: spans, each with the `Arc<ProcessResource>` of the
+//! process it was observed in ([`Exporter::submit`]), and an optional [`MetricsSource`] polled
+//! every metrics interval. Output: OTLP `ExportTraceServiceRequest`s (one `ResourceSpans` per
+//! process) and `ExportMetricsServiceRequest`s, and/or one console line per span.
+//!
+//! Limits: at most `queue_size` spans wait in the queue plus `max_batch_size` in the batch being
+//! sent; past that, spans are dropped and counted (`spans_dropped`), never blocking the caller.
+//! Retryable failures are retried with jittered exponential backoff for a bounded time
+//! ([`RetrySettings`]); then the batch is dropped and counted.
+//!
+//! Submodules: [`settings`] (config + env), `queue` (bounded queue, batching task, metrics
+//! task), `batch` (grouping by resource), `retry`, `transport` (`grpc`, `http`, `tls`),
+//! `console`.
+
+mod batch;
+mod console;
+mod grpc;
+mod http;
+mod queue;
+mod retry;
+pub mod settings;
+mod tls;
+mod transport;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::enrich::ProcessResource;
+use crate::telemetry::SelfMetrics;
+
+pub use settings::{
+    Compression, ExportSettings, FileSetting, OtlpSignalSettings, Protocol, RetrySettings, Signal,
+    TlsSettings,
+};
+
+/// Produces one metrics export request; called with the current time (Unix ns) every
+/// `metrics_interval` and once more at shutdown. `None` means "nothing to export now".
+pub type MetricsSource = Box<dyn FnMut(u64) -> Option<ExportMetricsServiceRequest> + Send>;
+
+/// Why export settings could not be resolved or the exporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A variable or config key has a bad value; `name` is e.g. `OTEL_EXPORTER_OTLP_TIMEOUT`
+    /// or `exporters.otlp.endpoint`.
+    #[error("{name}: invalid value {value:?}: {reason}")]
+    InvalidSetting {
+        /// Environment variable or config key path.
+        name: String,
+        /// The offending value, as given.
+        value: String,
+        /// What a valid value looks like.
+        reason: String,
+    },
+    /// A TLS file (CA, client certificate or key) is missing, unreadable or not valid PEM.
+    #[error("{origin}: {path}: {reason}")]
+    TlsFile {
+        /// Variable or config key that named the file.
+        origin: String,
+        /// The file path.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The exporter could not be started (no tokio runtime, TLS setup, endpoint rejected).
+    #[error("cannot start exporter: {0}")]
+    Start(String),
+}
+
+/// Safety margin after the shutdown deadline before export tasks are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// One queued span with its process resource.
+pub(crate) type Item = (Arc<ProcessResource>, Span);
+
+/// Shared state between the [`Exporter`] handle and its tasks.
+pub(crate) struct Shared {
+    pub self_metrics: Arc<SelfMetrics>,
+    /// Spans accepted by `submit` and not yet exported or dropped (queue + batch in flight).
+    pub pending: AtomicU64,
+}
+
+/// Handle to the running export tasks. Cheap `submit` from any thread; `shutdown` to flush.
+pub struct Exporter {
+    tx: mpsc::Sender<Item>,
+    shared: Arc<Shared>,
+    /// `Some(deadline)` once shutdown started: tasks stop retrying past it.
+    closing: watch::Sender<Option<Instant>>,
+    tasks: Vec<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl Exporter {
+    /// Spawns the export tasks on the current tokio runtime. Reads and checks TLS files and
+    /// builds the OTLP clients (connections are made lazily, on the first export).
+    pub fn start(
+        settings: ExportSettings,
+        self_metrics: Arc<SelfMetrics>,
+        metrics: Option<MetricsSource>,
+    ) -> Result<Self, ExportError> {
+        let console = settings.console.then(console::Console::stdout);
+        Self::start_with_console(settings, self_metrics, metrics, console)
+    }
+
+    /// [`Exporter::start`] with the console sink chosen by the caller (tests write to memory).
+    pub(crate) fn start_with_console(
+        settings: ExportSettings,
+        self_metrics: Arc<SelfMetrics>,
+        metrics: Option<MetricsSource>,
+        console: Option<console::Console>,
+    ) -> Result<Self, ExportError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| ExportError::Start("must be called inside a tokio runtime".into()))?;
+        if settings.queue_size == 0 || settings.max_batch_size == 0 {
+            return Err(ExportError::Start(
+                "queue_size and max_batch_size must be at least 1".into(),
+            ));
+        }
+        if settings.flush_interval.is_zero() || settings.metrics_interval.is_zero() {
+            return Err(ExportError::Start(
+                "flush_interval and metrics_interval must be positive".into(),
+            ));
+        }
+        let traces_transport = match &settings.traces {
+            Some(s) => Some(transport::Transport::new(s, Signal::Traces)?),
+            None => None,
+        };
+        let metrics_transport = match &settings.metrics {
+            Some(s) => Some(transport::Transport::new(s, Signal::Metrics)?),
+            None => None,
+        };
+        if traces_transport.is_none() && console.is_none() {
+            log::warn!("no trace endpoint and console off: spans are discarded");
+        }
+        let shared = Arc::new(Shared {
+            self_metrics,
+            pending: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(settings.queue_size);
+        let (closing, closing_rx) = watch::channel(None);
+        let mut tasks = vec![
+            runtime.spawn(
+                queue::TracePipeline {
+                    rx,
+                    console,
+                    otlp: traces_transport,
+                    shared: shared.clone(),
+                    closing: closing_rx.clone(),
+                    retry: settings.retry,
+                    max_batch_size: settings.max_batch_size,
+                    flush_interval: settings.flush_interval,
+                }
+                .run(),
+            ),
+        ];
+        match (metrics, metrics_transport) {
+            (Some(source), Some(transport)) => tasks.push(runtime.spawn(queue::run_metrics(
+                source,
+                transport,
+                shared.clone(),
+                closing_rx,
+                settings.retry,
+                settings.metrics_interval,
+            ))),
+            (Some(_), None) => log::info!("no metrics endpoint: metrics are not exported"),
+            _ => {}
+        }
+        Ok(Self {
+            tx,
+            shared,
+            closing,
+            tasks,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    /// Non-blocking; when the bounded queue is full the span is dropped and counted
+    /// (`spans_dropped`). Returns false if dropped.
+    pub fn submit(&self, resource: Arc<ProcessResource>, span: Span) -> bool {
+        self.shared.pending.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send((resource, span)).is_ok() {
+            return true;
+        }
+        self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+        SelfMetrics::add(&self.shared.self_metrics.spans_dropped, 1);
+        false
+    }
+
+    /// Spans accepted by [`Exporter::submit`] that are not yet exported or dropped (queued or
+    /// in the batch being sent). Bounded by `queue_size + max_batch_size`.
+    pub fn pending(&self) -> u64 {
+        self.shared.pending.load(Ordering::Relaxed)
+    }
+
+    /// Flushes everything queued (one last metrics collection too) within the timeout
+    /// (`shutdown_timeout`, the OTLP timeout), then stops. Spans still unsent at the deadline
+    /// are dropped and counted; an attempt running at the deadline is abandoned.
+    pub async fn shutdown(self) {
+        let Self {
+            tx,
+            shared,
+            closing,
+            tasks,
+            shutdown_timeout,
+        } = self;
+        let deadline = Instant::now() + shutdown_timeout;
+        drop(tx);
+        closing.send_replace(Some(deadline));
+        // The tasks stop by themselves at the deadline (no attempt runs past it); the grace
+        // only guards against a sink that blocks (e.g. a stuck stdout).
+        let tokio_deadline = tokio::time::Instant::from_std(deadline + SHUTDOWN_GRACE);
+        for mut task in tasks {
+            if tokio::time::timeout_at(tokio_deadline, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        let left = shared.pending.swap(0, Ordering::Relaxed);
+        if left > 0 {
+            log::warn!("export shutdown timed out: {left} spans dropped");
+            SelfMetrics::add(&shared.self_metrics.spans_dropped, left);
+        }
+    }
+}

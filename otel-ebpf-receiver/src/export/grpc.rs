@@ -1,0 +1,208 @@
+//! OTLP/gRPC transport (tonic).
+//!
+//! Stage: a transport of **export**. Input: [`OtlpSignalSettings`] with `Protocol::Grpc` and
+//! export requests. Output: `Export` unary calls on `TraceService` / `MetricsService`, with the
+//! configured metadata (headers), gzip, per-request timeout and TLS for `https://` endpoints.
+//! Result: the number of items the backend rejected (partial success), or an
+//! [`AttemptError`] classified per the OTLP spec "OTLP/gRPC Response"
+//! (<https://opentelemetry.io/docs/specs/otlp/#failures>): retryable are CANCELLED,
+//! DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS and
+//! transport errors; all other codes are permanent.
+//! Limits: the channel connects lazily and reconnects on its own; `-bin` headers are rejected.
+
+use std::str::FromStr;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::retry::AttemptError;
+use super::tls::TlsMaterial;
+use super::{Compression, ExportError, OtlpSignalSettings};
+
+/// Where headers come from, for errors (they are merged from several sources).
+const HEADERS_ORIGIN: &str =
+    "OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]HEADERS or exporters.otlp.headers";
+
+/// Decoded-message size limit for responses (bytes).
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A lazily connected gRPC channel plus per-request settings.
+pub(crate) struct GrpcTransport {
+    channel: Channel,
+    metadata: MetadataMap,
+    gzip: bool,
+}
+
+impl GrpcTransport {
+    /// Builds the channel (no connection yet). TLS files are read and checked here.
+    pub fn new(s: &OtlpSignalSettings, origin: &str) -> Result<Self, ExportError> {
+        let start = |e: &dyn std::fmt::Display| {
+            ExportError::Start(format!("{origin}: {}: {e}", s.endpoint))
+        };
+        let tls = TlsMaterial::load(&s.tls)?;
+        let mut endpoint = Endpoint::from_str(&s.endpoint)
+            .map_err(|e| start(&e))?
+            .timeout(s.timeout)
+            .connect_timeout(s.timeout)
+            .user_agent(concat!("otel-ebpf-receiver/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| start(&e))?;
+        if s.endpoint.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(tls.tonic_config())
+                .map_err(|e| start(&e))?;
+        }
+        let mut metadata = MetadataMap::new();
+        for (name, value) in &s.headers {
+            let key = AsciiMetadataKey::from_str(name.as_str()).map_err(|_| {
+                ExportError::InvalidSetting {
+                    name: HEADERS_ORIGIN.into(),
+                    value: name.to_string(),
+                    reason: "not usable as gRPC metadata (binary -bin keys are unsupported)".into(),
+                }
+            })?;
+            let value = AsciiMetadataValue::try_from(value.as_bytes()).map_err(|_| {
+                ExportError::InvalidSetting {
+                    name: HEADERS_ORIGIN.into(),
+                    value: name.to_string(),
+                    reason: "value is not printable ASCII".into(),
+                }
+            })?;
+            metadata.insert(key, value);
+        }
+        Ok(Self {
+            channel: endpoint.connect_lazy(),
+            metadata,
+            gzip: s.compression == Compression::Gzip,
+        })
+    }
+
+    fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        *req.metadata_mut() = self.metadata.clone();
+        req
+    }
+
+    /// Sends one trace request; returns the number of rejected spans.
+    pub async fn export_traces(
+        &self,
+        req: &ExportTraceServiceRequest,
+    ) -> Result<u64, AttemptError> {
+        let mut client = TraceServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        if self.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
+        let resp = client
+            .export(self.request(req.clone()))
+            .await
+            .map_err(classify)?;
+        Ok(match resp.into_inner().partial_success {
+            Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
+                log::warn!(
+                    "backend rejected {} spans: {}",
+                    p.rejected_spans,
+                    p.error_message
+                );
+                p.rejected_spans.max(0) as u64
+            }
+            _ => 0,
+        })
+    }
+
+    /// Sends one metrics request; returns the number of rejected data points.
+    pub async fn export_metrics(
+        &self,
+        req: &ExportMetricsServiceRequest,
+    ) -> Result<u64, AttemptError> {
+        let mut client = MetricsServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        if self.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
+        let resp = client
+            .export(self.request(req.clone()))
+            .await
+            .map_err(classify)?;
+        Ok(match resp.into_inner().partial_success {
+            Some(p) if p.rejected_data_points > 0 || !p.error_message.is_empty() => {
+                let n = p.rejected_data_points;
+                log::warn!("backend rejected {n} data points: {}", p.error_message);
+                n.max(0) as u64
+            }
+            _ => 0,
+        })
+    }
+}
+
+/// Retryable gRPC codes per the OTLP spec (RESOURCE_EXHAUSTED included: collectors use it for
+/// back-pressure).
+pub(crate) fn is_retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+fn classify(status: Status) -> AttemptError {
+    let message = format!("gRPC {:?}: {}", status.code(), status.message());
+    if is_retryable(status.code()) {
+        AttemptError::retryable(message)
+    } else {
+        AttemptError::permanent(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn binary_metadata_headers_are_rejected_at_start() {
+        let endpoint = "http://127.0.0.1:1";
+        let mut s = crate::export::tests::support::signal(endpoint, crate::export::Protocol::Grpc);
+        s.headers.insert("trace-bin", "x".parse().unwrap());
+        let err = GrpcTransport::new(&s, "traces exporter")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{HEADERS_ORIGIN}: invalid value \"trace-bin\": not usable as gRPC metadata \
+                 (binary -bin keys are unsupported)"
+            )
+        );
+    }
+
+    #[test]
+    fn retryable_codes_follow_the_spec() {
+        let retryable: Vec<Code> = (0..=16)
+            .map(Code::from_i32)
+            .filter(|c| is_retryable(*c))
+            .collect();
+        assert_eq!(
+            retryable,
+            vec![
+                Code::Cancelled,
+                Code::DeadlineExceeded,
+                Code::ResourceExhausted,
+                Code::Aborted,
+                Code::OutOfRange,
+                Code::Unavailable,
+                Code::DataLoss
+            ]
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! OTLP/HTTP transport with binary protobuf bodies (hyper-util client, rustls via hyper-rustls).
+//!
+//! Stage: a transport of **export**. Input: [`OtlpSignalSettings`] with
+//! `Protocol::HttpProtobuf` and export requests. Output: `POST <endpoint>` with
+//! `Content-Type: application/x-protobuf` (gzip when configured), the configured headers and
+//! timeout. Result: rejected item count from a partial-success response, or an
+//! [`AttemptError`]; 429, 502, 503, 504 and network errors/timeouts are retryable (honouring
+//! `Retry-After` in seconds), every other status is permanent.
+//! Source: OTLP spec "OTLP/HTTP" (<https://opentelemetry.io/docs/specs/otlp/#otlphttp>).
+//! Limits: HTTP/1.1 only; response bodies over 4 MiB are treated as an error; no redirects.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use super::retry::AttemptError;
+use super::tls::TlsMaterial;
+use super::{Compression, ExportError, OtlpSignalSettings};
+
+/// Largest response body read (bytes).
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// `google.rpc.Status`, the error body of OTLP/HTTP (only the message is used).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// A pooled HTTP/1.1 client bound to one OTLP/HTTP endpoint.
+pub(crate) struct HttpTransport {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    uri: Uri,
+    headers: HeaderMap,
+    gzip: bool,
+    timeout: Duration,
+}
+
+impl HttpTransport {
+    /// Builds the client (no connection yet). TLS files are read and checked here; system
+    /// roots are loaded only for `https://` endpoints.
+    pub fn new(s: &OtlpSignalSettings, origin: &str) -> Result<Self, ExportError> {
+        let uri: Uri = s.endpoint.parse().map_err(|e| {
+            ExportError::Start(format!("{origin}: {}: not a valid URL: {e}", s.endpoint))
+        })?;
+        let tls = TlsMaterial::load(&s.tls)?;
+        let tls_config = if uri.scheme_str() == Some("https") {
+            tls.rustls_config(origin)?
+        } else {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ExportError::Start(format!("TLS set-up: {e}")))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(s.timeout));
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(2)
+            .build(connector);
+        Ok(Self {
+            client,
+            uri,
+            headers: s.headers.clone(),
+            gzip: s.compression == Compression::Gzip,
+            timeout: s.timeout,
+        })
+    }
+
+    /// Sends one trace request; returns the number of rejected spans.
+    pub async fn export_traces(
+        &self,
+        req: &ExportTraceServiceRequest,
+    ) -> Result<u64, AttemptError> {
+        let body = self.post(req.encode_to_vec()).await?;
+        let resp = ExportTraceServiceResponse::decode(body).map_err(|e| {
+            AttemptError::permanent(format!("undecodable ExportTraceServiceResponse: {e}"))
+        })?;
+        Ok(match resp.partial_success {
+            Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
+                log::warn!(
+                    "backend rejected {} spans: {}",
+                    p.rejected_spans,
+                    p.error_message
+                );
+                p.rejected_spans.max(0) as u64
+            }
+            _ => 0,
+        })
+    }
+
+    /// Sends one metrics request; returns the number of rejected data points.
+    pub async fn export_metrics(
+        &self,
+        req: &ExportMetricsServiceRequest,
+    ) -> Result<u64, AttemptError> {
+        let body = self.post(req.encode_to_vec()).await?;
+        let resp = ExportMetricsServiceResponse::decode(body).map_err(|e| {
+            AttemptError::permanent(format!("undecodable ExportMetricsServiceResponse: {e}"))
+        })?;
+        Ok(match resp.partial_success {
+            Some(p) if p.rejected_data_points > 0 || !p.error_message.is_empty() => {
+                let n = p.rejected_data_points;
+                log::warn!("backend rejected {n} data points: {}", p.error_message);
+                n.max(0) as u64
+            }
+            _ => 0,
+        })
+    }
+
+    /// POSTs a protobuf body; returns the 2xx response body.
+    async fn post(&self, body: Vec<u8>) -> Result<Bytes, AttemptError> {
+        let body = if self.gzip { gzip(&body) } else { body };
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri.clone())
+            .header(header::CONTENT_TYPE, "application/x-protobuf")
+            .header(
+                header::USER_AGENT,
+                concat!("otel-ebpf-receiver/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| AttemptError::permanent(format!("cannot build request: {e}")))?;
+        if self.gzip {
+            req.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        for (k, v) in &self.headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| AttemptError::retryable(format!("POST {}: {e:#}", self.uri)))?;
+            let status = resp.status();
+            let retry_after = retry_after(resp.headers());
+            let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| AttemptError::retryable(format!("reading response: {e}")))?
+                .to_bytes();
+            Ok::<_, AttemptError>((status, retry_after, body))
+        };
+        let (status, retry_after, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| AttemptError::retryable(format!("POST {}: timed out", self.uri)))??;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let detail = RpcStatus::decode(body.clone())
+            .ok()
+            .filter(|s| !s.message.is_empty())
+            .map(|s| s.message)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned());
+        let message = format!("POST {}: HTTP {status}: {detail}", self.uri);
+        Err(if is_retryable(status) {
+            AttemptError {
+                retryable: true,
+                retry_after,
+                message,
+            }
+        } else {
+            AttemptError::permanent(message)
+        })
+    }
+}
+
+/// Retryable HTTP statuses per the OTLP spec ("Retryable Response Codes").
+pub(crate) fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+/// `Retry-After: <seconds>` (the HTTP-date form is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    // Writing into a Vec cannot fail.
+    enc.write_all(data).expect("gzip into memory");
+    enc.finish().expect("gzip into memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn retryable_statuses_follow_the_spec() {
+        let retryable: Vec<u16> = (100..600)
+            .filter_map(|c| StatusCode::from_u16(c).ok())
+            .filter(|s| is_retryable(*s))
+            .map(|s| s.as_u16())
+            .collect();
+        assert_eq!(retryable, vec![429, 502, 503, 504]);
+    }
+
+    #[test]
+    fn retry_after_seconds_are_parsed() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        let data = b"hello hello hello hello".repeat(10);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gzip(&data)[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+    }
+}
