@@ -106,7 +106,7 @@ impl Http1Connection {
 
     /// Closes out requests older than `timeout_ns` at `now_ns` (see [`Pairing::expire`]).
     pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, out: &mut Vec<HttpExchange>) {
-        let last = self.responses.last_ns();
-        self.pairing.expire(now_ns, timeout_ns, last, out);
+        let progress = (self.responses.last_ns(), self.responses.body_bytes());
+        self.pairing.expire(now_ns, timeout_ns, progress, out);
     }
 }

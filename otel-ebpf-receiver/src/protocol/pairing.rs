@@ -104,12 +104,13 @@ impl Pairing {
 
     /// Closes out requests older than `timeout_ns` at `now_ns` with [`ExchangeError::Timeout`]
     /// (`end_ns = now_ns`). A response in progress times out only when its last bytes
-    /// (`response_last_ns`) are older than the timeout too.
+    /// (`response_last_ns`) are older than the timeout too; it keeps its status and the
+    /// `response_body_bytes` received so far.
     pub fn expire(
         &mut self,
         now_ns: u64,
         timeout_ns: u64,
-        response_last_ns: u64,
+        (response_last_ns, response_body_bytes): (u64, u64),
         out: &mut Vec<HttpExchange>,
     ) {
         let old = |start: u64| now_ns.saturating_sub(start) > timeout_ns;
@@ -117,7 +118,7 @@ impl Pairing {
             && old(a.req.start_ns.max(response_last_ns))
             && let Some(a) = self.answering.take()
         {
-            let (status, body) = (Some(a.status), a.response_body_bytes);
+            let (status, body) = (Some(a.status), response_body_bytes);
             out.push(self.exchange(a.req, status, body, now_ns, Some(ExchangeError::Timeout)));
         }
         while self.pending.front().is_some_and(|p| old(p.start_ns)) {

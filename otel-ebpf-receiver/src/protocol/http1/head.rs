@@ -155,30 +155,29 @@ pub enum Salvaged {
     Response(u16),
 }
 
-/// Recovers the start-line (and `Host` / `User-Agent` when captured) of a truncated head.
-/// Returns None when not even the start-line is complete and valid.
+/// Recovers the start-line (and `Host` / `User-Agent` when captured) of a head that cannot
+/// be parsed whole: cut short, too large or with invalid header fields. Returns None when the
+/// start-line itself is incomplete or invalid.
 pub fn salvage(request: bool, buf: &[u8]) -> Option<Salvaged> {
+    // Parse the start-line alone: it must be complete and valid (then httparse wants more).
+    let eol = buf.iter().position(|&b| b == b'\n')?;
+    let line = &buf[..=eol];
     let mut headers = [httparse::EMPTY_HEADER; 0];
     if !request {
         let mut resp = httparse::Response::new(&mut headers);
-        return match resp.parse(buf) {
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                resp.code.map(Salvaged::Response)
-            }
+        return match resp.parse(line) {
+            Ok(httparse::Status::Partial) => resp.code.map(Salvaged::Response),
             _ => None,
         };
     }
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {}
-        _ => return None,
-    }
+    let Ok(httparse::Status::Partial) = req.parse(line) else {
+        return None;
+    };
     let (Some(method), Some(path), Some(minor_version)) = (req.method, req.path, req.version)
     else {
         return None;
     };
-    // The start-line must have ended: find its LF, then scan whole header lines.
-    let eol = buf.iter().position(|&b| b == b'\n')?;
     let mut head = RequestHead {
         method: method.to_owned(),
         target: truncated(path.as_bytes(), MAX_TARGET_BYTES),
@@ -186,6 +185,7 @@ pub fn salvage(request: bool, buf: &[u8]) -> Option<Salvaged> {
         host: None,
         user_agent: None,
     };
+    // Header lines captured whole.
     let mut rest = &buf[eol + 1..];
     while let Some(end) = rest.iter().position(|&b| b == b'\n') {
         let line = &rest[..end];
@@ -274,6 +274,9 @@ mod tests {
         assert_eq!(salvage(true, b"GET /big HTT"), None);
         assert_eq!(salvage(false, b"HTTP/1.1 503 Busy\r\nSet-Cookie: x"), Some(Salvaged::Response(503)));
         assert_eq!(salvage(false, b"HTTP/1.1 50"), None);
+        assert_eq!(salvage(false, b"HTTP/1.1 503"), None);
+        assert_eq!(salvage(false, b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"), Some(Salvaged::Response(200)));
+        assert_eq!(salvage(true, b"GET / HTTP/1.1x\r\nHost: a\r\n"), None);
         assert_eq!(salvage(false, b"\x00\x01"), None);
     }
 

@@ -167,6 +167,11 @@ impl Http1Parser {
         self.last_ns
     }
 
+    /// Body bytes of the current (or last) message so far.
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
+    }
+
     /// Bytes held in the head buffer (for memory accounting).
     pub fn buffered(&self) -> usize {
         self.head.capacity()
@@ -190,8 +195,8 @@ impl Http1Parser {
         let mut input = captured;
         while !input.is_empty() {
             let n = match self.state {
-                State::Head => self.head_bytes(ts_ns, input, sink),
-                State::Body(_) => self.body_bytes(ts_ns, input, sink),
+                State::Head => self.head_input(ts_ns, input, sink),
+                State::Body(_) => self.body_input(ts_ns, input, sink),
                 State::Resync | State::Tunnel => return,
             };
             input = &input[n..];
@@ -229,7 +234,7 @@ impl Http1Parser {
     }
 
     /// State Head: returns input bytes consumed.
-    fn head_bytes(&mut self, ts_ns: u64, input: &[u8], sink: &mut impl MessageSink) -> usize {
+    fn head_input(&mut self, ts_ns: u64, input: &[u8], sink: &mut impl MessageSink) -> usize {
         let request = self.kind == MessageKind::Request;
         if self.head.is_empty() {
             // Empty lines before a start-line are ignored (RFC 9112 §2.2).
@@ -248,8 +253,14 @@ impl Http1Parser {
                     self.head.extend_from_slice(input);
                     input.len()
                 }
-                Ok(None) => self.fail(ParseError::HeadTooLarge, ts_ns, sink, input.len()),
-                Err(e) => self.fail(e, ts_ns, sink, input.len()),
+                Ok(None) => {
+                    self.salvage(input, sink);
+                    self.fail(ParseError::HeadTooLarge, ts_ns, sink, input.len())
+                }
+                Err(e) => {
+                    self.salvage(input, sink);
+                    self.fail(e, ts_ns, sink, input.len())
+                }
             };
         }
         self.last_ns = ts_ns;
@@ -269,8 +280,13 @@ impl Http1Parser {
                 n - old
             }
             Ok(None) if self.head.len() < self.max_head => take,
-            Ok(_) => self.fail(ParseError::HeadTooLarge, ts_ns, sink, input.len()),
-            Err(e) => self.fail(e, ts_ns, sink, input.len()),
+            other => {
+                let head = std::mem::take(&mut self.head);
+                self.salvage(&head, sink);
+                self.head = head;
+                let err = other.err().unwrap_or(ParseError::HeadTooLarge);
+                self.fail(err, ts_ns, sink, input.len())
+            }
         }
     }
 
@@ -321,7 +337,7 @@ impl Http1Parser {
     }
 
     /// State Body: returns input bytes consumed.
-    fn body_bytes(&mut self, ts_ns: u64, input: &[u8], sink: &mut impl MessageSink) -> usize {
+    fn body_input(&mut self, ts_ns: u64, input: &[u8], sink: &mut impl MessageSink) -> usize {
         self.last_ns = ts_ns;
         let State::Body(body) = &mut self.state else {
             return input.len();
@@ -386,14 +402,17 @@ impl Http1Parser {
             }
         }
         if left > 0 && self.state == State::Head {
-            self.salvage(sink);
+            let head = std::mem::take(&mut self.head);
+            self.salvage(&head, sink);
+            self.head = head;
             self.fail(ParseError::HeadNotCaptured, ts_ns, sink, 0);
         }
     }
 
-    /// Reports what a head cut by uncaptured bytes still tells (its start-line).
-    fn salvage(&mut self, sink: &mut impl MessageSink) {
-        match head::salvage(self.kind == MessageKind::Request, &self.head) {
+    /// Reports what a head that cannot be parsed whole (cut by uncaptured bytes, too large,
+    /// bad header fields) still tells: its start-line, so that pairing stays in step.
+    fn salvage(&mut self, head: &[u8], sink: &mut impl MessageSink) {
+        match head::salvage(self.kind == MessageKind::Request, head) {
             Some(Salvaged::Request(req)) => sink.request_head(req, self.start_ns),
             Some(Salvaged::Response(status)) if !(100..200).contains(&status) => {
                 sink.response_head(status, self.start_ns);
