@@ -30,7 +30,13 @@ pub struct Lru<K, V> {
 
 impl<K, V> Default for Lru<K, V> {
     fn default() -> Self {
-        Self { index: HashMap::new(), slots: Vec::new(), free: Vec::new(), newest: NIL, oldest: NIL }
+        Self {
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            newest: NIL,
+            oldest: NIL,
+        }
     }
 }
 
@@ -68,13 +74,21 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
                 i
             }
             None => {
-                self.slots.push(Slot { entry: Some((key, value)), newer: NIL, older: NIL });
+                self.slots.push(Slot {
+                    entry: Some((key, value)),
+                    newer: NIL,
+                    older: NIL,
+                });
                 self.slots.len() - 1
             }
         };
         self.index.insert(key, i);
         self.link_newest(i);
-        self.slots[i].entry.as_mut().map(|(_, v)| v).expect("just set")
+        self.slots[i]
+            .entry
+            .as_mut()
+            .map(|(_, v)| v)
+            .expect("just set")
     }
 
     /// Removes `key`.
@@ -92,8 +106,15 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
     }
 
     /// Every entry, in no particular order (use order unchanged).
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.slots.iter().filter_map(|s| s.entry.as_ref().map(|(k, v)| (k, v)))
+    }
+
+    /// Every entry, mutably, in no particular order (use order unchanged).
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
-        self.slots.iter_mut().filter_map(|s| s.entry.as_mut().map(|(k, v)| (&*k, v)))
+        self.slots
+            .iter_mut()
+            .filter_map(|s| s.entry.as_mut().map(|(k, v)| (&*k, v)))
     }
 
     fn unlink(&mut self, i: usize) {
@@ -150,7 +171,7 @@ mod tests {
         l.insert(2u8, 'b');
         l.insert(1u8, 'c');
         assert_eq!(l.len(), 2);
-        assert_eq!(l.iter_mut().count(), 2);
+        assert_eq!((l.iter().count(), l.iter_mut().count()), (2, 2));
         assert_eq!(l.pop_oldest(), Some((2, 'b')));
         assert_eq!(l.pop_oldest(), Some((1, 'c')));
     }

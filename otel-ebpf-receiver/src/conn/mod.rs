@@ -61,7 +61,9 @@ type ConnKey = (u32, u64);
 #[derive(Debug)]
 enum Proto {
     /// Not recognised yet; `syscalls` checked so far.
-    Probing { syscalls: u32 },
+    Probing {
+        syscalls: u32,
+    },
     Http(Box<Http1Connection>),
     /// Not HTTP/1 (or tunnelled): bytes are dropped.
     Other,
@@ -85,7 +87,10 @@ pub struct ConnTracker {
 
 impl ConnTracker {
     pub fn new(limits: ConnLimits) -> Self {
-        Self { limits, ..Self::default() }
+        Self {
+            limits,
+            ..Self::default()
+        }
     }
 
     /// Connections tracked now.
@@ -98,16 +103,42 @@ impl ConnTracker {
         self.conns.is_empty()
     }
 
+    /// Bytes held in head buffers over all connections (O(connections); for tests, fuzzing
+    /// and occasional self-telemetry).
+    pub fn buffered_bytes(&self) -> usize {
+        self.http().map(|h| h.buffered()).sum()
+    }
+
+    /// Requests waiting for a response over all connections (O(connections)).
+    pub fn pending_requests(&self) -> usize {
+        self.http().map(|h| h.pending_len()).sum()
+    }
+
+    fn http(&self) -> impl Iterator<Item = &Http1Connection> {
+        self.conns.iter().filter_map(|(_, c)| match &c.proto {
+            Proto::Http(h) => Some(&**h),
+            _ => None,
+        })
+    }
+
     /// Feeds one event; completed exchanges are appended to `out`.
     pub fn on_event(&mut self, ev: Event, out: &mut Vec<HttpExchange>) {
         match ev {
             Event::Data(d) => self.on_data(&d, out),
-            Event::Close { pid, conn_id, ts_ns, .. } => {
+            Event::Close {
+                pid,
+                conn_id,
+                ts_ns,
+                ..
+            } => {
                 self.finish((pid, conn_id), ExchangeError::ConnectionClosed, ts_ns, out);
             }
             Event::ProcessExit { pid, ts_ns } => {
-                let keys: Vec<ConnKey> =
-                    self.by_pid.range((pid, 0)..=(pid, u64::MAX)).copied().collect();
+                let keys: Vec<ConnKey> = self
+                    .by_pid
+                    .range((pid, 0)..=(pid, u64::MAX))
+                    .copied()
+                    .collect();
                 for key in keys {
                     self.finish(key, ExchangeError::ProcessExited, ts_ns, out);
                 }
@@ -135,12 +166,17 @@ impl ConnTracker {
             Some(c) => c,
             None => {
                 while self.conns.len() >= self.limits.max_connections.max(1) {
-                    let Some((old, _)) = self.conns.pop_oldest() else { break };
+                    let Some((old, _)) = self.conns.pop_oldest() else {
+                        break;
+                    };
                     self.by_pid.remove(&old);
                     self.stats.connections_evicted += 1;
                 }
                 self.by_pid.insert(key);
-                let conn = Conn { tuple: None, proto: Proto::Probing { syscalls: 0 } };
+                let conn = Conn {
+                    tuple: None,
+                    proto: Proto::Probing { syscalls: 0 },
+                };
                 self.conns.insert(key, conn)
             }
         };
@@ -191,9 +227,19 @@ impl ConnTracker {
     }
 
     /// Ends a connection: everything unfinished on it is closed out with `error` at `ts_ns`.
-    fn finish(&mut self, key: ConnKey, error: ExchangeError, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    fn finish(
+        &mut self,
+        key: ConnKey,
+        error: ExchangeError,
+        ts_ns: u64,
+        out: &mut Vec<HttpExchange>,
+    ) {
         self.by_pid.remove(&key);
-        if let Some(Conn { proto: Proto::Http(mut h), .. }) = self.conns.remove(&key) {
+        if let Some(Conn {
+            proto: Proto::Http(mut h),
+            ..
+        }) = self.conns.remove(&key)
+        {
             h.close(error, ts_ns, out);
             self.stats.parse_errors += h.take_parse_errors();
         }

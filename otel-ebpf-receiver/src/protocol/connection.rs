@@ -99,8 +99,10 @@ impl Http1Connection {
     /// The connection closed (or its process exited) at `ts_ns`: a close-delimited response
     /// completes; every other unfinished exchange ends with `error`.
     pub fn close(&mut self, error: ExchangeError, ts_ns: u64, out: &mut Vec<HttpExchange>) {
-        self.requests.finish(&mut self.pairing.sink(MessageKind::Request, out));
-        self.responses.finish(&mut self.pairing.sink(MessageKind::Response, out));
+        self.requests
+            .finish(&mut self.pairing.sink(MessageKind::Request, out));
+        self.responses
+            .finish(&mut self.pairing.sink(MessageKind::Response, out));
         self.pairing.close(error, ts_ns, out);
     }
 

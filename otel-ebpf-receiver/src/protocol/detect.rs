@@ -63,7 +63,10 @@ pub fn request_start(bytes: &[u8]) -> Start {
         return Start::Other;
     };
     // Fast reject: every known method starts with one of these letters.
-    if !matches!(first, b'G' | b'P' | b'D' | b'H' | b'O' | b'C' | b'T' | b'M' | b'L' | b'U') {
+    if !matches!(
+        first,
+        b'G' | b'P' | b'D' | b'H' | b'O' | b'C' | b'T' | b'M' | b'L' | b'U'
+    ) {
         return Start::Other;
     }
     let mut method_prefix = false;
@@ -78,14 +81,22 @@ pub fn request_start(bytes: &[u8]) -> Start {
             return request_rest(&bytes[m.len() + 1..]);
         }
     }
-    if method_prefix { Start::PartialRequest } else { Start::Other }
+    if method_prefix {
+        Start::PartialRequest
+    } else {
+        Start::Other
+    }
 }
 
 /// Checks `request-target SP HTTP-version CRLF` after the method and its space.
 fn request_rest(rest: &[u8]) -> Start {
     let window = &rest[..rest.len().min(MAX_START_LINE)];
     let Some(sp) = window.iter().position(|&b| !is_target_byte(b)) else {
-        return if rest.len() > window.len() { Start::Other } else { Start::PartialRequest };
+        return if rest.len() > window.len() {
+            Start::Other
+        } else {
+            Start::PartialRequest
+        };
     };
     if sp == 0 || window[sp] != b' ' {
         return Start::Other;
@@ -160,17 +171,36 @@ mod tests {
 
     #[test]
     fn recognises_request_lines() {
-        assert_eq!(classify(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Start::Request);
+        assert_eq!(
+            classify(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Start::Request
+        );
         assert_eq!(classify(b"POST /x?y=1 HTTP/1.0\n"), Start::Request);
         assert_eq!(classify(b"PROPFIND /dav HTTP/1.1\r\n"), Start::Request);
-        assert_eq!(classify(b"CONNECT example.com:443 HTTP/1.1\r\n"), Start::Request);
+        assert_eq!(
+            classify(b"CONNECT example.com:443 HTTP/1.1\r\n"),
+            Start::Request
+        );
         assert_eq!(classify(b"OPTIONS * HTTP/1.1\r\n"), Start::Request);
     }
 
     #[test]
     fn recognises_request_prefixes() {
-        for p in [&b"G"[..], b"GE", b"GET", b"GET ", b"GET /a", b"GET /a ", b"GET /a HTTP/1"] {
-            assert_eq!(classify(p), Start::PartialRequest, "{:?}", String::from_utf8_lossy(p));
+        for p in [
+            &b"G"[..],
+            b"GE",
+            b"GET",
+            b"GET ",
+            b"GET /a",
+            b"GET /a ",
+            b"GET /a HTTP/1",
+        ] {
+            assert_eq!(
+                classify(p),
+                Start::PartialRequest,
+                "{:?}",
+                String::from_utf8_lossy(p)
+            );
         }
         assert_eq!(classify(b"GET /a HTTP/1.1"), Start::PartialRequest);
         assert_eq!(classify(b"GET /a HTTP/1.1\r"), Start::PartialRequest);

@@ -73,7 +73,11 @@ impl Pairing {
         kind: MessageKind,
         out: &'a mut Vec<HttpExchange>,
     ) -> PairingSink<'a> {
-        PairingSink { pairing: self, kind, out }
+        PairingSink {
+            pairing: self,
+            kind,
+            out,
+        }
     }
 
     /// Returns and resets the parse error count.
@@ -95,7 +99,13 @@ impl Pairing {
     /// progress keeps its status; waiting requests get `status = None`; all get `error`.
     pub fn close(&mut self, error: ExchangeError, ts_ns: u64, out: &mut Vec<HttpExchange>) {
         if let Some(a) = self.answering.take() {
-            out.push(self.exchange(a.req, Some(a.status), a.response_body_bytes, ts_ns, Some(error)));
+            out.push(self.exchange(
+                a.req,
+                Some(a.status),
+                a.response_body_bytes,
+                ts_ns,
+                Some(error),
+            ));
         }
         while let Some(p) = self.pending.pop_front() {
             out.push(self.exchange(p, None, 0, ts_ns, Some(error)));
@@ -183,7 +193,12 @@ impl MessageSink for PairingSink<'_> {
         let seq = p.next_seq;
         p.next_seq += 1;
         p.open_request = Some(seq);
-        p.pending.push_back(Pending { seq, head, start_ns, request_body_bytes: 0 });
+        p.pending.push_back(Pending {
+            seq,
+            head,
+            start_ns,
+            request_body_bytes: 0,
+        });
     }
 
     fn response_head(&mut self, status: u16, start_ns: u64) -> Answered {
@@ -193,7 +208,7 @@ impl MessageSink for PairingSink<'_> {
             let (st, body) = (Some(a.status), a.response_body_bytes);
             self.out.push(p.exchange(a.req, st, body, start_ns, None));
         }
-        if !p.pending.front().is_some_and(|r| r.start_ns <= start_ns) {
+        if p.pending.front().is_none_or(|r| r.start_ns > start_ns) {
             return Answered::Other; // answers a request that was not seen
         }
         let Some(req) = p.pending.pop_front() else {
@@ -204,7 +219,11 @@ impl MessageSink for PairingSink<'_> {
             "CONNECT" => Answered::Connect,
             _ => Answered::Other,
         };
-        p.answering = Some(Answering { req, status, response_body_bytes: 0 });
+        p.answering = Some(Answering {
+            req,
+            status,
+            response_body_bytes: 0,
+        });
         answered
     }
 
@@ -225,7 +244,8 @@ impl MessageSink for PairingSink<'_> {
             MessageKind::Response => {
                 if let Some(a) = p.answering.take() {
                     let status = Some(a.status);
-                    self.out.push(p.exchange(a.req, status, body_bytes, end_ns, None));
+                    self.out
+                        .push(p.exchange(a.req, status, body_bytes, end_ns, None));
                 }
             }
         }

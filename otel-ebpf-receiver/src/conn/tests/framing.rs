@@ -69,12 +69,21 @@ fn one_mib_bodies_with_4096_byte_capture_keep_pairing() {
     let body: Vec<u8> = (0..MIB).map(|i| b'a' + (i % 26) as u8).collect();
     let mut s = Sim::new(SockRole::Client);
     let mut ts = 0;
-    capped_stream(&mut s, Direction::Egress, &mut ts, &with_body("POST", "/upload", &body), 65_536);
+    capped_stream(
+        &mut s,
+        Direction::Egress,
+        &mut ts,
+        &with_body("POST", "/upload", &body),
+        65_536,
+    );
     let req_end = ts;
     capped_stream(&mut s, Direction::Ingress, &mut ts, &ok(&body), 65_536);
     let resp_end = ts;
     s.send(5_000, &get("/next"));
-    s.recv(5_001, b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n");
+    s.recv(
+        5_001,
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+    );
     assert!(req_end > 1 && resp_end > req_end + 16);
     let want = vec![
         HttpExchange {
@@ -151,7 +160,10 @@ fn early_hints_and_processing_are_interim() {
     let mut s = Sim::new(SockRole::Server);
     s.recv(10, &get("/page"));
     s.send(11, b"HTTP/1.1 102 Processing\r\n\r\n");
-    s.send(12, b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n");
+    s.send(
+        12,
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n",
+    );
     s.send(13, b"Content-Length: 2\r\n\r\nhi");
     let want = HttpExchange {
         start_ns: 10,
@@ -165,12 +177,19 @@ fn early_hints_and_processing_are_interim() {
 #[test]
 fn head_response_has_no_body_despite_content_length() {
     let mut s = Sim::new(SockRole::Client);
-    s.send(10, b"HEAD /file HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\n\r\n");
+    s.send(
+        10,
+        b"HEAD /file HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\n\r\n",
+    );
     s.recv(20, b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
     s.send(30, &get("/next"));
     s.recv(40, &ok(b"body"));
     let want = vec![
-        HttpExchange { start_ns: 10, end_ns: 20, ..exchange(Side::Client, "HEAD", "/file", Some(200)) },
+        HttpExchange {
+            start_ns: 10,
+            end_ns: 20,
+            ..exchange(Side::Client, "HEAD", "/file", Some(200))
+        },
         HttpExchange {
             start_ns: 30,
             end_ns: 40,
@@ -187,12 +206,23 @@ fn no_content_and_not_modified_have_no_body() {
     s.send(10, &with_body("DELETE", "/x", b""));
     // 204 and 304 in one read: neither has content, even with Content-Length on the 304.
     s.send(11, &get("/y"));
-    s.recv(20, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n");
+    s.recv(
+        20,
+        b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+    );
     s.send(30, &get("/z"));
     s.recv(40, &ok(b"zz"));
     let want = vec![
-        HttpExchange { start_ns: 10, end_ns: 20, ..exchange(Side::Client, "DELETE", "/x", Some(204)) },
-        HttpExchange { start_ns: 11, end_ns: 20, ..exchange(Side::Client, "GET", "/y", Some(304)) },
+        HttpExchange {
+            start_ns: 10,
+            end_ns: 20,
+            ..exchange(Side::Client, "DELETE", "/x", Some(204))
+        },
+        HttpExchange {
+            start_ns: 11,
+            end_ns: 20,
+            ..exchange(Side::Client, "GET", "/y", Some(304))
+        },
         HttpExchange {
             start_ns: 30,
             end_ns: 40,
@@ -206,8 +236,14 @@ fn no_content_and_not_modified_have_no_body() {
 #[test]
 fn close_delimited_response_completes_at_close() {
     let mut s = Sim::new(SockRole::Client);
-    s.send(10, b"GET /old HTTP/1.0\r\nHost: example.com\r\nUser-Agent: test/1\r\n\r\n");
-    s.recv(20, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part ");
+    s.send(
+        10,
+        b"GET /old HTTP/1.0\r\nHost: example.com\r\nUser-Agent: test/1\r\n\r\n",
+    );
+    s.recv(
+        20,
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part ",
+    );
     s.recv(30, b"second part");
     assert_eq!(s.take(), vec![]);
     s.close(40);
@@ -226,7 +262,10 @@ fn close_delimited_response_completes_at_close() {
 fn connection_close_with_content_length_completes_without_waiting() {
     let mut s = Sim::new(SockRole::Server);
     s.recv(10, b"GET /bye HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\nConnection: close\r\n\r\n");
-    s.send(20, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye");
+    s.send(
+        20,
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye",
+    );
     let want = HttpExchange {
         start_ns: 10,
         end_ns: 20,
@@ -242,15 +281,25 @@ fn connection_close_with_content_length_completes_without_waiting() {
 fn upgrade_and_connect_end_http_parsing() {
     let mut s = Sim::new(SockRole::Client);
     s.send(10, b"GET /ws HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\nUpgrade: websocket\r\n\r\n");
-    s.recv(20, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
+    s.recv(
+        20,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+    );
     s.send(30, b"\x81\x85\x00\x00\x00\x00hello");
     s.send(31, &get("/looks-like-http-but-is-a-frame"));
     s.close(40);
-    let want = HttpExchange { start_ns: 10, end_ns: 20, ..exchange(Side::Client, "GET", "/ws", Some(101)) };
+    let want = HttpExchange {
+        start_ns: 10,
+        end_ns: 20,
+        ..exchange(Side::Client, "GET", "/ws", Some(101))
+    };
     assert_eq!(s.take(), vec![want]);
 
     let mut s = Sim::new(SockRole::Client);
-    s.send(10, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\n\r\n");
+    s.send(
+        10,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\n\r\n",
+    );
     s.recv(20, b"HTTP/1.1 200 Connection Established\r\n\r\n");
     s.send(30, &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]);
     s.recv(31, &[0x16, 0x03, 0x03, 0x00, 0x01, 9]);

@@ -23,7 +23,10 @@ fn timeout_closes_out_waiting_requests() {
     s.t.expire(20 + limit + 1, &mut s.out);
     assert_eq!(
         s.take(),
-        vec![HttpExchange { end_ns: 20 + limit + 1, ..timed_out("/slower", 20) }]
+        vec![HttpExchange {
+            end_ns: 20 + limit + 1,
+            ..timed_out("/slower", 20)
+        }]
     );
     // Nothing left to close.
     s.close(40 * SEC);
@@ -32,7 +35,10 @@ fn timeout_closes_out_waiting_requests() {
 
 #[test]
 fn slow_response_body_times_out_only_when_idle() {
-    let limits = ConnLimits { request_timeout_ns: 10 * SEC, ..ConnLimits::default() };
+    let limits = ConnLimits {
+        request_timeout_ns: 10 * SEC,
+        ..ConnLimits::default()
+    };
     let mut s = Sim::with_limits(SockRole::Client, limits);
     s.send(0, &get("/download"));
     s.recv(SEC, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
@@ -57,7 +63,10 @@ fn close_ends_waiting_and_unfinished_exchanges() {
     let mut reqs = get("/a");
     reqs.extend(get("/b"));
     s.recv(10, &reqs);
-    s.send(20, b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nonly ten b");
+    s.send(
+        20,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nonly ten b",
+    );
     s.close(30);
     let closed = |t, st| HttpExchange {
         start_ns: 10,
@@ -67,7 +76,13 @@ fn close_ends_waiting_and_unfinished_exchanges() {
     };
     assert_eq!(
         s.take(),
-        vec![HttpExchange { response_body_bytes: 10, ..closed("/a", Some(200)) }, closed("/b", None)]
+        vec![
+            HttpExchange {
+                response_body_bytes: 10,
+                ..closed("/a", Some(200))
+            },
+            closed("/b", None)
+        ]
     );
     assert_eq!(s.t.len(), 0);
     // A request body cut by the close is counted as far as it went.
@@ -92,7 +107,13 @@ fn process_exit_ends_every_connection_of_that_process_only() {
     s.send(11, &get("/two"));
     s.pid = 99;
     s.send(12, &get("/other-process"));
-    s.t.on_event(Event::ProcessExit { pid: PID, ts_ns: 50 }, &mut s.out);
+    s.t.on_event(
+        Event::ProcessExit {
+            pid: PID,
+            ts_ns: 50,
+        },
+        &mut s.out,
+    );
     let gone = |conn_id, t, start| HttpExchange {
         conn_id,
         start_ns: start,
@@ -103,7 +124,13 @@ fn process_exit_ends_every_connection_of_that_process_only() {
     assert_eq!(s.take(), vec![gone(CONN, "/one", 10), gone(8, "/two", 11)]);
     assert_eq!(s.t.len(), 1);
     s.recv(60, &ok(b""));
-    let other = HttpExchange { pid: 99, conn_id: 8, start_ns: 12, end_ns: 60, ..exchange(Side::Client, "GET", "/other-process", Some(200)) };
+    let other = HttpExchange {
+        pid: 99,
+        conn_id: 8,
+        start_ns: 12,
+        end_ns: 60,
+        ..exchange(Side::Client, "GET", "/other-process", Some(200))
+    };
     assert_eq!(s.take(), vec![other]);
 }
 
@@ -111,16 +138,39 @@ fn process_exit_ends_every_connection_of_that_process_only() {
 fn tcp_state_and_unknown_close_are_ignored() {
     let mut s = Sim::new(SockRole::Client);
     s.send(10, &get("/x"));
-    s.t.on_event(Event::TcpState { old: 1, new: 7, tuple: Some(tuple()), ts_ns: 11 }, &mut s.out);
-    s.t.on_event(Event::Close { pid: PID, fd: 9, conn_id: 12345, ts_ns: 12 }, &mut s.out);
+    s.t.on_event(
+        Event::TcpState {
+            old: 1,
+            new: 7,
+            tuple: Some(tuple()),
+            ts_ns: 11,
+        },
+        &mut s.out,
+    );
+    s.t.on_event(
+        Event::Close {
+            pid: PID,
+            fd: 9,
+            conn_id: 12345,
+            ts_ns: 12,
+        },
+        &mut s.out,
+    );
     s.recv(20, &ok(b""));
-    let want = HttpExchange { start_ns: 10, end_ns: 20, ..exchange(Side::Client, "GET", "/x", Some(200)) };
+    let want = HttpExchange {
+        start_ns: 10,
+        end_ns: 20,
+        ..exchange(Side::Client, "GET", "/x", Some(200))
+    };
     assert_eq!(s.take(), vec![want]);
 }
 
 #[test]
 fn least_recently_used_connection_is_evicted_at_the_bound() {
-    let limits = ConnLimits { max_connections: 2, ..ConnLimits::default() };
+    let limits = ConnLimits {
+        max_connections: 2,
+        ..ConnLimits::default()
+    };
     let mut s = Sim::with_limits(SockRole::Client, limits);
     for (conn, ts) in [(1, 10), (2, 11)] {
         s.conn_id = conn;
@@ -150,7 +200,10 @@ fn least_recently_used_connection_is_evicted_at_the_bound() {
 
 #[test]
 fn many_connections_stay_within_the_bound() {
-    let limits = ConnLimits { max_connections: 100, ..ConnLimits::default() };
+    let limits = ConnLimits {
+        max_connections: 100,
+        ..ConnLimits::default()
+    };
     let mut s = Sim::with_limits(SockRole::Server, limits);
     for conn in 0..10_000u64 {
         s.conn_id = conn;
@@ -159,7 +212,13 @@ fn many_connections_stay_within_the_bound() {
     }
     assert_eq!(s.t.stats.connections_evicted, 9_900);
     assert_eq!(s.t.by_pid.len(), 100);
-    s.t.on_event(Event::ProcessExit { pid: PID, ts_ns: 20_000 }, &mut s.out);
+    s.t.on_event(
+        Event::ProcessExit {
+            pid: PID,
+            ts_ns: 20_000,
+        },
+        &mut s.out,
+    );
     assert_eq!(s.take().len(), 100);
     assert!(s.t.is_empty() && s.t.by_pid.is_empty());
 }

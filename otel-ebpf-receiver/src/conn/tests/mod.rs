@@ -17,7 +17,10 @@ pub const CONN: u64 = 7;
 pub const CAPTURE: usize = 4096;
 
 pub fn tuple() -> Tuple {
-    Tuple { local: "10.0.0.1:40000".parse().unwrap(), remote: "10.0.0.2:80".parse().unwrap() }
+    Tuple {
+        local: "10.0.0.1:40000".parse().unwrap(),
+        remote: "10.0.0.2:80".parse().unwrap(),
+    }
 }
 
 /// A GET request head with the Host and User-Agent every expected exchange carries.
@@ -80,7 +83,13 @@ impl Sim {
     }
 
     pub fn with_limits(role: SockRole, limits: ConnLimits) -> Self {
-        Self { t: ConnTracker::new(limits), out: Vec::new(), role, conn_id: CONN, pid: PID }
+        Self {
+            t: ConnTracker::new(limits),
+            out: Vec::new(),
+            role,
+            conn_id: CONN,
+            pid: PID,
+        }
     }
 
     /// One syscall of `total` bytes of which `bytes` (already cut to the capture) were copied.
@@ -93,7 +102,11 @@ impl Sim {
             ts_ns: ts,
             direction: dir,
             role: self.role,
-            syscall: if dir == Direction::Egress { Syscall::Write } else { Syscall::Read },
+            syscall: if dir == Direction::Egress {
+                Syscall::Write
+            } else {
+                Syscall::Read
+            },
             total_len: total,
             tuple: Some(tuple()),
             payload: Bytes::copy_from_slice(bytes),
@@ -118,7 +131,12 @@ impl Sim {
     }
 
     pub fn close(&mut self, ts: u64) {
-        let ev = Event::Close { pid: self.pid, fd: 5, conn_id: self.conn_id, ts_ns: ts };
+        let ev = Event::Close {
+            pid: self.pid,
+            fd: 5,
+            conn_id: self.conn_id,
+            ts_ns: ts,
+        };
         self.t.on_event(ev, &mut self.out);
     }
 
@@ -160,13 +178,26 @@ fn pipelined_three_requests_one_write_three_responses_one_read() {
     resps.extend(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
     resps.extend(ok(b"3rd"));
     s.send(20, &resps);
-    let base = |m, t, st| HttpExchange { start_ns: 10, end_ns: 20, ..exchange(Side::Server, m, t, Some(st)) };
+    let base = |m, t, st| HttpExchange {
+        start_ns: 10,
+        end_ns: 20,
+        ..exchange(Side::Server, m, t, Some(st))
+    };
     assert_eq!(
         s.take(),
         vec![
-            HttpExchange { response_body_bytes: 5, ..base("GET", "/a", 200) },
-            HttpExchange { request_body_bytes: 3, ..base("POST", "/b", 201) },
-            HttpExchange { response_body_bytes: 3, ..base("GET", "/c", 200) },
+            HttpExchange {
+                response_body_bytes: 5,
+                ..base("GET", "/a", 200)
+            },
+            HttpExchange {
+                request_body_bytes: 3,
+                ..base("POST", "/b", 201)
+            },
+            HttpExchange {
+                response_body_bytes: 3,
+                ..base("GET", "/c", 200)
+            },
         ]
     );
     assert_eq!(s.t.stats, ConnStats::default());
@@ -180,7 +211,11 @@ fn request_head_over_many_syscalls_starts_at_first_byte() {
         s.send(100 + i as u64, std::slice::from_ref(b));
     }
     s.recv(500, &ok(b""));
-    let want = HttpExchange { start_ns: 100, end_ns: 500, ..exchange(Side::Client, "GET", "/slow", Some(200)) };
+    let want = HttpExchange {
+        start_ns: 100,
+        end_ns: 500,
+        ..exchange(Side::Client, "GET", "/slow", Some(200))
+    };
     assert_eq!(s.take(), vec![want]);
     assert_eq!(s.t.stats.parse_errors, 0);
 }

@@ -6,7 +6,7 @@ use super::*;
 fn fresh_non_http_connections_are_dropped_at_once() {
     for first in [
         &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"[..], // Redis
-        &[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00][..], // TLS ClientHello
+        &[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00][..],   // TLS ClientHello
         &[0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f][..], // Postgres SSLRequest
     ] {
         let mut s = Sim::new(SockRole::Client);
@@ -37,7 +37,11 @@ fn unknown_connection_gives_up_after_the_probe_window() {
     }
     s.recv(1000, &get("/late"));
     s.send(1001, &ok(b""));
-    let want = HttpExchange { start_ns: 1000, end_ns: 1001, ..exchange(Side::Server, "GET", "/late", Some(200)) };
+    let want = HttpExchange {
+        start_ns: 1000,
+        end_ns: 1001,
+        ..exchange(Side::Server, "GET", "/late", Some(200))
+    };
     assert_eq!(s.take(), vec![want]);
 }
 
@@ -46,7 +50,10 @@ fn joined_mid_body_resynchronises_at_next_request() {
     // Capture started while the server was reading a request body and writing the answer.
     let mut s = Sim::new(SockRole::Unknown);
     s.recv(1, b"rest of an upload body \x00\x01\x02");
-    s.send(2, b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\npartial");
+    s.send(
+        2,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\npartial",
+    );
     s.send(3, b" tail of that response body");
     s.recv(4, &get("/next"));
     s.send(5, b"more of the old body, still not a status line");
@@ -116,14 +123,20 @@ fn garbage_inside_an_http_connection_counts_and_resynchronises() {
 
 #[test]
 fn head_larger_than_the_buffer_is_an_error_then_resync() {
-    let limits = ConnLimits { max_buffer_bytes: 256, ..ConnLimits::default() };
+    let limits = ConnLimits {
+        max_buffer_bytes: 256,
+        ..ConnLimits::default()
+    };
     let mut s = Sim::with_limits(SockRole::Client, limits);
     let mut big = b"GET /big HTTP/1.1\r\nHost: example.com\r\nX-Pad: ".to_vec();
     big.resize(300, b'p');
     s.send(10, &big[..150]);
     s.send(11, &big[150..]);
     s.send(12, b"\r\n\r\n");
-    s.recv(13, b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n");
+    s.recv(
+        13,
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n",
+    );
     s.send(20, &get("/small"));
     s.recv(30, &ok(b"s"));
     // The start-line and Host of the oversized head are kept, so the 431 pairs with it.
@@ -148,7 +161,8 @@ fn head_larger_than_the_buffer_is_an_error_then_resync() {
 #[test]
 fn head_cut_by_the_capture_is_salvaged_and_pairs() {
     let mut s = Sim::new(SockRole::Client);
-    let mut req = b"GET /cookie HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\nCookie: ".to_vec();
+    let mut req =
+        b"GET /cookie HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\nCookie: ".to_vec();
     req.resize(6000, b'c');
     req.extend_from_slice(b"\r\n\r\n");
     s.capped(Direction::Egress, 10, &req);
@@ -164,7 +178,14 @@ fn head_cut_by_the_capture_is_salvaged_and_pairs() {
         response_body_bytes: body,
         ..exchange(Side::Client, "GET", t, Some(200))
     };
-    assert_eq!(s.take(), vec![ex("/cookie", 10, 20, 2), ex("/after", 30, 41, 0), ex("/last", 50, 60, 0)]);
+    assert_eq!(
+        s.take(),
+        vec![
+            ex("/cookie", 10, 20, 2),
+            ex("/after", 30, 41, 0),
+            ex("/last", 50, 60, 0)
+        ]
+    );
     assert_eq!(s.t.stats.parse_errors, 2);
 }
 
@@ -173,7 +194,12 @@ fn uncaptured_bytes_in_chunk_framing_resynchronise() {
     let mut s = Sim::new(SockRole::Client);
     s.send(10, &get("/c"));
     // The chunk-size line of the second chunk was not captured.
-    s.syscall(Direction::Ingress, 20, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", 70);
+    s.syscall(
+        Direction::Ingress,
+        20,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+        70,
+    );
     s.recv(21, b"more bytes of that body\r\n0\r\n\r\n");
     s.send(30, &get("/d"));
     s.recv(40, &ok(b"d"));

@@ -60,7 +60,10 @@ pub struct Chunked {
 
 impl Default for Chunked {
     fn default() -> Self {
-        Self { state: State::Size(SizeLine::default()), trailer_bytes: 0 }
+        Self {
+            state: State::Size(SizeLine::default()),
+            trailer_bytes: 0,
+        }
     }
 }
 
@@ -86,7 +89,10 @@ impl Chunked {
                     match size_byte(line, rest[0], limit) {
                         Ok(None) => {}
                         Ok(Some(0)) => {
-                            self.state = State::Trailer { at_line_start: true, cr: false }
+                            self.state = State::Trailer {
+                                at_line_start: true,
+                                cr: false,
+                            }
                         }
                         Ok(Some(n)) => self.state = State::Data(n),
                         Err(e) => return fail(p, e),
@@ -126,7 +132,10 @@ impl Chunked {
                     p.consumed += n;
                     self.trailer_bytes += n;
                     if eol {
-                        self.state = State::Trailer { at_line_start: true, cr: false };
+                        self.state = State::Trailer {
+                            at_line_start: true,
+                            cr: false,
+                        };
                     }
                     if self.trailer_bytes > limit {
                         return fail(p, ParseError::TrailerTooLarge);
@@ -211,15 +220,32 @@ mod tests {
 
     #[test]
     fn decodes_sizes_extensions_and_trailers() {
-        let b = b"5;name=\"v\"\r\nhello\r\nA \r\n0123456789\r\n0\r\nExpires: never\r\nX: y\r\n\r\nNEXT";
+        let b =
+            b"5;name=\"v\"\r\nhello\r\nA \r\n0123456789\r\n0\r\nExpires: never\r\nX: y\r\n\r\nNEXT";
         let p = run(b);
-        assert_eq!(p, Progress { consumed: b.len() - 4, data: 15, done: true, error: None });
+        assert_eq!(
+            p,
+            Progress {
+                consumed: b.len() - 4,
+                data: 15,
+                done: true,
+                error: None
+            }
+        );
     }
 
     #[test]
     fn accepts_bare_lf() {
         let b = b"3\nabc\n0\n\n";
-        assert_eq!(run(b), Progress { consumed: b.len(), data: 3, done: true, error: None });
+        assert_eq!(
+            run(b),
+            Progress {
+                consumed: b.len(),
+                data: 3,
+                done: true,
+                error: None
+            }
+        );
     }
 
     #[test]
@@ -242,7 +268,10 @@ mod tests {
         assert_eq!(run(b"\r\n").error, Some(ParseError::BadChunk));
         assert_eq!(run(b"3\r\nabcX").error, Some(ParseError::BadChunk));
         assert_eq!(run(b"3\rx").error, Some(ParseError::BadChunk));
-        assert_eq!(run(b"12345678901234567\r\n").error, Some(ParseError::BadChunk));
+        assert_eq!(
+            run(b"12345678901234567\r\n").error,
+            Some(ParseError::BadChunk)
+        );
         assert_eq!(run(b"0\r\n\rX").error, Some(ParseError::BadChunk));
         let mut long = b"1;".to_vec();
         long.resize(2000, b'x');

@@ -78,7 +78,10 @@ pub fn parse(request: bool, buf: &[u8]) -> Result<Option<(usize, Head)>, ParseEr
             Err(_) => return Err(ParseError::InvalidHead),
         };
         let (framing, _, _) = fields(resp.headers)?;
-        Ok(Some((n, Head::Response(resp.code.unwrap_or_default(), framing))))
+        Ok(Some((
+            n,
+            Head::Response(resp.code.unwrap_or_default(), framing),
+        )))
     }
 }
 
@@ -122,7 +125,9 @@ fn content_length(value: &[u8]) -> Option<u64> {
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let n = part.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        let n = part
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
         if out.is_some_and(|o| o != n) {
             return None;
         }
@@ -230,7 +235,13 @@ mod tests {
                 user_agent: Some("curl/8".into()),
             }
         );
-        assert_eq!(f, Framing { content_length: Some(5), ..Framing::default() });
+        assert_eq!(
+            f,
+            Framing {
+                content_length: Some(5),
+                ..Framing::default()
+            }
+        );
     }
 
     #[test]
@@ -250,10 +261,18 @@ mod tests {
     #[test]
     fn transfer_coding_final_chunked() {
         let b = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\ntransfer-encoding: Chunked\r\n\r\n";
-        let f = Framing { transfer_encoding: true, chunked: true, content_length: None };
+        let f = Framing {
+            transfer_encoding: true,
+            chunked: true,
+            content_length: None,
+        };
         assert_eq!(parse(false, b).unwrap().unwrap().1, Head::Response(200, f));
         let b = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
-        let f = Framing { transfer_encoding: true, chunked: false, content_length: None };
+        let f = Framing {
+            transfer_encoding: true,
+            chunked: false,
+            content_length: None,
+        };
         assert_eq!(parse(false, b).unwrap().unwrap().1, Head::Response(200, f));
     }
 
@@ -261,21 +280,35 @@ mod tests {
     fn partial_and_invalid() {
         assert_eq!(parse(true, b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None));
         assert_eq!(parse(false, b"HTTP/1.1 200 OK\r\n"), Ok(None));
-        assert_eq!(parse(true, b"\x16\x03\x01\x00"), Err(ParseError::InvalidHead));
-        assert_eq!(parse(false, b"HTTP/1.1 2000 OK\r\n\r\n"), Err(ParseError::InvalidHead));
+        assert_eq!(
+            parse(true, b"\x16\x03\x01\x00"),
+            Err(ParseError::InvalidHead)
+        );
+        assert_eq!(
+            parse(false, b"HTTP/1.1 2000 OK\r\n\r\n"),
+            Err(ParseError::InvalidHead)
+        );
     }
 
     #[test]
     fn salvages_truncated_heads() {
         let b = b"GET /big HTTP/1.1\r\nHost: h\r\nCookie: aaaaaaa";
-        let Some(Salvaged::Request(h)) = salvage(true, b) else { panic!() };
+        let Some(Salvaged::Request(h)) = salvage(true, b) else {
+            panic!()
+        };
         assert_eq!((h.method.as_str(), h.target.as_str()), ("GET", "/big"));
         assert_eq!((h.host.as_deref(), h.user_agent), (Some("h"), None));
         assert_eq!(salvage(true, b"GET /big HTT"), None);
-        assert_eq!(salvage(false, b"HTTP/1.1 503 Busy\r\nSet-Cookie: x"), Some(Salvaged::Response(503)));
+        assert_eq!(
+            salvage(false, b"HTTP/1.1 503 Busy\r\nSet-Cookie: x"),
+            Some(Salvaged::Response(503))
+        );
         assert_eq!(salvage(false, b"HTTP/1.1 50"), None);
         assert_eq!(salvage(false, b"HTTP/1.1 503"), None);
-        assert_eq!(salvage(false, b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"), Some(Salvaged::Response(200)));
+        assert_eq!(
+            salvage(false, b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"),
+            Some(Salvaged::Response(200))
+        );
         assert_eq!(salvage(true, b"GET / HTTP/1.1x\r\nHost: a\r\n"), None);
         assert_eq!(salvage(false, b"\x00\x01"), None);
     }

@@ -144,7 +144,10 @@ impl Http1Parser {
     /// A parser that first waits for a syscall starting with a message start (for streams
     /// joined mid-way).
     pub fn resyncing(kind: MessageKind, max_head: usize) -> Self {
-        Self { state: State::Resync, ..Self::new(kind, max_head) }
+        Self {
+            state: State::Resync,
+            ..Self::new(kind, max_head)
+        }
     }
 
     /// True after an upgrade or CONNECT tunnel: further bytes are ignored.
@@ -238,7 +241,10 @@ impl Http1Parser {
         let request = self.kind == MessageKind::Request;
         if self.head.is_empty() {
             // Empty lines before a start-line are ignored (RFC 9112 §2.2).
-            let skip = input.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let skip = input
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
             if skip > 0 {
                 return skip;
             }
@@ -325,7 +331,9 @@ impl Http1Parser {
         };
         self.state = if framing.chunked {
             State::Body(Body::Chunked(Chunked::default()))
-        } else if let Some(n @ 1..) = framing.content_length.filter(|_| !framing.transfer_encoding)
+        } else if let Some(n @ 1..) = framing
+            .content_length
+            .filter(|_| !framing.transfer_encoding)
         {
             State::Body(Body::Length(n))
         } else if framing.transfer_encoding {

@@ -24,7 +24,11 @@ impl MessageSink for Rec {
     }
     fn response_head(&mut self, status: u16, start_ns: u64) -> Answered {
         self.evs.push(Ev::Resp(status, start_ns));
-        if self.answers.is_empty() { Answered::Other } else { self.answers.remove(0) }
+        if self.answers.is_empty() {
+            Answered::Other
+        } else {
+            self.answers.remove(0)
+        }
     }
     fn message_end(&mut self, end_ns: u64, body_bytes: u64, how: EndKind) {
         self.evs.push(Ev::End(end_ns, body_bytes, how));
@@ -63,7 +67,11 @@ fn every_two_way_split_of_a_keep_alive_stream_gives_the_same_events() {
         GET /c HTTP/1.0\r\n\r\n";
     for split in 0..=stream.len() {
         let (mut p, mut rec) = (requests(), Rec::default());
-        feed_all(&mut p, &mut rec, &[(1, &stream[..split]), (2, &stream[split..])]);
+        feed_all(
+            &mut p,
+            &mut rec,
+            &[(1, &stream[..split]), (2, &stream[split..])],
+        );
         let ts = |at: usize| if split > at { 1 } else { 2 };
         let find = |pat: &[u8]| stream.windows(pat.len()).position(|w| w == pat).unwrap();
         let (a_end, b_start, c_start) = (find(b"abc") + 2, find(b"GET /b"), find(b"GET /c"));
@@ -84,7 +92,11 @@ fn every_two_way_split_of_a_keep_alive_stream_gives_the_same_events() {
 fn request_with_non_chunked_transfer_coding_is_an_error() {
     let (mut p, mut rec) = (requests(), Rec::default());
     let bad = b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nzzzz";
-    feed_all(&mut p, &mut rec, &[(1, bad), (2, b"GET /y HTTP/1.1\r\n\r\n")]);
+    feed_all(
+        &mut p,
+        &mut rec,
+        &[(1, bad), (2, b"GET /y HTTP/1.1\r\n\r\n")],
+    );
     let want = vec![
         req("POST", "/x", 1),
         Ev::Err(ParseError::BadTransferCoding, 1),
@@ -103,7 +115,10 @@ fn response_framing_follows_the_answered_request() {
         &mut rec,
         &[
             (1, b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"),
-            (2, b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01"),
+            (
+                2,
+                b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01",
+            ),
             (3, b"HTTP/1.1 200 OK\r\n\r\n"),
         ],
     );
@@ -119,7 +134,15 @@ fn response_with_unknown_length_or_final_coding_reads_until_close() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
     ] {
         let (mut p, mut rec) = (responses(), Rec::default());
-        feed_all(&mut p, &mut rec, &[(1, head), (2, b"0\r\n\r\n"), (3, b"HTTP/1.1 200 OK\r\n\r\n")]);
+        feed_all(
+            &mut p,
+            &mut rec,
+            &[
+                (1, head),
+                (2, b"0\r\n\r\n"),
+                (3, b"HTTP/1.1 200 OK\r\n\r\n"),
+            ],
+        );
         p.feed(4, b"", 1000, &mut rec);
         p.finish(&mut rec);
         assert_eq!(rec.evs, vec![Ev::Resp(200, 1), end(4, 1024)]);
@@ -132,7 +155,12 @@ fn uncaptured_bytes_count_towards_content_length() {
     let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n0123";
     p.feed(1, head, head.len() as u64 + 5000, &mut rec);
     p.feed(2, b"abcd", 4996, &mut rec);
-    p.feed(3, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 45, &mut rec);
+    p.feed(
+        3,
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        45,
+        &mut rec,
+    );
     let want = vec![Ev::Resp(200, 1), end(2, 10000), Ev::Resp(404, 3), end(3, 0)];
     assert_eq!(rec.evs, want);
 }
@@ -158,7 +186,11 @@ fn uncaptured_bytes_past_a_body_end_are_a_head_error() {
 #[test]
 fn leading_empty_lines_are_ignored() {
     let (mut p, mut rec) = (requests(), Rec::default());
-    feed_all(&mut p, &mut rec, &[(1, b"\r\n"), (2, b"\r\nGET / HTTP/1.1\r\n\r\n")]);
+    feed_all(
+        &mut p,
+        &mut rec,
+        &[(1, b"\r\n"), (2, b"\r\nGET / HTTP/1.1\r\n\r\n")],
+    );
     assert_eq!(rec.evs, vec![req("GET", "/", 2), end(2, 0)]);
 }
 
@@ -166,7 +198,15 @@ fn leading_empty_lines_are_ignored() {
 fn resyncing_parser_waits_for_a_message_start() {
     let mut p = Http1Parser::resyncing(MessageKind::Response, 1024);
     let mut rec = Rec::default();
-    feed_all(&mut p, &mut rec, &[(1, b"tail of a body"), (2, b"HTTP/1.1 2"), (3, b"04 No Content\r\n\r\n")]);
+    feed_all(
+        &mut p,
+        &mut rec,
+        &[
+            (1, b"tail of a body"),
+            (2, b"HTTP/1.1 2"),
+            (3, b"04 No Content\r\n\r\n"),
+        ],
+    );
     assert_eq!(rec.evs, vec![Ev::Resp(204, 2), end(3, 0)]);
     // A cut start-line is not trusted when the syscall was not captured whole.
     let mut p = Http1Parser::resyncing(MessageKind::Response, 1024);
@@ -184,14 +224,16 @@ fn garbage_never_panics_and_stays_bounded() {
         seed ^= seed << 17;
         seed
     };
-    let alphabet: &[u8] = b"GET HTTP/1.1 200\r\n:;0aF chunked Content-Length Transfer-Encoding\x00\xff";
+    let alphabet: &[u8] =
+        b"GET HTTP/1.1 200\r\n:;0aF chunked Content-Length Transfer-Encoding\x00\xff";
     for kind in [MessageKind::Request, MessageKind::Response] {
         let mut p = Http1Parser::new(kind, 512);
         let mut rec = Rec::default();
         for ts in 0..5_000 {
             let len = (next() % 64) as usize;
-            let chunk: Vec<u8> =
-                (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let chunk: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
             let total = len as u64 + if next() % 4 == 0 { next() % 10_000 } else { 0 };
             p.feed(ts, &chunk, total, &mut rec);
             assert!(p.buffered() <= 4096, "head buffer {}", p.buffered());
