@@ -35,7 +35,15 @@ fuzz_target!(|data: &[u8]| {
         let conn_id = u64::from(ctl >> 5) % 4;
         let pid = 1 + u32::from(ctl >> 7);
         match ctl & 0x07 {
-            6 => t.on_event(Event::Close { pid, fd: 3, conn_id, ts_ns: ts }, &mut out),
+            6 => t.on_event(
+                Event::Close {
+                    pid,
+                    fd: 3,
+                    conn_id,
+                    ts_ns: ts,
+                },
+                &mut out,
+            ),
             7 if ctl & 0x18 == 0 => t.on_event(Event::ProcessExit { pid, ts_ns: ts }, &mut out),
             7 => t.expire(ts + u64::from(*cap) * 16, &mut out),
             _ => {}
@@ -59,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
             14 => u64::from(*miss) << 12,
             _ => u64::MAX / 4,
         };
-        let direction = if ctl & 0x01 == 0 { Direction::Egress } else { Direction::Ingress };
+        let direction = if ctl & 0x01 == 0 {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
         let role = match (ctl >> 1) & 0x03 {
             0 => SockRole::Unknown,
             1 => SockRole::Client,

@@ -107,7 +107,9 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
 
     /// Every entry, in no particular order (use order unchanged).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.slots.iter().filter_map(|s| s.entry.as_ref().map(|(k, v)| (k, v)))
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref().map(|(k, v)| (k, v)))
     }
 
     /// Every entry, mutably, in no particular order (use order unchanged).

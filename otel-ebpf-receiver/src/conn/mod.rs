@@ -8,8 +8,9 @@
 //! TLS record, or a joined-mid-way connection with no request-line within
 //! [`PROBE_WINDOW_SYSCALLS`] syscalls is marked not-HTTP and its bytes are dropped unbuffered.
 //! `Event::TcpState` is ignored.
-//! Limits: bounded number of connections (least recently used evicted) and bytes buffered per
-//! connection (see [`ConnLimits`]).
+//! Limits: bounded number of connections (the least recently used is evicted, and its
+//! unfinished exchanges are dropped, counted in [`ConnStats::connections_evicted`]) and bytes
+//! buffered per connection (see [`ConnLimits`]).
 
 mod lru;
 #[cfg(test)]
@@ -194,14 +195,17 @@ impl ConnTracker {
                 self.stats.parse_errors += h.take_parse_errors();
             }
             Proto::Probing { syscalls } => {
+                // Seen from its start: connect/accept traced and this is its first syscall.
+                let fresh = d.role != SockRole::Unknown && *syscalls == 0;
                 let whole = d.total_len <= payload.len() as u64;
                 match detect::request_start(payload) {
                     Start::Request => {}
-                    Start::PartialRequest if whole => {}
+                    // A cut request-line is trusted at a connection's very start, or when the
+                    // syscall was captured whole (the line goes on in the next one).
+                    Start::PartialRequest if whole || fresh => {}
                     _ => {
-                        // Seen from its start (connect/accept traced) and not opening with a
-                        // request: not HTTP/1. Joined mid-way: give it a window.
-                        let fresh = d.role != SockRole::Unknown && *syscalls == 0;
+                        // Fresh and not opening with a request: not HTTP/1. Joined mid-way:
+                        // give it a window.
                         *syscalls += 1;
                         if fresh
                             || detect::is_tls_record(payload)

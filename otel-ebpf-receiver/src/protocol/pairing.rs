@@ -187,7 +187,7 @@ impl MessageSink for PairingSink<'_> {
         let p = &mut *self.pairing;
         if p.pending.len() >= MAX_PENDING {
             p.open_request = None;
-            p.parse_errors += 1;
+            self.parse_error(ParseError::TooManyPending, start_ns);
             return;
         }
         let seq = p.next_seq;

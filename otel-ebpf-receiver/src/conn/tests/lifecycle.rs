@@ -222,3 +222,41 @@ fn many_connections_stay_within_the_bound() {
     assert_eq!(s.take().len(), 100);
     assert!(s.t.is_empty() && s.t.by_pid.is_empty());
 }
+
+#[test]
+fn head_cut_by_close_keeps_its_start_line() {
+    let mut s = Sim::new(SockRole::Client);
+    s.send(10, b"GET /half HTTP/1.1\r\nHost: example.com\r\n");
+    s.close(20);
+    let want = HttpExchange {
+        start_ns: 10,
+        end_ns: 20,
+        user_agent: None,
+        error: Some(ExchangeError::ConnectionClosed),
+        ..exchange(Side::Client, "GET", "/half", None)
+    };
+    assert_eq!(s.take(), vec![want]);
+}
+
+#[test]
+fn waiting_requests_are_bounded_per_connection() {
+    use crate::protocol::pairing::MAX_PENDING;
+    let mut s = Sim::new(SockRole::Server);
+    let burst: Vec<u8> = (0..MAX_PENDING + 6)
+        .flat_map(|i| get(&format!("/{i}")))
+        .collect();
+    s.recv(10, &burst);
+    assert_eq!(s.t.pending_requests(), MAX_PENDING);
+    assert_eq!(s.t.stats.parse_errors, 6);
+    s.close(20);
+    let out = s.take();
+    let targets: Vec<String> = (0..MAX_PENDING).map(|i| format!("/{i}")).collect();
+    assert_eq!(
+        out.iter().map(|x| x.target.clone()).collect::<Vec<_>>(),
+        targets
+    );
+    assert!(
+        out.iter()
+            .all(|x| x.error == Some(ExchangeError::ConnectionClosed) && x.status.is_none())
+    );
+}

@@ -220,3 +220,23 @@ fn uncaptured_bytes_in_chunk_framing_resynchronise() {
     assert_eq!(s.take(), want);
     assert_eq!(s.t.stats.parse_errors, 1);
 }
+
+#[test]
+fn fresh_connection_with_a_request_line_longer_than_the_capture_stays_http() {
+    let mut s = Sim::new(SockRole::Client);
+    let mut long = b"GET /".to_vec();
+    long.resize(6000, b'q');
+    long.extend_from_slice(b" HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    s.capped(Direction::Egress, 10, &long); // lost: its start-line was not captured whole
+    s.recv(20, &ok(b"")); // answers the lost request: nothing waits, dropped
+    s.send(30, &get("/next"));
+    s.recv(40, &ok(b"n"));
+    let want = HttpExchange {
+        start_ns: 30,
+        end_ns: 40,
+        response_body_bytes: 1,
+        ..exchange(Side::Client, "GET", "/next", Some(200))
+    };
+    assert_eq!(s.take(), vec![want]);
+    assert_eq!(s.t.stats.parse_errors, 1);
+}

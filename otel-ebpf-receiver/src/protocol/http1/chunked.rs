@@ -79,7 +79,7 @@ impl Chunked {
                     let n = (*left).min(rest.len() as u64);
                     *left -= n;
                     p.consumed += n as usize;
-                    p.data += n;
+                    p.data = p.data.saturating_add(n);
                     if *left == 0 {
                         self.state = State::DataEnd(false);
                     }

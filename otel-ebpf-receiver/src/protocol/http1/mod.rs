@@ -211,13 +211,21 @@ impl Http1Parser {
 
     /// The connection closed: a close-delimited body completes (RFC 9112 §6.3 rule 8); any
     /// other message in progress ends as [`EndKind::Closed`].
+    /// A head cut by the close reports its start-line (see `salvage`).
     pub fn finish(&mut self, sink: &mut impl MessageSink) {
-        if let State::Body(body) = &self.state {
-            let how = match body {
-                Body::UntilClose => EndKind::Complete,
-                _ => EndKind::Closed,
-            };
-            sink.message_end(self.last_ns, self.body_bytes, how);
+        match &self.state {
+            State::Body(body) => {
+                let how = match body {
+                    Body::UntilClose => EndKind::Complete,
+                    _ => EndKind::Closed,
+                };
+                sink.message_end(self.last_ns, self.body_bytes, how);
+            }
+            State::Head if !self.head.is_empty() => {
+                let head = std::mem::take(&mut self.head);
+                self.salvage(&head, sink);
+            }
+            _ => {}
         }
         self.state = State::Resync;
         self.head = Vec::new();
@@ -354,19 +362,19 @@ impl Http1Parser {
             Body::Length(left) => {
                 let n = (*left).min(input.len() as u64);
                 *left -= n;
-                self.body_bytes += n;
+                self.body_bytes = self.body_bytes.saturating_add(n);
                 if *left == 0 {
                     self.end(ts_ns, sink);
                 }
                 n as usize
             }
             Body::UntilClose => {
-                self.body_bytes += input.len() as u64;
+                self.body_bytes = self.body_bytes.saturating_add(input.len() as u64);
                 input.len()
             }
             Body::Chunked(c) => {
                 let p = c.feed(input, self.max_head);
-                self.body_bytes += p.data;
+                self.body_bytes = self.body_bytes.saturating_add(p.data);
                 if let Some(e) = p.error {
                     self.fail(e, ts_ns, sink, input.len())
                 } else {
@@ -389,19 +397,19 @@ impl Http1Parser {
                     let k = (*l).min(left);
                     *l -= k;
                     left -= k;
-                    self.body_bytes += k;
+                    self.body_bytes = self.body_bytes.saturating_add(k);
                     if *l == 0 {
                         self.end(ts_ns, sink);
                     }
                 }
                 Body::UntilClose => {
-                    self.body_bytes += left;
+                    self.body_bytes = self.body_bytes.saturating_add(left);
                     left = 0;
                 }
                 Body::Chunked(c) => {
                     let (k, data) = c.skip(left);
                     left -= k;
-                    self.body_bytes += data;
+                    self.body_bytes = self.body_bytes.saturating_add(data);
                     if left > 0 {
                         self.fail(ParseError::ChunkNotCaptured, ts_ns, sink, 0);
                         return;
