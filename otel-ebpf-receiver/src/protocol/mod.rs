@@ -5,6 +5,17 @@
 //! fewer). Output: [`HttpExchange`] values, one per request/response pair (or per request that
 //! timed out / whose connection closed). Parsers do no IO; they return complete / need-more /
 //! error.
+//!
+//! Submodules: [`detect`] (is this HTTP/1, where does a message start), [`http1`] (stream
+//! parser per direction), [`pairing`] (request FIFO → exchanges), [`connection`] (both parsers
+//! and the pairing of one connection).
+
+pub mod connection;
+pub mod detect;
+pub mod http1;
+pub mod pairing;
+
+pub use connection::Http1Connection;
 
 use crate::events::Tuple;
 use otel_ebpf_common::SockRole;

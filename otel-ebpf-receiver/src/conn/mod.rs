@@ -1,0 +1,251 @@
+//! Per-connection stream reassembly.
+//!
+//! Stage: events → **conn** → protocol. Input: decoded [`Event`]s in ring buffer order.
+//! Output: [`HttpExchange`]s appended to the caller's vector. Each connection, keyed by
+//! (pid, conn_id), is first *probed*: the start of each syscall's bytes is checked for an
+//! HTTP/1 request-line ([`crate::protocol::detect`]). A connection seen from its start
+//! (`role` Client/Server: the probes saw connect/accept) whose first bytes are not HTTP/1, a
+//! TLS record, or a joined-mid-way connection with no request-line within
+//! [`PROBE_WINDOW_SYSCALLS`] syscalls is marked not-HTTP and its bytes are dropped unbuffered.
+//! `Event::TcpState` is ignored.
+//! Limits: bounded number of connections (the least recently used is evicted, and its
+//! unfinished exchanges are dropped, counted in [`ConnStats::connections_evicted`]) and bytes
+//! buffered per connection (see [`ConnLimits`]).
+
+mod lru;
+#[cfg(test)]
+mod tests;
+
+use crate::events::{DataEvent, Event};
+use crate::protocol::detect::{self, Start};
+use crate::protocol::{ExchangeError, Http1Connection, HttpExchange};
+use lru::Lru;
+use otel_ebpf_common::SockRole;
+use std::collections::BTreeSet;
+
+/// Syscalls checked for a request-line on a connection joined mid-way before it is marked
+/// not-HTTP.
+pub const PROBE_WINDOW_SYSCALLS: u32 = 64;
+
+/// Bounds on per-connection state.
+#[derive(Clone, Debug)]
+pub struct ConnLimits {
+    /// Connections tracked at once; the least recently used is dropped past this.
+    pub max_connections: usize,
+    /// Requests without a response are closed out after this long (ns).
+    pub request_timeout_ns: u64,
+    /// Bytes buffered per direction while a message head is incomplete.
+    pub max_buffer_bytes: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 65_536,
+            request_timeout_ns: 30_000_000_000,
+            max_buffer_bytes: 65_536,
+        }
+    }
+}
+
+/// Counters kept by the tracker (read by self-telemetry).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    pub parse_errors: u64,
+    pub connections_evicted: u64,
+}
+
+/// (pid, conn_id).
+type ConnKey = (u32, u64);
+
+/// What is known about a connection's protocol.
+#[derive(Debug)]
+enum Proto {
+    /// Not recognised yet; `syscalls` checked so far.
+    Probing {
+        syscalls: u32,
+    },
+    Http(Box<Http1Connection>),
+    /// Not HTTP/1 (or tunnelled): bytes are dropped.
+    Other,
+}
+
+#[derive(Debug)]
+struct Conn {
+    tuple: Option<crate::events::Tuple>,
+    proto: Proto,
+}
+
+/// Tracks every connection and drives its protocol parsers.
+#[derive(Default)]
+pub struct ConnTracker {
+    pub limits: ConnLimits,
+    pub stats: ConnStats,
+    conns: Lru<ConnKey, Conn>,
+    /// Same keys as `conns`, ordered, to find a process's connections at exit.
+    by_pid: BTreeSet<ConnKey>,
+}
+
+impl ConnTracker {
+    pub fn new(limits: ConnLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Connections tracked now.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// True when no connection is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Bytes held in head buffers over all connections (O(connections); for tests, fuzzing
+    /// and occasional self-telemetry).
+    pub fn buffered_bytes(&self) -> usize {
+        self.http().map(|h| h.buffered()).sum()
+    }
+
+    /// Requests waiting for a response over all connections (O(connections)).
+    pub fn pending_requests(&self) -> usize {
+        self.http().map(|h| h.pending_len()).sum()
+    }
+
+    fn http(&self) -> impl Iterator<Item = &Http1Connection> {
+        self.conns.iter().filter_map(|(_, c)| match &c.proto {
+            Proto::Http(h) => Some(&**h),
+            _ => None,
+        })
+    }
+
+    /// Feeds one event; completed exchanges are appended to `out`.
+    pub fn on_event(&mut self, ev: Event, out: &mut Vec<HttpExchange>) {
+        match ev {
+            Event::Data(d) => self.on_data(&d, out),
+            Event::Close {
+                pid,
+                conn_id,
+                ts_ns,
+                ..
+            } => {
+                self.finish((pid, conn_id), ExchangeError::ConnectionClosed, ts_ns, out);
+            }
+            Event::ProcessExit { pid, ts_ns } => {
+                let keys: Vec<ConnKey> = self
+                    .by_pid
+                    .range((pid, 0)..=(pid, u64::MAX))
+                    .copied()
+                    .collect();
+                for key in keys {
+                    self.finish(key, ExchangeError::ProcessExited, ts_ns, out);
+                }
+            }
+            Event::TcpState { .. } => {}
+        }
+    }
+
+    /// Closes out requests older than the timeout at `now_ns` (CLOCK_MONOTONIC).
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<HttpExchange>) {
+        let timeout = self.limits.request_timeout_ns;
+        for (_, conn) in self.conns.iter_mut() {
+            if let Proto::Http(h) = &mut conn.proto {
+                h.expire(now_ns, timeout, out);
+            }
+        }
+    }
+
+    fn on_data(&mut self, d: &DataEvent, out: &mut Vec<HttpExchange>) {
+        if d.total_len == 0 && d.payload.is_empty() {
+            return;
+        }
+        let key = (d.pid, d.conn_id);
+        let conn = match self.conns.get_mut(&key) {
+            Some(c) => c,
+            None => {
+                while self.conns.len() >= self.limits.max_connections.max(1) {
+                    let Some((old, _)) = self.conns.pop_oldest() else {
+                        break;
+                    };
+                    self.by_pid.remove(&old);
+                    self.stats.connections_evicted += 1;
+                }
+                self.by_pid.insert(key);
+                let conn = Conn {
+                    tuple: None,
+                    proto: Proto::Probing { syscalls: 0 },
+                };
+                self.conns.insert(key, conn)
+            }
+        };
+        if conn.tuple.is_none() && d.tuple.is_some() {
+            conn.tuple = d.tuple;
+            if let Proto::Http(h) = &mut conn.proto {
+                h.set_tuple(d.tuple);
+            }
+        }
+        let payload = &d.payload[..];
+        match &mut conn.proto {
+            Proto::Other => {}
+            Proto::Http(h) => {
+                h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
+                self.stats.parse_errors += h.take_parse_errors();
+            }
+            Proto::Probing { syscalls } => {
+                // Seen from its start: connect/accept traced and this is its first syscall.
+                let fresh = d.role != SockRole::Unknown && *syscalls == 0;
+                let whole = d.total_len <= payload.len() as u64;
+                match detect::request_start(payload) {
+                    Start::Request => {}
+                    // A cut request-line is trusted at a connection's very start, or when the
+                    // syscall was captured whole (the line goes on in the next one).
+                    Start::PartialRequest if whole || fresh => {}
+                    _ => {
+                        // Fresh and not opening with a request: not HTTP/1. Joined mid-way:
+                        // give it a window.
+                        *syscalls += 1;
+                        if fresh
+                            || detect::is_tls_record(payload)
+                            || *syscalls >= PROBE_WINDOW_SYSCALLS
+                        {
+                            conn.proto = Proto::Other;
+                        }
+                        return;
+                    }
+                }
+                let mut h = Box::new(Http1Connection::new(
+                    d.pid,
+                    d.conn_id,
+                    d.direction,
+                    conn.tuple,
+                    self.limits.max_buffer_bytes,
+                ));
+                h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
+                self.stats.parse_errors += h.take_parse_errors();
+                conn.proto = Proto::Http(h);
+            }
+        }
+    }
+
+    /// Ends a connection: everything unfinished on it is closed out with `error` at `ts_ns`.
+    fn finish(
+        &mut self,
+        key: ConnKey,
+        error: ExchangeError,
+        ts_ns: u64,
+        out: &mut Vec<HttpExchange>,
+    ) {
+        self.by_pid.remove(&key);
+        if let Some(Conn {
+            proto: Proto::Http(mut h),
+            ..
+        }) = self.conns.remove(&key)
+        {
+            h.close(error, ts_ns, out);
+            self.stats.parse_errors += h.take_parse_errors();
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! One HTTP/1 connection: a request parser, a response parser and their pairing.
+//!
+//! Stage: conn → **protocol::connection** → span. Input: the syscalls of one connection already
+//! detected as HTTP/1, each with its [`Direction`] (from the traced process's view), ts (ns),
+//! captured bytes and full byte count. The direction that carried the first request is the
+//! request direction for the connection's life (Egress → [`Side::Client`], Ingress →
+//! [`Side::Server`]). Output: [`HttpExchange`]s. Limits: two head buffers of at most
+//! `max_head` bytes each and [`super::pairing::MAX_PENDING`] waiting requests.
+
+use super::http1::{Http1Parser, MessageKind};
+use super::pairing::Pairing;
+use super::{ExchangeError, HttpExchange, Side};
+use crate::events::Tuple;
+use otel_ebpf_common::Direction;
+
+/// Parsers and pairing state of one HTTP/1 connection.
+#[derive(Clone, Debug)]
+pub struct Http1Connection {
+    request_direction: Direction,
+    requests: Http1Parser,
+    responses: Http1Parser,
+    pairing: Pairing,
+}
+
+impl Http1Connection {
+    /// A connection whose next `request_direction` syscall starts a request. Responses are
+    /// looked for at the start of syscalls (the stream may have been joined mid-response).
+    /// `max_head` bounds each head buffer (bytes).
+    pub fn new(
+        pid: u32,
+        conn_id: u64,
+        request_direction: Direction,
+        tuple: Option<Tuple>,
+        max_head: usize,
+    ) -> Self {
+        let side = match request_direction {
+            Direction::Egress => Side::Client,
+            Direction::Ingress => Side::Server,
+        };
+        Self {
+            request_direction,
+            requests: Http1Parser::new(MessageKind::Request, max_head),
+            responses: Http1Parser::resyncing(MessageKind::Response, max_head),
+            pairing: Pairing::new(pid, conn_id, side, tuple),
+        }
+    }
+
+    /// Which side the traced process is.
+    pub fn side(&self) -> Side {
+        self.pairing.side
+    }
+
+    /// Sets the connection's endpoints (kept in later exchanges).
+    pub fn set_tuple(&mut self, tuple: Option<Tuple>) {
+        self.pairing.tuple = tuple;
+    }
+
+    /// True after an upgrade (101) or CONNECT tunnel: bytes are no longer parsed.
+    pub fn is_tunnel(&self) -> bool {
+        self.responses.is_tunnel()
+    }
+
+    /// Bytes held in head buffers (for memory accounting).
+    pub fn buffered(&self) -> usize {
+        self.requests.buffered() + self.responses.buffered()
+    }
+
+    /// Requests seen and not yet answered.
+    pub fn pending_len(&self) -> usize {
+        self.pairing.pending_len()
+    }
+
+    /// Returns and resets the parse error count.
+    pub fn take_parse_errors(&mut self) -> u64 {
+        self.pairing.take_parse_errors()
+    }
+
+    /// Feeds one syscall's bytes (`total_len` bytes, of which `captured` were copied).
+    pub fn feed(
+        &mut self,
+        direction: Direction,
+        ts_ns: u64,
+        captured: &[u8],
+        total_len: u64,
+        out: &mut Vec<HttpExchange>,
+    ) {
+        if self.is_tunnel() {
+            return;
+        }
+        if direction == self.request_direction {
+            let mut sink = self.pairing.sink(MessageKind::Request, out);
+            self.requests.feed(ts_ns, captured, total_len, &mut sink);
+        } else {
+            let mut sink = self.pairing.sink(MessageKind::Response, out);
+            self.responses.feed(ts_ns, captured, total_len, &mut sink);
+        }
+    }
+
+    /// The connection closed (or its process exited) at `ts_ns`: a close-delimited response
+    /// completes; every other unfinished exchange ends with `error`.
+    pub fn close(&mut self, error: ExchangeError, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+        self.requests
+            .finish(&mut self.pairing.sink(MessageKind::Request, out));
+        self.responses
+            .finish(&mut self.pairing.sink(MessageKind::Response, out));
+        self.pairing.close(error, ts_ns, out);
+    }
+
+    /// Closes out requests older than `timeout_ns` at `now_ns` (see [`Pairing::expire`]).
+    pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, out: &mut Vec<HttpExchange>) {
+        let progress = (self.responses.last_ns(), self.responses.body_bytes());
+        self.pairing.expire(now_ns, timeout_ns, progress, out);
+    }
+}
