@@ -129,27 +129,44 @@ fn hyper_keepalive_200_requests_on_one_connection() {
     workload::spawn_server(&rt, port);
     let rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
     rt.block_on(async {
-        let c = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .build()
+        // hyper's connection-level client: exactly one TCP connection, 200 sequential requests
+        // (reqwest's pool may open extra connections when requests follow each other closely).
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
             .unwrap();
-        for _ in 0..200 {
-            let r = c
-                .get(format!("http://127.0.0.1:{port}/"))
-                .send()
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
                 .await
                 .unwrap();
-            assert_eq!(r.text().await.unwrap(), "hello");
+        tokio::spawn(conn);
+        for _ in 0..200 {
+            let req = hyper::Request::get("/")
+                .header("host", format!("127.0.0.1:{port}"))
+                .header("user-agent", "keepalive-test")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            send.ready().await.unwrap();
+            let r = send.send_request(req).await.unwrap();
+            let body = http_body_util::BodyExt::collect(r.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(&body[..], b"hello");
         }
     });
     let spans = sink.wait_spans(400, WAIT, on_port(port));
     assert_eq!(count(&spans), (200, 200));
-    let client_ports: std::collections::BTreeSet<_> = spans
-        .iter()
-        .filter(|s| s.is_server())
-        .map(|s| s.attr("client.port").unwrap().to_string())
-        .collect();
-    assert_eq!(client_ports.len(), 1, "one keep-alive connection");
+    let mut client_ports = std::collections::BTreeMap::<String, usize>::new();
+    for s in spans.iter().filter(|s| s.is_server()) {
+        *client_ports
+            .entry(s.attr("client.port").unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        client_ports.len(),
+        1,
+        "one keep-alive connection: {client_ports:?}"
+    );
     assert!(
         spans
             .iter()

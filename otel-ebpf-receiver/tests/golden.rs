@@ -14,7 +14,9 @@ use serde_json::{Value as Json, json};
 use std::path::Path;
 
 fn hex_decode(line: &str) -> Vec<u8> {
-    (0..line.len() / 2).map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).unwrap()).collect()
+    (0..line.len() / 2)
+        .map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 fn span_json(s: &opentelemetry_proto::tonic::trace::v1::Span) -> Json {
@@ -44,7 +46,10 @@ fn span_json(s: &opentelemetry_proto::tonic::trace::v1::Span) -> Json {
 
 /// Replays one recording; returns the spans as JSON (sorted by start time, then kind).
 fn replay(records: &str) -> Json {
-    let mut p = Processor::new(&Config::default(), Clock::with_offset(1_700_000_000_000_000_000));
+    let mut p = Processor::new(
+        &Config::default(),
+        Clock::with_offset(1_700_000_000_000_000_000),
+    );
     let mut out = Vec::new();
     let mut last_ts = 0;
     for line in records.lines().filter(|l| !l.trim().is_empty()) {
@@ -76,14 +81,26 @@ fn golden_recordings_replay_to_expected_spans() {
         let got = replay(&std::fs::read_to_string(&path).unwrap());
         let want_path = path.with_extension("spans.json");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&want_path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+            std::fs::write(
+                &want_path,
+                serde_json::to_string_pretty(&got).unwrap() + "\n",
+            )
+            .unwrap();
             continue;
         }
-        let want: Json = serde_json::from_str(&std::fs::read_to_string(&want_path).unwrap_or_else(|_| {
-            panic!("{} missing: run with UPDATE_GOLDEN=1 and review it", want_path.display())
-        }))
-        .unwrap();
+        let want: Json =
+            serde_json::from_str(&std::fs::read_to_string(&want_path).unwrap_or_else(|_| {
+                panic!(
+                    "{} missing: run with UPDATE_GOLDEN=1 and review it",
+                    want_path.display()
+                )
+            }))
+            .unwrap();
         assert_eq!(got, want, "{}", path.display());
     }
-    assert!(n >= 2, "expected at least two recordings in {}", dir.display());
+    assert!(
+        n >= 2,
+        "expected at least two recordings in {}",
+        dir.display()
+    );
 }
