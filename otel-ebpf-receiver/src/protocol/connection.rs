@@ -60,6 +60,11 @@ impl Http1Connection {
         self.responses.is_tunnel()
     }
 
+    /// True once tunnelled with nothing left to report: the caller may drop this state.
+    pub fn is_finished(&self) -> bool {
+        self.is_tunnel() && self.pairing.is_idle()
+    }
+
     /// Bytes held in head buffers (for memory accounting).
     pub fn buffered(&self) -> usize {
         self.requests.buffered() + self.responses.buffered()

@@ -38,10 +38,13 @@ struct Answering {
 /// Pairing state of one connection.
 #[derive(Clone, Debug)]
 pub struct Pairing {
+    /// Process owning the connection (copied into exchanges).
     pub pid: u32,
+    /// Connection id (copied into exchanges).
     pub conn_id: u64,
     /// Client when this process sent the requests (Egress), Server when it received them.
     pub side: Side,
+    /// Endpoints (copied into exchanges).
     pub tuple: Option<Tuple>,
     pending: VecDeque<Pending>,
     answering: Option<Answering>,
@@ -53,6 +56,7 @@ pub struct Pairing {
 }
 
 impl Pairing {
+    /// Empty pairing state for one connection.
     pub fn new(pid: u32, conn_id: u64, side: Side, tuple: Option<Tuple>) -> Self {
         Self {
             pid,
