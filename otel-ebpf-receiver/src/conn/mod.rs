@@ -230,6 +230,7 @@ impl ConnTracker {
                     d.direction,
                     conn.tuple,
                     self.limits.max_buffer_bytes,
+                    fresh,
                 ));
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
