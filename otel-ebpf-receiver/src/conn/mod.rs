@@ -51,7 +51,9 @@ impl Default for ConnLimits {
 /// Counters kept by the tracker (read by self-telemetry).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnStats {
+    /// Parse errors in HTTP/1 streams (each [`crate::protocol::http1::ParseError`] once).
     pub parse_errors: u64,
+    /// Connections dropped to stay within [`ConnLimits::max_connections`].
     pub connections_evicted: u64,
 }
 
@@ -79,7 +81,9 @@ struct Conn {
 /// Tracks every connection and drives its protocol parsers.
 #[derive(Default)]
 pub struct ConnTracker {
+    /// Bounds applied to every connection.
     pub limits: ConnLimits,
+    /// Counters since creation.
     pub stats: ConnStats,
     conns: Lru<ConnKey, Conn>,
     /// Same keys as `conns`, ordered, to find a process's connections at exit.
@@ -87,6 +91,7 @@ pub struct ConnTracker {
 }
 
 impl ConnTracker {
+    /// An empty tracker with the given bounds.
     pub fn new(limits: ConnLimits) -> Self {
         Self {
             limits,
@@ -193,6 +198,9 @@ impl ConnTracker {
             Proto::Http(h) => {
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
+                if h.is_finished() {
+                    conn.proto = Proto::Other; // upgraded / CONNECT tunnel
+                }
             }
             Proto::Probing { syscalls } => {
                 // Seen from its start: connect/accept traced and this is its first syscall.
@@ -222,10 +230,15 @@ impl ConnTracker {
                     d.direction,
                     conn.tuple,
                     self.limits.max_buffer_bytes,
+                    fresh,
                 ));
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
-                conn.proto = Proto::Http(h);
+                conn.proto = if h.is_finished() {
+                    Proto::Other
+                } else {
+                    Proto::Http(h)
+                };
             }
         }
     }

@@ -23,15 +23,17 @@ pub struct Http1Connection {
 }
 
 impl Http1Connection {
-    /// A connection whose next `request_direction` syscall starts a request. Responses are
-    /// looked for at the start of syscalls (the stream may have been joined mid-response).
-    /// `max_head` bounds each head buffer (bytes).
+    /// A connection whose next `request_direction` syscall starts a request. With
+    /// `from_start` (the connection was seen from its first byte) the response stream is parsed
+    /// from its first byte too; otherwise responses are looked for at the start of syscalls
+    /// (the stream was joined mid-way). `max_head` bounds each head buffer (bytes).
     pub fn new(
         pid: u32,
         conn_id: u64,
         request_direction: Direction,
         tuple: Option<Tuple>,
         max_head: usize,
+        from_start: bool,
     ) -> Self {
         let side = match request_direction {
             Direction::Egress => Side::Client,
@@ -40,7 +42,11 @@ impl Http1Connection {
         Self {
             request_direction,
             requests: Http1Parser::new(MessageKind::Request, max_head),
-            responses: Http1Parser::resyncing(MessageKind::Response, max_head),
+            responses: if from_start {
+                Http1Parser::new(MessageKind::Response, max_head)
+            } else {
+                Http1Parser::resyncing(MessageKind::Response, max_head)
+            },
             pairing: Pairing::new(pid, conn_id, side, tuple),
         }
     }
@@ -58,6 +64,11 @@ impl Http1Connection {
     /// True after an upgrade (101) or CONNECT tunnel: bytes are no longer parsed.
     pub fn is_tunnel(&self) -> bool {
         self.responses.is_tunnel()
+    }
+
+    /// True once tunnelled with nothing left to report: the caller may drop this state.
+    pub fn is_finished(&self) -> bool {
+        self.is_tunnel() && self.pairing.is_idle()
     }
 
     /// Bytes held in head buffers (for memory accounting).

@@ -159,6 +159,28 @@ pub fn response_start(bytes: &[u8]) -> Start {
     Start::Response
 }
 
+/// Whether bytes at a message boundary of an HTTP/1 stream can begin a message: a status-line
+/// (prefix) for responses; for requests any `token SP` method (RFC 9110 §9.1: extension
+/// methods are allowed once the connection is known to be HTTP/1), or a prefix of one.
+/// Leading CR/LF must have been skipped by the caller.
+pub fn plausible_start(request: bool, bytes: &[u8]) -> bool {
+    if !request {
+        return response_start(bytes) != Start::Other;
+    }
+    const MAX_METHOD: usize = 32;
+    let head = &bytes[..bytes.len().min(MAX_METHOD + 1)];
+    match head.iter().position(|&b| !is_tchar(b)) {
+        Some(0) => false,
+        Some(i) => head[i] == b' ',
+        None => head.len() <= MAX_METHOD,
+    }
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Whether `bytes` begin a TLS record (RFC 8446 §5.1: content type 20–23, legacy version
 /// 0x03 0x00..=0x04). Used to reject TLS ciphertext at once.
 pub fn is_tls_record(bytes: &[u8]) -> bool {
@@ -236,6 +258,19 @@ mod tests {
         assert_eq!(classify(b"HTTP/2 200\r\n"), Start::Other);
         assert_eq!(classify(b"220 smtp.example.com ESMTP\r\n"), Start::Other);
         assert_eq!(classify(b""), Start::Other);
+    }
+
+    #[test]
+    fn plausible_message_starts() {
+        assert!(plausible_start(true, b"GET / HTTP/1.1\r\n"));
+        assert!(plausible_start(true, b"MKCALENDAR /cal HTTP/1.1\r\n"));
+        assert!(plausible_start(true, b"MKCALEN"));
+        assert!(!plausible_start(true, b"{\"json\": 1}"));
+        assert!(!plausible_start(true, b"abc\r\n"));
+        assert!(!plausible_start(true, &[b'A'; 40]));
+        assert!(plausible_start(false, b"HTTP/1.1 200 OK\r\n"));
+        assert!(plausible_start(false, b"HTT"));
+        assert!(!plausible_start(false, b"<html>"));
     }
 
     #[test]

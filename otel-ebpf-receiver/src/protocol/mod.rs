@@ -54,10 +54,13 @@ pub enum ExchangeError {
 /// One HTTP request and its response (if any), as observed on one connection.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HttpExchange {
+    /// Process (tgid) that owns the connection.
     pub pid: u32,
     /// Connection id from the probes (unique per (pid, fd) lifetime).
     pub conn_id: u64,
+    /// Whether the process sent (Client) or received (Server) the request.
     pub side: Side,
+    /// Endpoints, from the first data event of the connection that carried them.
     pub tuple: Option<Tuple>,
     /// e.g. "GET".
     pub method: String,
@@ -80,5 +83,6 @@ pub struct HttpExchange {
     pub request_body_bytes: u64,
     /// Response body size (bytes).
     pub response_body_bytes: u64,
+    /// Why the exchange ended without a complete response; None when it completed.
     pub error: Option<ExchangeError>,
 }

@@ -5,7 +5,9 @@
 //! [`HttpExchange`]s appended to the caller's vector. HTTP/1 answers requests in order (RFC 9112
 //! §9.3.2), so pending requests form a FIFO; 1xx interim responses never reach this layer. A
 //! response whose head arrived before the oldest pending request started answers a request that
-//! was not seen and is dropped (causality guard against mis-pairing after lost bytes).
+//! was not seen and is dropped (causality guard against mis-pairing after lost bytes). When the
+//! response stream loses sync at a message boundary (its bytes there are not a status-line,
+//! e.g. a lost first syscall), the oldest request sent before is dropped with it.
 //! Limits: at most [`MAX_PENDING`] requests wait per connection.
 
 use super::http1::{Answered, EndKind, MessageKind, MessageSink, ParseError, RequestHead};
@@ -38,10 +40,13 @@ struct Answering {
 /// Pairing state of one connection.
 #[derive(Clone, Debug)]
 pub struct Pairing {
+    /// Process owning the connection (copied into exchanges).
     pub pid: u32,
+    /// Connection id (copied into exchanges).
     pub conn_id: u64,
     /// Client when this process sent the requests (Egress), Server when it received them.
     pub side: Side,
+    /// Endpoints (copied into exchanges).
     pub tuple: Option<Tuple>,
     pending: VecDeque<Pending>,
     answering: Option<Answering>,
@@ -53,6 +58,7 @@ pub struct Pairing {
 }
 
 impl Pairing {
+    /// Empty pairing state for one connection.
     pub fn new(pid: u32, conn_id: u64, side: Side, tuple: Option<Tuple>) -> Self {
         Self {
             pid,
@@ -253,5 +259,15 @@ impl MessageSink for PairingSink<'_> {
 
     fn parse_error(&mut self, _err: ParseError, _ts_ns: u64) {
         self.pairing.parse_errors += 1;
+    }
+
+    /// The oldest request sent before the loss is taken as answered by the lost response and
+    /// dropped (its parse error is already counted): without this, every later response
+    /// would pair with the request before its own.
+    fn response_lost(&mut self, ts_ns: u64) {
+        let p = &mut *self.pairing;
+        if p.pending.front().is_some_and(|r| r.start_ns <= ts_ns) {
+            p.pending.pop_front();
+        }
     }
 }

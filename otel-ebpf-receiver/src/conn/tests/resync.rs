@@ -240,3 +240,36 @@ fn fresh_connection_with_a_request_line_longer_than_the_capture_stays_http() {
     assert_eq!(s.take(), vec![want]);
     assert_eq!(s.t.stats.parse_errors, 1);
 }
+
+#[test]
+fn lost_first_syscall_of_a_response_does_not_shift_later_pairs() {
+    // The ring buffer dropped the read carrying "/a"'s status-line: the next read is mid-body.
+    for warm_up in [false, true] {
+        let mut s = Sim::new(SockRole::Client);
+        let mut want = Vec::new();
+        if warm_up {
+            s.send(1, &get("/warm"));
+            s.recv(2, &ok(b"w"));
+            want.push(HttpExchange {
+                start_ns: 1,
+                end_ns: 2,
+                response_body_bytes: 1,
+                ..exchange(Side::Client, "GET", "/warm", Some(200))
+            });
+        }
+        s.send(10, &get("/a"));
+        s.recv(21, b"...second read of the body of /a's response");
+        s.recv(22, b"...third read");
+        s.send(30, &get("/b"));
+        s.recv(40, &ok(b"b"));
+        want.push(HttpExchange {
+            start_ns: 30,
+            end_ns: 40,
+            response_body_bytes: 1,
+            ..exchange(Side::Client, "GET", "/b", Some(200))
+        });
+        assert_eq!(s.take(), want, "warm_up {warm_up}");
+        assert_eq!(s.t.stats.parse_errors, 1);
+        assert_eq!(s.t.pending_requests(), 0);
+    }
+}

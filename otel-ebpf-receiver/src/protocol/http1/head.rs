@@ -44,6 +44,7 @@ pub struct Framing {
 /// One parsed message head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Head {
+    /// Request head and framing.
     Request(RequestHead, Framing),
     /// Status code (RFC 9110 §15) and framing.
     Response(u16, Framing),
@@ -156,7 +157,9 @@ fn truncated(b: &[u8], max: usize) -> String {
 /// header lines that were captured whole. Framing is unknown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Salvaged {
+    /// Request-line, plus `Host` / `User-Agent` when captured.
     Request(RequestHead),
+    /// Status code of the status-line.
     Response(u16),
 }
 

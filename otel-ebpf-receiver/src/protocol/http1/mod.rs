@@ -87,6 +87,9 @@ pub trait MessageSink {
     fn message_end(&mut self, end_ns: u64, body_bytes: u64, how: EndKind);
     /// A parse error at the syscall at `ts_ns`.
     fn parse_error(&mut self, err: ParseError, ts_ns: u64);
+    /// The response stream lost sync at a message boundary at `ts_ns` without recovering a
+    /// status-line: a response was probably there (its first syscall lost or not captured).
+    fn response_lost(&mut self, _ts_ns: u64) {}
 }
 
 /// Message body framing in progress (RFC 9112 §6.3).
@@ -258,6 +261,9 @@ impl Http1Parser {
             }
             self.start_ns = ts_ns;
             self.last_ns = ts_ns;
+            if !detect::plausible_start(request, input) {
+                return self.head_failed(&[], ParseError::InvalidHead, ts_ns, sink, input.len());
+            }
             return match head::parse(request, input) {
                 Ok(Some((n, h))) => {
                     self.on_head(h, ts_ns, sink);
@@ -268,13 +274,9 @@ impl Http1Parser {
                     input.len()
                 }
                 Ok(None) => {
-                    self.salvage(input, sink);
-                    self.fail(ParseError::HeadTooLarge, ts_ns, sink, input.len())
+                    self.head_failed(input, ParseError::HeadTooLarge, ts_ns, sink, input.len())
                 }
-                Err(e) => {
-                    self.salvage(input, sink);
-                    self.fail(e, ts_ns, sink, input.len())
-                }
+                Err(e) => self.head_failed(input, e, ts_ns, sink, input.len()),
             };
         }
         self.last_ns = ts_ns;
@@ -296,10 +298,8 @@ impl Http1Parser {
             Ok(None) if self.head.len() < self.max_head => take,
             other => {
                 let head = std::mem::take(&mut self.head);
-                self.salvage(&head, sink);
-                self.head = head;
                 let err = other.err().unwrap_or(ParseError::HeadTooLarge);
-                self.fail(err, ts_ns, sink, input.len())
+                self.head_failed(&head, err, ts_ns, sink, input.len())
             }
         }
     }
@@ -419,23 +419,40 @@ impl Http1Parser {
         }
         if left > 0 && self.state == State::Head {
             let head = std::mem::take(&mut self.head);
-            self.salvage(&head, sink);
-            self.head = head;
-            self.fail(ParseError::HeadNotCaptured, ts_ns, sink, 0);
+            self.head_failed(&head, ParseError::HeadNotCaptured, ts_ns, sink, 0);
         }
+    }
+
+    /// A head (`head`: its bytes so far) cannot be parsed whole: report its start-line if it
+    /// can be recovered, else (for responses) a lost response; then fail with `err`.
+    fn head_failed(
+        &mut self,
+        head: &[u8],
+        err: ParseError,
+        ts_ns: u64,
+        sink: &mut impl MessageSink,
+        consumed: usize,
+    ) -> usize {
+        if !self.salvage(head, sink) && self.kind == MessageKind::Response {
+            sink.response_lost(ts_ns);
+        }
+        self.fail(err, ts_ns, sink, consumed)
     }
 
     /// Reports what a head that cannot be parsed whole (cut by uncaptured bytes, too large,
     /// bad header fields) still tells: its start-line, so that pairing stays in step.
-    fn salvage(&mut self, head: &[u8], sink: &mut impl MessageSink) {
+    /// Returns whether a start-line was recovered.
+    fn salvage(&mut self, head: &[u8], sink: &mut impl MessageSink) -> bool {
         match head::salvage(self.kind == MessageKind::Request, head) {
             Some(Salvaged::Request(req)) => sink.request_head(req, self.start_ns),
             Some(Salvaged::Response(status)) if !(100..200).contains(&status) => {
                 sink.response_head(status, self.start_ns);
                 sink.message_end(self.last_ns, 0, EndKind::ParseError);
             }
-            _ => {}
+            Some(Salvaged::Response(_)) => {}
+            None => return false,
         }
+        true
     }
 
     fn end(&mut self, ts_ns: u64, sink: &mut impl MessageSink) {
