@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # 1. Debian packages: tools the integration tests drive and the build needs.
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates pkg-config protobuf-compiler)
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
