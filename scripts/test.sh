@@ -11,7 +11,7 @@ cargo clippy --all-targets -- -D warnings
 cargo build --bins
 # Unit + golden tests in parallel; integration tests (one probe set at a time) serialised.
 cargo test --workspace --exclude otel-ebpf-probes --lib --bins
-cargo test -p otel-ebpf-receiver --tests
+cargo test -p otel-ebpf-receiver --test golden
 cargo test -p otel-ebpf-integration -- --test-threads=1
 if [ -x integration/bench/smoke.sh ]; then bash integration/bench/smoke.sh; fi
 echo "all tests passed"
