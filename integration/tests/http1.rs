@@ -21,6 +21,24 @@ fn only_port(port: u16) -> String {
     format!("  request_timeout_seconds: 1\n  filters:\n    include_ports: [{port}]")
 }
 
+/// Serial guard, OTLP sink, runtime with the hyper workload on a free port, and a receiver
+/// capturing only that port.
+fn hyper_setup() -> (
+    std::sync::MutexGuard<'static, ()>,
+    OtlpSink,
+    tokio::runtime::Runtime,
+    u16,
+    Receiver,
+) {
+    let g = serial();
+    let sink = OtlpSink::start();
+    let rt = rt();
+    let port = free_port();
+    workload::spawn_server(&rt, port);
+    let rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
+    (g, sink, rt, port, rx)
+}
+
 fn on_port(port: u16) -> impl Fn(&Span) -> bool {
     move |s: &Span| s.attr("server.port") == Some(&port.to_string())
 }
@@ -122,12 +140,7 @@ fn curl_against_python_http_server() {
 
 #[test]
 fn hyper_keepalive_200_requests_on_one_connection() {
-    let _g = serial();
-    let sink = OtlpSink::start();
-    let rt = rt();
-    let port = free_port();
-    workload::spawn_server(&rt, port);
-    let rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
+    let (_g, sink, rt, port, rx) = hyper_setup();
     rt.block_on(async {
         // hyper's connection-level client: exactly one TCP connection, 200 sequential requests
         // (reqwest's pool may open extra connections when requests follow each other closely).
@@ -187,12 +200,7 @@ fn hyper_keepalive_200_requests_on_one_connection() {
 
 #[test]
 fn fifty_concurrent_connections() {
-    let _g = serial();
-    let sink = OtlpSink::start();
-    let rt = rt();
-    let port = free_port();
-    workload::spawn_server(&rt, port);
-    let _rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
+    let (_g, sink, rt, port, _rx) = hyper_setup();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..50 {
@@ -240,12 +248,7 @@ fn fifty_concurrent_connections() {
 
 #[test]
 fn pipelined_requests() {
-    let _g = serial();
-    let sink = OtlpSink::start();
-    let rt = rt();
-    let port = free_port();
-    workload::spawn_server(&rt, port);
-    let _rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
+    let (_g, sink, _rt, port, _rx) = hyper_setup();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(
         b"GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\nGET /status/202 HTTP/1.1\r\nHost: a\r\n\r\nGET /status/203 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -272,12 +275,7 @@ fn pipelined_requests() {
 
 #[test]
 fn chunked_response_and_one_mib_bodies() {
-    let _g = serial();
-    let sink = OtlpSink::start();
-    let rt = rt();
-    let port = free_port();
-    workload::spawn_server(&rt, port);
-    let _rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
+    let (_g, sink, rt, port, _rx) = hyper_setup();
     rt.block_on(async {
         let c = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
@@ -338,12 +336,7 @@ fn chunked_response_and_one_mib_bodies() {
 
 #[test]
 fn server_that_never_answers_times_out() {
-    let _g = serial();
-    let sink = OtlpSink::start();
-    let rt = rt();
-    let port = free_port();
-    workload::spawn_server(&rt, port);
-    let _rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
+    let (_g, sink, rt, port, _rx) = hyper_setup();
     rt.block_on(async {
         let c = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
