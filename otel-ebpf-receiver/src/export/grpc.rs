@@ -23,6 +23,7 @@ use tonic::{Code, Request, Status};
 
 use super::retry::AttemptError;
 use super::tls::TlsMaterial;
+use super::transport::rejected;
 use super::{Compression, ExportError, OtlpSignalSettings};
 
 /// Where headers come from, for errors (they are merged from several sources).
@@ -102,17 +103,10 @@ impl GrpcTransport {
             .export(self.request(req.clone()))
             .await
             .map_err(classify)?;
-        Ok(match resp.into_inner().partial_success {
-            Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
-                log::warn!(
-                    "backend rejected {} spans: {}",
-                    p.rejected_spans,
-                    p.error_message
-                );
-                p.rejected_spans.max(0) as u64
-            }
-            _ => 0,
-        })
+        Ok(resp
+            .into_inner()
+            .partial_success
+            .map_or(0, |p| rejected(p.rejected_spans, &p.error_message, "spans")))
     }
 
     /// Sends one metrics request; returns the number of rejected data points.
@@ -129,14 +123,9 @@ impl GrpcTransport {
             .export(self.request(req.clone()))
             .await
             .map_err(classify)?;
-        Ok(match resp.into_inner().partial_success {
-            Some(p) if p.rejected_data_points > 0 || !p.error_message.is_empty() => {
-                let n = p.rejected_data_points;
-                log::warn!("backend rejected {n} data points: {}", p.error_message);
-                n.max(0) as u64
-            }
-            _ => 0,
-        })
+        Ok(resp.into_inner().partial_success.map_or(0, |p| {
+            rejected(p.rejected_data_points, &p.error_message, "data points")
+        }))
     }
 }
 

@@ -29,6 +29,7 @@ use prost::Message;
 
 use super::retry::AttemptError;
 use super::tls::TlsMaterial;
+use super::transport::rejected;
 use super::{Compression, ExportError, OtlpSignalSettings};
 
 /// Largest response body read (bytes).
@@ -101,17 +102,9 @@ impl HttpTransport {
         let resp = ExportTraceServiceResponse::decode(body).map_err(|e| {
             AttemptError::permanent(format!("undecodable ExportTraceServiceResponse: {e}"))
         })?;
-        Ok(match resp.partial_success {
-            Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
-                log::warn!(
-                    "backend rejected {} spans: {}",
-                    p.rejected_spans,
-                    p.error_message
-                );
-                p.rejected_spans.max(0) as u64
-            }
-            _ => 0,
-        })
+        Ok(resp
+            .partial_success
+            .map_or(0, |p| rejected(p.rejected_spans, &p.error_message, "spans")))
     }
 
     /// Sends one metrics request; returns the number of rejected data points.
@@ -123,14 +116,9 @@ impl HttpTransport {
         let resp = ExportMetricsServiceResponse::decode(body).map_err(|e| {
             AttemptError::permanent(format!("undecodable ExportMetricsServiceResponse: {e}"))
         })?;
-        Ok(match resp.partial_success {
-            Some(p) if p.rejected_data_points > 0 || !p.error_message.is_empty() => {
-                let n = p.rejected_data_points;
-                log::warn!("backend rejected {n} data points: {}", p.error_message);
-                n.max(0) as u64
-            }
-            _ => 0,
-        })
+        Ok(resp.partial_success.map_or(0, |p| {
+            rejected(p.rejected_data_points, &p.error_message, "data points")
+        }))
     }
 
     /// POSTs a protobuf body; returns the 2xx response body.
