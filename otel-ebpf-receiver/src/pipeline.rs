@@ -204,9 +204,19 @@ impl Runtime {
         let lost =
             k[Counter::DataLostRingbufFull as usize] + k[Counter::ControlLostRingbufFull as usize];
         self.me.events_lost_kernel.store(lost, Ordering::Relaxed);
+        let stats = &self.proc.tracker.stats;
         self.me
             .parse_errors
-            .store(self.proc.tracker.stats.parse_errors, Ordering::Relaxed);
+            .store(stats.parse_errors, Ordering::Relaxed);
+        let h2 = stats.http2;
+        for (counter, v) in [
+            (&self.me.http2_frame_errors, h2.frame_errors),
+            (&self.me.hpack_errors, h2.hpack_errors),
+            (&self.me.http2_header_blocks_lost, h2.header_blocks_lost),
+            (&self.me.http2_streams_dropped, h2.streams_dropped),
+        ] {
+            counter.store(v, Ordering::Relaxed);
+        }
     }
 }
 

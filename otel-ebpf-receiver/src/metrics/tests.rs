@@ -44,6 +44,8 @@ fn span_at(pid: u32, side: Side, status: Option<u16>, start: u64, dur_ns: u64) -
         request_body_bytes: 0,
         response_body_bytes: 0,
         error: None,
+        grpc: None,
+        headers_incomplete: false,
     };
     build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default())
 }
@@ -406,6 +408,8 @@ fn exchange_errors_from_build_span_are_series_attributes() {
         request_body_bytes: 0,
         response_body_bytes: 0,
         error: Some(ExchangeError::ProcessExited),
+        grpc: None,
+        headers_incomplete: false,
     };
     let s = build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default());
     m.record(&resource(8), &s);

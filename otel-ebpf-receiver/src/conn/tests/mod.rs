@@ -65,6 +65,8 @@ pub fn exchange(side: Side, method: &str, target: &str, status: Option<u16>) -> 
         request_body_bytes: 0,
         response_body_bytes: 0,
         error: None,
+        grpc: None,
+        headers_incomplete: false,
     }
 }
 
