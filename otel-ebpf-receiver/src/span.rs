@@ -125,7 +125,10 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
 /// `server.address` / `server.port`: client spans take the authority the request names (Host
 /// header / `:authority`, else an absolute-form target's), else the remote end; server spans
 /// the authority's host and the local port.
-pub(crate) fn server_endpoint(ex: &HttpExchange, target: &Target<'_>) -> (Option<String>, Option<u16>) {
+pub(crate) fn server_endpoint(
+    ex: &HttpExchange,
+    target: &Target<'_>,
+) -> (Option<String>, Option<u16>) {
     let authority = ex
         .host
         .as_deref()

@@ -379,7 +379,8 @@ mod tests {
                 "{name}"
             );
             assert!(
-                name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'),
+                name.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
                 "{name}"
             );
         }

@@ -25,8 +25,8 @@ use crate::events::{DataEvent, Event};
 use crate::protocol::detect::{self, Start};
 use crate::protocol::http2::{self, Http2Connection, Http2Stats};
 use crate::protocol::{ExchangeError, Http1Connection, HttpExchange};
-use otel_ebpf_common::Direction;
 use lru::Lru;
+use otel_ebpf_common::Direction;
 use otel_ebpf_common::SockRole;
 use std::collections::BTreeSet;
 

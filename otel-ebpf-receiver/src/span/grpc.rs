@@ -12,7 +12,7 @@
 //! no `grpc-status` was seen, on a final `:status` other than 200 (`error.type` = that status).
 
 use super::{
-    Target, exchange_error_type, finish, kv_str, push_network, server_endpoint, ObservedSpan,
+    ObservedSpan, Target, exchange_error_type, finish, kv_str, push_network, server_endpoint,
 };
 use crate::clock::Clock;
 use crate::protocol::{GrpcCall, HttpExchange, Side};
@@ -95,16 +95,165 @@ fn error_type(ex: &HttpExchange, call: &GrpcCall) -> Option<String> {
             };
             error.then(|| status_name(code))
         }
-        None => ex
-            .status
-            .filter(|&s| s != 200)
-            .map(|s| s.to_string()),
+        None => ex.status.filter(|&s| s != 200).map(|s| s.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Tuple;
+    use crate::protocol::ExchangeError;
+    use crate::span::SpanOptions;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
+
+    fn call(side: Side, grpc_status: Option<u32>) -> HttpExchange {
+        HttpExchange {
+            pid: 1,
+            conn_id: 2,
+            side,
+            tuple: Some(Tuple {
+                local: "10.0.0.1:50051".parse().unwrap(),
+                remote: "10.0.0.2:40000".parse().unwrap(),
+            }),
+            method: "POST".into(),
+            target: "/helloworld.Greeter/SayHello".into(),
+            version: "2".into(),
+            host: Some("greeter:50051".into()),
+            user_agent: Some("grpc-python/1.70".into()),
+            status: Some(200),
+            start_ns: 10,
+            end_ns: 2_000_010,
+            request_body_bytes: 12,
+            response_body_bytes: 20,
+            error: None,
+            grpc: Some(GrpcCall {
+                status: grpc_status,
+            }),
+            headers_incomplete: false,
+        }
+    }
+
+    fn build(ex: &HttpExchange) -> Span {
+        crate::span::build_span(ex, &Clock::with_offset(0), &SpanOptions::default()).span
+    }
+
+    fn attrs(s: &Span) -> Vec<String> {
+        s.attributes
+            .iter()
+            .map(
+                |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(Value::StringValue(v)) => format!("{}={v}", kv.key),
+                    Some(Value::IntValue(v)) => format!("{}={v}", kv.key),
+                    Some(Value::BoolValue(v)) => format!("{}={v}", kv.key),
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect()
+    }
+
+    fn is_error(s: &Span) -> bool {
+        s.status.as_ref().unwrap().code == StatusCode::Error as i32
+    }
+
+    #[test]
+    fn server_span_attributes_in_order() {
+        let s = build(&call(Side::Server, Some(0)));
+        assert_eq!(s.name, "helloworld.Greeter/SayHello");
+        assert_eq!(
+            attrs(&s),
+            [
+                "rpc.system.name=grpc",
+                "rpc.method=helloworld.Greeter/SayHello",
+                "rpc.response.status_code=OK",
+                "server.address=greeter",
+                "server.port=50051",
+                "client.address=10.0.0.2",
+                "client.port=40000",
+                "network.peer.address=10.0.0.2",
+                "network.peer.port=40000",
+                "network.protocol.name=http",
+                "network.protocol.version=2",
+                "user_agent.original=grpc-python/1.70",
+            ]
+        );
+        assert!(!is_error(&s));
+    }
+
+    #[test]
+    fn status_rules_differ_by_kind() {
+        // NOT_FOUND: error on the client only; UNAVAILABLE: both.
+        for (side, code, error) in [
+            (Side::Server, 5, false),
+            (Side::Client, 5, true),
+            (Side::Server, 14, true),
+            (Side::Client, 14, true),
+            (Side::Server, 0, false),
+            (Side::Client, 0, false),
+            (Side::Server, 2, true),
+            (Side::Server, 15, true),
+            (Side::Server, 16, false),
+        ] {
+            let s = build(&call(side, Some(code)));
+            assert_eq!(is_error(&s), error, "{side:?} {code}");
+            let et = attrs(&s).into_iter().find(|a| a.starts_with("error.type="));
+            assert_eq!(et.is_some(), error, "{side:?} {code}");
+            if error {
+                assert_eq!(et.unwrap(), format!("error.type={}", status_name(code)));
+            }
+        }
+    }
+
+    #[test]
+    fn missing_status_and_resets() {
+        // No grpc-status, :status 503 from a proxy: an error with the HTTP status.
+        let mut ex = call(Side::Client, None);
+        ex.status = Some(503);
+        let s = build(&ex);
+        assert!(is_error(&s));
+        assert!(attrs(&s).contains(&"error.type=503".to_string()));
+        assert!(
+            !attrs(&s)
+                .iter()
+                .any(|a| a.starts_with("rpc.response.status_code"))
+        );
+        // Cancelled by RST_STREAM(CANCEL).
+        let mut ex = call(Side::Server, None);
+        ex.error = Some(ExchangeError::StreamReset(8));
+        let s = build(&ex);
+        assert!(is_error(&s));
+        assert!(attrs(&s).contains(&"error.type=CANCEL".to_string()));
+        // Unknown path (headers joined mid-way): no rpc.method, name is the system.
+        let mut ex = call(Side::Server, Some(0));
+        ex.target.clear();
+        ex.headers_incomplete = true;
+        let s = build(&ex);
+        assert_eq!(s.name, "grpc");
+        assert!(!attrs(&s).iter().any(|a| a.starts_with("rpc.method")));
+        assert!(attrs(&s).contains(&"otel_ebpf.http2.headers_incomplete=true".to_string()));
+        // A path that is not /service/method.
+        let mut ex = call(Side::Server, Some(0));
+        ex.target = "/health".into();
+        let a = attrs(&build(&ex));
+        assert!(a.contains(&"rpc.method=_OTHER".to_string()));
+        assert!(a.contains(&"rpc.method_original=health".to_string()));
+    }
+
+    #[test]
+    fn http2_span_without_method_leaves_it_out() {
+        let mut ex = call(Side::Client, None);
+        ex.grpc = None;
+        ex.method.clear();
+        ex.headers_incomplete = true;
+        let s = build(&ex);
+        assert_eq!(s.name, "HTTP");
+        let a = attrs(&s);
+        assert!(!a.iter().any(|a| a.starts_with("http.request.method")));
+        assert!(a.contains(&"network.protocol.version=2".to_string()));
+        assert!(a.contains(&"otel_ebpf.http2.headers_incomplete=true".to_string()));
+        assert!(a.contains(&"url.path=/helloworld.Greeter/SayHello".to_string()));
+    }
 
     #[test]
     fn rpc_method_forms() {

@@ -2,6 +2,7 @@
 //! [`HttpExchange`]s out.
 
 mod framing;
+mod http2;
 mod lifecycle;
 mod resync;
 

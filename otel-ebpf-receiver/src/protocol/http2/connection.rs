@@ -190,7 +190,13 @@ impl Http2Connection {
 
     /// Bytes buffered (frame payloads, header blocks, HPACK tables) for memory accounting.
     pub fn buffered(&self) -> usize {
-        let blocks: usize = self.st.block.iter().flatten().map(|b| b.buf.capacity()).sum();
+        let blocks: usize = self
+            .st
+            .block
+            .iter()
+            .flatten()
+            .map(|b| b.buf.capacity())
+            .sum();
         self.frames.iter().map(|f| f.buffered()).sum::<usize>()
             + blocks
             + self.st.hpack.iter().map(|h| h.table_bytes()).sum::<usize>()
@@ -283,7 +289,12 @@ impl FrameSink for DirSink<'_> {
             kind::RST_STREAM => {
                 if let Some(code) = payload.get(..4) {
                     let code = u32::from_be_bytes([code[0], code[1], code[2], code[3]]);
-                    handlers::end_stream(st, h.stream_id, end_ns, Some(ExchangeError::StreamReset(code)));
+                    handlers::end_stream(
+                        st,
+                        h.stream_id,
+                        end_ns,
+                        Some(ExchangeError::StreamReset(code)),
+                    );
                 }
             }
             kind::SETTINGS if !h.has(flag::ACK) => {

@@ -90,7 +90,7 @@ pub fn valid(h: &FrameHeader) -> bool {
             if h.flags & 1 != 0 {
                 h.length == 0
             } else {
-                h.length % 6 == 0 && h.length <= 6 * 16
+                h.length.is_multiple_of(6) && h.length <= 6 * 16
             },
         ),
         kind::PUSH_PROMISE => (0x0c, Some(true), h.length >= 4),

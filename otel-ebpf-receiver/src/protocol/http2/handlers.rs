@@ -179,7 +179,13 @@ fn apply_block(
             s.request_ended |= block.end_stream;
             s.last_ns = end_ns;
         } else {
-            open(st, id, Request::from_list(list), block.start_ns, block.end_stream);
+            open(
+                st,
+                id,
+                Request::from_list(list),
+                block.start_ns,
+                block.end_stream,
+            );
         }
         return;
     }
@@ -245,6 +251,11 @@ pub(super) fn goaway(st: &mut State, d: Direction, last: u32, end_ns: u64) {
         .filter(|id| id % 2 == parity)
         .collect();
     for id in refused {
-        end_stream(st, id, end_ns, Some(ExchangeError::StreamReset(REFUSED_STREAM)));
+        end_stream(
+            st,
+            id,
+            end_ns,
+            Some(ExchangeError::StreamReset(REFUSED_STREAM)),
+        );
     }
 }

@@ -19,6 +19,8 @@ pub mod hpack;
 pub mod stream;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::enc as tests_enc;
 
 pub use connection::{Http2Connection, Http2Stats};
 

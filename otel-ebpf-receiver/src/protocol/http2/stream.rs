@@ -54,7 +54,8 @@ impl Request {
         Self {
             method: text(":method", MAX_FIELD_BYTES),
             path: text(":path", MAX_TARGET_BYTES),
-            authority: text(":authority", MAX_FIELD_BYTES).or_else(|| text("host", MAX_FIELD_BYTES)),
+            authority: text(":authority", MAX_FIELD_BYTES)
+                .or_else(|| text("host", MAX_FIELD_BYTES)),
             user_agent: text("user-agent", MAX_FIELD_BYTES),
             grpc: l.get("content-type").is_some_and(is_grpc_content_type),
             incomplete: l.incomplete(),

@@ -262,7 +262,6 @@ impl Decoder {
             Err(_) => Err(HpackError::Huffman),
         }
     }
-
 }
 
 enum Field {

@@ -24,7 +24,9 @@ fn pairs(list: &HeaderList) -> Vec<(String, String)> {
 }
 
 fn p(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 /// Dynamic table contents, newest first.
@@ -247,7 +249,10 @@ fn huffman_round_trips_every_symbol_and_rejects_bad_padding() {
     huffman::decode(&enc, &mut out, 1024).unwrap();
     assert_eq!(out, all);
     // C.4.1's authority, byte-exact both ways.
-    assert_eq!(huffman::encode(b"www.example.com"), hex("f1e3 c2e5 f23a 6ba0 ab90 f4ff"));
+    assert_eq!(
+        huffman::encode(b"www.example.com"),
+        hex("f1e3 c2e5 f23a 6ba0 ab90 f4ff")
+    );
     // Limit.
     let mut out = Vec::new();
     assert_eq!(
@@ -379,16 +384,23 @@ fn malformed_blocks_are_errors_and_lose_the_table() {
     let cases: [(&[u8], HpackError); 5] = [
         (&[0x80], HpackError::InvalidIndex),
         (&[0xff], HpackError::Truncated),
-        (&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], HpackError::IntegerOverflow),
+        (
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            HpackError::IntegerOverflow,
+        ),
         (&[0x40, 0x05, b'a'], HpackError::Truncated),
         (&[0x40, 0x81, 0x00, 0x00], HpackError::Huffman),
     ];
     for (block, err) in cases {
         let mut d = Decoder::new(Limits::default());
-        d.decode(&[0x41, 0x01, b'h'], &mut HeaderList::default()).unwrap();
+        d.decode(&[0x41, 0x01, b'h'], &mut HeaderList::default())
+            .unwrap();
         let mut out = HeaderList::default();
         assert_eq!(d.decode(block, &mut out), Err(err), "{block:?}");
-        assert!(!d.table().is_complete() && d.table().is_empty(), "{block:?}");
+        assert!(
+            !d.table().is_complete() && d.table().is_empty(),
+            "{block:?}"
+        );
     }
 }
 
