@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian 12 machine, idempotently:
 # apt packages, rust-src, bpf-linker linked against rustc's own LLVM, tracefs, rotel (PyPI).
-# Safe to run again: every step checks first.
+# grpcio (PyPI) for the gRPC integration test. Safe to run again: every step checks first.
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # 1. Debian packages: tools the integration tests drive and the build needs.
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3)
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,5 +52,10 @@ fi
 if ! python3 -c "import rotel" >/dev/null 2>&1; then
   log "pip install rotel"
   pip install -q rotel || log "rotel could not be installed; the rotel test will fail"
+fi
+# 6. grpcio for the gRPC integration test (generic handlers: no protoc, no stubs).
+if ! python3 -c "import grpc" >/dev/null 2>&1; then
+  log "pip install grpcio"
+  pip install -q grpcio || log "grpcio could not be installed; the gRPC test will fail"
 fi
 log "ok"

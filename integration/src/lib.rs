@@ -8,6 +8,7 @@
 //!
 //! Tests run one at a time ([`serial`]) because each loads its own probes.
 
+pub mod h2work;
 pub mod sink;
 pub mod workload;
 

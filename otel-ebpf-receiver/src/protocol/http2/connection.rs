@@ -236,16 +236,17 @@ impl Http2Connection {
     }
 
     /// The connection closed (or its process exited) at `ts_ns`: every open stream ends with
-    /// `error`, keeping the status it got.
+    /// `error`, keeping the status it got (see [`Stream::closed_out`] for streams whose end
+    /// may have been lost to capture).
     pub fn close(&mut self, error: ExchangeError, ts_ns: u64, out: &mut Vec<HttpExchange>) {
         let side = self.side().unwrap_or(Side::Client);
         for (_, s) in std::mem::take(&mut self.st.streams) {
-            out.push(s.into_exchange(&self.st.info, side, ts_ns, Some(error)));
+            out.push(s.closed_out(&self.st.info, side, ts_ns, error));
         }
     }
 
     /// Ends streams with no frame for longer than `timeout_ns` at `now_ns` as
-    /// [`ExchangeError::Timeout`] (end = `now_ns`).
+    /// [`ExchangeError::Timeout`] (end = `now_ns`; see [`Stream::closed_out`]).
     pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, out: &mut Vec<HttpExchange>) {
         let side = self.side().unwrap_or(Side::Client);
         let old: Vec<u32> = self
@@ -257,8 +258,7 @@ impl Http2Connection {
             .collect();
         for id in old {
             if let Some(s) = self.st.streams.remove(&id) {
-                let err = Some(ExchangeError::Timeout);
-                out.push(s.into_exchange(&self.st.info, side, now_ns, err));
+                out.push(s.closed_out(&self.st.info, side, now_ns, ExchangeError::Timeout));
             }
         }
     }
@@ -338,6 +338,12 @@ impl FrameSink for DirSink<'_> {
     fn desync(&mut self, _ts_ns: u64) {
         let i = di(self.dir);
         self.st.stats.frame_errors += 1;
+        if self.st.request_dir != Some(self.dir) {
+            // Response frames (END_STREAM among them) may have gone by unseen.
+            for s in self.st.streams.values_mut() {
+                s.end_lost = true;
+            }
+        }
         self.st.hpack[i].mark_unknown();
         if self.st.block[i].take().is_some() {
             self.st.stats.header_blocks_lost += 1;

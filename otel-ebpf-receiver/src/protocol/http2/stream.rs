@@ -88,6 +88,9 @@ pub struct Stream {
     pub response_grpc: bool,
     /// Some response field could not be known.
     pub response_incomplete: bool,
+    /// The response direction lost frame sync while this stream was open: its END_STREAM may
+    /// have gone by unseen.
+    pub end_lost: bool,
 }
 
 impl Stream {
@@ -105,6 +108,7 @@ impl Stream {
             grpc_status: None,
             response_grpc: false,
             response_incomplete: false,
+            end_lost: false,
         }
     }
 
@@ -132,6 +136,25 @@ impl Stream {
             self.grpc_status = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
             self.response_grpc = true;
         }
+    }
+
+    /// The exchange of a stream still open when its connection closed or it timed out at
+    /// `ts_ns`: ended with `error` — unless its end may have been lost to capture
+    /// ([`Stream::end_lost`]): then it ends at its last frame seen, without error, marked
+    /// incomplete (we cannot tell a failure from a lost END_STREAM).
+    pub fn closed_out(
+        mut self,
+        conn: &ConnInfo,
+        side: Side,
+        ts_ns: u64,
+        error: ExchangeError,
+    ) -> HttpExchange {
+        if self.end_lost {
+            self.response_incomplete = true;
+            let end = self.last_ns;
+            return self.into_exchange(conn, side, end, None);
+        }
+        self.into_exchange(conn, side, ts_ns, Some(error))
     }
 
     /// The exchange of this stream, ended at `end_ns` (with `error` unless it completed).

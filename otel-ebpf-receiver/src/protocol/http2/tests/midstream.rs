@@ -2,8 +2,8 @@
 
 use super::connection::{Harness, grpc_block};
 use super::enc::*;
-use crate::protocol::http2::frame::flag;
 use crate::protocol::Side;
+use crate::protocol::http2::frame::flag;
 use otel_ebpf_common::Direction;
 
 #[test]
@@ -122,4 +122,36 @@ fn lost_header_block_keeps_the_stream_with_fields_unknown() {
         [("", "", Some(500), true), ("GET", "/ok", Some(200), true)]
     );
     assert_eq!(h.stats().header_blocks_lost, 1);
+}
+
+#[test]
+fn response_end_lost_to_capture_is_not_reported_as_an_error() {
+    let mut h = Harness::client();
+    h.req(crate::protocol::http2::PREFACE);
+    h.req(&headers(1, flag::END_STREAM, &get_block("/a"))); // 1020
+    // Response headers captured, then the DATA+END_STREAM frames go by uncaptured past a frame
+    // boundary (more than 8 iovecs in one sendmsg, say): sync is lost.
+    let mut r = headers(1, 0, &status_block(200));
+    let cut = r.len();
+    r.extend(data(1, true, b"body"));
+    h.t += 10; // 1030
+    h.c.feed(
+        Direction::Ingress,
+        h.t,
+        &r[..cut],
+        r.len() as u64 + 9,
+        &mut h.out,
+    );
+    assert!(h.out.is_empty());
+    let mut out = Vec::new();
+    h.c.close(
+        crate::protocol::ExchangeError::ConnectionClosed,
+        5000,
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    let e = &out[0];
+    assert_eq!((e.status, e.error, e.end_ns), (Some(200), None, 1030));
+    assert!(e.headers_incomplete);
+    assert_eq!(h.stats().frame_errors, 1);
 }
