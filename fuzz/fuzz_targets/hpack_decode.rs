@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = d.decode(block, &mut list);
         assert!(d.table_bytes() <= limits.max_table_bytes);
         assert!(list.fields.len() <= limits.max_fields);
-        let bytes: usize = list.fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        let bytes: usize = list
+            .fields
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 32)
+            .sum();
         assert!(bytes <= limits.max_list_bytes);
 
         let mut plain = Vec::new();
