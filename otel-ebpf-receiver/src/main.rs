@@ -62,8 +62,9 @@ fn main() -> ExitCode {
 }
 
 fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread for everything (ring buffer, parsing, export, telemetry): no cross-thread
+    // wake-ups per span; the benchmark (integration/bench) measured this as the cheapest.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

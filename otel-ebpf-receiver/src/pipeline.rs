@@ -26,6 +26,11 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// Pause after draining the ring buffer before waiting on it again (wake-up batching): at
+/// most ~1/RING_POLL_PAUSE wake-ups per second under load; records wait at most this long.
+/// At 800,000 records/s of ~250 bytes this holds ~2 MB in the ring (default 8 MiB).
+pub const RING_POLL_PAUSE: Duration = Duration::from_millis(10);
+
 /// Records → exchanges → spans, without IO.
 pub struct Processor {
     pub tracker: ConnTracker,
@@ -252,10 +257,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 let rb = guard.get_inner_mut();
+                let mut n = 0usize;
                 while let Some(item) = rb.next() {
                     rt.on_record(&item);
+                    n += 1;
                 }
                 guard.clear_ready();
+                if n > 0 {
+                    // Wake-up batching: let records accumulate for a while instead of waking
+                    // for each one (the kernel notifies only when we have caught up).
+                    tokio::time::sleep(RING_POLL_PAUSE).await;
+                }
             }
         }
     }

@@ -85,6 +85,9 @@ pub enum Syscall {
     Recvfrom = 5,
     Sendmsg = 6,
     Recvmsg = 7,
+    /// `sendfile(2)` to a socket: byte count only, the bytes come from a file and are not
+    /// captured (`captured_len` = 0).
+    Sendfile = 8,
 }
 
 /// Index of each counter in the `COUNTERS` per-CPU array (values are summed over CPUs).

@@ -8,6 +8,9 @@
 //! - `sock:sock_send_length` / `sock:sock_recv_length` (Linux ≥ 6.3): fire inside the syscall
 //!   with the `sk` pointer, family and protocol; they mark the pending syscall as a TCP socket
 //!   call. Without them a syscall is not reported (so files and pipes are filtered here).
+//! - `syscalls:sys_{enter,exit}_sendfile64`: the byte count of a file sent to a socket (no
+//!   payload: the bytes never pass through user memory), so bodies sent by sendfile (nginx
+//!   `sendfile on`) keep HTTP/1 framing right.
 //! - `syscalls:sys_{enter,exit}_{connect,accept,accept4}`: a new connection id and role.
 //! - `syscalls:sys_enter_close`: close event for tracked sockets.
 //! - `sched:sched_process_exit`: process exit event.
@@ -277,6 +280,28 @@ enter_io!(sys_enter_recvfrom, Syscall::Recvfrom);
 enter_io!(sys_enter_sendmsg, Syscall::Sendmsg);
 enter_io!(sys_enter_recvmsg, Syscall::Recvmsg);
 
+/// `sendfile64(out_fd, in_fd, offset, count)`: remembered like a write to `out_fd`; no buffer.
+#[tracepoint]
+pub fn sys_enter_sendfile64(ctx: TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    if own(id) {
+        return 0;
+    }
+    let a = Active {
+        op: Syscall::Sendfile as u8,
+        is_tcp: 0,
+        family: 0,
+        fd: arg(&ctx, 0) as i32,
+        buf: 0,
+        len: arg(&ctx, 3),
+        sk: 0,
+    };
+    if ACTIVE.insert(&id, &a, 0).is_err() {
+        count(Counter::ActiveMapFull);
+    }
+    0
+}
+
 // ---------------------------------------------------------------- socket marks
 
 #[inline(always)]
@@ -339,7 +364,7 @@ struct Pending {
 #[inline(always)]
 fn exit_prelude(ctx: &TracePointContext) -> Option<Pending> {
     let a = take()?;
-    if a.is_tcp == 0 || a.op > Syscall::Recvmsg as u8 {
+    if a.is_tcp == 0 || a.op > Syscall::Sendfile as u8 {
         return None;
     }
     let r = ret(ctx);
@@ -373,7 +398,8 @@ fn exit_prelude(ctx: &TracePointContext) -> Option<Pending> {
     let egress = a.op == Syscall::Write as u8
         || a.op == Syscall::Writev as u8
         || a.op == Syscall::Sendto as u8
-        || a.op == Syscall::Sendmsg as u8;
+        || a.op == Syscall::Sendmsg as u8
+        || a.op == Syscall::Sendfile as u8;
     let mut h = EventHeader {
         kind: EventKind::Data as u8,
         direction: if egress {
@@ -398,6 +424,9 @@ fn exit_prelude(ctx: &TracePointContext) -> Option<Pending> {
     }
     if (r as u64) < cap {
         cap = r as u64;
+    }
+    if a.op == Syscall::Sendfile as u8 {
+        cap = 0; // the bytes come from a file: count only
     }
     Some(Pending { h, a, cap })
 }
@@ -501,6 +530,7 @@ exit_io!(sys_exit_readv, true);
 exit_io!(sys_exit_writev, true);
 exit_io!(sys_exit_sendmsg, true);
 exit_io!(sys_exit_recvmsg, true);
+exit_io!(sys_exit_sendfile64, false);
 
 // ---------------------------------------------------------------- connect / accept / close
 

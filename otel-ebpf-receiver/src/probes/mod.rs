@@ -36,6 +36,8 @@ pub const TRACEPOINTS: &[(&str, &str)] = &[
     ("syscalls", "sys_exit_sendmsg"),
     ("syscalls", "sys_enter_recvmsg"),
     ("syscalls", "sys_exit_recvmsg"),
+    ("syscalls", "sys_enter_sendfile64"),
+    ("syscalls", "sys_exit_sendfile64"),
     ("syscalls", "sys_enter_connect"),
     ("syscalls", "sys_exit_connect"),
     ("syscalls", "sys_enter_accept"),
