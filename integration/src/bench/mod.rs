@@ -164,7 +164,6 @@ impl Attached {
         let kernel_lost = [
             "data_lost_ringbuf_full",
             "control_lost_ringbuf_full",
-            "active_map_full",
             "conn_map_full",
             "payload_read_failed",
         ]
