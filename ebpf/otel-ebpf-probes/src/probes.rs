@@ -553,7 +553,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     let id = bpf_get_current_pid_tgid();
     let tgid = (id >> 32) as u32;
-    if tgid != id as u32 || tgid == conf!(own_tgid) {
+    if tgid != id as u32 || tgid == conf!(own_tgid) || !pid_allowed(tgid) {
         return 0;
     }
     let h = EventHeader {

@@ -1,7 +1,8 @@
 //! nginx (Debian package) as the benchmark's HTTP/1.1 server.
 //!
-//! One worker process pinned to one CPU, a 13-byte static body, keep-alive without a request
-//! limit, no access log. A second `server` on another port answers `stub_status`: its
+//! One worker process pinned to one CPU, `/index.html` (13 bytes) and `/big.bin` (300,000
+//! bytes), `sendfile on` (Debian's default: bodies leave through sendfile(2), never through
+//! user memory), keep-alive without a request limit, no access log. A second `server` on another port answers `stub_status`: its
 //! `requests` counter is the ground truth of requests served (the status port is outside the
 //! receiver's port filter, so it produces no spans).
 
@@ -9,6 +10,9 @@ use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Size of `/big.bin` (bytes).
+pub const BIG_LEN: usize = 300_000;
 
 /// A running nginx (master + one worker); stopped on drop.
 pub struct Nginx {
@@ -28,11 +32,12 @@ impl Nginx {
         let dir = std::env::temp_dir().join(format!("oer-bench-nginx-{port}"));
         std::fs::create_dir_all(dir.join("www"))?;
         std::fs::write(dir.join("www/index.html"), "hello, bench\n")?;
+        std::fs::write(dir.join("www/big.bin"), vec![b'x'; BIG_LEN])?;
         let d = dir.display();
         let conf = format!(
             "worker_processes 1;\nuser root;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n  keepalive_requests 1000000000;\n  keepalive_timeout 300s;\n\
+             http {{\n  access_log off;\n  sendfile on;\n  keepalive_requests 1000000000;\n  keepalive_timeout 300s;\n\
              \x20 client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n\
              \x20 uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
              \x20 server {{ listen 127.0.0.1:{port}; location / {{ root {d}/www; }} }}\n\
