@@ -7,6 +7,11 @@ use otel_ebpf_receiver::{config::Config, pipeline, probes};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: the hot path allocates small strings and vectors per span; glibc malloc spent a
+/// third of the pipeline's time there (benches/hot_path.rs, integration/bench).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
