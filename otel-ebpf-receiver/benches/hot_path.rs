@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// The receiver binary's allocator.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const CONNS: u64 = 50;
 const REQUESTS: u64 = 200_000;

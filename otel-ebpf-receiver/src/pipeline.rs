@@ -221,8 +221,9 @@ impl Runtime {
     }
 }
 
-/// Runs the receiver until SIGINT/SIGTERM, then flushes and detaches.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+/// Runs the receiver until SIGINT/SIGTERM, then flushes and detaches. `after_start` is
+/// called once the probes are attached (the binary returns start-up memory to the kernel).
+pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let me = Arc::new(SelfMetrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let server = telemetry::serve(
@@ -246,6 +247,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         probes.attached.len()
     );
     ready.store(true, Ordering::Release);
+    after_start();
 
     let mut rt = Runtime {
         proc: Processor::new(&cfg, Clock::from_system()),

@@ -38,9 +38,12 @@ pub struct KernelBtf {
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 impl KernelBtf {
-    /// Parses a BTF file (normally [`VMLINUX`]).
+    /// Opens a BTF file (normally [`VMLINUX`]): memory-mapped and parsed on demand when the
+    /// file allows mmap (a few MB of page cache instead of ~60 MB of parsed types on the heap),
+    /// else read and parsed whole.
     pub fn open(path: &str) -> Result<Self, BtfError> {
-        Btf::from_file(path)
+        Btf::from_file_with_backend(path, btf_rs::Backend::Mmap)
+            .or_else(|_| Btf::from_file(path))
             .map(|btf| Self { btf })
             .map_err(|e| BtfError::Read {
                 path: path.into(),

@@ -218,7 +218,10 @@ impl Probes {
         }
         let cfg = probe_config(opts.capture_bytes, &opts.filters)?;
         raise_memlock();
+        // No CO-RE relocations in the probes (offsets come from `probe_config`), so aya need not
+        // parse the kernel's BTF a second time (~25 MB of heap at start-up).
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .override_global("CONFIG", &cfg, true)
             .map_max_entries("EVENTS", opts.ring_buffer_bytes)
             .load(OBJECT)
