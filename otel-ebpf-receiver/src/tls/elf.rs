@@ -1,0 +1,496 @@
+//! Per-file analysis: which TLS functions a file holds and the file offsets to probe.
+//!
+//! Stage: the last step of discovery, run once per distinct file (see [`super::registry`]).
+//! Input: a path (memory-mapped) or the file's bytes.
+//! Output: a [`FileAnalysis`] listing [`TlsTarget`]s: the library found (OpenSSL 1.1/3.x or
+//! BoringSSL, shared or linked into an executable such as `node`; GnuTLS; Go `crypto/tls`)
+//! and its [`Probe`]s as offsets in the file (what a uprobe attach takes). OpenSSL and GnuTLS
+//! get entry probes and uretprobes; Go gets an entry probe and one probe per RET instruction
+//! (Go moves goroutine stacks, so uretprobes would corrupt them).
+//! Sources: symbols from `.dynsym` then `.symtab`; for Go, `.symtab` or the `.gopclntab`
+//! function table ([`super::golang`]); OpenSSL/GnuTLS versions from version strings in the
+//! file, else from `DT_SONAME`.
+//! Limits: x86-64 only; a file with none of the symbols yields an empty analysis, except
+//! files named like a TLS library (`libssl.so*`, `libgnutls.so*`), which yield
+//! [`AnalyzeReason::NoTlsSymbols`] (stripped or unknown layout). Errors never panic.
+
+use std::path::{Path, PathBuf};
+
+use super::godwarf::GoTlsOffsets;
+use super::golang::{self, GoVersion, PclntabFormat};
+use super::image::{FileBytes, Image, ImageError};
+
+/// A TLS library function that is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsFunction {
+    /// `int SSL_read(SSL *, void *buf, int num)`.
+    SslRead,
+    /// `int SSL_write(SSL *, const void *buf, int num)`.
+    SslWrite,
+    /// `int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes)`.
+    SslReadEx,
+    /// `int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written)`.
+    SslWriteEx,
+    /// `ssize_t gnutls_record_recv(gnutls_session_t, void *data, size_t size)`.
+    GnutlsRecordRecv,
+    /// `ssize_t gnutls_record_send(gnutls_session_t, const void *data, size_t size)`.
+    GnutlsRecordSend,
+    /// Go `func (c *crypto/tls.Conn) Read(b []byte) (int, error)`.
+    GoConnRead,
+    /// Go `func (c *crypto/tls.Conn) Write(b []byte) (int, error)`.
+    GoConnWrite,
+}
+
+impl TlsFunction {
+    /// The symbol name in the file.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            TlsFunction::SslRead => "SSL_read",
+            TlsFunction::SslWrite => "SSL_write",
+            TlsFunction::SslReadEx => "SSL_read_ex",
+            TlsFunction::SslWriteEx => "SSL_write_ex",
+            TlsFunction::GnutlsRecordRecv => "gnutls_record_recv",
+            TlsFunction::GnutlsRecordSend => "gnutls_record_send",
+            TlsFunction::GoConnRead => "crypto/tls.(*Conn).Read",
+            TlsFunction::GoConnWrite => "crypto/tls.(*Conn).Write",
+        }
+    }
+
+    /// True for functions that return plaintext read from the peer.
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            TlsFunction::SslRead
+                | TlsFunction::SslReadEx
+                | TlsFunction::GnutlsRecordRecv
+                | TlsFunction::GoConnRead
+        )
+    }
+}
+
+/// Where in a function a probe fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// Uprobe at the function's first instruction.
+    Entry,
+    /// Uretprobe (attached at the entry offset, fires on return).
+    Return,
+    /// Plain uprobe on one RET instruction (Go: one per RET).
+    ReturnInstruction,
+}
+
+/// One probe to attach: `offset` is a byte offset in the file (not a virtual address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Probe {
+    /// Which function.
+    pub function: TlsFunction,
+    /// Entry, uretprobe or RET instruction.
+    pub kind: ProbeKind,
+    /// File offset.
+    pub offset: u64,
+}
+
+/// OpenSSL family member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenSslFlavour {
+    /// OpenSSL 1.0.x (no `SSL_read_ex`).
+    OpenSsl1_0,
+    /// OpenSSL 1.1.x.
+    OpenSsl1_1,
+    /// OpenSSL 3.x.
+    OpenSsl3,
+    /// BoringSSL (Chrome, Envoy, some Node/Electron builds).
+    BoringSsl,
+    /// The `SSL_*` API with no version clue (no version string, unusual SONAME).
+    Unknown,
+}
+
+/// Whether the library is its own shared object or linked into another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linkage {
+    /// `libssl.so.*`, `libgnutls.so.*`.
+    Shared,
+    /// Linked into an executable (e.g. `node`) or another library.
+    Static,
+}
+
+/// How Go functions were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoSymbolSource {
+    /// `.symtab` (not stripped).
+    Symtab,
+    /// `.gopclntab` function table (stripped with `-s`).
+    Pclntab(PclntabFormat),
+}
+
+/// The TLS implementation found in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsLibrary {
+    /// OpenSSL or BoringSSL.
+    OpenSsl {
+        /// Family member.
+        flavour: OpenSslFlavour,
+        /// Version from the file's `OpenSSL x.y.z` string (e.g. `3.0.19`), else the SONAME's
+        /// (`3`, `1.1`); `None` when neither exists.
+        version: Option<String>,
+        /// Shared library or linked into something else.
+        linkage: Linkage,
+        /// `SSL_get_fd` is present (informational: fd lookup helpers for the kernel side).
+        has_get_fd: bool,
+        /// `SSL_get_rfd` is present (informational).
+        has_get_rfd: bool,
+    },
+    /// GnuTLS.
+    GnuTls {
+        /// From the `Enabled GnuTLS x.y.z` log string, else the SONAME's major (`30`).
+        version: Option<String>,
+    },
+    /// Go `crypto/tls` (Go ≥ 1.17, register ABI).
+    Go {
+        /// Toolchain version from `.go.buildinfo`.
+        version: GoVersion,
+        /// Struct offsets from `*tls.Conn` to the fd.
+        offsets: GoTlsOffsets,
+        /// `.symtab` or `.gopclntab`.
+        symbols: GoSymbolSource,
+    },
+}
+
+/// One TLS implementation in a file and its probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsTarget {
+    /// What was found.
+    pub library: TlsLibrary,
+    /// Where to attach (file offsets), entry probes first.
+    pub probes: Vec<Probe>,
+}
+
+/// Result of analysing one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileAnalysis {
+    /// The path analysed (as opened by us, e.g. `/proc/PID/root/usr/lib/...`).
+    pub path: PathBuf,
+    /// GNU build-id, hex, when present.
+    pub build_id: Option<String>,
+    /// TLS implementations found; empty when the file has none.
+    pub targets: Vec<TlsTarget>,
+}
+
+impl FileAnalysis {
+    /// True when at least one target was found.
+    pub fn is_tls(&self) -> bool {
+        !self.targets.is_empty()
+    }
+}
+
+/// A file that cannot be traced, with its path.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct AnalyzeError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: AnalyzeReason,
+}
+
+/// Why a file cannot be traced.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeReason {
+    /// Unreadable, not ELF, wrong architecture, malformed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// A TLS library by name with none of the expected symbols (stripped or unknown layout).
+    #[error("named like a TLS library but exports none of its functions (stripped?)")]
+    NoTlsSymbols,
+    /// A symbol's address lies in no file-backed `PT_LOAD` segment.
+    #[error("{symbol} at {address:#x} is not backed by the file")]
+    AddressNotInFile {
+        /// Symbol name.
+        symbol: &'static str,
+        /// Its virtual address.
+        address: u64,
+    },
+    /// A Go function whose body is empty, too large, or has no RET instruction.
+    #[error("{symbol}: {what}")]
+    BadFunction {
+        /// Symbol name.
+        symbol: &'static str,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A Go binary using `crypto/tls` whose Go version cannot be read.
+    #[error("Go binary without a readable .go.buildinfo version")]
+    GoVersionUnknown,
+    /// A Go binary older than 1.17 (stack-based calling convention).
+    #[error("Go {0} is below 1.17 (no register ABI), not supported")]
+    GoTooOld(String),
+    /// A stripped Go binary whose `.gopclntab` is unusable.
+    #[error(transparent)]
+    Pclntab(#[from] golang::PclntabError),
+}
+
+impl AnalyzeReason {
+    /// A short stable label for a self-metric (`reason="not_elf"`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            AnalyzeReason::Image(ImageError::Io(_)) => "unreadable",
+            AnalyzeReason::Image(ImageError::NotElf) => "not_elf",
+            AnalyzeReason::Image(ImageError::UnsupportedArch(_)) => "unsupported_arch",
+            AnalyzeReason::Image(ImageError::Malformed(_)) => "malformed_elf",
+            AnalyzeReason::NoTlsSymbols => "stripped",
+            AnalyzeReason::AddressNotInFile { .. } => "bad_symbol",
+            AnalyzeReason::BadFunction { .. } => "bad_function",
+            AnalyzeReason::GoVersionUnknown => "go_version_unknown",
+            AnalyzeReason::GoTooOld(_) => "go_too_old",
+            AnalyzeReason::Pclntab(_) => "bad_pclntab",
+        }
+    }
+}
+
+/// Which TLS library a file name announces: `libssl.so*` / `libgnutls.so*` (not NSS's
+/// `libssl3.so`, whose API is different).
+pub fn tls_library_name(file_name: &str) -> bool {
+    file_name.starts_with("libssl.so") || file_name.starts_with("libgnutls.so")
+}
+
+/// Analyses the file at `path` (memory-mapped). A file named like a TLS library
+/// ([`tls_library_name`]) with no target is an error ([`AnalyzeReason::NoTlsSymbols`]).
+pub fn analyze_file(path: &Path) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = FileBytes::open(path).map_err(|e| err(e.into()))?;
+    let analysis = analyze_bytes(path, bytes.bytes())?;
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(tls_library_name);
+    if named && !analysis.is_tls() {
+        return Err(err(AnalyzeReason::NoTlsSymbols));
+    }
+    Ok(analysis)
+}
+
+const SYMBOLS: [&str; 8] = [
+    "SSL_read",
+    "SSL_write",
+    "SSL_read_ex",
+    "SSL_write_ex",
+    "SSL_get_fd",
+    "SSL_get_rfd",
+    "gnutls_record_recv",
+    "gnutls_record_send",
+];
+
+/// Analyses `data`, the bytes of the file `path` (used in results and errors only).
+pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let img = Image::parse(data).map_err(|e| err(e.into()))?;
+    let soname = img.dynamic_strings().ok().and_then(|d| d.soname);
+    let found = img.find_symbols(&SYMBOLS);
+    let mut targets = Vec::new();
+
+    let entry_and_return = |fns: &[(TlsFunction, usize)]| -> Result<Vec<Probe>, AnalyzeError> {
+        let mut probes = Vec::new();
+        for &(function, i) in fns {
+            let Some(sym) = &found[i] else { continue };
+            let offset = img.vaddr_to_offset(sym.address).ok_or_else(|| {
+                err(AnalyzeReason::AddressNotInFile {
+                    symbol: function.symbol(),
+                    address: sym.address,
+                })
+            })?;
+            for kind in [ProbeKind::Entry, ProbeKind::Return] {
+                probes.push(Probe {
+                    function,
+                    kind,
+                    offset,
+                });
+            }
+        }
+        probes.sort_by_key(|p| p.kind != ProbeKind::Entry);
+        Ok(probes)
+    };
+
+    if found[0].is_some() && found[1].is_some() {
+        use TlsFunction::*;
+        let probes =
+            entry_and_return(&[(SslRead, 0), (SslWrite, 1), (SslReadEx, 2), (SslWriteEx, 3)])?;
+        let (flavour, version) = openssl_version(&img, soname.as_deref());
+        let linkage = if soname.as_deref().is_some_and(|s| s.starts_with("libssl")) {
+            Linkage::Shared
+        } else {
+            Linkage::Static
+        };
+        targets.push(TlsTarget {
+            library: TlsLibrary::OpenSsl {
+                flavour,
+                version,
+                linkage,
+                has_get_fd: found[4].is_some(),
+                has_get_rfd: found[5].is_some(),
+            },
+            probes,
+        });
+    }
+    if found[6].is_some() && found[7].is_some() {
+        use TlsFunction::*;
+        let probes = entry_and_return(&[(GnutlsRecordRecv, 6), (GnutlsRecordSend, 7)])?;
+        let version = find_version_after(&img, b"Enabled GnuTLS ").or_else(|| {
+            soname
+                .as_deref()
+                .and_then(|s| s.strip_prefix("libgnutls.so."))
+                .map(str::to_string)
+        });
+        targets.push(TlsTarget {
+            library: TlsLibrary::GnuTls { version },
+            probes,
+        });
+    }
+    if golang::is_go(&img)
+        && let Some(target) = go_target(&img).map_err(err)?
+    {
+        targets.push(target);
+    }
+    Ok(FileAnalysis {
+        path: path.to_path_buf(),
+        build_id: img.build_id(),
+        targets,
+    })
+}
+
+/// Flavour and version: version strings in the file first, then the SONAME.
+fn openssl_version(img: &Image, soname: Option<&str>) -> (OpenSslFlavour, Option<String>) {
+    let from_string = find_version_after(img, b"OpenSSL ");
+    let from_soname = soname
+        .and_then(|s| s.strip_prefix("libssl.so."))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let version = from_string.or(from_soname);
+    let flavour = match version.as_deref() {
+        Some(v) if v.starts_with("3") => OpenSslFlavour::OpenSsl3,
+        Some(v) if v.starts_with("1.1") => OpenSslFlavour::OpenSsl1_1,
+        Some(v) if v.starts_with("1.0") => OpenSslFlavour::OpenSsl1_0,
+        _ if rodata_contains(img, b"BoringSSL") => OpenSslFlavour::BoringSsl,
+        _ => OpenSslFlavour::Unknown,
+    };
+    (flavour, version)
+}
+
+fn rodata<'a>(img: &Image<'a>) -> &'a [u8] {
+    img.section_raw(".rodata")
+        .map(|(_, b)| b)
+        .unwrap_or_default()
+}
+
+fn rodata_contains(img: &Image, needle: &[u8]) -> bool {
+    memchr::memmem::find(rodata(img), needle).is_some()
+}
+
+/// The first `prefix` in `.rodata` followed by `D.D…`, returning the version token
+/// (digits, dots, letters, `+`, `-`), e.g. `OpenSSL 3.0.19 27 Jan 2026` → `3.0.19`.
+fn find_version_after(img: &Image, prefix: &[u8]) -> Option<String> {
+    let data = rodata(img);
+    for at in memchr::memmem::find_iter(data, prefix) {
+        let rest = &data[at + prefix.len()..];
+        let token: Vec<u8> = rest
+            .iter()
+            .copied()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
+            .take(32)
+            .collect();
+        if token.len() >= 3
+            && token[0].is_ascii_digit()
+            && token[1] == b'.'
+            && token[2].is_ascii_digit()
+        {
+            return String::from_utf8(token).ok();
+        }
+    }
+    None
+}
+
+/// Go `crypto/tls` target, `Ok(None)` when the binary does not contain `crypto/tls`.
+fn go_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
+    let fns = [TlsFunction::GoConnRead, TlsFunction::GoConnWrite];
+    let names = fns.map(TlsFunction::symbol);
+    let from_symtab = img.find_symbols(&names);
+    let (mut funcs, mut source): (Vec<Option<golang::GoFunction>>, GoSymbolSource) = (
+        from_symtab
+            .iter()
+            .map(|s| {
+                s.as_ref().map(|s| golang::GoFunction {
+                    entry: s.address,
+                    size: s.size,
+                })
+            })
+            .collect(),
+        GoSymbolSource::Symtab,
+    );
+    if funcs.iter().any(|f| f.as_ref().is_none_or(|f| f.size == 0)) {
+        if img.has_symtab() && funcs.iter().all(Option::is_none) {
+            return Ok(None); // symbols kept and no crypto/tls in them
+        }
+        let (format, found) = golang::pclntab_lookup(img, &names)?;
+        funcs = found;
+        source = GoSymbolSource::Pclntab(format);
+    }
+    if funcs.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let version = golang::go_version(img).ok_or(AnalyzeReason::GoVersionUnknown)?;
+    if !version.has_register_abi() {
+        return Err(AnalyzeReason::GoTooOld(version.raw));
+    }
+    let mut probes = Vec::new();
+    let mut rets = Vec::new();
+    for (function, f) in fns.into_iter().zip(funcs) {
+        let Some(f) = f else { continue };
+        let symbol = function.symbol();
+        let bad = |what| AnalyzeReason::BadFunction { symbol, what };
+        if f.size == 0 || f.size > golang::MAX_FUNCTION_BYTES {
+            return Err(bad("size is 0 or above the decode limit"));
+        }
+        let entry = img
+            .vaddr_to_offset(f.entry)
+            .ok_or(AnalyzeReason::AddressNotInFile {
+                symbol,
+                address: f.entry,
+            })?;
+        let code = img
+            .bytes_at_vaddr(f.entry, f.size)
+            .ok_or(bad("body not in the file"))?;
+        let offsets = golang::ret_offsets(code);
+        if offsets.is_empty() {
+            return Err(bad("no RET instruction found"));
+        }
+        probes.push(Probe {
+            function,
+            kind: ProbeKind::Entry,
+            offset: entry,
+        });
+        rets.extend(offsets.into_iter().map(|r| Probe {
+            function,
+            kind: ProbeKind::ReturnInstruction,
+            offset: entry + r,
+        }));
+    }
+    probes.extend(rets);
+    let offsets = GoTlsOffsets::for_image(img);
+    Ok(Some(TlsTarget {
+        library: TlsLibrary::Go {
+            version,
+            offsets,
+            symbols: source,
+        },
+        probes,
+    }))
+}
+
+#[cfg(test)]
+#[path = "elf_tests.rs"]
+mod tests;
