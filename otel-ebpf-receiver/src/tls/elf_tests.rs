@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::tls::godwarf::OffsetSource;
+use crate::tls::golang::PclntabFormat;
 use crate::tls::testutil::go_clients;
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::process::Command;

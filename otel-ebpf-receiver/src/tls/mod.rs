@@ -4,5 +4,9 @@ pub mod elf;
 pub mod godwarf;
 pub mod golang;
 pub mod image;
+pub mod ldcache;
+pub mod maps;
+pub mod needed;
+pub mod target;
 #[cfg(test)]
 mod testutil;
