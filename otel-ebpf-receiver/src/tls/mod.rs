@@ -7,6 +7,7 @@ pub mod image;
 pub mod ldcache;
 pub mod maps;
 pub mod needed;
+pub mod registry;
 pub mod target;
 #[cfg(test)]
 mod testutil;
