@@ -65,7 +65,15 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
     };
     let img = Image::parse(data).map_err(|e| err(e.into()))?;
     let soname = img.dynamic_strings().ok().and_then(|d| d.soname);
-    let found = img.find_symbols(&SYMBOLS);
+    // Exported symbols first; `.symtab` (a bigger table: 110k entries in `node`) only when
+    // the exports hold neither API.
+    let mut found = vec![None; SYMBOLS.len()];
+    img.find_symbols_in(&SYMBOLS, &mut found, &[true]);
+    let has_api =
+        |f: &[Option<_>]| (f[0].is_some() && f[1].is_some()) || (f[6].is_some() && f[7].is_some());
+    if !has_api(&found) {
+        img.find_symbols_in(&SYMBOLS, &mut found, &[false]);
+    }
     let mut targets = Vec::new();
 
     let entry_and_return = |fns: &[(TlsFunction, usize)]| -> Result<Vec<Probe>, AnalyzeError> {

@@ -98,8 +98,23 @@ pub fn dwarf_field_offsets(img: &Image) -> Result<[Option<u64>; 4], gimli::Error
     };
     let sections = gimli::DwarfSections::load(load)?;
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
+    // The Go linker puts every type in the `runtime` unit: walk it first, the others only
+    // if a field is still missing.
+    let mut headers = Vec::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
+        let abbrevs = dwarf.abbreviations(&header)?;
+        let mut cursor = header.entries(&abbrevs);
+        let is_runtime = match cursor.next_dfs()? {
+            Some((_, root)) => {
+                matches!(root.attr_value(constants::DW_AT_name)?, Some(gimli::AttributeValue::String(s)) if s.slice() == b"runtime")
+            }
+            None => false,
+        };
+        headers.push((!is_runtime, header));
+    }
+    headers.sort_by_key(|(not_runtime, _)| *not_runtime);
+    for (_, header) in headers {
         // Not `dwarf.unit()`: it would also parse the line program we did not load.
         let abbrevs = dwarf.abbreviations(&header)?;
         let mut cursor = header.entries(&abbrevs);
@@ -144,6 +159,9 @@ pub fn dwarf_field_offsets(img: &Image) -> Result<[Option<u64>; 4], gimli::Error
                         .attr(constants::DW_AT_data_member_location)?
                         .and_then(|a| a.udata_value());
                 }
+            }
+            if found.iter().all(Option::is_some) {
+                return Ok(found);
             }
         }
         if found.iter().all(Option::is_some) {

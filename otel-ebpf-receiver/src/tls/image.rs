@@ -178,8 +178,20 @@ impl<'a> Image<'a> {
     /// Looks up each name among defined function (or untyped) symbols: `.dynsym` first, then
     /// `.symtab` for the names still missing. Returns one entry per name, in order.
     pub fn find_symbols(&self, names: &[&str]) -> Vec<Option<SymbolInfo>> {
-        let mut found: Vec<Option<SymbolInfo>> = vec![None; names.len()];
-        for dynamic in [true, false] {
+        let mut found = vec![None; names.len()];
+        self.find_symbols_in(names, &mut found, &[true, false]);
+        found
+    }
+
+    /// Fills the `None` slots of `found` (one per name) from the symbol tables listed in
+    /// `tables` (`true` = `.dynsym`, `false` = `.symtab`), in that order.
+    pub fn find_symbols_in(
+        &self,
+        names: &[&str],
+        found: &mut [Option<SymbolInfo>],
+        tables: &[bool],
+    ) {
+        for &dynamic in tables {
             if found.iter().all(Option::is_some) {
                 break;
             }
@@ -207,7 +219,6 @@ impl<'a> Image<'a> {
                 }
             }
         }
-        found
     }
 
     /// Whether the file has a non-empty `.symtab`.
