@@ -43,7 +43,7 @@ fn time<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, Duration) {
     (d[n / 2], d[0])
 }
 
-fn openssl_target<'a>(p: &'a ProcessTls) -> (&'a CandidateFile, &'a TlsTarget) {
+fn openssl_target(p: &ProcessTls) -> (&CandidateFile, &TlsTarget) {
     p.targets()
         .find_map(|(c, a)| {
             a.targets

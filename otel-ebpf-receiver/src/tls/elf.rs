@@ -173,27 +173,33 @@ fn rodata_contains(img: &Image, needle: &[u8]) -> bool {
     memchr::memmem::find(rodata(img), needle).is_some()
 }
 
-/// The first `prefix` in `.rodata` followed by `D.D…`, returning the version token
-/// (digits, dots, letters, `+`, `-`), e.g. `OpenSSL 3.0.19 27 Jan 2026` → `3.0.19`.
+/// The most precise version following `prefix` in `.rodata`: among the tokens that look like
+/// `D.D…` (digits, dots, letters, `+`, `-`), the one with the most dot-separated parts, first
+/// on ties. `OpenSSL 3.0 legacy provider` and `OpenSSL 3.0.19 27 Jan 2026` → `3.0.19`.
 fn find_version_after(img: &Image, prefix: &[u8]) -> Option<String> {
-    let data = rodata(img);
-    for at in memchr::memmem::find_iter(data, prefix) {
-        let rest = &data[at + prefix.len()..];
-        let token: Vec<u8> = rest
-            .iter()
-            .copied()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
-            .take(32)
-            .collect();
-        if token.len() >= 3
-            && token[0].is_ascii_digit()
-            && token[1] == b'.'
-            && token[2].is_ascii_digit()
-        {
-            return String::from_utf8(token).ok();
+    let mut best: Option<&str> = None;
+    for t in versions_after(rodata(img), prefix) {
+        if best.is_none_or(|b| t.split('.').count() > b.split('.').count()) {
+            best = Some(t);
         }
     }
-    None
+    best.map(str::to_string)
+}
+
+/// Version-looking tokens after each `prefix` in `data`, in file order.
+fn versions_after<'a>(data: &'a [u8], prefix: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
+    memchr::memmem::find_iter(data, prefix).filter_map(move |at| {
+        let rest = &data[at + prefix.len()..];
+        let len = rest
+            .iter()
+            .take(32)
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
+            .count();
+        let token = &rest[..len];
+        let ok =
+            len >= 3 && token[0].is_ascii_digit() && token[1] == b'.' && token[2].is_ascii_digit();
+        ok.then(|| std::str::from_utf8(token).ok()).flatten()
+    })
 }
 
 /// Go `crypto/tls` target, `Ok(None)` when the binary does not contain `crypto/tls`.
@@ -217,7 +223,13 @@ fn go_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
         if img.has_symtab() && funcs.iter().all(Option::is_none) {
             return Ok(None); // symbols kept and no crypto/tls in them
         }
-        let (format, found) = golang::pclntab_lookup(img, &names)?;
+        let (format, found) = match golang::pclntab_lookup(img, &names) {
+            Err(golang::PclntabError::TooOld) => {
+                let v = golang::go_version(img).map_or_else(|| "< 1.16".to_string(), |v| v.raw);
+                return Err(AnalyzeReason::GoTooOld(v));
+            }
+            other => other?,
+        };
         funcs = found;
         source = GoSymbolSource::Pclntab(format);
     }

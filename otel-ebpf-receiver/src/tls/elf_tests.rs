@@ -125,10 +125,8 @@ fn node_bundles_openssl_statically() {
     };
     let reported = command_output(&node, &["-p", "process.versions.openssl"]);
     let version = version.as_deref().unwrap();
-    assert!(
-        reported.starts_with(version.split('+').next().unwrap()),
-        "{reported} vs {version}"
-    );
+    let plain = |v: &str| v.split('+').next().unwrap().to_string();
+    assert_eq!(plain(&reported), plain(version), "node says {reported}");
     assert_eq!(*linkage, Linkage::Static);
     let expected = if reported.starts_with('3') {
         OpenSslFlavour::OpenSsl3
@@ -326,5 +324,17 @@ fn corrupted_elf_never_panics() {
     assert!(
         errors >= 3 * 8,
         "truncations must mostly fail, got {errors} errors"
+    );
+}
+
+#[test]
+fn version_tokens_prefer_the_most_precise() {
+    let data = b"enable OpenSSL 3.0 legacy provider\0OpenSSL 3.0.19+quic 27 Jan 2026\0OpenSSL x\0OpenSSL 9.9\0";
+    let found: Vec<_> = super::versions_after(data, b"OpenSSL ").collect();
+    assert_eq!(found, ["3.0", "3.0.19+quic", "9.9"]);
+    assert!(
+        super::versions_after(b"OpenSSL ", b"OpenSSL ")
+            .next()
+            .is_none()
     );
 }
