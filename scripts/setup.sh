@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian 12 machine, idempotently:
-# apt packages, rust-src, bpf-linker linked against rustc's own LLVM, tracefs, rotel (PyPI).
+# apt packages, rust-src, bpf-linker linked against rustc's own LLVM, tracefs, rotel (PyPI),
+# oha (crates.io).
 # Safe to run again: every step checks first.
 set -euo pipefail
 
@@ -11,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # 1. Debian packages: tools the integration tests drive and the build needs; libssl3,
 #    libgnutls30 + gnutls-bin, golang-go (and the C compiler) are the real TLS libraries and
 #    toolchains the tls:: discovery tests analyse.
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 libssl3 libgnutls30 gnutls-bin golang-go gcc libc6-dev libssl-dev)
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 bpftrace linux-perf libssl3 libgnutls30 gnutls-bin golang-go gcc libc6-dev libssl-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,7 +45,8 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
     cargo install --locked bpf-linker --no-default-features --features llvm-22
 fi
 
-# 4. tracefs: tracepoints are attached through it.
+# 4. tracefs: not needed by the receiver's raw tracepoints, but bpftrace (the benchmark's
+#    floor) and tracing tools use it.
 if [ ! -e /sys/kernel/tracing/events ]; then
   log "mount -t tracefs nodev /sys/kernel/tracing"
   $SUDO mount -t tracefs nodev /sys/kernel/tracing
@@ -54,5 +56,10 @@ fi
 if ! python3 -c "import rotel" >/dev/null 2>&1; then
   log "pip install rotel"
   pip install -q rotel || log "rotel could not be installed; the rotel test will fail"
+fi
+# 6. oha (fixed-rate HTTP load with latency correction) for the overhead benchmark.
+if ! command -v oha >/dev/null 2>&1; then
+  log "cargo install oha"
+  cargo install --locked oha
 fi
 log "ok"

@@ -7,6 +7,11 @@ use otel_ebpf_receiver::{config::Config, pipeline, probes};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: the hot path allocates small strings and vectors per span; glibc malloc spent a
+/// third of the pipeline's time there (benches/hot_path.rs, integration/bench).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -62,8 +67,9 @@ fn main() -> ExitCode {
 }
 
 fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread for everything (ring buffer, parsing, export, telemetry): no cross-thread
+    // wake-ups per span; the benchmark (integration/bench) measured this as the cheapest.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
