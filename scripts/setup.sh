@@ -9,8 +9,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# 1. Debian packages: tools the integration tests drive and the build needs.
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 bpftrace linux-perf)
+# 1. Debian packages: tools the integration tests drive and the build needs; libssl3,
+#    libgnutls30 + gnutls-bin, golang-go (and the C compiler) are the real TLS libraries and
+#    toolchains the tls:: discovery tests analyse.
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 bpftrace linux-perf libssl3 libgnutls30 gnutls-bin golang-go gcc libc6-dev libssl-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
