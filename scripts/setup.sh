@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian 12 machine, idempotently:
-# apt packages, rust-src, bpf-linker linked against rustc's own LLVM, tracefs, rotel (PyPI).
-# grpcio (PyPI) for the gRPC integration test. Safe to run again: every step checks first.
+# apt packages, rust-src, bpf-linker linked against rustc's own LLVM, tracefs, rotel and grpcio
+# (PyPI), oha (crates.io).
+# Safe to run again: every step checks first.
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# 1. Debian packages: tools the integration tests drive and the build needs.
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client)
+# 1. Debian packages: tools the integration tests drive and the build needs; libssl3,
+#    libgnutls30 + gnutls-bin, golang-go (and the C compiler) are the real TLS libraries and
+#    toolchains the tls:: discovery tests analyse; nghttp2-client provides h2load.
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client bpftrace linux-perf libssl3 libgnutls30 gnutls-bin golang-go gcc libc6-dev libssl-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,7 +45,8 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
     cargo install --locked bpf-linker --no-default-features --features llvm-22
 fi
 
-# 4. tracefs: tracepoints are attached through it.
+# 4. tracefs: not needed by the receiver's raw tracepoints, but bpftrace (the benchmark's
+#    floor) and tracing tools use it.
 if [ ! -e /sys/kernel/tracing/events ]; then
   log "mount -t tracefs nodev /sys/kernel/tracing"
   $SUDO mount -t tracefs nodev /sys/kernel/tracing
@@ -53,7 +57,13 @@ if ! python3 -c "import rotel" >/dev/null 2>&1; then
   log "pip install rotel"
   pip install -q rotel || log "rotel could not be installed; the rotel test will fail"
 fi
-# 6. grpcio for the gRPC integration test (generic handlers: no protoc, no stubs).
+# 6. oha (fixed-rate HTTP load with latency correction) for the overhead benchmark.
+if ! command -v oha >/dev/null 2>&1; then
+  log "cargo install oha"
+  cargo install --locked oha
+fi
+
+# 7. grpcio for the gRPC integration test (generic handlers: no protoc, no stubs).
 if ! python3 -c "import grpc" >/dev/null 2>&1; then
   log "pip install grpcio"
   pip install -q grpcio || log "grpcio could not be installed; the gRPC test will fail"

@@ -8,6 +8,7 @@
 //!
 //! Tests run one at a time ([`serial`]) because each loads its own probes.
 
+pub mod bench;
 pub mod h2work;
 pub mod sink;
 pub mod workload;
@@ -44,9 +45,12 @@ pub fn free_port() -> u16 {
 
 /// Path of a binary built in this workspace's target directory.
 pub fn workspace_bin(name: &str) -> PathBuf {
-    // Test executables live in target/<profile>/deps/.
+    // Test executables live in target/<profile>/deps/, binaries in target/<profile>/.
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
     let p = dir.join(name);
     assert!(
         p.exists(),
@@ -72,22 +76,31 @@ impl Receiver {
         otlp_endpoint: Option<&str>,
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let health_port = free_port();
-        let metrics_port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("oer-it-{}-{}", std::process::id(), health_port));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = dir.join("config.yaml");
         let exporters = match otlp_endpoint {
             Some(e) => format!(
                 "exporters:\n  flush_interval_seconds: 0.2\n  metrics_interval_seconds: 1\n  otlp:\n    endpoint: \"{e}\"\n    protocol: grpc\n"
             ),
             None => "exporters:\n  console: true\n  flush_interval_seconds: 0.2\n".to_string(),
         };
+        Self::start_config(
+            &format!("receiver:\n{receiver_yaml}\n{exporters}"),
+            extra_env,
+        )
+    }
+
+    /// Starts the receiver with `config_yaml` (the `receiver:` and `exporters:` sections; the
+    /// `telemetry:` section is added with free ports) and waits until it is healthy.
+    pub fn start_config(config_yaml: &str, extra_env: &[(&str, &str)]) -> Self {
+        let health_port = free_port();
+        let metrics_port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("oer-it-{}-{}", std::process::id(), health_port));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("config.yaml");
         std::fs::write(
             &cfg,
             format!(
-                "receiver:\n{receiver_yaml}\n{exporters}telemetry:\n  health_address: \"127.0.0.1:{health_port}\"\n  metrics_address: \"127.0.0.1:{metrics_port}\"\n"
+                "{config_yaml}\ntelemetry:\n  health_address: \"127.0.0.1:{health_port}\"\n  metrics_address: \"127.0.0.1:{metrics_port}\"\n"
             ),
         )
         .unwrap();
@@ -116,6 +129,11 @@ impl Receiver {
         };
         r.wait_healthy(Duration::from_secs(60));
         r
+    }
+
+    /// Process id of the receiver.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn wait_healthy(&mut self, timeout: Duration) {

@@ -62,6 +62,10 @@ fn flatten(kvs: &[KeyValue]) -> BTreeMap<String, String> {
 
 #[derive(Default)]
 struct Store {
+    /// Counting mode (benchmarks): spans are counted in `counts`, not stored.
+    count_only: bool,
+    /// (OTLP span kind, `server.port`) → spans received.
+    counts: BTreeMap<(i32, i64), u64>,
     spans: Vec<Span>,
     metrics: Vec<ExportMetricsServiceRequest>,
     requests: usize,
@@ -78,6 +82,29 @@ impl TraceService for Svc {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut st = self.0.lock().unwrap();
         st.requests += 1;
+        if st.count_only {
+            let req = req.into_inner();
+            for s in req
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|ss| &ss.spans)
+            {
+                let port = s
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key == "server.port")
+                    .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                        Value::IntValue(i) => Some(*i),
+                        _ => None,
+                    })
+                    .unwrap_or(-1);
+                *st.counts.entry((s.kind, port)).or_default() += 1;
+            }
+            return Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }));
+        }
         for rs in req.into_inner().resource_spans {
             let resource = flatten(&rs.resource.map(|r| r.attributes).unwrap_or_default());
             for ss in rs.scope_spans {
@@ -122,12 +149,23 @@ pub struct OtlpSink {
 
 impl OtlpSink {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A sink that only counts spans by (kind, `server.port`) (see [`OtlpSink::count`]);
+    /// for benchmarks with millions of spans.
+    pub fn start_counting() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(count_only: bool) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let svc = Svc::default();
+        svc.0.lock().unwrap().count_only = count_only;
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -165,6 +203,13 @@ impl OtlpSink {
             .filter(|s| pred(s))
             .cloned()
             .collect()
+    }
+
+    /// Spans of OTLP `kind` (2 SERVER, 3 CLIENT) with `server.port` = `port` counted so far
+    /// (counting sinks only).
+    pub fn count(&self, kind: i32, port: u16) -> u64 {
+        let st = self.svc.0.lock().unwrap();
+        st.counts.get(&(kind, port as i64)).copied().unwrap_or(0)
     }
 
     /// Metric export requests received so far.

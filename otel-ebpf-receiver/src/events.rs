@@ -141,6 +141,7 @@ fn syscall(v: u8) -> Result<Syscall, DecodeError> {
         5 => Syscall::Recvfrom,
         6 => Syscall::Sendmsg,
         7 => Syscall::Recvmsg,
+        8 => Syscall::Sendfile,
         _ => {
             return Err(DecodeError::BadField {
                 field: "syscall",

@@ -7,9 +7,10 @@
 //! two include lists (`include_pids`, `include_executables`) are alternatives (either match
 //! suffices); ports match when either end of the connection has the port.
 //! Limits: executables are matched as given by the caller, ideally the target of
-//! `/proc/<pid>/exe`; a 15-byte `comm` name only matches entries that short. Filtering happens
-//! in user space, so excluded traffic is still captured by the probes (and costs ring buffer
-//! space); count what is dropped in `SelfMetrics::spans_filtered`.
+//! `/proc/<pid>/exe`; a 15-byte `comm` name only matches entries that short. The probes apply
+//! the pid and port lists themselves (`probes::KernelFilters`), so that traffic never reaches
+//! the ring buffer; this user-space filter applies every list again (and is the only one for
+//! executables); what it drops is counted in `SelfMetrics::spans_filtered`.
 
 use crate::config;
 use crate::events::Tuple;

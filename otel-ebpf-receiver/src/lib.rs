@@ -18,3 +18,4 @@ pub mod probes;
 pub mod protocol;
 pub mod span;
 pub mod telemetry;
+pub mod tls;

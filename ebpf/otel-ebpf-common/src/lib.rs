@@ -85,6 +85,9 @@ pub enum Syscall {
     Recvfrom = 5,
     Sendmsg = 6,
     Recvmsg = 7,
+    /// `sendfile(2)` to a socket: byte count only, the bytes come from a file and are not
+    /// captured (`captured_len` = 0).
+    Sendfile = 8,
 }
 
 /// Index of each counter in the `COUNTERS` per-CPU array (values are summed over CPUs).
@@ -97,8 +100,9 @@ pub enum Counter {
     DataLostRingbufFull = 1,
     /// Control events (close, exit, state) lost because the ring buffer was full.
     ControlLostRingbufFull = 2,
-    /// A syscall's enter could not be remembered (per-thread map full).
-    ActiveMapFull = 3,
+    /// TCP socket IO that did not come from a traced syscall (io_uring, splice, sendmmsg,
+    /// recvmmsg, kernel threads): not captured, counted.
+    UntracedSyscall = 3,
     /// A socket could not be tracked (connection map full, LRU eviction pressure).
     ConnMapFull = 4,
     /// Reading user memory for the payload failed (payload sent empty, counted).
@@ -129,9 +133,11 @@ pub struct EventHeader {
     pub tid: u32,
     /// File descriptor in `pid` (data, close); -1 when not known.
     pub fd: i32,
-    /// Connection id: unique per (pid, fd) lifetime, so it survives fd reuse. 0 = none.
+    /// Connection id: unique per socket (`struct sock`) lifetime, from the TCP handshake (or
+    /// the first data seen) to TCP_CLOSE. 0 = none.
     pub conn_id: u64,
-    /// CLOCK_MONOTONIC timestamp (ns) of the syscall's exit (data) or the event.
+    /// CLOCK_MONOTONIC timestamp (ns) of the socket call inside the syscall, after the bytes
+    /// moved (data), or of the event.
     pub ts_ns: u64,
     /// Syscall's full byte count (data events); new TCP state (TcpState events).
     pub total_len: u64,
@@ -155,42 +161,55 @@ pub const HEADER_LEN: usize = core::mem::size_of::<EventHeader>();
 const _: () = assert!(HEADER_LEN == 88);
 
 /// Start-up configuration of the probes, written into the object's `.rodata` (global
-/// `CONFIG`) before load. Offsets come from this kernel's BTF and tracefs format files.
+/// `CONFIG`) before load. Struct offsets come from this kernel's BTF; syscall numbers from the
+/// C library's `SYS_*` constants for this architecture.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProbeConfig {
-    /// The receiver's own tgid: its syscalls are never reported.
+    /// The receiver's own tgid: its sockets are never reported.
     pub own_tgid: u32,
     /// Payload bytes to copy per data event (≤ [`MAX_CAPTURE`]).
     pub capture_bytes: u32,
-    /// Offsets (bytes) inside `struct sock` of `__sk_common.skc_*` fields (BTF).
+    /// Offsets (bytes) inside `struct sock` of `__sk_common.skc_*` fields and of
+    /// `sk_protocol` (BTF).
     pub off_skc_daddr: u32,
     pub off_skc_rcv_saddr: u32,
     pub off_skc_dport: u32,
     pub off_skc_num: u32,
+    pub off_skc_family: u32,
     pub off_skc_v6_daddr: u32,
     pub off_skc_v6_rcv_saddr: u32,
-    /// Offsets (bytes) of fields in the sock:sock_send_length / sock:sock_recv_length record
-    /// (tracefs format file): `sk`, `family`, `protocol`.
-    pub tp_socklen_sk: u32,
-    pub tp_socklen_family: u32,
-    pub tp_socklen_protocol: u32,
-    /// Offsets in the sock:inet_sock_set_state record: `oldstate`, `newstate`, `sport`,
-    /// `dport`, `family`, `protocol`, `saddr_v6`, `daddr_v6`.
-    pub tp_state_oldstate: u32,
-    pub tp_state_newstate: u32,
-    pub tp_state_sport: u32,
-    pub tp_state_dport: u32,
-    pub tp_state_family: u32,
-    pub tp_state_protocol: u32,
-    pub tp_state_saddr_v6: u32,
-    pub tp_state_daddr_v6: u32,
-    /// Offset of the first syscall argument in syscalls:sys_enter_* records, and of `ret` in
-    /// syscalls:sys_exit_* records (tracefs format files; 16 on every current kernel).
-    pub tp_sys_args: u32,
-    pub tp_sys_ret: u32,
-    pub _pad: u32,
+    pub off_sk_protocol: u32,
+    /// Offsets (bytes) inside `struct pt_regs` (the user registers saved at syscall entry) of
+    /// the syscall number and its first three arguments (x86-64: `orig_ax`, `di`, `si`, `dx`).
+    pub off_regs_nr: u32,
+    pub off_regs_arg0: u32,
+    pub off_regs_arg1: u32,
+    pub off_regs_arg2: u32,
+    /// Syscall numbers, indexed by [`Syscall`] (read, write, readv, writev, sendto, recvfrom,
+    /// sendmsg, recvmsg, sendfile); `u32::MAX` for a syscall this architecture lacks.
+    pub nr: [u32; SYSCALL_COUNT],
+    /// [`FILTER_PIDS_INCLUDE`] | [`FILTER_PIDS_EXCLUDE`] | [`FILTER_PORTS_INCLUDE`] |
+    /// [`FILTER_PORTS_EXCLUDE`]: which filter maps hold entries.
+    pub filter_flags: u32,
 }
+
+/// Number of [`Syscall`] values.
+pub const SYSCALL_COUNT: usize = 9;
+/// `filter_flags`: only pids in `FILTER_PIDS` with value [`FILTER_INCLUDE`] are captured.
+pub const FILTER_PIDS_INCLUDE: u32 = 1;
+/// `filter_flags`: pids in `FILTER_PIDS` with value [`FILTER_EXCLUDE`] are not captured.
+pub const FILTER_PIDS_EXCLUDE: u32 = 2;
+/// `filter_flags`: only connections with a port in `FILTER_PORTS` ([`FILTER_INCLUDE`]) at
+/// either end are captured.
+pub const FILTER_PORTS_INCLUDE: u32 = 4;
+/// `filter_flags`: connections with a port in `FILTER_PORTS` ([`FILTER_EXCLUDE`]) at either
+/// end are not captured.
+pub const FILTER_PORTS_EXCLUDE: u32 = 8;
+/// Value in a filter map: include.
+pub const FILTER_INCLUDE: u8 = 1;
+/// Value in a filter map: exclude.
+pub const FILTER_EXCLUDE: u8 = 2;
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for ProbeConfig {}

@@ -1,36 +1,42 @@
-//! Kernel-side probes: syscall and socket tracepoints that copy socket bytes and metadata into
-//! one BPF ring buffer.
+//! Kernel-side probes: socket raw tracepoints that copy TCP payload bytes and metadata into one
+//! BPF ring buffer. No syscall tracepoint is attached, so untraced syscalls keep the kernel's
+//! fast path (attaching any `syscalls:*` tracepoint would put every task on the slow path).
 //!
-//! Hooks (all classic tracepoints, so they work without kprobes):
-//! - `syscalls:sys_{enter,exit}_{read,write,readv,writev,sendto,recvfrom,sendmsg,recvmsg}`:
-//!   enter remembers the arguments per thread, exit copies up to `capture_bytes` of the bytes
-//!   actually moved and submits a data event.
-//! - `sock:sock_send_length` / `sock:sock_recv_length` (Linux ≥ 6.3): fire inside the syscall
-//!   with the `sk` pointer, family and protocol; they mark the pending syscall as a TCP socket
-//!   call. Without them a syscall is not reported (so files and pipes are filtered here).
-//! - `syscalls:sys_{enter,exit}_{connect,accept,accept4}`: a new connection id and role.
-//! - `syscalls:sys_enter_close`: close event for tracked sockets.
-//! - `sched:sched_process_exit`: process exit event.
-//! - `sock:inet_sock_set_state` (Linux ≥ 4.16): TCP ESTABLISHED/CLOSE transitions with tuple.
+//! Hooks (raw tracepoints: the cheapest hook that works without kprobes):
+//! - `sock_send_length(sk, ret, flags)` / `sock_recv_length(sk, ret, flags)` (Linux ≥ 6.3):
+//!   fire in `sock_sendmsg_nosec` / `sock_recvmsg_nosec` after the bytes moved, in the
+//!   context of the syscall. The syscall number and arguments (fd, buffer or iovec/msghdr,
+//!   length) are read from the task's saved user registers (`bpf_task_pt_regs`), so
+//!   `read`, `write`, `readv`, `writev`, `sendto`, `recvfrom`, `sendmsg`, `recvmsg` on TCP
+//!   sockets are captured (up to `capture_bytes`) and `sendfile` is counted (bytes from a
+//!   file). MSG_PEEK reads are skipped. Socket IO from other paths (io_uring, splice,
+//!   sendmmsg, kernel threads) is counted as `UntracedSyscall`.
+//! - `inet_sock_set_state(sk, oldstate, newstate)` (Linux ≥ 4.16): SYN_SENT → ESTABLISHED
+//!   starts a client connection, SYN_RECV → ESTABLISHED a server one (new connection id,
+//!   role, tuple); → CLOSE ends it (close event).
+//! - `sched_process_exit(task)`: process exit event.
 //!
-//! `struct sock` fields are read only at offsets resolved by user space from this kernel's BTF
-//! (`CONFIG`); tracepoint record offsets come from the tracefs format files.
+//! Connections are keyed by their `struct sock` address (LRU map): the id survives fd
+//! passing and dup, and is dropped at TCP_CLOSE. Every `struct sock` and `struct pt_regs`
+//! field is read at an offset resolved by user space from this kernel's BTF (`CONFIG`).
 
 use aya_ebpf::{
-    EbpfContext,
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::task_struct,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        generated::{bpf_probe_read_kernel, bpf_probe_read_user},
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs},
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::RawTracePointContext,
 };
 use core::ffi::c_void;
 use otel_ebpf_common::{
-    AF_INET, AF_INET6, Counter, Direction, EventHeader, EventKind, HEADER_LEN, IPPROTO_TCP,
-    MAX_CAPTURE, MAX_IOVECS, ProbeConfig, SockRole, Syscall,
+    AF_INET, AF_INET6, Counter, Direction, EventHeader, EventKind, FILTER_EXCLUDE, FILTER_INCLUDE,
+    FILTER_PIDS_EXCLUDE, FILTER_PIDS_INCLUDE, FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE,
+    HEADER_LEN, IPPROTO_TCP, MAX_CAPTURE, MAX_IOVECS, ProbeConfig, SYSCALL_COUNT, SockRole,
+    Syscall,
 };
 
 /// Start-up configuration; user space rewrites it (`.rodata`) before load.
@@ -42,32 +48,19 @@ static CONFIG: ProbeConfig = ProbeConfig {
     off_skc_rcv_saddr: 0,
     off_skc_dport: 0,
     off_skc_num: 0,
+    off_skc_family: 0,
     off_skc_v6_daddr: 0,
     off_skc_v6_rcv_saddr: 0,
-    tp_socklen_sk: 0,
-    tp_socklen_family: 0,
-    tp_socklen_protocol: 0,
-    tp_state_oldstate: 0,
-    tp_state_newstate: 0,
-    tp_state_sport: 0,
-    tp_state_dport: 0,
-    tp_state_family: 0,
-    tp_state_protocol: 0,
-    tp_state_saddr_v6: 0,
-    tp_state_daddr_v6: 0,
-    tp_sys_args: 0,
-    tp_sys_ret: 0,
-    _pad: 0,
+    off_sk_protocol: 0,
+    off_regs_nr: 0,
+    off_regs_arg0: 0,
+    off_regs_arg1: 0,
+    off_regs_arg2: 0,
+    nr: [u32::MAX; SYSCALL_COUNT],
+    filter_flags: 0,
 };
 
-/// Reads one `CONFIG` field (volatile, so the loader's rewrite of `.rodata` is seen).
-#[inline(always)]
-fn conf() -> &'static ProbeConfig {
-    // SAFETY: CONFIG is a plain static that is never written after load.
-    unsafe { &*core::ptr::read_volatile(&(&raw const CONFIG)) }
-}
-
-/// Volatile read of one config field.
+/// Volatile read of one config field (so the loader's rewrite of `.rodata` is seen).
 #[inline(always)]
 fn rd<T: Copy>(p: &T) -> T {
     // SAFETY: `p` points into the CONFIG static.
@@ -76,7 +69,7 @@ fn rd<T: Copy>(p: &T) -> T {
 
 macro_rules! conf {
     ($f:ident) => {
-        rd(&conf().$f)
+        rd(&CONFIG.$f)
     };
 }
 
@@ -84,13 +77,17 @@ macro_rules! conf {
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 
-/// Pending syscall per thread (key: pid_tgid).
-#[map]
-static ACTIVE: HashMap<u64, Active> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
-
-/// Tracked sockets (key: tgid << 32 | fd). LRU bounds memory if closes are missed.
+/// Tracked connections (key: `struct sock` address). LRU bounds memory if a CLOSE is missed.
 #[map]
 static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(65536, 0);
+
+/// Process filter (key: tgid; value FILTER_INCLUDE / FILTER_EXCLUDE), filled by user space.
+#[map]
+static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
+
+/// Port filter (key: port, host order; value FILTER_INCLUDE / FILTER_EXCLUDE).
+#[map]
+static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 
 /// Drop and event counters, indexed by `Counter`.
 #[map]
@@ -100,35 +97,28 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(8, 0);
 #[map]
 static CONN_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-const OP_CONNECT: u8 = 100;
-const OP_ACCEPT: u8 = 101;
-const EINPROGRESS: i64 = 115;
 const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
 const TCP_CLOSE: i32 = 7;
+const MSG_PEEK: i32 = 2;
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Active {
-    /// Syscall as u8, or OP_CONNECT / OP_ACCEPT.
-    op: u8,
-    is_tcp: u8,
-    family: u16,
-    fd: i32,
-    /// Buffer, iovec array or msghdr (user pointer).
-    buf: u64,
-    /// Count or iovcnt.
-    len: u64,
-    sk: u64,
-}
-
+/// What is known about one socket. The tuple is read from `struct sock` once.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ConnState {
     conn_id: u64,
+    /// Process that moved data on it first (owner of its close event); 0 = none yet.
+    tgid: u32,
     role: u8,
-    /// Set once a TCP data event confirmed the fd is a TCP socket (close events only then).
+    /// Set once a data event was sent (close events only then).
     confirmed: u8,
-    _pad: [u8; 6],
+    family: u16,
+    lport: u16,
+    rport: u16,
+    _pad: u32,
+    laddr: [u8; 16],
+    raddr: [u8; 16],
 }
 
 #[repr(C)]
@@ -158,62 +148,15 @@ fn next_conn_id() -> u64 {
     }
 }
 
+/// Reads a `T` at kernel address `base + off`.
 #[inline(always)]
-fn arg(ctx: &TracePointContext, n: u32) -> u64 {
-    let off = conf!(tp_sys_args) + n * 8;
-    unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(0)
-}
-
-#[inline(always)]
-fn ret(ctx: &TracePointContext) -> i64 {
-    unsafe { ctx.read_at::<i64>(conf!(tp_sys_ret) as usize) }.unwrap_or(-1)
-}
-
-#[inline(always)]
-fn own(pid_tgid: u64) -> bool {
-    (pid_tgid >> 32) as u32 == conf!(own_tgid)
-}
-
-#[inline(always)]
-fn remember(ctx: &TracePointContext, op: u8, with_buf: bool) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    if own(id) {
-        return 0;
-    }
-    let a = Active {
-        op,
-        is_tcp: 0,
-        family: 0,
-        fd: arg(ctx, 0) as i32,
-        buf: if with_buf { arg(ctx, 1) } else { 0 },
-        len: if with_buf { arg(ctx, 2) } else { 0 },
-        sk: 0,
-    };
-    if ACTIVE.insert(&id, &a, 0).is_err() {
-        count(Counter::ActiveMapFull);
-    }
-    0
-}
-
-/// Takes the pending syscall of this thread.
-#[inline(always)]
-fn take() -> Option<Active> {
-    let id = bpf_get_current_pid_tgid();
-    let a = unsafe { ACTIVE.get(&id) }.copied();
-    if a.is_some() {
-        let _ = ACTIVE.remove(&id);
-    }
-    a
-}
-
-#[inline(always)]
-fn read_sk<T: Copy>(sk: u64, off: u32) -> Option<T> {
+fn read_k<T: Copy>(base: u64, off: u32) -> Option<T> {
     let mut v = core::mem::MaybeUninit::<T>::uninit();
     let r = unsafe {
         bpf_probe_read_kernel(
             v.as_mut_ptr() as *mut c_void,
             core::mem::size_of::<T>() as u32,
-            (sk + off as u64) as *const c_void,
+            (base + off as u64) as *const c_void,
         )
     };
     if r == 0 {
@@ -223,27 +166,81 @@ fn read_sk<T: Copy>(sk: u64, off: u32) -> Option<T> {
     }
 }
 
-/// Fills the tuple of `h` from `struct sock_common` at BTF-resolved offsets.
+/// Reads a `T` at user address `addr`.
 #[inline(always)]
-fn fill_tuple(h: &mut EventHeader, sk: u64, family: u16) {
-    h.family = family;
-    h.lport = read_sk::<u16>(sk, conf!(off_skc_num)).unwrap_or(0);
-    h.rport = u16::from_be(read_sk::<u16>(sk, conf!(off_skc_dport)).unwrap_or(0));
+fn read_u<T: Copy>(addr: u64) -> Option<T> {
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const T) }.ok()
+}
+
+/// True for an IPv4/IPv6 TCP socket.
+#[inline(always)]
+fn is_tcp(sk: u64) -> bool {
+    let family = read_k::<u16>(sk, conf!(off_skc_family)).unwrap_or(0);
+    (family == AF_INET || family == AF_INET6)
+        && read_k::<u16>(sk, conf!(off_sk_protocol)) == Some(IPPROTO_TCP)
+}
+
+/// A fresh connection state with the socket's tuple (`struct sock_common`, BTF offsets).
+#[inline(always)]
+fn new_state(sk: u64, role: SockRole) -> ConnState {
+    let family = read_k::<u16>(sk, conf!(off_skc_family)).unwrap_or(0);
+    let mut c = ConnState {
+        conn_id: next_conn_id(),
+        tgid: 0,
+        role: role as u8,
+        confirmed: 0,
+        family,
+        lport: read_k::<u16>(sk, conf!(off_skc_num)).unwrap_or(0),
+        rport: u16::from_be(read_k::<u16>(sk, conf!(off_skc_dport)).unwrap_or(0)),
+        _pad: 0,
+        laddr: [0; 16],
+        raddr: [0; 16],
+    };
     if family == AF_INET {
-        if let Some(a) = read_sk::<[u8; 4]>(sk, conf!(off_skc_rcv_saddr)) {
-            h.laddr[..4].copy_from_slice(&a);
+        if let Some(a) = read_k::<[u8; 4]>(sk, conf!(off_skc_rcv_saddr)) {
+            c.laddr[..4].copy_from_slice(&a);
         }
-        if let Some(a) = read_sk::<[u8; 4]>(sk, conf!(off_skc_daddr)) {
-            h.raddr[..4].copy_from_slice(&a);
+        if let Some(a) = read_k::<[u8; 4]>(sk, conf!(off_skc_daddr)) {
+            c.raddr[..4].copy_from_slice(&a);
         }
     } else {
-        if let Some(a) = read_sk::<[u8; 16]>(sk, conf!(off_skc_v6_rcv_saddr)) {
-            h.laddr = a;
+        if let Some(a) = read_k::<[u8; 16]>(sk, conf!(off_skc_v6_rcv_saddr)) {
+            c.laddr = a;
         }
-        if let Some(a) = read_sk::<[u8; 16]>(sk, conf!(off_skc_v6_daddr)) {
-            h.raddr = a;
+        if let Some(a) = read_k::<[u8; 16]>(sk, conf!(off_skc_v6_daddr)) {
+            c.raddr = a;
         }
     }
+    c
+}
+
+/// Whether the process filter lets `tgid` through (no map lookup when no filter is set).
+#[inline(always)]
+fn pid_allowed(tgid: u32) -> bool {
+    let flags = conf!(filter_flags);
+    if flags & (FILTER_PIDS_INCLUDE | FILTER_PIDS_EXCLUDE) == 0 {
+        return true;
+    }
+    match unsafe { FILTER_PIDS.get(&tgid) } {
+        Some(v) if *v == FILTER_EXCLUDE => false,
+        Some(v) if *v == FILTER_INCLUDE => true,
+        _ => flags & FILTER_PIDS_INCLUDE == 0,
+    }
+}
+
+/// Whether the port filter lets a connection with these ports through.
+#[inline(always)]
+fn ports_allowed(lport: u16, rport: u16) -> bool {
+    let flags = conf!(filter_flags);
+    if flags & (FILTER_PORTS_INCLUDE | FILTER_PORTS_EXCLUDE) == 0 {
+        return true;
+    }
+    let l = unsafe { FILTER_PORTS.get(&lport) }.copied().unwrap_or(0);
+    let r = unsafe { FILTER_PORTS.get(&rport) }.copied().unwrap_or(0);
+    if l == FILTER_EXCLUDE || r == FILTER_EXCLUDE {
+        return false;
+    }
+    flags & FILTER_PORTS_INCLUDE == 0 || l == FILTER_INCLUDE || r == FILTER_INCLUDE
 }
 
 #[inline(always)]
@@ -257,62 +254,66 @@ fn submit_header(h: &EventHeader, lost: Counter) {
     }
 }
 
-// ---------------------------------------------------------------- data syscalls: enter
+// ---------------------------------------------------------------- data: socket IO
 
-macro_rules! enter_io {
-    ($name:ident, $sys:expr) => {
-        #[tracepoint]
-        pub fn $name(ctx: TracePointContext) -> u32 {
-            remember(&ctx, $sys as u8, true)
-        }
-    };
+/// The syscall behind a socket call, from the saved user registers.
+struct Call {
+    op: u8,
+    fd: i32,
+    /// Buffer, iovec array or msghdr (user pointer).
+    buf: u64,
+    /// Count or iovcnt.
+    len: u64,
 }
 
-enter_io!(sys_enter_read, Syscall::Read);
-enter_io!(sys_enter_write, Syscall::Write);
-enter_io!(sys_enter_readv, Syscall::Readv);
-enter_io!(sys_enter_writev, Syscall::Writev);
-enter_io!(sys_enter_sendto, Syscall::Sendto);
-enter_io!(sys_enter_recvfrom, Syscall::Recvfrom);
-enter_io!(sys_enter_sendmsg, Syscall::Sendmsg);
-enter_io!(sys_enter_recvmsg, Syscall::Recvmsg);
-
-// ---------------------------------------------------------------- socket marks
+/// Maps the syscall number to a [`Syscall`] (`None`: not one we trace).
+#[inline(always)]
+fn syscall_of(nr: u64) -> Option<u8> {
+    let mut i = 0usize;
+    while i < SYSCALL_COUNT {
+        if nr == rd(&CONFIG.nr[i]) as u64 {
+            return Some(i as u8);
+        }
+        i += 1;
+    }
+    None
+}
 
 #[inline(always)]
-fn mark_socket(ctx: &TracePointContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    if let Some(a) = ACTIVE.get_ptr_mut(&id) {
-        let sk = unsafe { ctx.read_at::<u64>(conf!(tp_socklen_sk) as usize) }.unwrap_or(0);
-        let family = unsafe { ctx.read_at::<u16>(conf!(tp_socklen_family) as usize) }.unwrap_or(0);
-        let proto = unsafe { ctx.read_at::<u16>(conf!(tp_socklen_protocol) as usize) }.unwrap_or(0);
-        // SAFETY: map value pointer valid for this program's run.
-        unsafe {
-            (*a).sk = sk;
-            (*a).family = family;
-            (*a).is_tcp = ((family == AF_INET || family == AF_INET6) && proto == IPPROTO_TCP) as u8;
-        }
+fn current_call() -> Option<Call> {
+    // SAFETY: BTF task pointer of the current task; pt_regs of its user-mode entry.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf() as *mut task_struct) } as u64;
+    if regs == 0 {
+        return None;
     }
-    0
+    let nr = read_k::<u64>(regs, conf!(off_regs_nr))?;
+    let op = syscall_of(nr)?;
+    Some(Call {
+        op,
+        fd: read_k::<u64>(regs, conf!(off_regs_arg0))? as i32,
+        buf: read_k::<u64>(regs, conf!(off_regs_arg1))?,
+        len: read_k::<u64>(regs, conf!(off_regs_arg2))?,
+    })
 }
 
-#[tracepoint]
-pub fn sock_send_length(ctx: TracePointContext) -> u32 {
-    mark_socket(&ctx)
+#[inline(always)]
+fn is_egress(op: u8) -> bool {
+    op == Syscall::Write as u8
+        || op == Syscall::Writev as u8
+        || op == Syscall::Sendto as u8
+        || op == Syscall::Sendmsg as u8
+        || op == Syscall::Sendfile as u8
 }
 
-#[tracepoint]
-pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
-    mark_socket(&ctx)
-}
-
-// ---------------------------------------------------------------- data syscalls: exit
-
-/// Copies `len` bytes from user `src` into `dst + off`; `off` and `len` are clamped to `C`
-/// so the verifier can prove `off + len ≤ 2C` (vectored records reserve 2C payload bytes).
+/// Copies `len` bytes from user `src` into `dst + off`. `C` is a power of two; callers keep
+/// `off < C` (masked here so the verifier sees it) and `len` is clamped to `C`, so
+/// `off + len < 2C` (vectored records reserve 2C payload bytes, flat ones pass `off` = 0).
 #[inline(always)]
 fn copy_user<const C: usize>(dst: *mut u8, off: u64, len: u64, src: u64) -> bool {
-    let off = if off > C as u64 { C as u64 } else { off };
+    const { assert!(C.is_power_of_two()) };
+    // The volatile read hides `off`'s range from LLVM so the mask is kept for the verifier.
+    // SAFETY: reads a local.
+    let off = unsafe { core::ptr::read_volatile(&off) } & (C as u64 - 1);
     let len = if len > C as u64 { C as u64 } else { len };
     if len == 0 {
         return true;
@@ -326,80 +327,12 @@ fn copy_user<const C: usize>(dst: *mut u8, off: u64, len: u64, src: u64) -> bool
     }
 }
 
-/// What the exit handler learnt before the payload copy.
+/// A data event about to be written.
 struct Pending {
     h: EventHeader,
-    a: Active,
-    /// Bytes to copy: min(ret, capture_bytes).
+    call: Call,
+    /// Bytes to copy: min(ret, capture_bytes), 0 for sendfile.
     cap: u64,
-}
-
-/// Common part of every data syscall's exit: pairs with the enter, filters non-TCP, finds or
-/// creates the connection, builds the header.
-#[inline(always)]
-fn exit_prelude(ctx: &TracePointContext) -> Option<Pending> {
-    let a = take()?;
-    if a.is_tcp == 0 || a.op > Syscall::Recvmsg as u8 {
-        return None;
-    }
-    let r = ret(ctx);
-    if r <= 0 {
-        return None;
-    }
-    let id = bpf_get_current_pid_tgid();
-    let tgid = (id >> 32) as u32;
-    let key = ((tgid as u64) << 32) | (a.fd as u32 as u64);
-    let conn = match unsafe { CONNS.get(&key) } {
-        Some(c) if c.confirmed != 0 => *c,
-        other => {
-            let c = ConnState {
-                conn_id: match other {
-                    Some(c) => c.conn_id,
-                    None => next_conn_id(),
-                },
-                role: match other {
-                    Some(c) => c.role,
-                    None => SockRole::Unknown as u8,
-                },
-                confirmed: 1,
-                _pad: [0; 6],
-            };
-            if CONNS.insert(&key, &c, 0).is_err() {
-                count(Counter::ConnMapFull);
-            }
-            c
-        }
-    };
-    let egress = a.op == Syscall::Write as u8
-        || a.op == Syscall::Writev as u8
-        || a.op == Syscall::Sendto as u8
-        || a.op == Syscall::Sendmsg as u8;
-    let mut h = EventHeader {
-        kind: EventKind::Data as u8,
-        direction: if egress {
-            Direction::Egress as u8
-        } else {
-            Direction::Ingress as u8
-        },
-        role: conn.role,
-        syscall: a.op,
-        pid: tgid,
-        tid: id as u32,
-        fd: a.fd,
-        conn_id: conn.conn_id,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        total_len: r as u64,
-        ..EventHeader::default()
-    };
-    fill_tuple(&mut h, a.sk, a.family);
-    let mut cap = conf!(capture_bytes) as u64;
-    if cap > MAX_CAPTURE as u64 {
-        cap = MAX_CAPTURE as u64;
-    }
-    if (r as u64) < cap {
-        cap = r as u64;
-    }
-    Some(Pending { h, a, cap })
 }
 
 /// Reserves a record of `R` = header + C (flat) or header + 2C (vectored) bytes, copies the
@@ -415,34 +348,29 @@ fn emit<const C: usize, const R: usize>(p: &mut Pending, vectored: bool) {
     let cap = if p.cap > C as u64 { C as u64 } else { p.cap };
     let mut got: u64 = 0;
     if !vectored {
-        if copy_user::<C>(payload, 0, cap, p.a.buf) {
+        if copy_user::<C>(payload, 0, cap, p.call.buf) {
             got = cap;
         } else {
             count(Counter::PayloadReadFailed);
         }
     } else {
-        let (iov, iovcnt) = if p.a.op == Syscall::Sendmsg as u8 || p.a.op == Syscall::Recvmsg as u8
-        {
-            // struct msghdr (LP64 user ABI): msg_iov at 16, msg_iovlen at 24.
-            let iov =
-                unsafe { aya_ebpf::helpers::bpf_probe_read_user((p.a.buf + 16) as *const u64) }
-                    .unwrap_or(0);
-            let n = unsafe { aya_ebpf::helpers::bpf_probe_read_user((p.a.buf + 24) as *const u64) }
-                .unwrap_or(0);
-            (iov, n)
-        } else {
-            (p.a.buf, p.a.len)
-        };
+        let (iov, iovcnt) =
+            if p.call.op == Syscall::Sendmsg as u8 || p.call.op == Syscall::Recvmsg as u8 {
+                // struct msghdr (LP64 user ABI): msg_iov at 16, msg_iovlen at 24.
+                (
+                    read_u::<u64>(p.call.buf + 16).unwrap_or(0),
+                    read_u::<u64>(p.call.buf + 24).unwrap_or(0),
+                )
+            } else {
+                (p.call.buf, p.call.len)
+            };
         let mut i = 0u32;
         while i < MAX_IOVECS {
             if (i as u64) >= iovcnt || got >= cap {
                 break;
             }
-            let v = match unsafe {
-                aya_ebpf::helpers::bpf_probe_read_user((iov + i as u64 * 16) as *const IoVec)
-            } {
-                Ok(v) => v,
-                Err(_) => break,
+            let Some(v) = read_u::<IoVec>(iov + i as u64 * 16) else {
+                break;
             };
             let n = if v.len > cap - got { cap - got } else { v.len };
             if !copy_user::<C>(payload, got, n, v.base) {
@@ -459,12 +387,90 @@ fn emit<const C: usize, const R: usize>(p: &mut Pending, vectored: bool) {
     count(Counter::DataEvents);
 }
 
-/// Picks the smallest size class that holds the capture (classes bound ring buffer waste).
+/// One socket send or receive of `ret` bytes on `sk`.
 #[inline(always)]
-fn exit_io(ctx: &TracePointContext, vectored: bool) -> u32 {
-    let Some(mut p) = exit_prelude(ctx) else {
-        return 0;
+fn on_sock_io(ctx: &RawTracePointContext, egress: bool) {
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if tgid == conf!(own_tgid) || tgid == 0 {
+        return;
+    }
+    let sk: u64 = ctx.arg(0);
+    let ret = ctx.arg::<u64>(1) as i32;
+    let flags = ctx.arg::<u64>(2) as i32;
+    if ret <= 0 || sk == 0 || (!egress && flags & MSG_PEEK != 0) || !pid_allowed(tgid) {
+        return;
+    }
+    if !is_tcp(sk) {
+        return;
+    }
+    let Some(call) = current_call() else {
+        count(Counter::UntracedSyscall);
+        return;
     };
+    if is_egress(call.op) != egress {
+        count(Counter::UntracedSyscall);
+        return;
+    }
+    let conn = match unsafe { CONNS.get(&sk) } {
+        Some(c) if c.confirmed != 0 => *c,
+        other => {
+            let mut c = match other {
+                Some(c) => *c,
+                None => new_state(sk, SockRole::Unknown),
+            };
+            if !ports_allowed(c.lport, c.rport) {
+                return;
+            }
+            c.confirmed = 1;
+            c.tgid = tgid;
+            if CONNS.insert(&sk, &c, 0).is_err() {
+                count(Counter::ConnMapFull);
+            }
+            c
+        }
+    };
+    let mut cap = conf!(capture_bytes) as u64;
+    if cap > MAX_CAPTURE as u64 {
+        cap = MAX_CAPTURE as u64;
+    }
+    if (ret as u64) < cap {
+        cap = ret as u64;
+    }
+    if call.op == Syscall::Sendfile as u8 {
+        cap = 0; // the bytes come from a file: count only
+    }
+    let vectored = call.op == Syscall::Readv as u8
+        || call.op == Syscall::Writev as u8
+        || call.op == Syscall::Sendmsg as u8
+        || call.op == Syscall::Recvmsg as u8;
+    let mut p = Pending {
+        h: EventHeader {
+            kind: EventKind::Data as u8,
+            direction: if egress {
+                Direction::Egress as u8
+            } else {
+                Direction::Ingress as u8
+            },
+            role: conn.role,
+            syscall: call.op,
+            pid: tgid,
+            tid: id as u32,
+            fd: call.fd,
+            conn_id: conn.conn_id,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            total_len: ret as u64,
+            family: conn.family,
+            lport: conn.lport,
+            rport: conn.rport,
+            laddr: conn.laddr,
+            raddr: conn.raddr,
+            ..EventHeader::default()
+        },
+        call,
+        cap,
+    };
+    // The smallest size class that holds the capture (classes bound ring buffer waste).
     if vectored {
         match p.cap {
             0..=256 => emit::<256, { HEADER_LEN + 512 }>(&mut p, true),
@@ -481,176 +487,83 @@ fn exit_io(ctx: &TracePointContext, vectored: bool) -> u32 {
             _ => emit::<MAX_CAPTURE, { HEADER_LEN + MAX_CAPTURE }>(&mut p, false),
         }
     }
+}
+
+#[raw_tracepoint(tracepoint = "sock_send_length")]
+pub fn sock_send_length(ctx: RawTracePointContext) -> i32 {
+    on_sock_io(&ctx, true);
     0
 }
 
-macro_rules! exit_io {
-    ($name:ident, $vectored:expr) => {
-        #[tracepoint]
-        pub fn $name(ctx: TracePointContext) -> u32 {
-            exit_io(&ctx, $vectored)
+#[raw_tracepoint(tracepoint = "sock_recv_length")]
+pub fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
+    on_sock_io(&ctx, false);
+    0
+}
+
+// ---------------------------------------------------------------- TCP state, process exit
+
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let old = ctx.arg::<u64>(1) as i32;
+    let new = ctx.arg::<u64>(2) as i32;
+    if sk == 0 || (new != TCP_ESTABLISHED && new != TCP_CLOSE) || !is_tcp(sk) {
+        return 0;
+    }
+    if new == TCP_ESTABLISHED {
+        let role = match old {
+            TCP_SYN_SENT => SockRole::Client,
+            TCP_SYN_RECV => SockRole::Server,
+            _ => return 0,
+        };
+        let c = new_state(sk, role);
+        if CONNS.insert(&sk, &c, 0).is_err() {
+            count(Counter::ConnMapFull);
         }
-    };
-}
-
-exit_io!(sys_exit_read, false);
-exit_io!(sys_exit_write, false);
-exit_io!(sys_exit_sendto, false);
-exit_io!(sys_exit_recvfrom, false);
-exit_io!(sys_exit_readv, true);
-exit_io!(sys_exit_writev, true);
-exit_io!(sys_exit_sendmsg, true);
-exit_io!(sys_exit_recvmsg, true);
-
-// ---------------------------------------------------------------- connect / accept / close
-
-#[tracepoint]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    // Only AF_INET/AF_INET6 destinations (sa_family is the sockaddr's first u16).
-    let sa = arg(&ctx, 1);
-    let family = unsafe { aya_ebpf::helpers::bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
-    if family != AF_INET && family != AF_INET6 {
         return 0;
     }
-    remember(&ctx, OP_CONNECT, false)
-}
-
-#[tracepoint]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    let Some(a) = take() else { return 0 };
-    let r = ret(&ctx);
-    if a.op != OP_CONNECT || (r != 0 && r != -EINPROGRESS) {
-        return 0;
-    }
-    new_conn(a.fd, SockRole::Client)
-}
-
-#[tracepoint]
-pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
-    remember(&ctx, OP_ACCEPT, false)
-}
-
-#[tracepoint]
-pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
-    remember(&ctx, OP_ACCEPT, false)
-}
-
-#[inline(always)]
-fn exit_accept(ctx: &TracePointContext) -> u32 {
-    let Some(a) = take() else { return 0 };
-    let r = ret(ctx);
-    if a.op != OP_ACCEPT || r < 0 {
-        return 0;
-    }
-    new_conn(r as i32, SockRole::Server)
-}
-
-#[tracepoint]
-pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    exit_accept(&ctx)
-}
-
-#[tracepoint]
-pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
-    exit_accept(&ctx)
-}
-
-#[inline(always)]
-fn new_conn(fd: i32, role: SockRole) -> u32 {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let key = ((tgid as u64) << 32) | (fd as u32 as u64);
-    let c = ConnState {
-        conn_id: next_conn_id(),
-        role: role as u8,
-        confirmed: 0,
-        _pad: [0; 6],
-    };
-    if CONNS.insert(&key, &c, 0).is_err() {
-        count(Counter::ConnMapFull);
-    }
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    if own(id) {
-        return 0;
-    }
-    let tgid = (id >> 32) as u32;
-    let fd = arg(&ctx, 0) as i32;
-    let key = ((tgid as u64) << 32) | (fd as u32 as u64);
-    let Some(c) = (unsafe { CONNS.get(&key) }).copied() else {
+    // TCP_CLOSE: the connection is over (whatever process or softirq closes it).
+    let Some(c) = (unsafe { CONNS.get(&sk) }).copied() else {
         return 0;
     };
-    let _ = CONNS.remove(&key);
+    let _ = CONNS.remove(&sk);
     if c.confirmed == 0 {
         return 0;
     }
     let h = EventHeader {
         kind: EventKind::Close as u8,
-        pid: tgid,
-        tid: id as u32,
-        fd,
+        role: c.role,
+        pid: c.tgid,
+        fd: -1,
         conn_id: c.conn_id,
         ts_ns: unsafe { bpf_ktime_get_ns() },
+        family: c.family,
+        lport: c.lport,
+        rport: c.rport,
+        laddr: c.laddr,
+        raddr: c.raddr,
         ..EventHeader::default()
     };
     submit_header(&h, Counter::ControlLostRingbufFull);
     0
 }
 
-// ---------------------------------------------------------------- process exit, TCP state
-
-#[tracepoint]
-pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     let id = bpf_get_current_pid_tgid();
-    if (id >> 32) as u32 != id as u32 || own(id) {
+    let tgid = (id >> 32) as u32;
+    if tgid != id as u32 || tgid == conf!(own_tgid) || !pid_allowed(tgid) {
         return 0;
     }
     let h = EventHeader {
         kind: EventKind::ProcessExit as u8,
-        pid: (id >> 32) as u32,
+        pid: tgid,
         tid: id as u32,
         fd: -1,
         ts_ns: unsafe { bpf_ktime_get_ns() },
         ..EventHeader::default()
     };
-    submit_header(&h, Counter::ControlLostRingbufFull);
-    0
-}
-
-#[tracepoint]
-pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    let rd16 = |off: u32| unsafe { ctx.read_at::<u16>(off as usize) }.unwrap_or(0);
-    let rd32 = |off: u32| unsafe { ctx.read_at::<i32>(off as usize) }.unwrap_or(0);
-    if rd16(conf!(tp_state_protocol)) != IPPROTO_TCP {
-        return 0;
-    }
-    let new = rd32(conf!(tp_state_newstate));
-    if new != TCP_ESTABLISHED && new != TCP_CLOSE {
-        return 0;
-    }
-    let id = bpf_get_current_pid_tgid();
-    let mut h = EventHeader {
-        kind: EventKind::TcpState as u8,
-        syscall: rd32(conf!(tp_state_oldstate)) as u8,
-        total_len: new as u64,
-        pid: (id >> 32) as u32,
-        tid: id as u32,
-        fd: -1,
-        family: AF_INET6,
-        lport: rd16(conf!(tp_state_sport)),
-        rport: rd16(conf!(tp_state_dport)),
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        ..EventHeader::default()
-    };
-    // The v6 fields hold v4-mapped addresses for AF_INET sockets.
-    h.laddr =
-        unsafe { ctx.read_at::<[u8; 16]>(conf!(tp_state_saddr_v6) as usize) }.unwrap_or([0; 16]);
-    h.raddr =
-        unsafe { ctx.read_at::<[u8; 16]>(conf!(tp_state_daddr_v6) as usize) }.unwrap_or([0; 16]);
-    let _ = ctx.as_ptr();
     submit_header(&h, Counter::ControlLostRingbufFull);
     0
 }

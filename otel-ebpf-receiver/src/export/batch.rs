@@ -33,7 +33,7 @@ fn scope() -> InstrumentationScope {
 }
 
 /// Builds one export request from a batch, grouping spans by process resource.
-pub(crate) fn trace_request(items: Vec<Item>) -> ExportTraceServiceRequest {
+pub fn trace_request(items: Vec<Item>) -> ExportTraceServiceRequest {
     let mut groups: Vec<(Arc<ProcessResource>, ResourceSpans)> = Vec::new();
     // pid → indexes into `groups` (usually exactly one).
     let mut by_pid: HashMap<u32, Vec<usize>> = HashMap::new();

@@ -14,7 +14,7 @@
 //! task), `batch` (grouping by resource), `retry`, `transport` (`grpc`, `http`, `tls`),
 //! `console`.
 
-mod batch;
+pub mod batch;
 mod console;
 mod grpc;
 mod http;
@@ -81,7 +81,8 @@ pub enum ExportError {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// One queued span with its process resource.
-pub(crate) type Item = (Arc<ProcessResource>, Span);
+/// A queued span with its process resource.
+pub type Item = (Arc<ProcessResource>, Span);
 
 /// Shared state between the [`Exporter`] handle and its tasks.
 pub(crate) struct Shared {

@@ -1,8 +1,10 @@
-//! Kernel struct field offsets from the running kernel's BTF.
+//! Kernel struct field offsets and raw tracepoint prototypes from the running kernel's BTF.
 //!
-//! Input: /sys/kernel/btf/vmlinux. Output: byte offsets of `struct sock` fields the probes
-//! read (`__sk_common.skc_*`). Nothing is hard-coded: members inside anonymous unions/structs
-//! are found by walking the type graph.
+//! Input: /sys/kernel/btf/vmlinux. Output: byte offsets of the `struct sock` fields
+//! (`__sk_common.skc_*`, `sk_protocol`) and `struct pt_regs` fields the probes read, and the
+//! parameter types of raw tracepoints (`btf_trace_<name>` typedefs) so a kernel whose
+//! tracepoint arguments moved is refused instead of misread. Nothing is hard-coded: members
+//! inside anonymous unions/structs are found by walking the type graph.
 
 use btf_rs::{Btf, Type};
 
@@ -17,6 +19,14 @@ pub enum BtfError {
     NoMember { strukt: String, member: String },
     #[error("BTF member {0} is a bitfield; byte offset undefined")]
     Bitfield(String),
+    #[error("raw tracepoint {name} is not in this kernel's BTF (btf_trace_{name})")]
+    NoTracepoint { name: String },
+    #[error("raw tracepoint {name} has arguments ({found}), expected ({expected})")]
+    TracepointArgs {
+        name: String,
+        found: String,
+        expected: String,
+    },
 }
 
 /// Loaded kernel BTF.
@@ -28,9 +38,12 @@ pub struct KernelBtf {
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 impl KernelBtf {
-    /// Parses a BTF file (normally [`VMLINUX`]).
+    /// Opens a BTF file (normally [`VMLINUX`]): memory-mapped and parsed on demand when the
+    /// file allows mmap (a few MB of page cache instead of ~60 MB of parsed types on the heap),
+    /// else read and parsed whole.
     pub fn open(path: &str) -> Result<Self, BtfError> {
-        Btf::from_file(path)
+        Btf::from_file_with_backend(path, btf_rs::Backend::Mmap)
+            .or_else(|_| Btf::from_file(path))
             .map(|btf| Self { btf })
             .map_err(|e| BtfError::Read {
                 path: path.into(),
@@ -119,6 +132,102 @@ impl KernelBtf {
     }
 }
 
+impl KernelBtf {
+    /// A short C-like spelling of a type: `int`, `struct sock *`, `bool`.
+    fn describe(&self, t: Type, depth: u32) -> String {
+        if depth > 8 {
+            return "?".into();
+        }
+        let name = |x: &dyn btf_rs::BtfType| self.btf.resolve_name(x).unwrap_or_default();
+        match t {
+            Type::Void => "void".into(),
+            Type::Int(ref x) => name(x),
+            Type::Typedef(ref x) => name(x),
+            Type::Struct(ref x) => format!("struct {}", name(x)),
+            Type::Union(ref x) => format!("union {}", name(x)),
+            Type::Enum(ref x) => format!("enum {}", name(x)),
+            Type::Ptr(ref x) => match self.btf.resolve_chained_type(x) {
+                Ok(inner) => format!("{} *", self.describe(inner, depth + 1)),
+                Err(_) => "void *".into(),
+            },
+            Type::Const(ref x) | Type::Volatile(ref x) => match self.btf.resolve_chained_type(x) {
+                Ok(inner) => self.describe(inner, depth + 1),
+                Err(_) => "?".into(),
+            },
+            _ => "?".into(),
+        }
+    }
+
+    /// Parameter types of raw tracepoint `name` after the leading `void *` context, e.g.
+    /// `["struct sock *", "int", "int"]` for `sock_send_length` (source: the kernel's
+    /// `btf_trace_<name>` typedef, a pointer to the probe's function prototype).
+    pub fn raw_tracepoint_params(&self, name: &str) -> Result<Vec<String>, BtfError> {
+        let missing = || BtfError::NoTracepoint { name: name.into() };
+        let td = self
+            .btf
+            .resolve_types_by_name(&format!("btf_trace_{name}"))
+            .map_err(|_| missing())?
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Typedef(x) => Some(x),
+                _ => None,
+            })
+            .ok_or_else(missing)?;
+        let Ok(Type::Ptr(p)) = self.btf.resolve_chained_type(&td) else {
+            return Err(missing());
+        };
+        let Ok(Type::FuncProto(fp)) = self.btf.resolve_chained_type(&p) else {
+            return Err(missing());
+        };
+        Ok(fp
+            .parameters
+            .iter()
+            .skip(1)
+            .map(|prm| match self.btf.resolve_chained_type(prm) {
+                Ok(t) => self.describe(t, 0),
+                Err(_) => "?".into(),
+            })
+            .collect())
+    }
+
+    /// Checks that raw tracepoint `name` starts with the parameters `expected`.
+    pub fn expect_raw_tracepoint(&self, name: &str, expected: &[&str]) -> Result<(), BtfError> {
+        let found = self.raw_tracepoint_params(name)?;
+        if found.len() < expected.len() || found.iter().zip(expected).any(|(f, e)| f != e) {
+            return Err(BtfError::TracepointArgs {
+                name: name.into(),
+                found: found.join(", "),
+                expected: expected.join(", "),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `struct pt_regs` offsets (bytes) of the syscall number and first three arguments, as the
+/// kernel saved them at syscall entry (x86-64: `orig_ax`, `di`, `si`, `dx`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegsOffsets {
+    pub nr: u32,
+    pub arg0: u32,
+    pub arg1: u32,
+    pub arg2: u32,
+}
+
+impl RegsOffsets {
+    /// Resolves the offsets for this architecture (x86-64 only; others are an error naming
+    /// the missing member).
+    pub fn resolve(btf: &KernelBtf) -> Result<Self, BtfError> {
+        let f = |m: &str| btf.offset("pt_regs", &[m]);
+        Ok(Self {
+            nr: f("orig_ax")?,
+            arg0: f("di")?,
+            arg1: f("si")?,
+            arg2: f("dx")?,
+        })
+    }
+}
+
 /// `struct sock` offsets the probes need (bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SockOffsets {
@@ -128,6 +237,8 @@ pub struct SockOffsets {
     pub skc_num: u32,
     pub skc_v6_daddr: u32,
     pub skc_v6_rcv_saddr: u32,
+    pub skc_family: u32,
+    pub sk_protocol: u32,
 }
 
 impl SockOffsets {
@@ -141,6 +252,9 @@ impl SockOffsets {
             skc_num: f("skc_num")?,
             skc_v6_daddr: f("skc_v6_daddr")?,
             skc_v6_rcv_saddr: f("skc_v6_rcv_saddr")?,
+            skc_family: f("skc_family")?,
+            // A u16 since Linux 5.6 (a bitfield before: refused with BtfError::Bitfield).
+            sk_protocol: btf.offset("sock", &["sk_protocol"])?,
         })
     }
 }
@@ -166,6 +280,38 @@ mod tests {
         assert!(matches!(
             btf.offset("sock", &["no_such_member"]),
             Err(BtfError::NoMember { .. })
+        ));
+        // skc_family follows the address/hash words; sk_protocol lies past sock_common.
+        assert!(o.skc_family > o.skc_num && o.skc_family < o.skc_v6_daddr);
+        assert!(o.sk_protocol > o.skc_v6_rcv_saddr);
+    }
+
+    #[test]
+    fn resolves_regs_and_raw_tracepoints_from_running_kernel() {
+        if !std::path::Path::new(VMLINUX).exists() {
+            eprintln!("no {VMLINUX}; skipped");
+            return;
+        }
+        let btf = KernelBtf::open(VMLINUX).unwrap();
+        let r = RegsOffsets::resolve(&btf).unwrap();
+        // x86-64 struct pt_regs saves si right after dx, di after si, orig_ax after di.
+        assert_eq!(
+            (r.arg1, r.arg0, r.nr),
+            (r.arg2 + 8, r.arg2 + 16, r.arg2 + 24)
+        );
+        assert_eq!(
+            btf.raw_tracepoint_params("sock_send_length").unwrap(),
+            ["struct sock *", "int", "int"]
+        );
+        btf.expect_raw_tracepoint("inet_sock_set_state", &["struct sock *", "int", "int"])
+            .unwrap();
+        assert!(matches!(
+            btf.expect_raw_tracepoint("sock_recv_length", &["int"]),
+            Err(BtfError::TracepointArgs { .. })
+        ));
+        assert!(matches!(
+            btf.raw_tracepoint_params("no_such_tracepoint"),
+            Err(BtfError::NoTracepoint { .. })
         ));
     }
 }

@@ -4,7 +4,7 @@
 //! feature probes. Output: a report (one line per item, with the reason for anything missing).
 //! Nothing is attached.
 
-use super::{TRACEPOINTS, btf, tracefs};
+use super::{RAW_TRACEPOINTS, btf, tracefs};
 use aya::maps::MapType;
 use aya::programs::ProgramType;
 use aya::sys::{is_map_supported, is_program_supported};
@@ -92,31 +92,38 @@ pub fn report() -> (String, bool) {
     );
 
     let root = tracefs::root();
-    all &= root.is_some();
-    line(
+    optional(
         &mut out,
         root.is_some(),
         "tracefs",
         &match &root {
-            Some(r) => r.display().to_string(),
-            None => "not mounted — mount -t tracefs nodev /sys/kernel/tracing".into(),
+            Some(r) => format!("{} (not needed by raw tracepoints)", r.display()),
+            None => "not mounted (not needed by raw tracepoints; mount -t tracefs nodev /sys/kernel/tracing for tools)".into(),
         },
     );
 
-    let btf_res = btf::KernelBtf::open(btf::VMLINUX).and_then(|b| btf::SockOffsets::resolve(&b));
+    let kbtf = btf::KernelBtf::open(btf::VMLINUX);
+    let btf_res = kbtf.as_ref().map_err(|e| e.to_string()).and_then(|b| {
+        let sk = btf::SockOffsets::resolve(b).map_err(|e| e.to_string())?;
+        let regs = btf::RegsOffsets::resolve(b).map_err(|e| e.to_string())?;
+        Ok((sk, regs))
+    });
     all &= btf_res.is_ok();
     line(
         &mut out,
         btf_res.is_ok(),
         "BTF",
         &match &btf_res {
-            Ok(o) => format!(
-                "{} (struct sock: skc_dport@{} skc_num@{})",
+            Ok((sk, regs)) => format!(
+                "{} (struct sock: skc_dport@{} skc_num@{} sk_protocol@{}; struct pt_regs: nr@{} arg0@{})",
                 btf::VMLINUX,
-                o.skc_dport,
-                o.skc_num
+                sk.skc_dport,
+                sk.skc_num,
+                sk.sk_protocol,
+                regs.nr,
+                regs.arg0
             ),
-            Err(e) => e.to_string(),
+            Err(e) => e.clone(),
         },
     );
 
@@ -130,11 +137,11 @@ pub fn report() -> (String, bool) {
         &format!("BPF_MAP_TYPE_RINGBUF: {rb:?} (Linux ≥ 5.8)"),
     );
 
-    let tp = is_program_supported(ProgramType::TracePoint);
+    let tp = is_program_supported(ProgramType::RawTracePoint);
     line(
         &mut out,
         matches!(tp, Ok(true)),
-        "tracepoint programs",
+        "raw tracepoint programs",
         &format!("{tp:?}"),
     );
     all &= matches!(tp, Ok(true));
@@ -170,25 +177,21 @@ pub fn report() -> (String, bool) {
     );
 
     let _ = writeln!(out, "probe plan (all required):");
-    for (cat, name) in TRACEPOINTS {
-        let present = root.as_ref().is_some_and(|r| {
-            r.join("events")
-                .join(cat)
-                .join(name)
-                .join("format")
-                .exists()
-        });
-        all &= present;
+    for (name, args, since) in RAW_TRACEPOINTS {
+        let res = match &kbtf {
+            Ok(b) => b
+                .expect_raw_tracepoint(name, args)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        all &= res.is_ok();
         line(
             &mut out,
-            present,
-            &format!("{cat}:{name}"),
-            if present {
-                "tracepoint"
-            } else if root.is_none() {
-                "unknown: tracefs not mounted"
-            } else {
-                "missing on this kernel"
+            res.is_ok(),
+            &format!("raw_tp:{name}"),
+            &match res {
+                Ok(()) => format!("raw tracepoint ({}) (Linux ≥ {since})", args.join(", ")),
+                Err(e) => e,
             },
         );
     }

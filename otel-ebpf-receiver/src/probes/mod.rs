@@ -1,52 +1,51 @@
 //! Probe loading and attaching.
 //!
 //! Stage: **probes** → events. Input: the BPF object embedded at build time
-//! (`ebpf/otel-ebpf-probes`), this kernel's BTF (struct offsets) and tracefs (tracepoint record
-//! layouts). Output: attached tracepoints, the ring buffer to read, and the kernel-side
-//! counters. Every tracepoint listed in [`TRACEPOINTS`] is required; a missing one is an error
-//! that names it (the receiver cannot see sockets without them).
+//! (`ebpf/otel-ebpf-probes`), this kernel's BTF (struct offsets, raw tracepoint prototypes),
+//! the kernel-side filters. Output: attached raw tracepoints, the ring buffer to read, and the
+//! kernel-side counters. Every raw tracepoint in [`RAW_TRACEPOINTS`] is required; a missing
+//! one, or one whose arguments differ from what the probes read, is an error that names it.
+//! No syscall tracepoint is attached (see `ebpf/otel-ebpf-probes` for why).
 
 pub mod btf;
 pub mod check;
 pub mod tracefs;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::TracePoint;
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::RawTracePoint;
 use aya::{Ebpf, EbpfLoader};
-use otel_ebpf_common::{COUNTER_COUNT, MAX_CAPTURE, ProbeConfig};
+use otel_ebpf_common::{
+    COUNTER_COUNT, FILTER_EXCLUDE, FILTER_INCLUDE, FILTER_PIDS_EXCLUDE, FILTER_PIDS_INCLUDE,
+    FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE, MAX_CAPTURE, ProbeConfig, SYSCALL_COUNT,
+};
 
 /// The BPF object built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/otel-ebpf-probes"));
 
-/// (program, tracepoint category, tracepoint name). Program names equal the event names.
-pub const TRACEPOINTS: &[(&str, &str)] = &[
-    ("syscalls", "sys_enter_read"),
-    ("syscalls", "sys_exit_read"),
-    ("syscalls", "sys_enter_write"),
-    ("syscalls", "sys_exit_write"),
-    ("syscalls", "sys_enter_readv"),
-    ("syscalls", "sys_exit_readv"),
-    ("syscalls", "sys_enter_writev"),
-    ("syscalls", "sys_exit_writev"),
-    ("syscalls", "sys_enter_sendto"),
-    ("syscalls", "sys_exit_sendto"),
-    ("syscalls", "sys_enter_recvfrom"),
-    ("syscalls", "sys_exit_recvfrom"),
-    ("syscalls", "sys_enter_sendmsg"),
-    ("syscalls", "sys_exit_sendmsg"),
-    ("syscalls", "sys_enter_recvmsg"),
-    ("syscalls", "sys_exit_recvmsg"),
-    ("syscalls", "sys_enter_connect"),
-    ("syscalls", "sys_exit_connect"),
-    ("syscalls", "sys_enter_accept"),
-    ("syscalls", "sys_exit_accept"),
-    ("syscalls", "sys_enter_accept4"),
-    ("syscalls", "sys_exit_accept4"),
-    ("syscalls", "sys_enter_close"),
-    ("sock", "sock_send_length"),
-    ("sock", "sock_recv_length"),
-    ("sock", "inet_sock_set_state"),
-    ("sched", "sched_process_exit"),
+/// (raw tracepoint = program name, the argument types the program reads after the context,
+/// as [`btf::KernelBtf::raw_tracepoint_params`] spells them, minimum Linux version).
+pub const RAW_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
+    ("sock_send_length", &["struct sock *", "int", "int"], "6.3"),
+    ("sock_recv_length", &["struct sock *", "int", "int"], "6.3"),
+    (
+        "inet_sock_set_state",
+        &["struct sock *", "int", "int"],
+        "4.16",
+    ),
+    ("sched_process_exit", &["struct task_struct *"], "4.17"),
+];
+
+/// Syscall numbers of this architecture, in [`otel_ebpf_common::Syscall`] order.
+const SYSCALL_NRS: [i64; SYSCALL_COUNT] = [
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_sendmsg,
+    libc::SYS_recvmsg,
+    libc::SYS_sendfile,
 ];
 
 /// Why the probes could not be loaded or attached.
@@ -56,8 +55,6 @@ pub enum ProbeError {
         "not permitted to load eBPF programs: run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE ({0})"
     )]
     Permission(String),
-    #[error(transparent)]
-    Tracefs(#[from] tracefs::FormatError),
     #[error(transparent)]
     Btf(#[from] btf::BtfError),
     #[error("capture_bytes {0} is outside 1..={MAX_CAPTURE}")]
@@ -71,35 +68,75 @@ pub enum ProbeError {
 }
 
 /// Load-time settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     /// Payload bytes copied per syscall (bytes, 1..=[`MAX_CAPTURE`]).
     pub capture_bytes: u32,
     /// Ring buffer size (bytes, power of two multiple of the page size).
     pub ring_buffer_bytes: u32,
+    /// Filters applied in the kernel (what is filtered never reaches the ring buffer).
+    pub filters: KernelFilters,
+}
+
+/// The part of `receiver.filters` the probes can apply themselves: pids and ports.
+/// (Executables are matched in user space; with `include_executables` set, `include_pids`
+/// is applied in user space too, because the two include lists are alternatives.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelFilters {
+    pub include_pids: Vec<u32>,
+    pub exclude_pids: Vec<u32>,
+    pub include_ports: Vec<u16>,
+    pub exclude_ports: Vec<u16>,
+}
+
+impl KernelFilters {
+    /// The kernel-side subset of the configured filters.
+    pub fn from_config(f: &crate::config::Filters) -> Self {
+        Self {
+            include_pids: if f.include_executables.is_empty() {
+                f.include_pids.clone()
+            } else {
+                Vec::new()
+            },
+            exclude_pids: f.exclude_pids.clone(),
+            include_ports: f.include_ports.clone(),
+            exclude_ports: f.exclude_ports.clone(),
+        }
+    }
+
+    /// `ProbeConfig::filter_flags` for these filters.
+    pub fn flags(&self) -> u32 {
+        let mut f = 0;
+        if !self.include_pids.is_empty() {
+            f |= FILTER_PIDS_INCLUDE;
+        }
+        if !self.exclude_pids.is_empty() {
+            f |= FILTER_PIDS_EXCLUDE;
+        }
+        if !self.include_ports.is_empty() {
+            f |= FILTER_PORTS_INCLUDE;
+        }
+        if !self.exclude_ports.is_empty() {
+            f |= FILTER_PORTS_EXCLUDE;
+        }
+        f
+    }
 }
 
 /// Everything read from the kernel at start-up to fill [`ProbeConfig`].
-pub fn probe_config(capture_bytes: u32) -> Result<ProbeConfig, ProbeError> {
+pub fn probe_config(
+    capture_bytes: u32,
+    filters: &KernelFilters,
+) -> Result<ProbeConfig, ProbeError> {
     if capture_bytes == 0 || capture_bytes as usize > MAX_CAPTURE {
         return Err(ProbeError::Capture(capture_bytes));
     }
-    let root = tracefs::root().ok_or(tracefs::FormatError::NotMounted)?;
     let kbtf = btf::KernelBtf::open(btf::VMLINUX)?;
-    let sk = btf::SockOffsets::resolve(&kbtf)?;
-    let socklen = tracefs::Tracepoint::read(&root, "sock", "sock_send_length")?;
-    let recvlen = tracefs::Tracepoint::read(&root, "sock", "sock_recv_length")?;
-    let state = tracefs::Tracepoint::read(&root, "sock", "inet_sock_set_state")?;
-    let enter = tracefs::Tracepoint::read(&root, "syscalls", "sys_enter_read")?;
-    let exit = tracefs::Tracepoint::read(&root, "syscalls", "sys_exit_read")?;
-    // One set of offsets serves both sock:*_length tracepoints; make sure they agree.
-    for f in ["sk", "family", "protocol"] {
-        if socklen.offset(f)? != recvlen.offset(f)? {
-            return Err(ProbeError::Load(format!(
-                "sock_send_length/sock_recv_length disagree on {f}"
-            )));
-        }
+    for (name, args, _) in RAW_TRACEPOINTS {
+        kbtf.expect_raw_tracepoint(name, args)?;
     }
+    let sk = btf::SockOffsets::resolve(&kbtf)?;
+    let regs = btf::RegsOffsets::resolve(&kbtf)?;
     Ok(ProbeConfig {
         own_tgid: std::process::id(),
         capture_bytes,
@@ -107,22 +144,16 @@ pub fn probe_config(capture_bytes: u32) -> Result<ProbeConfig, ProbeError> {
         off_skc_rcv_saddr: sk.skc_rcv_saddr,
         off_skc_dport: sk.skc_dport,
         off_skc_num: sk.skc_num,
+        off_skc_family: sk.skc_family,
         off_skc_v6_daddr: sk.skc_v6_daddr,
         off_skc_v6_rcv_saddr: sk.skc_v6_rcv_saddr,
-        tp_socklen_sk: socklen.offset("sk")?,
-        tp_socklen_family: socklen.offset("family")?,
-        tp_socklen_protocol: socklen.offset("protocol")?,
-        tp_state_oldstate: state.offset("oldstate")?,
-        tp_state_newstate: state.offset("newstate")?,
-        tp_state_sport: state.offset("sport")?,
-        tp_state_dport: state.offset("dport")?,
-        tp_state_family: state.offset("family")?,
-        tp_state_protocol: state.offset("protocol")?,
-        tp_state_saddr_v6: state.offset("saddr_v6")?,
-        tp_state_daddr_v6: state.offset("daddr_v6")?,
-        tp_sys_args: enter.offset("fd")?,
-        tp_sys_ret: exit.offset("ret")?,
-        _pad: 0,
+        off_sk_protocol: sk.sk_protocol,
+        off_regs_nr: regs.nr,
+        off_regs_arg0: regs.arg0,
+        off_regs_arg1: regs.arg1,
+        off_regs_arg2: regs.arg2,
+        nr: SYSCALL_NRS.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        filter_flags: filters.flags(),
     })
 }
 
@@ -131,6 +162,42 @@ pub struct Probes {
     ebpf: Ebpf,
     /// Tracepoints attached, as `category:name`.
     pub attached: Vec<String>,
+}
+
+/// Writes the pid and port filters into `FILTER_PIDS` / `FILTER_PORTS`.
+fn fill_filters(ebpf: &mut Ebpf, f: &KernelFilters) -> Result<(), ProbeError> {
+    let mut pids: BpfHashMap<_, u32, u8> = ebpf
+        .map_mut("FILTER_PIDS")
+        .ok_or(ProbeError::Map("FILTER_PIDS"))?
+        .try_into()
+        .map_err(|_| ProbeError::Map("FILTER_PIDS"))?;
+    let lists = [
+        (&f.include_pids, FILTER_INCLUDE),
+        (&f.exclude_pids, FILTER_EXCLUDE),
+    ];
+    for (list, v) in lists {
+        for pid in list.iter() {
+            pids.insert(pid, v, 0)
+                .map_err(|e| ProbeError::Load(format!("FILTER_PIDS: {e}")))?;
+        }
+    }
+    let mut ports: BpfHashMap<_, u16, u8> = ebpf
+        .map_mut("FILTER_PORTS")
+        .ok_or(ProbeError::Map("FILTER_PORTS"))?
+        .try_into()
+        .map_err(|_| ProbeError::Map("FILTER_PORTS"))?;
+    let lists = [
+        (&f.include_ports, FILTER_INCLUDE),
+        (&f.exclude_ports, FILTER_EXCLUDE),
+    ];
+    for (list, v) in lists {
+        for port in list.iter() {
+            ports
+                .insert(port, v, 0)
+                .map_err(|e| ProbeError::Load(format!("FILTER_PORTS: {e}")))?;
+        }
+    }
+    Ok(())
 }
 
 fn raise_memlock() {
@@ -149,9 +216,12 @@ impl Probes {
         if let Some(missing) = check::missing_privilege() {
             return Err(ProbeError::Permission(missing));
         }
-        let cfg = probe_config(opts.capture_bytes)?;
+        let cfg = probe_config(opts.capture_bytes, &opts.filters)?;
         raise_memlock();
+        // No CO-RE relocations in the probes (offsets come from `probe_config`), so aya need not
+        // parse the kernel's BTF a second time (~25 MB of heap at start-up).
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .override_global("CONFIG", &cfg, true)
             .map_max_entries("EVENTS", opts.ring_buffer_bytes)
             .load(OBJECT)
@@ -163,29 +233,21 @@ impl Probes {
                     ProbeError::Load(msg)
                 }
             })?;
+        fill_filters(&mut ebpf, &opts.filters)?;
         let mut attached = Vec::new();
-        for (category, name) in TRACEPOINTS {
-            let tp = format!("{category}:{name}");
-            let prog: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| ProbeError::Attach {
-                    tp: tp.clone(),
-                    msg: "program missing from object".into(),
-                })?
-                .try_into()
-                .map_err(|e| ProbeError::Attach {
-                    tp: tp.clone(),
-                    msg: format!("{e}"),
-                })?;
-            prog.load().map_err(|e| ProbeError::Attach {
+        for (name, _, _) in RAW_TRACEPOINTS {
+            let tp = format!("raw_tp:{name}");
+            let err = |msg: String| ProbeError::Attach {
                 tp: tp.clone(),
-                msg: format!("{e:#}"),
-            })?;
-            prog.attach(category, name)
-                .map_err(|e| ProbeError::Attach {
-                    tp: tp.clone(),
-                    msg: format!("{e:#}"),
-                })?;
+                msg,
+            };
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| err("program missing from object".into()))?
+                .try_into()
+                .map_err(|e| err(format!("{e}")))?;
+            prog.load().map_err(|e| err(format!("{e:#}")))?;
+            prog.attach(name).map_err(|e| err(format!("{e:#}")))?;
             attached.push(tp);
         }
         Ok(Self { ebpf, attached })
@@ -226,5 +288,41 @@ impl KernelCounters {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_filters_follow_the_config_rules() {
+        let mut f = crate::config::Filters {
+            include_pids: vec![10],
+            exclude_pids: vec![11],
+            include_ports: vec![8080],
+            ..Default::default()
+        };
+        let k = KernelFilters::from_config(&f);
+        assert_eq!(k.include_pids, [10]);
+        assert_eq!(
+            k.flags(),
+            FILTER_PIDS_INCLUDE | FILTER_PIDS_EXCLUDE | FILTER_PORTS_INCLUDE
+        );
+        // include_pids and include_executables are alternatives: a process matching only the
+        // executable must not be dropped by the kernel, so include_pids moves to user space.
+        f.include_executables = vec!["nginx".into()];
+        let k = KernelFilters::from_config(&f);
+        assert!(k.include_pids.is_empty());
+        assert_eq!(k.flags(), FILTER_PIDS_EXCLUDE | FILTER_PORTS_INCLUDE);
+        assert_eq!(KernelFilters::default().flags(), 0);
+    }
+
+    #[test]
+    fn syscall_numbers_are_this_architectures() {
+        // x86-64 ABI numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(SYSCALL_NRS, [0, 1, 19, 20, 44, 45, 46, 47, 40]);
+        assert!(SYSCALL_NRS.iter().all(|n| u32::try_from(*n).is_ok()));
     }
 }

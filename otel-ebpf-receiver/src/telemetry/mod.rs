@@ -198,7 +198,7 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::DataEvents,
     Counter::DataLostRingbufFull,
     Counter::ControlLostRingbufFull,
-    Counter::ActiveMapFull,
+    Counter::UntracedSyscall,
     Counter::ConnMapFull,
     Counter::PayloadReadFailed,
 ];
@@ -209,7 +209,7 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::DataEvents => "data_events",
         Counter::DataLostRingbufFull => "data_lost_ringbuf_full",
         Counter::ControlLostRingbufFull => "control_lost_ringbuf_full",
-        Counter::ActiveMapFull => "active_map_full",
+        Counter::UntracedSyscall => "untraced_syscall",
         Counter::ConnMapFull => "conn_map_full",
         Counter::PayloadReadFailed => "payload_read_failed",
     }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The overhead benchmark (README "Overhead"): release build, then A/B pairs of nginx + wrk
+# (saturation) and nginx + oha (fixed rates), the bpftrace floor and the syscall tax.
+# Prints a table; writes bench-report.json (or $BENCH_JSON). Extra arguments go to `bench`
+# (see `bench --help`), e.g. `--pairs 5` or `--soak-secs 600`. Run as root on a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash scripts/setup.sh
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+cargo build --release -p otel-ebpf-receiver -p otel-ebpf-integration --bins
+./target/release/bench --json "${BENCH_JSON:-bench-report.json}" "$@"

@@ -1,0 +1,97 @@
+//! nginx (Debian package) as the benchmark's HTTP/1.1 server.
+//!
+//! One worker process pinned to one CPU, `/index.html` (13 bytes) and `/big.bin` (300,000
+//! bytes), `sendfile on` (Debian's default: bodies leave through sendfile(2), never through
+//! user memory), keep-alive without a request limit, no access log. A second `server` on another port answers `stub_status`: its
+//! `requests` counter is the ground truth of requests served (the status port is outside the
+//! receiver's port filter, so it produces no spans).
+
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Size of `/big.bin` (bytes).
+pub const BIG_LEN: usize = 300_000;
+
+/// A running nginx (master + one worker); stopped on drop.
+pub struct Nginx {
+    child: Child,
+    /// Port serving `GET /` (13-byte body).
+    pub port: u16,
+    /// Port serving `GET /status` (`stub_status`).
+    pub status_port: u16,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx with its worker pinned to `cpu` (taskset).
+    pub fn start(cpu: usize) -> Result<Self> {
+        let port = crate::free_port();
+        let status_port = crate::free_port();
+        let dir = std::env::temp_dir().join(format!("oer-bench-nginx-{port}"));
+        std::fs::create_dir_all(dir.join("www"))?;
+        std::fs::write(dir.join("www/index.html"), "hello, bench\n")?;
+        std::fs::write(dir.join("www/big.bin"), vec![b'x'; BIG_LEN])?;
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1;\nuser root;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  sendfile on;\n  keepalive_requests 1000000000;\n  keepalive_timeout 300s;\n\
+             \x20 client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n\
+             \x20 uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
+             \x20 server {{ listen 127.0.0.1:{port}; location / {{ root {d}/www; }} }}\n\
+             \x20 server {{ listen 127.0.0.1:{status_port}; location /status {{ stub_status; }} }}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf)?;
+        let child = Command::new("taskset")
+            .args(["-c", &cpu.to_string(), "nginx", "-e"])
+            .arg(dir.join("error.log"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start nginx (apt-get install nginx; scripts/setup.sh does)")?;
+        let n = Self {
+            child,
+            port,
+            status_port,
+            dir,
+        };
+        let t0 = Instant::now();
+        while n.requests().is_err() {
+            if t0.elapsed() > Duration::from_secs(10) {
+                bail!(
+                    "nginx did not answer on 127.0.0.1:{status_port}: {}",
+                    std::fs::read_to_string(n.dir.join("error.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(n)
+    }
+
+    /// nginx's total request counter (`stub_status`; this status request counts itself).
+    pub fn requests(&self) -> Result<u64> {
+        let body = crate::http_get_body(self.status_port, "/status").context("stub_status")?;
+        // "Active connections: N \nserver accepts handled requests\n A H R \n..."
+        let line = body.lines().nth(2).context("stub_status format")?;
+        let r = line
+            .split_whitespace()
+            .nth(2)
+            .context("stub_status format")?;
+        Ok(r.parse()?)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SAFETY: signal to a child we own. SIGTERM = fast shutdown of master and workers.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

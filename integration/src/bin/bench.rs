@@ -1,0 +1,285 @@
+//! `bench`: the overhead benchmark of issue #3 (see README "Overhead").
+//!
+//! Runs nginx + wrk/oha alternately without (A) and with (B) the release receiver, the
+//! bpftrace floor and the syscall tax, then prints a table and writes JSON. `--smoke` is the
+//! CI version: one B run at a low fixed rate, failing below 99% completeness. Root only.
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use otel_ebpf_integration::bench::{
+    self, Attached, FixedPair, Floor, Plan, SatPair, load,
+    nginx::Nginx,
+    procstat,
+    report::{Machine, Report, SyscallTax},
+    syscall,
+};
+
+#[derive(Parser, Debug)]
+#[command(about = "Overhead benchmark: nginx + wrk/oha with and without the receiver")]
+struct Args {
+    /// A/B pairs (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    pairs: u32,
+    /// Seconds per saturation (wrk) run.
+    #[arg(long, default_value_t = 10)]
+    sat_secs: u32,
+    /// Seconds per fixed-rate (oha) run.
+    #[arg(long, default_value_t = 10)]
+    fixed_secs: u32,
+    /// Fixed rates in req/s, comma-separated; 0 = half of A's median saturation throughput.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![20_000, 0])]
+    rates: Vec<u32>,
+    /// wrk connections.
+    #[arg(long, default_value_t = 50)]
+    sat_conns: u32,
+    /// oha connections.
+    #[arg(long, default_value_t = 50)]
+    fixed_conns: u32,
+    /// Skip the bpftrace floor runs.
+    #[arg(long)]
+    no_floor: bool,
+    /// Skip the syscall tax measurement.
+    #[arg(long)]
+    no_syscall_tax: bool,
+    /// Extra `receiver:` lines for the receiver config (e.g. "  capture_bytes: 512").
+    #[arg(long, default_value = "")]
+    receiver_yaml: String,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "bench-report.json")]
+    json: std::path::PathBuf,
+    /// CI smoke test: one B run at `--smoke-rate` for `--fixed-secs`; exit 1 below 99%.
+    #[arg(long)]
+    smoke: bool,
+    /// Rate of the smoke run (req/s).
+    #[arg(long, default_value_t = 2000)]
+    smoke_rate: u32,
+    /// Soak: one B run at the first rate for this many seconds, sampling RSS every 10 s.
+    #[arg(long)]
+    soak_secs: Option<u32>,
+}
+
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the benchmark loads eBPF probes and reads bpf_stats: run it as root");
+    }
+    let old_stats = procstat::enable_bpf_stats()?;
+    let r = if args.smoke {
+        smoke(&args)
+    } else if let Some(secs) = args.soak_secs {
+        soak(&args, secs)
+    } else {
+        full(&args)
+    };
+    procstat::restore_bpf_stats(&old_stats);
+    r
+}
+
+fn url(n: &Nginx) -> String {
+    format!("http://127.0.0.1:{}/index.html", n.port)
+}
+
+fn smoke(args: &Args) -> Result<()> {
+    let nginx = Nginx::start(SERVER_CPU)?;
+    let att = Attached::start(nginx.port, &args.receiver_yaml);
+    let (fr, o) = att.measure(&nginx, || {
+        load::oha(
+            &url(&nginx),
+            CLIENT_CPU,
+            args.smoke_rate,
+            8,
+            args.fixed_secs,
+        )
+    })?;
+    println!(
+        "smoke: {} req/s for {} s: {} served, {} SERVER spans ({:.2}%), {} CLIENT spans ({:.2}%), \
+         kernel lost {}, {:.2} µs CPU/span (receiver {:.3} s, BPF {:.3} s over {} runs), p99 {:.3} ms",
+        args.smoke_rate,
+        args.fixed_secs,
+        o.served,
+        o.server_spans,
+        o.server_completeness() * 100.0,
+        o.client_spans,
+        o.client_completeness() * 100.0,
+        o.kernel_lost,
+        o.us_per_span(),
+        o.cpu_s,
+        o.bpf_ns as f64 / 1e9,
+        o.bpf_runs,
+        fr.p99 * 1e3,
+    );
+    if o.served == 0 || o.server_completeness() < 0.99 || o.client_completeness() < 0.99 {
+        bail!("smoke: completeness below 99%");
+    }
+    Ok(())
+}
+
+fn soak(args: &Args, secs: u32) -> Result<()> {
+    let nginx = Nginx::start(SERVER_CPU)?;
+    let att = Attached::start(nginx.port, &args.receiver_yaml);
+    let rate = args
+        .rates
+        .first()
+        .copied()
+        .filter(|r| *r > 0)
+        .unwrap_or(20_000);
+    let pid = att.receiver.pid();
+    let u = url(&nginx);
+    let conns = args.fixed_conns;
+    let h = std::thread::spawn(move || load::oha(&u, CLIENT_CPU, rate, conns, secs));
+    let mut samples = Vec::new();
+    for i in 0..=secs / 10 {
+        let rss = procstat::status_bytes(pid, "VmRSS")?;
+        println!("soak t={:>4}s RSS {:.1} MB", i * 10, rss as f64 / 1e6);
+        samples.push((i * 10, rss));
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
+    let fr = h.join().expect("oha thread")?;
+    let hwm = procstat::status_bytes(pid, "VmHWM")?;
+    let warm = samples.iter().find(|(t, _)| *t >= 60).map_or(0, |s| s.1);
+    let end = samples.last().map_or(0, |s| s.1);
+    println!(
+        "soak: {rate} req/s for {secs} s ({} requests): RSS after warm-up (60 s) {:.1} MB, at end {:.1} MB, peak {:.1} MB",
+        fr.requests,
+        warm as f64 / 1e6,
+        end as f64 / 1e6,
+        hwm as f64 / 1e6
+    );
+    std::fs::write(
+        &args.json,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "rate": rate, "secs": secs, "requests": fr.requests,
+            "rss_samples": samples, "peak_rss": hwm,
+        }))?,
+    )?;
+    Ok(())
+}
+
+fn full(args: &Args) -> Result<()> {
+    let mut rep = Report {
+        date: now_utc(),
+        machine: Machine::this(),
+        ..Report::default()
+    };
+    let plan = Plan {
+        pairs: args.pairs,
+        sat_secs: args.sat_secs,
+        fixed_secs: args.fixed_secs,
+        rates: args.rates.clone(),
+        sat_conns: args.sat_conns,
+        fixed_conns: args.fixed_conns,
+        server_cpu: SERVER_CPU,
+        client_cpu: CLIENT_CPU,
+        floor: !args.no_floor,
+        syscall_tax: !args.no_syscall_tax,
+        receiver_yaml: args.receiver_yaml.clone(),
+    };
+    let nginx = Nginx::start(SERVER_CPU)?;
+    let u = url(&nginx);
+    if plan.syscall_tax {
+        let loops = 2_000_000;
+        let without = (
+            syscall::getppid_ns(loops)?,
+            syscall::devnull_write_ns(loops)?,
+        );
+        let att = Attached::start(nginx.port, &args.receiver_yaml);
+        let with = (
+            syscall::getppid_ns(loops)?,
+            syscall::devnull_write_ns(loops)?,
+        );
+        drop(att);
+        rep.syscall_tax = Some(SyscallTax {
+            getppid_ns_without: without.0,
+            getppid_ns_with: with.0,
+            devnull_write_ns_without: without.1,
+            devnull_write_ns_with: with.1,
+        });
+        eprintln!("syscall tax: {:?}", rep.syscall_tax);
+    }
+    for i in 0..plan.pairs {
+        let a = load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)?;
+        bench::pause();
+        let att = Attached::start(nginx.port, &args.receiver_yaml);
+        let (b, o) = att.measure(&nginx, || {
+            load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)
+        })?;
+        drop(att);
+        bench::pause();
+        let floor = if plan.floor {
+            let f = Floor::start()?;
+            let r = load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)?;
+            drop(f);
+            bench::pause();
+            Some(r)
+        } else {
+            None
+        };
+        eprintln!(
+            "pair {i} saturation: A {:.0} B {:.0} floor {:?} req/s; B spans {}/{} of {} served; lost {}",
+            a.rps,
+            b.rps,
+            floor.as_ref().map(|f| f.rps as u64),
+            o.server_spans,
+            o.client_spans,
+            o.served,
+            o.kernel_lost
+        );
+        rep.saturation.push(SatPair {
+            a,
+            b,
+            b_observed: o,
+            floor,
+        });
+    }
+    let half =
+        (bench::report::median(rep.saturation.iter().map(|p| p.a.rps).collect()) / 2.0 / 1000.0)
+            .round() as u32
+            * 1000;
+    let rates: Vec<u32> = plan
+        .rates
+        .iter()
+        .map(|&r| if r == 0 { half.max(1000) } else { r })
+        .collect();
+    for &rate in &rates {
+        for i in 0..plan.pairs {
+            let a = load::oha(&u, CLIENT_CPU, rate, plan.fixed_conns, plan.fixed_secs)?;
+            bench::pause();
+            let att = Attached::start(nginx.port, &args.receiver_yaml);
+            let (b, o) = att.measure(&nginx, || {
+                load::oha(&u, CLIENT_CPU, rate, plan.fixed_conns, plan.fixed_secs)
+            })?;
+            drop(att);
+            bench::pause();
+            eprintln!(
+                "pair {i} fixed {rate}: p99 A {:.3} B {:.3} ms; spans {}/{} of {}; {:.2} µs/span",
+                a.p99 * 1e3,
+                b.p99 * 1e3,
+                o.server_spans,
+                o.client_spans,
+                o.served,
+                o.us_per_span()
+            );
+            rep.fixed.push(FixedPair {
+                rate,
+                a,
+                b,
+                b_observed: o,
+            });
+        }
+    }
+    rep.plan = Some(plan);
+    rep.summarise();
+    print!("{}", rep.table());
+    std::fs::write(&args.json, serde_json::to_string_pretty(&rep)?)?;
+    eprintln!("JSON report: {}", args.json.display());
+    Ok(())
+}
+
+/// UTC time of the run, RFC 3339 to the second.
+fn now_utc() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

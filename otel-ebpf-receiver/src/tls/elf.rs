@@ -1,0 +1,290 @@
+//! Per-file analysis: which TLS functions a file holds and the file offsets to probe.
+//!
+//! Stage: the last step of discovery, run once per distinct file (see [`super::registry`]).
+//! Input: a path (memory-mapped) or the file's bytes.
+//! Output: a [`FileAnalysis`] listing [`TlsTarget`]s: the library found (OpenSSL 1.1/3.x or
+//! BoringSSL, shared or linked into an executable such as `node`; GnuTLS; Go `crypto/tls`)
+//! and its [`Probe`]s as offsets in the file (what a uprobe attach takes). OpenSSL and GnuTLS
+//! get entry probes and uretprobes; Go gets an entry probe and one probe per RET instruction
+//! (Go moves goroutine stacks, so uretprobes would corrupt them).
+//! Sources: symbols from `.dynsym` then `.symtab`; for Go, `.symtab` or the `.gopclntab`
+//! function table ([`super::golang`]); OpenSSL/GnuTLS versions from version strings in the
+//! file, else from `DT_SONAME`.
+//! Limits: x86-64 only; a file with none of the symbols yields an empty analysis, except
+//! files named like a TLS library (`libssl.so*`, `libgnutls.so*`), which yield
+//! [`AnalyzeReason::NoTlsSymbols`] (stripped or unknown layout). Errors never panic.
+
+use std::path::Path;
+
+use super::godwarf::GoTlsOffsets;
+use super::golang;
+use super::image::{FileBytes, Image};
+pub use super::target::*;
+
+/// Which TLS library a file name announces: `libssl.so*` / `libgnutls.so*` (not NSS's
+/// `libssl3.so`, whose API is different).
+pub fn tls_library_name(file_name: &str) -> bool {
+    file_name.starts_with("libssl.so") || file_name.starts_with("libgnutls.so")
+}
+
+/// Analyses the file at `path` (memory-mapped). A file named like a TLS library
+/// ([`tls_library_name`]) with no target is an error ([`AnalyzeReason::NoTlsSymbols`]).
+pub fn analyze_file(path: &Path) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = FileBytes::open(path).map_err(|e| err(e.into()))?;
+    let analysis = analyze_bytes(path, bytes.bytes())?;
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(tls_library_name);
+    if named && !analysis.is_tls() {
+        return Err(err(AnalyzeReason::NoTlsSymbols));
+    }
+    Ok(analysis)
+}
+
+const SYMBOLS: [&str; 8] = [
+    "SSL_read",
+    "SSL_write",
+    "SSL_read_ex",
+    "SSL_write_ex",
+    "SSL_get_fd",
+    "SSL_get_rfd",
+    "gnutls_record_recv",
+    "gnutls_record_send",
+];
+
+/// Analyses `data`, the bytes of the file `path` (used in results and errors only).
+pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let img = Image::parse(data).map_err(|e| err(e.into()))?;
+    let soname = img.dynamic_strings().ok().and_then(|d| d.soname);
+    // Exported symbols first; `.symtab` (a bigger table: 110k entries in `node`) only when
+    // the exports hold neither API.
+    let mut found = vec![None; SYMBOLS.len()];
+    img.find_symbols_in(&SYMBOLS, &mut found, &[true]);
+    let has_api =
+        |f: &[Option<_>]| (f[0].is_some() && f[1].is_some()) || (f[6].is_some() && f[7].is_some());
+    if !has_api(&found) {
+        img.find_symbols_in(&SYMBOLS, &mut found, &[false]);
+    }
+    let mut targets = Vec::new();
+
+    let entry_and_return = |fns: &[(TlsFunction, usize)]| -> Result<Vec<Probe>, AnalyzeError> {
+        let mut probes = Vec::new();
+        for &(function, i) in fns {
+            let Some(sym) = &found[i] else { continue };
+            let offset = img.vaddr_to_offset(sym.address).ok_or_else(|| {
+                err(AnalyzeReason::AddressNotInFile {
+                    symbol: function.symbol(),
+                    address: sym.address,
+                })
+            })?;
+            for kind in [ProbeKind::Entry, ProbeKind::Return] {
+                probes.push(Probe {
+                    function,
+                    kind,
+                    offset,
+                });
+            }
+        }
+        probes.sort_by_key(|p| p.kind != ProbeKind::Entry);
+        Ok(probes)
+    };
+
+    if found[0].is_some() && found[1].is_some() {
+        use TlsFunction::*;
+        let probes =
+            entry_and_return(&[(SslRead, 0), (SslWrite, 1), (SslReadEx, 2), (SslWriteEx, 3)])?;
+        let (flavour, version) = openssl_version(&img, soname.as_deref());
+        let linkage = if soname.as_deref().is_some_and(|s| s.starts_with("libssl")) {
+            Linkage::Shared
+        } else {
+            Linkage::Static
+        };
+        targets.push(TlsTarget {
+            library: TlsLibrary::OpenSsl {
+                flavour,
+                version,
+                linkage,
+                has_get_fd: found[4].is_some(),
+                has_get_rfd: found[5].is_some(),
+            },
+            probes,
+        });
+    }
+    if found[6].is_some() && found[7].is_some() {
+        use TlsFunction::*;
+        let probes = entry_and_return(&[(GnutlsRecordRecv, 6), (GnutlsRecordSend, 7)])?;
+        let version = find_version_after(&img, b"Enabled GnuTLS ").or_else(|| {
+            soname
+                .as_deref()
+                .and_then(|s| s.strip_prefix("libgnutls.so."))
+                .map(str::to_string)
+        });
+        targets.push(TlsTarget {
+            library: TlsLibrary::GnuTls { version },
+            probes,
+        });
+    }
+    if golang::is_go(&img)
+        && let Some(target) = go_target(&img).map_err(err)?
+    {
+        targets.push(target);
+    }
+    Ok(FileAnalysis {
+        path: path.to_path_buf(),
+        build_id: img.build_id(),
+        targets,
+    })
+}
+
+/// Flavour and version: version strings in the file first, then the SONAME.
+fn openssl_version(img: &Image, soname: Option<&str>) -> (OpenSslFlavour, Option<String>) {
+    let from_string = find_version_after(img, b"OpenSSL ");
+    let from_soname = soname
+        .and_then(|s| s.strip_prefix("libssl.so."))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let version = from_string.or(from_soname);
+    let flavour = match version.as_deref() {
+        Some(v) if v.starts_with("3") => OpenSslFlavour::OpenSsl3,
+        Some(v) if v.starts_with("1.1") => OpenSslFlavour::OpenSsl1_1,
+        Some(v) if v.starts_with("1.0") => OpenSslFlavour::OpenSsl1_0,
+        _ if rodata_contains(img, b"BoringSSL") => OpenSslFlavour::BoringSsl,
+        _ => OpenSslFlavour::Unknown,
+    };
+    (flavour, version)
+}
+
+fn rodata<'a>(img: &Image<'a>) -> &'a [u8] {
+    img.section_raw(".rodata")
+        .map(|(_, b)| b)
+        .unwrap_or_default()
+}
+
+fn rodata_contains(img: &Image, needle: &[u8]) -> bool {
+    memchr::memmem::find(rodata(img), needle).is_some()
+}
+
+/// The most precise version following `prefix` in `.rodata`: among the tokens that look like
+/// `D.D…` (digits, dots, letters, `+`, `-`), the one with the most dot-separated parts, first
+/// on ties. `OpenSSL 3.0 legacy provider` and `OpenSSL 3.0.19 27 Jan 2026` → `3.0.19`.
+fn find_version_after(img: &Image, prefix: &[u8]) -> Option<String> {
+    let mut best: Option<&str> = None;
+    for t in versions_after(rodata(img), prefix) {
+        if best.is_none_or(|b| t.split('.').count() > b.split('.').count()) {
+            best = Some(t);
+        }
+    }
+    best.map(str::to_string)
+}
+
+/// Version-looking tokens after each `prefix` in `data`, in file order.
+fn versions_after<'a>(data: &'a [u8], prefix: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
+    memchr::memmem::find_iter(data, prefix).filter_map(move |at| {
+        let rest = &data[at + prefix.len()..];
+        let len = rest
+            .iter()
+            .take(32)
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-'))
+            .count();
+        let token = &rest[..len];
+        let ok =
+            len >= 3 && token[0].is_ascii_digit() && token[1] == b'.' && token[2].is_ascii_digit();
+        ok.then(|| std::str::from_utf8(token).ok()).flatten()
+    })
+}
+
+/// Go `crypto/tls` target, `Ok(None)` when the binary does not contain `crypto/tls`.
+fn go_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
+    let fns = [TlsFunction::GoConnRead, TlsFunction::GoConnWrite];
+    let names = fns.map(TlsFunction::symbol);
+    let from_symtab = img.find_symbols(&names);
+    let (mut funcs, mut source): (Vec<Option<golang::GoFunction>>, GoSymbolSource) = (
+        from_symtab
+            .iter()
+            .map(|s| {
+                s.as_ref().map(|s| golang::GoFunction {
+                    entry: s.address,
+                    size: s.size,
+                })
+            })
+            .collect(),
+        GoSymbolSource::Symtab,
+    );
+    if funcs.iter().any(|f| f.as_ref().is_none_or(|f| f.size == 0)) {
+        if img.has_symtab() && funcs.iter().all(Option::is_none) {
+            return Ok(None); // symbols kept and no crypto/tls in them
+        }
+        let (format, found) = match golang::pclntab_lookup(img, &names) {
+            Err(golang::PclntabError::TooOld) => {
+                let v = golang::go_version(img).map_or_else(|| "< 1.16".to_string(), |v| v.raw);
+                return Err(AnalyzeReason::GoTooOld(v));
+            }
+            other => other?,
+        };
+        funcs = found;
+        source = GoSymbolSource::Pclntab(format);
+    }
+    if funcs.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let version = golang::go_version(img).ok_or(AnalyzeReason::GoVersionUnknown)?;
+    if !version.has_register_abi() {
+        return Err(AnalyzeReason::GoTooOld(version.raw));
+    }
+    let mut probes = Vec::new();
+    let mut rets = Vec::new();
+    for (function, f) in fns.into_iter().zip(funcs) {
+        let Some(f) = f else { continue };
+        let symbol = function.symbol();
+        let bad = |what| AnalyzeReason::BadFunction { symbol, what };
+        if f.size == 0 || f.size > golang::MAX_FUNCTION_BYTES {
+            return Err(bad("size is 0 or above the decode limit"));
+        }
+        let entry = img
+            .vaddr_to_offset(f.entry)
+            .ok_or(AnalyzeReason::AddressNotInFile {
+                symbol,
+                address: f.entry,
+            })?;
+        let code = img
+            .bytes_at_vaddr(f.entry, f.size)
+            .ok_or(bad("body not in the file"))?;
+        let offsets = golang::ret_offsets(code);
+        if offsets.is_empty() {
+            return Err(bad("no RET instruction found"));
+        }
+        probes.push(Probe {
+            function,
+            kind: ProbeKind::Entry,
+            offset: entry,
+        });
+        rets.extend(offsets.into_iter().map(|r| Probe {
+            function,
+            kind: ProbeKind::ReturnInstruction,
+            offset: entry + r,
+        }));
+    }
+    probes.extend(rets);
+    let offsets = GoTlsOffsets::for_image(img);
+    Ok(Some(TlsTarget {
+        library: TlsLibrary::Go {
+            version,
+            offsets,
+            symbols: source,
+        },
+        probes,
+    }))
+}
+
+#[cfg(test)]
+#[path = "elf_tests.rs"]
+mod tests;
