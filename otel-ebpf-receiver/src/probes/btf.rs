@@ -227,7 +227,7 @@ impl RegsOffsets {
             arg2: f("dx")?,
         };
         for (name, off) in [("orig_ax", r.nr), ("di", r.arg0), ("si", r.arg1)] {
-            if off < r.arg2 || off - r.arg2 >= 32 || (off - r.arg2) % 8 != 0 {
+            if off < r.arg2 || off - r.arg2 >= 32 || !(off - r.arg2).is_multiple_of(8) {
                 return Err(BtfError::NoMember {
                     strukt: "pt_regs (32-byte window from dx)".into(),
                     member: name.into(),
