@@ -210,6 +210,9 @@ impl Runtime {
         let lost =
             k[Counter::DataLostRingbufFull as usize] + k[Counter::ControlLostRingbufFull as usize];
         self.me.events_lost_kernel.store(lost, Ordering::Relaxed);
+        for (slot, v) in self.me.kernel_counters.iter().zip(k) {
+            SelfMetrics::set(slot, v);
+        }
         self.me
             .parse_errors
             .store(self.proc.tracker.stats.parse_errors, Ordering::Relaxed);
