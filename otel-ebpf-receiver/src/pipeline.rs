@@ -26,15 +26,10 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Pause after draining at least [`RING_BATCH_RECORDS`] records before waiting on the ring
-/// buffer again (wake-up batching): under load at most ~1/RING_POLL_PAUSE wake-ups per
-/// second, and records wait at most this long. At 800,000 records/s of ~250 bytes this holds
-/// ~2 MB in the ring (default 8 MiB). Below that batch size there is no pause, so a
-/// short-lived process's events are handled (and its /proc entry read) at once.
-pub const RING_POLL_PAUSE: Duration = Duration::from_millis(10);
-
-/// Records drained in one wake-up from which the next wait is delayed by [`RING_POLL_PAUSE`].
-pub const RING_BATCH_RECORDS: usize = 64;
+/// How often the ring buffer is drained when the probes did not wake us: they wake the
+/// consumer only once `probes::wakeup_bytes` are waiting (wake-up batching), so at low rates
+/// records wait at most this long.
+pub const RING_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Records → exchanges → spans, without IO.
 pub struct Processor {
@@ -215,6 +210,9 @@ impl Runtime {
         let lost =
             k[Counter::DataLostRingbufFull as usize] + k[Counter::ControlLostRingbufFull as usize];
         self.me.events_lost_kernel.store(lost, Ordering::Relaxed);
+        for (slot, v) in self.me.kernel_counters.iter().zip(k) {
+            SelfMetrics::set(slot, v);
+        }
         let stats = &self.proc.tracker.stats;
         self.me
             .parse_errors
@@ -270,25 +268,25 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     };
     let mut term = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut poll = tokio::time::interval(RING_POLL_INTERVAL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = tick.tick() => rt.tick(&counters),
+            _ = poll.tick() => {
+                while let Some(item) = ring.get_mut().next() {
+                    rt.on_record(&item);
+                }
+            }
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 let rb = guard.get_inner_mut();
-                let mut n = 0usize;
                 while let Some(item) = rb.next() {
                     rt.on_record(&item);
-                    n += 1;
                 }
                 guard.clear_ready();
-                if n >= RING_BATCH_RECORDS {
-                    // Wake-up batching under load: let records accumulate for a while instead
-                    // of waking for each one (the kernel notifies only when we have caught up).
-                    tokio::time::sleep(RING_POLL_PAUSE).await;
-                }
             }
         }
     }

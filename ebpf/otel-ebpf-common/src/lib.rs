@@ -192,6 +192,10 @@ pub struct ProbeConfig {
     /// [`FILTER_PIDS_INCLUDE`] | [`FILTER_PIDS_EXCLUDE`] | [`FILTER_PORTS_INCLUDE`] |
     /// [`FILTER_PORTS_EXCLUDE`]: which filter maps hold entries.
     pub filter_flags: u32,
+    /// Consumer wake-up batching: a record is submitted with BPF_RB_NO_WAKEUP while less than
+    /// this many bytes wait in the ring buffer, with BPF_RB_FORCE_WAKEUP from then on (the
+    /// consumer also polls on a timer). 0 = the kernel's default (wake when caught up).
+    pub wakeup_bytes: u32,
 }
 
 /// Number of [`Syscall`] values.

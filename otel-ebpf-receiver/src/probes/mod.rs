@@ -123,9 +123,18 @@ impl KernelFilters {
     }
 }
 
+/// Bytes waiting in the ring buffer from which the probes wake the consumer: 1/16 of the ring
+/// (512 KiB of the default 8 MiB), so a burst never comes near filling it before the
+/// consumer runs; below that the consumer finds the records on its poll timer
+/// (`pipeline::RING_POLL_INTERVAL`).
+pub fn wakeup_bytes(ring_buffer_bytes: u32) -> u32 {
+    (ring_buffer_bytes / 16).max(4096)
+}
+
 /// Everything read from the kernel at start-up to fill [`ProbeConfig`].
 pub fn probe_config(
     capture_bytes: u32,
+    ring_buffer_bytes: u32,
     filters: &KernelFilters,
 ) -> Result<ProbeConfig, ProbeError> {
     if capture_bytes == 0 || capture_bytes as usize > MAX_CAPTURE {
@@ -154,6 +163,7 @@ pub fn probe_config(
         off_regs_arg2: regs.arg2,
         nr: SYSCALL_NRS.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         filter_flags: filters.flags(),
+        wakeup_bytes: wakeup_bytes(ring_buffer_bytes),
     })
 }
 
@@ -216,7 +226,7 @@ impl Probes {
         if let Some(missing) = check::missing_privilege() {
             return Err(ProbeError::Permission(missing));
         }
-        let cfg = probe_config(opts.capture_bytes, &opts.filters)?;
+        let cfg = probe_config(opts.capture_bytes, opts.ring_buffer_bytes, &opts.filters)?;
         raise_memlock();
         // No CO-RE relocations in the probes (offsets come from `probe_config`), so aya need not
         // parse the kernel's BTF a second time (~25 MB of heap at start-up).
