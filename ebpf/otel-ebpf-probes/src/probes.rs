@@ -76,7 +76,7 @@ macro_rules! conf {
 
 /// The one ring buffer every event goes through (size set by user space at load).
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
 /// Tracked connections (key: `struct sock` address). LRU bounds memory if a CLOSE is missed.
 #[map]

@@ -124,7 +124,7 @@ impl KernelFilters {
 }
 
 /// Bytes waiting in the ring buffer from which the probes wake the consumer: 1/16 of the ring
-/// (512 KiB of the default 8 MiB), so a burst never comes near filling it before the
+/// (256 KiB of the default 4 MiB), so a burst never comes near filling it before the
 /// consumer runs; below that the consumer finds the records on its poll timer
 /// (`pipeline::RING_POLL_INTERVAL`).
 pub fn wakeup_bytes(ring_buffer_bytes: u32) -> u32 {
