@@ -103,11 +103,14 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
         )),
         None => None,
     };
+    // Registered once: a future made per loop turn (tokio::signal::ctrl_c()) misses a signal
+    // that arrives while the loop is busy between two turns.
     let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     log::info!("attached {} raw tracepoints", probes.attached.len());
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -266,13 +269,16 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         me,
         spans: Vec::new(),
     };
+    // Registered once: a future made per loop turn (tokio::signal::ctrl_c()) misses a signal
+    // that arrives while the loop is busy between two turns.
     let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut poll = tokio::time::interval(RING_POLL_INTERVAL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             _ = tick.tick() => rt.tick(&counters),
             _ = poll.tick() => {

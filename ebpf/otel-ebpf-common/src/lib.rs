@@ -16,7 +16,7 @@ pub const MAX_CAPTURE: usize = 16384;
 /// Default for [`ProbeConfig::capture_bytes`] (bytes).
 pub const DEFAULT_CAPTURE: u32 = 4096;
 /// Most iovec entries copied from one `readv`/`writev`/`sendmsg`/`recvmsg` call.
-pub const MAX_IOVECS: u32 = 8;
+pub const MAX_IOVECS: u32 = 32;
 
 /// Address families as in `<sys/socket.h>`.
 pub const AF_INET: u16 = 2;
