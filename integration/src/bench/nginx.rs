@@ -2,7 +2,9 @@
 //!
 //! One worker process pinned to one CPU, `/index.html` (13 bytes) and `/big.bin` (300,000
 //! bytes), `sendfile on` (Debian's default: bodies leave through sendfile(2), never through
-//! user memory), keep-alive without a request limit, no access log. A second `server` on another port answers `stub_status`: its
+//! user memory), keep-alive without a request limit, no access log. The h2c server has
+//! `sendfile off`: with it on, nginx's HTTP/2 responses stall on delayed ACKs (h2load then
+//! manages ~230 req/s with or without the receiver). A second `server` on another port answers `stub_status`: its
 //! `requests` counter is the ground truth of requests served (the status port is outside the
 //! receiver's port filter, so it produces no spans).
 
@@ -44,7 +46,7 @@ impl Nginx {
              \x20 client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n\
              \x20 uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
              \x20 server {{ listen 127.0.0.1:{port}; location / {{ root {d}/www; }} }}\n\
-             \x20 server {{ listen 127.0.0.1:{h2_port} http2; http2_max_requests 1000000000; location / {{ root {d}/www; }} }}\n\
+             \x20 server {{ listen 127.0.0.1:{h2_port} http2; sendfile off; location / {{ root {d}/www; }} }}\n\
              \x20 server {{ listen 127.0.0.1:{status_port}; location /status {{ stub_status; }} }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf)?;
