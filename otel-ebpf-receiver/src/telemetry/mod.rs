@@ -169,6 +169,10 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::UntracedSyscall,
     Counter::ConnMapFull,
     Counter::PayloadReadFailed,
+    Counter::TlsEvents,
+    Counter::TlsNoSocket,
+    Counter::TlsCallMapFull,
+    Counter::TlsCiphertextSkipped,
 ];
 
 /// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
@@ -180,5 +184,9 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::UntracedSyscall => "untraced_syscall",
         Counter::ConnMapFull => "conn_map_full",
         Counter::PayloadReadFailed => "payload_read_failed",
+        Counter::TlsEvents => "tls_events",
+        Counter::TlsNoSocket => "tls_no_socket",
+        Counter::TlsCallMapFull => "tls_call_map_full",
+        Counter::TlsCiphertextSkipped => "tls_ciphertext_skipped",
     }
 }

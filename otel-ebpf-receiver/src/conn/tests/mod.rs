@@ -110,6 +110,7 @@ impl Sim {
             total_len: total,
             tuple: Some(tuple()),
             payload: Bytes::copy_from_slice(bytes),
+            tls: None,
         });
         self.t.on_event(ev, &mut self.out);
     }
