@@ -366,9 +366,11 @@ fn describe(a: &FileAnalysis) -> String {
 
 /// Runs the attacher on its own thread: pins the system libraries, scans running processes,
 /// signals `started`, then handles commands until the sender is dropped; the object (every
-/// probe, raw tracepoints included) is detached when the thread ends.
+/// probe, raw tracepoints included) is detached when the thread ends. With `enabled` false
+/// (uprobe programs not loaded) it only keeps the object until then.
 pub fn spawn(
     ebpf: Ebpf,
+    enabled: bool,
     stats: Arc<TlsStats>,
     rx: Receiver<TlsCmd>,
     started: Sender<()>,
@@ -377,6 +379,11 @@ pub fn spawn(
         .name("tls-attach".into())
         .spawn(move || {
             let mut a = TlsAttacher::new(ebpf, stats);
+            if !enabled {
+                let _ = started.send(());
+                while rx.recv().is_ok() {}
+                return;
+            }
             let t = Instant::now();
             let pinned = a.pin_system_libraries();
             let scanned = a.scan_all();

@@ -59,6 +59,10 @@ pub struct SelfMetrics {
     /// [`SelfMetrics::set`]). Prometheus: `otel_ebpf_kernel_events_total{counter="…"}`, the
     /// label from [`kernel_counter_label`].
     pub kernel_counters: [AtomicU64; KERNEL_COUNTERS],
+    /// TLS attachment: files skipped (Prometheus `otel_ebpf_tls_skipped_total{reason,file}`,
+    /// one series per (reason label, file path), bounded) and files attached now (gauge
+    /// `otel_ebpf_tls_attached_files`).
+    pub tls: std::sync::Arc<crate::probes::uprobes::TlsStats>,
 }
 
 impl SelfMetrics {
@@ -96,8 +100,37 @@ impl SelfMetrics {
                 kernel_counter_label(*counter)
             );
         }
+        let n = "otel_ebpf_tls_skipped_total";
+        let _ = write!(
+            out,
+            "# HELP {n} Files with TLS code that cannot be traced, by reason and file.\n# TYPE {n} counter\n"
+        );
+        if let Ok(m) = self.tls.skipped.lock() {
+            let mut rows: Vec<_> = m.iter().collect();
+            rows.sort();
+            for ((reason, file), v) in rows {
+                let _ = writeln!(
+                    out,
+                    "{n}{{reason=\"{}\",file=\"{}\"}} {v}",
+                    label_value(reason),
+                    label_value(file)
+                );
+            }
+        }
+        let n = "otel_ebpf_tls_attached_files";
+        let v = self.tls.attached_files.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP {n} Files with TLS uprobes attached now.\n# TYPE {n} gauge\n{n} {v}\n"
+        );
         out
     }
+}
+
+/// A label value without the characters the exposition format would need to escape
+/// (`"`, `\`, newline become `_`).
+fn label_value(s: &str) -> String {
+    s.replace(['"', '\\', '\n'], "_")
 }
 
 /// Content type of [`SelfMetrics::render_prometheus`]'s text.
