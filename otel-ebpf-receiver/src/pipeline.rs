@@ -17,19 +17,19 @@ use crate::filter::Filter;
 use crate::metrics::HttpMetrics;
 use crate::probes::uprobes::{self, RESCAN_INTERVAL, TlsCmd};
 use crate::probes::{KernelCounters, KernelFilters, LoadOptions, Probes};
-use crate::protocol::detect;
 use crate::protocol::HttpExchange;
+use crate::protocol::detect;
 use crate::span::{ObservedSpan, SpanOptions, build_span};
 use crate::telemetry::{self, SelfMetrics};
 use anyhow::Context as _;
 use otel_ebpf_common::Counter;
-use std::io::Write as _;
 use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
@@ -118,6 +118,14 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     };
     let mut term = signal(SignalKind::terminate())?;
     log::info!("attached {} raw tracepoints", probes.attached.len());
+    // TLS uprobes follow processes here too, so TLS plaintext can be inspected and recorded.
+    let enabled = probes.tls_unavailable.is_none();
+    let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel();
+    let stats = Arc::new(uprobes::TlsStats::default());
+    let worker = uprobes::spawn(probes.into_ebpf(), enabled, stats, rx, started_tx)?;
+    let _ = started_rx.recv_timeout(Duration::from_secs(60));
+    log::info!("TLS attacher started (enabled: {enabled})");
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -130,7 +138,20 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
                         let hex: String = item.iter().map(|b| format!("{b:02x}")).collect();
                         writeln!(f, "{hex}")?;
                     }
-                    match events::decode(&item) {
+                    let decoded = events::decode(&item);
+                    match &decoded {
+                        Ok(Event::ProcessExec { pid, ts_ns }) => {
+                            let _ = tx.send(TlsCmd::Exec { pid: *pid, ts_ns: *ts_ns });
+                        }
+                        Ok(Event::ProcessFork { parent, child, .. }) => {
+                            let _ = tx.send(TlsCmd::Fork { parent: *parent, child: *child });
+                        }
+                        Ok(Event::ProcessExit { pid, .. }) => {
+                            let _ = tx.send(TlsCmd::Exit { pid: *pid });
+                        }
+                        _ => {}
+                    }
+                    match decoded {
                         Ok(Event::Data(d)) if d.tls.is_some() => println!(
                             "TLS pid={} conn={} {:?} {:?} {:?} total={} tuple={:?} {:?}",
                             d.pid, d.conn_id, d.tls, d.direction, d.role, d.total_len, d.tuple,
@@ -153,6 +174,9 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
         f.flush()?;
     }
     println!("kernel counters: {:?}", counters.read());
+    drop(ring);
+    drop(tx);
+    let _ = worker.join();
     Ok(())
 }
 
@@ -291,6 +315,9 @@ impl Runtime {
         let lost =
             k[Counter::DataLostRingbufFull as usize] + k[Counter::ControlLostRingbufFull as usize];
         self.me.events_lost_kernel.store(lost, Ordering::Relaxed);
+        for (slot, v) in self.me.kernel_counters.iter().zip(k) {
+            SelfMetrics::set(slot, v);
+        }
         self.me
             .parse_errors
             .store(self.proc.tracker.stats.parse_errors, Ordering::Relaxed);

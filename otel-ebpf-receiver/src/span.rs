@@ -227,7 +227,11 @@ fn full_url(
     } else {
         host.to_string()
     };
-    let default = if scheme == value::SCHEME_HTTPS { 443 } else { 80 };
+    let default = if scheme == value::SCHEME_HTTPS {
+        443
+    } else {
+        80
+    };
     let port = port
         .filter(|&p| p != default)
         .map(|p| format!(":{p}"))

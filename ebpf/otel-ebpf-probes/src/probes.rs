@@ -36,7 +36,9 @@
 //!   them; Go ≥ 1.17 register ABI: receiver RAX, buffer RBX, length RCX, result n in RAX,
 //!   goroutine in R14): the call is keyed by (tgid, goroutine), so a goroutine that parks and
 //!   resumes on another thread still finds it, and two goroutines that share a thread do
-//!   not mix. The socket comes from the `*tls.Conn` itself: `Conn.conn` → `net.conn.fd` →
+//!   not mix. `Write` is emitted at entry (Go writes all of `b` unless the connection fails;
+//!   emitting at the RET could order a request after its response, read by another
+//!   goroutine on another thread). The socket comes from the `*tls.Conn` itself: `Conn.conn` → `net.conn.fd` →
 //!   `netFD.pfd.Sysfd` (user memory) → `task->files->fdt->fd[fd]->private_data->sk`.
 //!   Limits: a library using memory BIOs (Node.js) does its socket IO outside the call, so
 //!   its events carry no socket (conn_id 0; user space keys them by session).
@@ -46,6 +48,7 @@
 //! field is read at an offset resolved by user space from this kernel's BTF (`CONFIG`).
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::task_struct,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_smp_processor_id,
@@ -57,7 +60,6 @@ use aya_ebpf::{
     macros::{map, raw_tracepoint, uprobe, uretprobe},
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{ProbeContext, RawTracePointContext, RetProbeContext},
-    EbpfContext,
 };
 use core::ffi::c_void;
 use otel_ebpf_common::{
@@ -141,10 +143,12 @@ static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16384, 0);
 #[map]
 static GO_CALLS: HashMap<[u64; 2], TlsCall> = HashMap::with_max_entries(16384, 0);
 
-/// Last socket seen inside a call of a C-library TLS session (key: [tgid, session pointer]):
-/// the socket of later calls served from the library's buffer without a syscall.
+/// Last socket seen inside a call of a C-library TLS session (key: [tgid, session pointer];
+/// value: [`struct sock` address, its conn_id]): the socket of later calls served from the
+/// library's buffer without a syscall. The conn_id is checked against `CONNS` on use, so a
+/// closed socket (or its address reused by another socket) is never taken.
 #[map]
-static TLS_SK: LruHashMap<[u64; 2], u64> = LruHashMap::with_max_entries(65536, 0);
+static TLS_SK: LruHashMap<[u64; 2], [u64; 2]> = LruHashMap::with_max_entries(65536, 0);
 
 /// Per-CPU sequence for connection ids.
 #[map]
@@ -191,7 +195,15 @@ struct TlsCall {
     sk: u64,
     /// `tls_fn` value.
     func: u64,
+    /// Non-zero: the call has returned (at this CLOCK_MONOTONIC ns) without a socket; the
+    /// entry waits for the thread's next socket send (memory-BIO libraries such as Node.js
+    /// write the ciphertext right after the call) to learn the session's socket.
+    orphan_ns: u64,
 }
+
+/// How long after an unassociated TLS write the thread's next socket send is taken as its
+/// ciphertext (ns).
+const ORPHAN_WINDOW_NS: u64 = 2_000_000;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -478,16 +490,22 @@ fn on_sock_io(ctx: &RawTracePointContext, egress: bool) {
         return;
     }
     // The IO of a TLS library call in progress on this thread: ciphertext of that session.
+    // An orphan (a finished write without socket) waits for the thread's next send.
     if let Some(tc) = TLS_CALLS.get_ptr_mut(&id) {
         // SAFETY: map value pointer, valid for this program run.
-        let ctx = unsafe {
-            (*tc).sk = sk;
-            (*tc).ctx
-        };
-        let _ = TLS_SK.insert(&[tgid as u64, ctx], &sk, 0);
-        mark_tls(sk, tgid);
-        count(Counter::TlsCiphertextSkipped);
-        return;
+        let (ctx, orphan) = unsafe { ((*tc).ctx, (*tc).orphan_ns) };
+        if orphan == 0 {
+            unsafe { (*tc).sk = sk };
+        } else if egress {
+            let _ = TLS_CALLS.remove(&id);
+        }
+        let fresh = orphan != 0
+            && egress
+            && unsafe { bpf_ktime_get_ns() }.saturating_sub(orphan) < ORPHAN_WINDOW_NS;
+        if orphan == 0 || fresh {
+            remember_sk(tgid, ctx, sk);
+            return;
+        }
     }
     let Some(call) = current_call() else {
         count(Counter::UntracedSyscall);
@@ -714,6 +732,29 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 
 // ---------------------------------------------------------------- TLS plaintext (uprobes)
 
+/// `sk` carries TLS session `ctx` of `tgid`: remembered, marked TLS, its ciphertext skipped.
+#[inline(always)]
+fn remember_sk(tgid: u32, ctx: u64, sk: u64) {
+    mark_tls(sk, tgid);
+    if let Some(c) = unsafe { CONNS.get(&sk) } {
+        let _ = TLS_SK.insert(&[tgid as u64, ctx], &[sk, c.conn_id], 0);
+    }
+    count(Counter::TlsCiphertextSkipped);
+}
+
+/// The socket remembered for a session, if it is still the same connection.
+#[inline(always)]
+fn remembered_sk(tgid: u32, ctx: u64) -> u64 {
+    let Some(v) = (unsafe { TLS_SK.get(&[tgid as u64, ctx]) }) else {
+        return 0;
+    };
+    let (sk, id) = (v[0], v[1]);
+    match unsafe { CONNS.get(&sk) } {
+        Some(c) if c.conn_id == id => sk,
+        _ => 0,
+    }
+}
+
 /// Marks the connection on `sk` as TLS (creating its state if the handshake was not seen).
 #[inline(always)]
 fn mark_tls(sk: u64, tgid: u32) {
@@ -754,7 +795,11 @@ fn sk_of_fd(fd: u64) -> Option<u64> {
     let file = read_k::<u64>(fds + fd * 8, 0)?;
     let sock = read_k::<u64>(file, conf!(off_file_private_data))?;
     let sk = read_k::<u64>(sock, conf!(off_socket_sk))?;
-    if sk != 0 && is_tcp(sk) { Some(sk) } else { None }
+    if sk != 0 && is_tcp(sk) {
+        Some(sk)
+    } else {
+        None
+    }
 }
 
 /// Go: the socket of a `*crypto/tls.Conn` (`Conn.conn` interface data → `net.conn.fd` →
@@ -772,7 +817,10 @@ fn go_conn_sk(conn: u64) -> Option<u64> {
 
 #[inline(always)]
 fn is_write_fn(f: u64) -> bool {
-    f == tls_fn::SSL_WRITE || f == tls_fn::SSL_WRITE_EX || f == tls_fn::GNUTLS_SEND || f == tls_fn::GO_WRITE
+    f == tls_fn::SSL_WRITE
+        || f == tls_fn::SSL_WRITE_EX
+        || f == tls_fn::GNUTLS_SEND
+        || f == tls_fn::GO_WRITE
 }
 
 /// Emits the plaintext of a finished TLS call (`n` bytes at `c.buf`).
@@ -861,8 +909,7 @@ pub fn tls_entry(ctx: ProbeContext) -> u32 {
     let buf: u64 = ctx.arg(1).unwrap_or(0);
     let len: u64 = ctx.arg(2).unwrap_or(0);
     let out: u64 = ctx.arg(3).unwrap_or(0);
-    let tgid = id >> 32;
-    let sk = unsafe { TLS_SK.get(&[tgid, session]) }.copied().unwrap_or(0);
+    let sk = remembered_sk((id >> 32) as u32, session);
     let call = TlsCall {
         ctx: session,
         buf,
@@ -870,6 +917,7 @@ pub fn tls_entry(ctx: ProbeContext) -> u32 {
         out,
         sk,
         func,
+        orphan_ns: 0,
     };
     if TLS_CALLS.insert(&id, &call, 0).is_err() {
         count(Counter::TlsCallMapFull);
@@ -884,53 +932,64 @@ pub fn tls_return(ctx: RetProbeContext) -> u32 {
     let Some(c) = (unsafe { TLS_CALLS.get(&id) }) else {
         return 0;
     };
+    if c.orphan_ns != 0 {
+        return 0; // a stale orphan: this return belongs to an untracked call
+    }
     let rax: u64 = ctx.ret();
-    tls_finish(c, rax);
-    let _ = TLS_CALLS.remove(&id);
+    let moved = tls_finish(c, rax);
+    if moved && c.sk == 0 && is_write_fn(c.func) {
+        if let Some(p) = TLS_CALLS.get_ptr_mut(&id) {
+            // SAFETY: map value pointer, valid for this program run.
+            unsafe { (*p).orphan_ns = bpf_ktime_get_ns() };
+        }
+    } else {
+        let _ = TLS_CALLS.remove(&id);
+    }
     0
 }
 
-/// Result of a C-library TLS call: emits its plaintext when it moved bytes.
+/// Result of a C-library TLS call: emits its plaintext when it moved bytes (returns true).
 #[inline(always)]
-fn tls_finish(c: &TlsCall, rax: u64) {
+fn tls_finish(c: &TlsCall, rax: u64) -> bool {
     let id = bpf_get_current_pid_tgid();
     let n = match c.func {
         tls_fn::SSL_READ | tls_fn::SSL_WRITE => {
             let r = rax as i32;
             if r <= 0 {
-                return;
+                return false;
             }
             r as u64
         }
         tls_fn::SSL_READ_EX | tls_fn::SSL_WRITE_EX => {
             if rax as i32 != 1 {
-                return;
+                return false;
             }
             if c.out == 0 {
                 if c.func == tls_fn::SSL_WRITE_EX {
                     c.len
                 } else {
-                    return;
+                    return false;
                 }
             } else {
                 match read_u::<u64>(c.out) {
                     Some(v) => v,
-                    None => return,
+                    None => return false,
                 }
             }
         }
         _ => {
             let r = rax as i64;
             if r <= 0 {
-                return;
+                return false;
             }
             r as u64
         }
     };
     if n > c.len {
-        return;
+        return false;
     }
     emit_tls(c, n, id);
+    true
 }
 
 /// Entry of Go `crypto/tls.(*Conn).Read` / `Write` (cookie `GO_READ` / `GO_WRITE`).
@@ -958,7 +1017,17 @@ pub fn go_tls_entry(ctx: ProbeContext) -> u32 {
         out: 0,
         sk,
         func,
+        orphan_ns: 0,
     };
+    if func == tls_fn::GO_WRITE {
+        // Emitted at entry: Go writes all of `b` unless it fails, and another goroutine may
+        // read the peer's answer (and reach its RET probe) before this one returns, which
+        // would put the response ahead of its request in the ring buffer.
+        if len > 0 && len <= 1 << 30 {
+            emit_tls(&call, len, id);
+        }
+        return 0;
+    }
     if GO_CALLS.insert(&[tgid as u64, g], &call, 0).is_err() {
         count(Counter::TlsCallMapFull);
     }

@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
-use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope};
 use aya::programs::UProbe;
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope};
 use otel_ebpf_common::tls_fn;
 
 use crate::tls::elf::{ProbeKind, TlsFunction};
@@ -140,6 +140,8 @@ impl TlsAttacher {
         if self.links.contains_key(&key) {
             return Ok(());
         }
+        let host = host_path(path, key);
+        let path = host.as_deref().unwrap_or(path);
         let mut links = Vec::new();
         let mut result = Ok(());
         'outer: for target in &analysis.targets {
@@ -181,9 +183,10 @@ impl TlsAttacher {
             describe(analysis)
         );
         self.links.insert(key, links);
-        self.stats
-            .attached_files
-            .store(self.links.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.attached_files.store(
+            self.links.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -206,9 +209,10 @@ impl TlsAttacher {
         if let Some(links) = self.links.remove(&key) {
             self.detach_links(links);
         }
-        self.stats
-            .attached_files
-            .store(self.links.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.attached_files.store(
+            self.links.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Runs registry actions; returns how many files were newly attached.
@@ -355,6 +359,22 @@ impl TlsAttacher {
     }
 }
 
+/// The same file through this host's root when `path` is `/proc/PID/root/X` and `/X` here
+/// is the same file (device and inode): that path outlives process PID (the kernel resolves
+/// the path when the uprobe is created).
+fn host_path(path: &Path, key: FileKey) -> Option<PathBuf> {
+    let rest = path.strip_prefix("/proc").ok()?;
+    let mut parts = rest.components();
+    parts.next()?; // PID
+    let root = parts.next()?;
+    if root.as_os_str() != "root" {
+        return None;
+    }
+    let host = Path::new("/").join(parts.as_path());
+    let meta = std::fs::metadata(&host).ok()?;
+    (FileKey::from_metadata(&meta) == key).then_some(host)
+}
+
 /// One line about what an analysis found.
 fn describe(a: &FileAnalysis) -> String {
     a.targets
@@ -424,7 +444,11 @@ mod tests {
         ] {
             let (entry, cookie) = program_for(f, ProbeKind::Entry);
             assert!(cookie.is_some());
-            assert!(super::super::UPROBE_PROGRAMS.iter().any(|(n, _)| *n == entry));
+            assert!(
+                super::super::UPROBE_PROGRAMS
+                    .iter()
+                    .any(|(n, _)| *n == entry)
+            );
             let (ret, c) = program_for(f, ProbeKind::Return);
             assert!(c.is_none());
             assert!(super::super::UPROBE_PROGRAMS.iter().any(|(n, _)| *n == ret));
@@ -437,6 +461,21 @@ mod tests {
             program_for(SslWriteEx, ProbeKind::Entry),
             ("tls_entry", Some(tls_fn::SSL_WRITE_EX))
         );
+    }
+
+    #[test]
+    fn proc_root_paths_become_host_paths_for_the_same_file() {
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        let key = FileKey::from_metadata(&std::fs::metadata(&exe).unwrap());
+        let via_proc = Path::new("/proc/self/root").join(exe.strip_prefix("/").unwrap());
+        // "self" is not a pid but resolves the same way; the host path is kept as is.
+        assert_eq!(host_path(&via_proc, key), Some(exe.clone()));
+        let other = FileKey {
+            inode: key.inode + 1,
+            ..key
+        };
+        assert_eq!(host_path(&via_proc, other), None);
+        assert_eq!(host_path(&exe, key), None);
     }
 
     #[test]

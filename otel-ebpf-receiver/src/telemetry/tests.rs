@@ -135,10 +135,11 @@ fn exposition_is_valid_and_exact() {
     assert_eq!(types["otel_ebpf_tls_skipped_total"], "counter");
     assert_eq!(types["otel_ebpf_tls_attached_files"], "gauge");
     assert_eq!(types.len(), NAMES.len() + 3);
-    m.tls.skipped.lock().unwrap().insert(
-        ("stripped".into(), "/usr/lib/x\"y/libssl.so.3".into()),
-        2,
-    );
+    m.tls
+        .skipped
+        .lock()
+        .unwrap()
+        .insert(("stripped".into(), "/usr/lib/x\"y/libssl.so.3".into()), 2);
 
     let fields = [
         &m.events_read,
