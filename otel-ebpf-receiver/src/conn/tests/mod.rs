@@ -4,6 +4,7 @@
 mod framing;
 mod lifecycle;
 mod resync;
+mod tls;
 
 use super::*;
 use crate::events::Tuple;
