@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian 12 machine, idempotently:
-# apt packages, rust-src, bpf-linker linked against rustc's own LLVM, tracefs, rotel (PyPI),
-# oha (crates.io).
+# apt packages, rust-src, bpf-linker linked against rustc's own LLVM, tracefs, rotel and grpcio
+# (PyPI), oha (crates.io).
 # Safe to run again: every step checks first.
 set -euo pipefail
 
@@ -11,8 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # 1. Debian packages: tools the integration tests drive and the build needs; libssl3,
 #    libgnutls30 + gnutls-bin, golang-go (and the C compiler) are the real TLS libraries and
-#    toolchains the tls:: discovery tests analyse.
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 bpftrace linux-perf libssl3 libgnutls30 gnutls-bin golang-go gcc libc6-dev libssl-dev)
+#    toolchains the tls:: discovery tests analyse; nghttp2-client provides h2load.
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client bpftrace linux-perf libssl3 libgnutls30 gnutls-bin golang-go gcc libc6-dev libssl-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -61,5 +61,11 @@ fi
 if ! command -v oha >/dev/null 2>&1; then
   log "cargo install oha"
   cargo install --locked oha
+fi
+
+# 7. grpcio for the gRPC integration test (generic handlers: no protoc, no stubs).
+if ! python3 -c "import grpc" >/dev/null 2>&1; then
+  log "pip install grpcio"
+  pip install -q grpcio || log "grpcio could not be installed; the gRPC test will fail"
 fi
 log "ok"

@@ -9,6 +9,7 @@
 //! Tests run one at a time ([`serial`]) because each loads its own probes.
 
 pub mod bench;
+pub mod h2work;
 pub mod sink;
 pub mod workload;
 

@@ -82,6 +82,10 @@ fn nginx_sendfile_bodies_keep_keepalive_framing() {
         Some(0.0),
         "{m}"
     );
+    // The kernel counters reach self-telemetry: at least one data event per socket call of
+    // the 10 exchanges on both sides (request write/read, response write(s)/read(s)).
+    let data = prom_value(&m, "otel_ebpf_kernel_events_total{counter=\"data_events\"}");
+    assert!(data.unwrap_or(0.0) >= 40.0, "{m}");
 }
 
 #[test]

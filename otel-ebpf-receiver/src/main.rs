@@ -16,7 +16,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// jemalloc options (read by jemalloc at its first allocation; NUL-terminated).
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"narenas:1,dirty_decay_ms:2000,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8] = b"narenas:1,dirty_decay_ms:500,muzzy_decay_ms:0\0";
 
 /// Returns the pages freed after start-up (BTF name tables, ~20 MB) to the kernel at once
 /// instead of after the decay time (`arena.<all>.purge`, jemalloc mallctl).

@@ -1,15 +1,17 @@
-//! HTTP duration metrics aggregated from spans.
+//! HTTP and gRPC duration metrics aggregated from spans.
 //!
 //! Stage: span/enrich → **metrics** → export. Input: each [`ObservedSpan`] with its process's
 //! [`ProcessResource`]. Output: on [`HttpMetrics::collect`], an OTLP
 //! [`ExportMetricsServiceRequest`] with CUMULATIVE explicit-bucket histograms
-//! `http.server.request.duration` / `http.client.request.duration` (unit `s`, semconv buckets
+//! `http.server.request.duration` / `http.client.request.duration` and, for gRPC spans,
+//! `rpc.server.call.duration` / `rpc.client.call.duration` (unit `s`, buckets
 //! [`HTTP_DURATION_BUCKETS`]), one `ResourceMetrics` per process, scope `otel-ebpf-receiver`.
 //!
 //! Attributes of a series are read back from the span (so they match it exactly):
-//! `http.request.method`, `http.response.status_code`, `error.type`, `network.protocol.name`,
-//! `network.protocol.version`, `url.scheme`, plus `server.address` and `server.port` on the client
-//! metric. Duration = span end − span start.
+//! `http.request.method` (HTTP; `_OTHER` when the span has none), `rpc.system.name`,
+//! `rpc.method`, `rpc.response.status_code` (gRPC), `http.response.status_code`, `error.type`,
+//! `network.protocol.name`, `network.protocol.version`, `url.scheme`, plus `server.address` and
+//! `server.port` on the client metrics. Duration = span end − span start.
 //!
 //! Limits (memory is bounded): at most [`MetricsLimits::max_series_per_process`] series per
 //! process and instrument, counting the overflow series: past `limit − 1` distinct attribute
@@ -34,7 +36,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use otel_ebpf_semconv::metric::{
     DURATION_UNIT, HTTP_CLIENT_REQUEST_DURATION, HTTP_DURATION_BUCKETS,
-    HTTP_SERVER_REQUEST_DURATION,
+    HTTP_SERVER_REQUEST_DURATION, RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
 };
 use otel_ebpf_semconv::{attribute as attr, value};
 use std::collections::{BTreeMap, HashMap};
@@ -85,6 +87,8 @@ struct ProcessSeries {
     last_update: u64,
     server: Instrument,
     client: Instrument,
+    rpc_server: Instrument,
+    rpc_client: Instrument,
 }
 
 #[derive(Debug, Default)]
@@ -96,7 +100,11 @@ struct Instrument {
 /// Attribute set of one series; `None` fields are left out.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct SeriesKey {
-    method: String,
+    /// `http.request.method` (HTTP series only).
+    method: Option<String>,
+    rpc_system: Option<String>,
+    rpc_method: Option<String>,
+    rpc_status: Option<String>,
     status: Option<i64>,
     error_type: Option<String>,
     protocol_name: Option<String>,
@@ -137,7 +145,8 @@ impl HttpMetrics {
     }
 
     /// Records one span: SERVER spans into `http.server.request.duration`, CLIENT spans into
-    /// `http.client.request.duration`; other kinds are ignored. Keyed by `span.pid`; the
+    /// `http.client.request.duration` — or, for gRPC spans (`rpc.system.name` set), into
+    /// `rpc.server.call.duration` / `rpc.client.call.duration`; other kinds are ignored. Keyed by `span.pid`; the
     /// process's resource is replaced by `resource` when it differs.
     pub fn record(&mut self, resource: &Arc<ProcessResource>, span: &ObservedSpan) {
         let s = &span.span;
@@ -160,13 +169,20 @@ impl HttpMetrics {
                 last_update: 0,
                 server: Instrument::default(),
                 client: Instrument::default(),
+                rpc_server: Instrument::default(),
+                rpc_client: Instrument::default(),
             });
         if !Arc::ptr_eq(&p.resource, resource) {
             p.resource = Arc::clone(resource);
         }
         p.last_update = self.tick;
-        let inst = if client { &mut p.client } else { &mut p.server };
         let key = SeriesKey::from_span(s, client);
+        let inst = match (key.rpc_system.is_some(), client) {
+            (false, false) => &mut p.server,
+            (false, true) => &mut p.client,
+            (true, false) => &mut p.rpc_server,
+            (true, true) => &mut p.rpc_client,
+        };
         let duration_ns = s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano);
         let hist = if let Some(h) = inst.series.get_mut(&key) {
             h
@@ -208,6 +224,16 @@ impl HttpMetrics {
                         "Duration of HTTP client requests.",
                         &p.client,
                     ),
+                    (
+                        RPC_SERVER_CALL_DURATION,
+                        "Measures the duration of inbound remote procedure calls (RPC).",
+                        &p.rpc_server,
+                    ),
+                    (
+                        RPC_CLIENT_CALL_DURATION,
+                        "Measures the duration of outbound remote procedure calls (RPC).",
+                        &p.rpc_client,
+                    ),
                 ]
                 .into_iter()
                 .filter_map(|(name, desc, inst)| inst.metric(name, desc, now_unix_ns))
@@ -233,7 +259,10 @@ impl HttpMetrics {
     /// Drops every series of `pid`. See the module docs for when to call it.
     pub fn forget(&mut self, pid: u32) {
         if let Some(p) = self.processes.remove(&pid) {
-            self.total_series -= p.server.series.len() + p.client.series.len();
+            self.total_series -= p.server.series.len()
+                + p.client.series.len()
+                + p.rpc_server.series.len()
+                + p.rpc_client.series.len();
         }
     }
 
@@ -292,8 +321,15 @@ impl SeriesKey {
             Some(Value::IntValue(v)) => Some(*v),
             _ => None,
         };
+        let rpc_system = string(attr::RPC_SYSTEM_NAME);
+        let rpc = rpc_system.is_some();
         Self {
-            method: string(attr::HTTP_REQUEST_METHOD).unwrap_or_else(|| value::METHOD_OTHER.into()),
+            method: (!rpc).then(|| {
+                string(attr::HTTP_REQUEST_METHOD).unwrap_or_else(|| value::METHOD_OTHER.into())
+            }),
+            rpc_system,
+            rpc_method: string(attr::RPC_METHOD),
+            rpc_status: string(attr::RPC_RESPONSE_STATUS_CODE),
             status: int(attr::HTTP_RESPONSE_STATUS_CODE),
             error_type: string(attr::ERROR_TYPE),
             protocol_name: string(attr::NETWORK_PROTOCOL_NAME),
@@ -305,9 +341,17 @@ impl SeriesKey {
     }
 
     fn attributes(&self) -> Vec<KeyValue> {
-        let mut out = vec![kv_str(attr::HTTP_REQUEST_METHOD, &self.method)];
         let int = |k, v: Option<i64>| v.map(|v| kv(k, Value::IntValue(v)));
         let string = |k, v: &Option<String>| v.as_deref().map(|v| kv_str(k, v));
+        let mut out: Vec<KeyValue> = [
+            string(attr::HTTP_REQUEST_METHOD, &self.method),
+            string(attr::RPC_SYSTEM_NAME, &self.rpc_system),
+            string(attr::RPC_METHOD, &self.rpc_method),
+            string(attr::RPC_RESPONSE_STATUS_CODE, &self.rpc_status),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         out.extend(
             [
                 int(attr::HTTP_RESPONSE_STATUS_CODE, self.status),

@@ -34,15 +34,10 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Pause after draining at least [`RING_BATCH_RECORDS`] records before waiting on the ring
-/// buffer again (wake-up batching): under load at most ~1/RING_POLL_PAUSE wake-ups per
-/// second, and records wait at most this long. At 800,000 records/s of ~250 bytes this holds
-/// ~2 MB in the ring (default 8 MiB). Below that batch size there is no pause, so a
-/// short-lived process's events are handled (and its /proc entry read) at once.
-pub const RING_POLL_PAUSE: Duration = Duration::from_millis(10);
-
-/// Records drained in one wake-up from which the next wait is delayed by [`RING_POLL_PAUSE`].
-pub const RING_BATCH_RECORDS: usize = 64;
+/// How often the ring buffer is drained when the probes did not wake us: they wake the
+/// consumer only once `probes::wakeup_bytes` are waiting (wake-up batching), so at low rates
+/// records wait at most this long.
+pub const RING_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Records → exchanges → spans, without IO.
 pub struct Processor {
@@ -116,7 +111,10 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
         )),
         None => None,
     };
+    // Registered once: a future made per loop turn (tokio::signal::ctrl_c()) misses a signal
+    // that arrives while the loop is busy between two turns.
     let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     log::info!("attached {} raw tracepoints", probes.attached.len());
     // TLS uprobes follow processes here too, so TLS plaintext can be inspected and recorded.
     let enabled = probes.tls_unavailable.is_none();
@@ -128,7 +126,7 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     log::info!("TLS attacher started (enabled: {enabled})");
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -318,9 +316,19 @@ impl Runtime {
         for (slot, v) in self.me.kernel_counters.iter().zip(k) {
             SelfMetrics::set(slot, v);
         }
+        let stats = &self.proc.tracker.stats;
         self.me
             .parse_errors
-            .store(self.proc.tracker.stats.parse_errors, Ordering::Relaxed);
+            .store(stats.parse_errors, Ordering::Relaxed);
+        let h2 = stats.http2;
+        for (counter, v) in [
+            (&self.me.http2_frame_errors, h2.frame_errors),
+            (&self.me.hpack_errors, h2.hpack_errors),
+            (&self.me.http2_header_blocks_lost, h2.header_blocks_lost),
+            (&self.me.http2_streams_dropped, h2.streams_dropped),
+        ] {
+            counter.store(v, Ordering::Relaxed);
+        }
     }
 }
 
@@ -388,27 +396,30 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         tls_pids: HashSet::new(),
         rescans: HashMap::new(),
     };
+    // Registered once: a future made per loop turn (tokio::signal::ctrl_c()) misses a signal
+    // that arrives while the loop is busy between two turns.
     let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut poll = tokio::time::interval(RING_POLL_INTERVAL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             _ = tick.tick() => rt.tick(&counters),
+            _ = poll.tick() => {
+                while let Some(item) = ring.get_mut().next() {
+                    rt.on_record(&item);
+                }
+            }
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 let rb = guard.get_inner_mut();
-                let mut n = 0usize;
                 while let Some(item) = rb.next() {
                     rt.on_record(&item);
-                    n += 1;
                 }
                 guard.clear_ready();
-                if n >= RING_BATCH_RECORDS {
-                    // Wake-up batching under load: let records accumulate for a while instead
-                    // of waking for each one (the kernel notifies only when we have caught up).
-                    tokio::time::sleep(RING_POLL_PAUSE).await;
-                }
             }
         }
     }

@@ -63,18 +63,29 @@ impl SpanOptions {
 /// non-zero trace id (16 bytes) and span id (8 bytes); flags: sampled, parent not remote.
 /// Attributes and status: see the module docs and [`otel_ebpf_semconv::attribute`].
 pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> ObservedSpan {
+    if let Some(call) = &ex.grpc {
+        return grpc::build_span(ex, call, clock);
+    }
     let known = value::KNOWN_HTTP_METHODS
         .binary_search(&ex.method.as_str())
         .is_ok();
-    let (name, method) = if known {
-        (ex.method.clone(), ex.method.as_str())
+    let name = if known {
+        ex.method.clone()
     } else {
-        (value::SPAN_NAME_OTHER.to_string(), value::METHOD_OTHER)
+        value::SPAN_NAME_OTHER.to_string()
     };
     let mut attrs = Vec::with_capacity(16);
-    attrs.push(kv_str(attr::HTTP_REQUEST_METHOD, method));
-    if !known {
-        attrs.push(kv_str(attr::HTTP_REQUEST_METHOD_ORIGINAL, &ex.method));
+    // An empty method is one HTTP/2 could not decode: left out rather than guessed.
+    if !ex.method.is_empty() {
+        let method = if known {
+            ex.method.as_str()
+        } else {
+            value::METHOD_OTHER
+        };
+        attrs.push(kv_str(attr::HTTP_REQUEST_METHOD, method));
+        if !known {
+            attrs.push(kv_str(attr::HTTP_REQUEST_METHOD_ORIGINAL, &ex.method));
+        }
     }
     let target = Target::parse(&ex.target);
     if let Some(path) = target.path {
@@ -97,7 +108,33 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
         attrs.push(kv_int(attr::HTTP_RESPONSE_STATUS_CODE, code.into()));
     }
 
-    // The authority the request names: Host header, else an absolute-form target's authority.
+    let (server_addr, server_port) = server_endpoint(ex, &target);
+    if let Some(a) = &server_addr {
+        attrs.push(kv_str(attr::SERVER_ADDRESS, a));
+    }
+    if let Some(p) = server_port {
+        attrs.push(kv_int(attr::SERVER_PORT, p.into()));
+    }
+    if ex.side == Side::Client
+        && let (Some(host), Some(path)) = (&server_addr, target.path)
+        && path.starts_with('/')
+    {
+        let url = full_url(scheme, host, server_port, path, query.as_deref());
+        attrs.push(kv_str(attr::URL_FULL, &url));
+    }
+    push_network(ex, &mut attrs);
+
+    let error_type = error_type(ex);
+    finish(ex, clock, name, attrs, error_type)
+}
+
+/// `server.address` / `server.port`: client spans take the authority the request names (Host
+/// header / `:authority`, else an absolute-form target's), else the remote end; server spans
+/// the authority's host and the local port.
+pub(crate) fn server_endpoint(
+    ex: &HttpExchange,
+    target: &Target<'_>,
+) -> (Option<String>, Option<u16>) {
     let authority = ex
         .host
         .as_deref()
@@ -105,7 +142,7 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
         .and_then(split_host_port);
     let local = ex.tuple.map(|t| t.local);
     let remote = ex.tuple.map(|t| t.remote);
-    let (server_addr, server_port) = match ex.side {
+    match ex.side {
         Side::Client => (
             authority
                 .map(|a| a.0.to_string())
@@ -121,26 +158,19 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
                 .or(local.map(|l| l.ip().to_string())),
             local.map(|l| l.port()).or(authority.and_then(|a| a.1)),
         ),
-    };
-    if let Some(a) = &server_addr {
-        attrs.push(kv_str(attr::SERVER_ADDRESS, a));
     }
-    if let Some(p) = server_port {
-        attrs.push(kv_int(attr::SERVER_PORT, p.into()));
-    }
-    if ex.side == Side::Client
-        && let (Some(host), Some(path)) = (&server_addr, target.path)
-        && path.starts_with('/')
-    {
-        let url = full_url(scheme, host, server_port, path, query.as_deref());
-        attrs.push(kv_str(attr::URL_FULL, &url));
-    }
+}
+
+/// `client.*` (server spans), `network.peer.*`, `network.protocol.*`, `user_agent.original`
+/// and the HTTP/2 incomplete-headers marker.
+pub(crate) fn push_network(ex: &HttpExchange, attrs: &mut Vec<KeyValue>) {
+    let remote = ex.tuple.map(|t| t.remote);
     if let (Side::Server, Some(r)) = (ex.side, remote) {
-        push_addr(&mut attrs, attr::CLIENT_ADDRESS, attr::CLIENT_PORT, r);
+        push_addr(attrs, attr::CLIENT_ADDRESS, attr::CLIENT_PORT, r);
     }
     if let Some(r) = remote {
         push_addr(
-            &mut attrs,
+            attrs,
             attr::NETWORK_PEER_ADDRESS,
             attr::NETWORK_PEER_PORT,
             r,
@@ -153,8 +183,19 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
     if let Some(ua) = &ex.user_agent {
         attrs.push(kv_str(attr::USER_AGENT_ORIGINAL, ua));
     }
+    if ex.headers_incomplete {
+        attrs.push(kv(attr::HTTP2_HEADERS_INCOMPLETE, Value::BoolValue(true)));
+    }
+}
 
-    let error_type = error_type(ex);
+/// The span: status ERROR iff `error_type`, message from the exchange error; ids, kind, times.
+pub(crate) fn finish(
+    ex: &HttpExchange,
+    clock: &Clock,
+    name: String,
+    mut attrs: Vec<KeyValue>,
+    error_type: Option<String>,
+) -> ObservedSpan {
     let status = Status {
         code: if error_type.is_some() {
             StatusCode::Error
@@ -166,7 +207,6 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
     if let Some(et) = error_type {
         attrs.push(kv_str(attr::ERROR_TYPE, &et));
     }
-
     let span = Span {
         trace_id: random_nonzero::<16>().to_vec(),
         span_id: random_nonzero::<8>().to_vec(),
@@ -188,14 +228,7 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
 /// `error.type` of an exchange, per the module docs; `None` when it succeeded.
 fn error_type(ex: &HttpExchange) -> Option<String> {
     if let Some(e) = ex.error {
-        return Some(
-            match e {
-                ExchangeError::Timeout => value::ERROR_TIMEOUT,
-                ExchangeError::ConnectionClosed => value::ERROR_CONNECTION_CLOSED,
-                ExchangeError::ProcessExited => value::ERROR_PROCESS_EXITED,
-            }
-            .into(),
-        );
+        return Some(exchange_error_type(e));
     }
     let code = ex.status?;
     let threshold = match ex.side {
@@ -205,11 +238,25 @@ fn error_type(ex: &HttpExchange) -> Option<String> {
     (code < 100 || code >= threshold).then(|| code.to_string())
 }
 
+/// `error.type` of an exchange error: `timeout`, `connection_closed`, `process_exited`, or the
+/// RFC 9113 §7 name of a stream reset's error code (`0x…` for codes it does not name).
+pub(crate) fn exchange_error_type(e: ExchangeError) -> String {
+    match e {
+        ExchangeError::Timeout => value::ERROR_TIMEOUT.into(),
+        ExchangeError::ConnectionClosed => value::ERROR_CONNECTION_CLOSED.into(),
+        ExchangeError::ProcessExited => value::ERROR_PROCESS_EXITED.into(),
+        ExchangeError::StreamReset(code) => value::HTTP2_ERROR_NAMES
+            .get(code as usize)
+            .map_or_else(|| format!("{code:#x}"), |n| (*n).to_string()),
+    }
+}
+
 fn describe(e: ExchangeError) -> &'static str {
     match e {
         ExchangeError::Timeout => "no response within the request timeout",
         ExchangeError::ConnectionClosed => "connection closed before the response completed",
         ExchangeError::ProcessExited => "process exited before the response completed",
+        ExchangeError::StreamReset(_) => "HTTP/2 stream reset (RST_STREAM) or refused (GOAWAY)",
     }
 }
 
@@ -258,15 +305,15 @@ fn push_addr(attrs: &mut Vec<KeyValue>, addr_key: &str, port_key: &str, a: Socke
 
 /// Parts of a request target (RFC 9112 §3.2).
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Target<'a> {
-    path: Option<&'a str>,
-    query: Option<&'a str>,
+pub(crate) struct Target<'a> {
+    pub(crate) path: Option<&'a str>,
+    pub(crate) query: Option<&'a str>,
     /// `host[:port]` of absolute-form and authority-form targets (userinfo removed).
-    authority: Option<&'a str>,
+    pub(crate) authority: Option<&'a str>,
 }
 
 impl<'a> Target<'a> {
-    fn parse(t: &'a str) -> Self {
+    pub(crate) fn parse(t: &'a str) -> Self {
         let t = t.split_once('#').map_or(t, |(before, _)| before);
         let path_query = |pq: &'a str| {
             let (p, q) = pq.split_once('?').map_or((pq, None), |(p, q)| (p, Some(q)));
@@ -320,7 +367,7 @@ fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     (!host.is_empty()).then(|| (host, port.and_then(|p| p.parse().ok())))
 }
 
-fn random_nonzero<const N: usize>() -> [u8; N] {
+pub(crate) fn random_nonzero<const N: usize>() -> [u8; N] {
     loop {
         let b: [u8; N] = rand::random();
         if b != [0; N] {
@@ -359,5 +406,6 @@ pub(crate) fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Valu
         .as_ref()
 }
 
+mod grpc;
 #[cfg(test)]
 mod tests;

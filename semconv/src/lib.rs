@@ -15,7 +15,8 @@
 //! and buckets), [`self_metric`] (the receiver's own Prometheus counters).
 pub use opentelemetry_semantic_conventions as otel;
 
-/// Span and metric-point attributes (stable HTTP semantic conventions).
+/// Span and metric-point attributes (stable HTTP semantic conventions; RPC ones, release
+/// candidate, for gRPC).
 pub mod attribute {
     /// `http.request.method` — string; the request method, or `_OTHER` when it is not one of
     /// [`crate::value::KNOWN_HTTP_METHODS`]. Spans and both duration metrics.
@@ -55,14 +56,38 @@ pub mod attribute {
     pub const NETWORK_PEER_PORT: &str = "network.peer.port";
     /// `network.protocol.name` — string; always `http`.
     pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
-    /// `network.protocol.version` — string; `1.0` or `1.1` from the request line.
+    /// `network.protocol.version` — string; `1.0` or `1.1` from the request line, `2` for
+    /// HTTP/2 (and gRPC).
     pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
     /// `user_agent.original` — string; the `User-Agent` request header as sent.
     pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
-    /// `error.type` — string; the HTTP status code as a string for error statuses, or one of
+    /// `error.type` — string; the HTTP status code as a string for error statuses, the gRPC
+    /// status code name for gRPC error statuses, the RFC 9113 §7 error code name
+    /// (`CANCEL`, `REFUSED_STREAM`, …) for an HTTP/2 stream reset, or one of
     /// [`crate::value::ERROR_TIMEOUT`], [`crate::value::ERROR_CONNECTION_CLOSED`],
     /// [`crate::value::ERROR_PROCESS_EXITED`].
     pub const ERROR_TYPE: &str = "error.type";
+    /// `rpc.system.name` — string; always [`crate::value::RPC_SYSTEM_GRPC`] on gRPC spans and
+    /// the RPC duration metrics (semconv RPC, release candidate).
+    pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
+    /// `rpc.method` — string; fully-qualified gRPC method `package.Service/Method` (the
+    /// `:path` without its leading `/`), or [`crate::value::METHOD_OTHER`] when `:path` is not
+    /// of the form `/service/method`. Absent when `:path` could not be decoded. Span name of
+    /// gRPC spans.
+    pub const RPC_METHOD: &str = "rpc.method";
+    /// `rpc.method_original` — string; the `:path` without its leading `/`, set only when
+    /// `rpc.method` is `_OTHER`.
+    pub const RPC_METHOD_ORIGINAL: &str = "rpc.method_original";
+    /// `rpc.response.status_code` — string; the gRPC status code name from `grpc-status`
+    /// (`OK`, `NOT_FOUND`, …; the number for codes outside 0–16). Absent when no
+    /// `grpc-status` was seen.
+    pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+    /// `otel_ebpf.http2.headers_incomplete` — bool `true`; this project's own (not semconv):
+    /// some HTTP/2 header fields of the exchange could not be decoded (HPACK dynamic table
+    /// entries from before capture began, or a header block lost to capture), so an attribute
+    /// absent from the span (method, path, status, …) may have been sent. Attributes present
+    /// are right. Spans only.
+    pub const HTTP2_HEADERS_INCOMPLETE: &str = "otel_ebpf.http2.headers_incomplete";
     /// `otel.metric.overflow` — bool `true`; marks the synthetic series that aggregates
     /// measurements past the cardinality limit (OTel metrics SDK spec). Metrics only. Upstream
     /// semconv does not define it.
@@ -128,6 +153,51 @@ pub mod value {
     pub const ERROR_CONNECTION_CLOSED: &str = "connection_closed";
     /// `error.type` when the process exited before the response completed.
     pub const ERROR_PROCESS_EXITED: &str = "process_exited";
+    /// `rpc.system.name` value for gRPC.
+    pub const RPC_SYSTEM_GRPC: &str = "grpc";
+    /// gRPC status code names by code 0..=16 (gRPC `doc/statuscodes.md`), the values of
+    /// `rpc.response.status_code`.
+    pub const GRPC_STATUS_NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    /// gRPC codes that make a SERVER span an error (semconv gRPC): UNKNOWN, DEADLINE_EXCEEDED,
+    /// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. On CLIENT spans every code but OK is
+    /// an error.
+    pub const GRPC_SERVER_ERROR_CODES: [u32; 6] = [2, 4, 12, 13, 14, 15];
+    /// HTTP/2 error code names by code 0x0..=0xd (RFC 9113 §7), the `error.type` of a reset
+    /// stream.
+    pub const HTTP2_ERROR_NAMES: [&str; 14] = [
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
+    ];
     /// `service.name` when nothing better is known (OTel resource SDK spec).
     pub const UNKNOWN_SERVICE: &str = "unknown_service";
     /// `telemetry.sdk.name` value and the instrumentation scope name of spans and metrics.
@@ -144,7 +214,14 @@ pub mod metric {
     /// `http.client.request.duration` — histogram, unit `s` ([`DURATION_UNIT`]); duration of
     /// requests sent by the observed process, buckets [`HTTP_DURATION_BUCKETS`].
     pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
-    /// UCUM unit of both duration histograms: seconds.
+    /// `rpc.server.call.duration` — histogram, unit `s`; duration of gRPC calls served by the
+    /// observed process (span duration), buckets [`HTTP_DURATION_BUCKETS`] (semconv RPC
+    /// metrics advise no buckets; the HTTP ones are used).
+    pub const RPC_SERVER_CALL_DURATION: &str = "rpc.server.call.duration";
+    /// `rpc.client.call.duration` — histogram, unit `s`; duration of gRPC calls made by the
+    /// observed process, buckets [`HTTP_DURATION_BUCKETS`].
+    pub const RPC_CLIENT_CALL_DURATION: &str = "rpc.client.call.duration";
+    /// UCUM unit of every duration histogram: seconds.
     pub const DURATION_UNIT: &str = "s";
     /// Explicit bucket upper bounds (seconds, inclusive) advised by semconv for the HTTP
     /// duration histograms; 14 bounds, 15 buckets.
@@ -167,6 +244,17 @@ pub mod self_metric {
     pub const DECODE_ERRORS_TOTAL: &str = "otel_ebpf_decode_errors_total";
     /// Counter, unit `{error}`: HTTP parse errors on connections that looked like HTTP.
     pub const PARSE_ERRORS_TOTAL: &str = "otel_ebpf_parse_errors_total";
+    /// Counter, unit `{error}`: malformed HTTP/2 frames and losses of frame sync.
+    pub const HTTP2_FRAME_ERRORS_TOTAL: &str = "otel_ebpf_http2_frame_errors_total";
+    /// Counter, unit `{block}`: HTTP/2 header blocks HPACK could not decode whole (limits,
+    /// malformed blocks).
+    pub const HPACK_ERRORS_TOTAL: &str = "otel_ebpf_hpack_errors_total";
+    /// Counter, unit `{block}`: HTTP/2 header blocks lost to capture (bytes not captured) or
+    /// too large to assemble; the connection's HPACK table is unknown afterwards.
+    pub const HTTP2_HEADER_BLOCKS_LOST_TOTAL: &str = "otel_ebpf_http2_header_blocks_lost_total";
+    /// Counter, unit `{stream}`: HTTP/2 streams not tracked because a connection had too many
+    /// open.
+    pub const HTTP2_STREAMS_DROPPED_TOTAL: &str = "otel_ebpf_http2_streams_dropped_total";
     /// Counter, unit `{span}`: spans built from HTTP exchanges.
     pub const SPANS_PRODUCED_TOTAL: &str = "otel_ebpf_spans_produced_total";
     /// Counter, unit `{span}`: spans accepted by the backend or written to the console.
@@ -178,11 +266,15 @@ pub mod self_metric {
     /// Counter, unit `{span}`: spans removed by the configured filters.
     pub const SPANS_FILTERED_TOTAL: &str = "otel_ebpf_spans_filtered_total";
     /// Every name above, in declaration order.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 13] = [
         EVENTS_READ_TOTAL,
         EVENTS_LOST_KERNEL_TOTAL,
         DECODE_ERRORS_TOTAL,
         PARSE_ERRORS_TOTAL,
+        HTTP2_FRAME_ERRORS_TOTAL,
+        HPACK_ERRORS_TOTAL,
+        HTTP2_HEADER_BLOCKS_LOST_TOTAL,
+        HTTP2_STREAMS_DROPPED_TOTAL,
         SPANS_PRODUCED_TOTAL,
         SPANS_EXPORTED_TOTAL,
         SPANS_DROPPED_TOTAL,
@@ -221,6 +313,10 @@ mod tests {
             (NETWORK_PROTOCOL_VERSION, up::NETWORK_PROTOCOL_VERSION),
             (USER_AGENT_ORIGINAL, up::USER_AGENT_ORIGINAL),
             (ERROR_TYPE, up::ERROR_TYPE),
+            (RPC_SYSTEM_NAME, up::RPC_SYSTEM_NAME),
+            (RPC_METHOD, up::RPC_METHOD),
+            (RPC_METHOD_ORIGINAL, up::RPC_METHOD_ORIGINAL),
+            (RPC_RESPONSE_STATUS_CODE, up::RPC_RESPONSE_STATUS_CODE),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours, theirs);
@@ -260,6 +356,14 @@ mod tests {
             metric::HTTP_CLIENT_REQUEST_DURATION,
             upm::HTTP_CLIENT_REQUEST_DURATION
         );
+        assert_eq!(
+            metric::RPC_SERVER_CALL_DURATION,
+            upm::RPC_SERVER_CALL_DURATION
+        );
+        assert_eq!(
+            metric::RPC_CLIENT_CALL_DURATION,
+            upm::RPC_CLIENT_CALL_DURATION
+        );
     }
 
     #[test]
@@ -277,7 +381,8 @@ mod tests {
                 "{name}"
             );
             assert!(
-                name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'),
+                name.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
                 "{name}"
             );
         }

@@ -16,7 +16,7 @@ pub const MAX_CAPTURE: usize = 16384;
 /// Default for [`ProbeConfig::capture_bytes`] (bytes).
 pub const DEFAULT_CAPTURE: u32 = 4096;
 /// Most iovec entries copied from one `readv`/`writev`/`sendmsg`/`recvmsg` call.
-pub const MAX_IOVECS: u32 = 8;
+pub const MAX_IOVECS: u32 = 32;
 
 /// Address families as in `<sys/socket.h>`.
 pub const AF_INET: u16 = 2;
@@ -283,6 +283,10 @@ pub struct ProbeConfig {
     pub off_fdt_max_fds: u32,
     pub off_file_private_data: u32,
     pub off_socket_sk: u32,
+    /// Consumer wake-up batching: a record is submitted with BPF_RB_NO_WAKEUP while less than
+    /// this many bytes wait in the ring buffer, with BPF_RB_FORCE_WAKEUP from then on (the
+    /// consumer also polls on a timer). 0 = the kernel's default (wake when caught up).
+    pub wakeup_bytes: u32,
 }
 
 /// Number of [`Syscall`] values.

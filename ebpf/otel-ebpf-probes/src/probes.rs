@@ -100,6 +100,7 @@ static CONFIG: ProbeConfig = ProbeConfig {
     off_fdt_max_fds: 0,
     off_file_private_data: 0,
     off_socket_sk: 0,
+    wakeup_bytes: 0,
 };
 
 /// Volatile read of one config field (so the loader's rewrite of `.rodata` is seen).
@@ -117,7 +118,7 @@ macro_rules! conf {
 
 /// The one ring buffer every event goes through (size set by user space at load).
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
 /// Tracked connections (key: `struct sock` address). LRU bounds memory if a CLOSE is missed.
 #[map]
@@ -328,12 +329,31 @@ fn ports_allowed(lport: u16, rport: u16) -> bool {
     flags & FILTER_PORTS_INCLUDE == 0 || l == FILTER_INCLUDE || r == FILTER_INCLUDE
 }
 
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Submit flags implementing wake-up batching (see `ProbeConfig::wakeup_bytes`): every
+/// wake-up of the consumer is an interrupt (an IPI, a VM exit under virtualisation), so the
+/// consumer is only woken once a batch has accumulated; it polls on a timer as well.
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    let threshold = conf!(wakeup_bytes) as u64;
+    if threshold == 0 {
+        0
+    } else if EVENTS.query(BPF_RB_AVAIL_DATA) >= threshold {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
 #[inline(always)]
 fn submit_header(h: &EventHeader, lost: Counter) {
     match EVENTS.reserve::<EventHeader>(0) {
         Some(mut e) => {
             e.write(*h);
-            e.submit(0);
+            e.submit(wakeup_flags());
         }
         None => count(lost),
     }
@@ -364,6 +384,11 @@ fn syscall_of(nr: u64) -> Option<u8> {
     None
 }
 
+/// The saved user registers from `orig_ax`'s offset down to `dx`'s: on x86-64 `dx`, `si`,
+/// `di`, `orig_ax` are adjacent, so one read of 32 bytes gets the syscall number and its
+/// first three arguments. User space checks the offsets fit (`RegsOffsets::window`).
+const REGS_WINDOW: usize = 4;
+
 #[inline(always)]
 fn current_call() -> Option<Call> {
     // SAFETY: BTF task pointer of the current task; pt_regs of its user-mode entry.
@@ -371,13 +396,15 @@ fn current_call() -> Option<Call> {
     if regs == 0 {
         return None;
     }
-    let nr = read_k::<u64>(regs, conf!(off_regs_nr))?;
-    let op = syscall_of(nr)?;
+    let base = conf!(off_regs_arg2);
+    let w = read_k::<[u64; REGS_WINDOW]>(regs, base)?;
+    let at = |off: u32| w[((off - base) / 8) as usize & (REGS_WINDOW - 1)];
+    let op = syscall_of(at(conf!(off_regs_nr)))?;
     Some(Call {
         op,
-        fd: read_k::<u64>(regs, conf!(off_regs_arg0))? as i32,
-        buf: read_k::<u64>(regs, conf!(off_regs_arg1))?,
-        len: read_k::<u64>(regs, conf!(off_regs_arg2))?,
+        fd: at(conf!(off_regs_arg0)) as i32,
+        buf: at(conf!(off_regs_arg1)),
+        len: w[0],
     })
 }
 
@@ -468,7 +495,7 @@ fn emit<const C: usize, const R: usize>(p: &mut Pending, vectored: bool) {
     }
     p.h.captured_len = got as u32;
     unsafe { core::ptr::write_unaligned(base as *mut EventHeader, p.h) };
-    rec.submit(0);
+    rec.submit(wakeup_flags());
     count(Counter::DataEvents);
 }
 
@@ -486,7 +513,9 @@ fn on_sock_io(ctx: &RawTracePointContext, egress: bool) {
     if ret <= 0 || sk == 0 || (!egress && flags & MSG_PEEK != 0) || !pid_allowed(tgid) {
         return;
     }
-    if !is_tcp(sk) {
+    // A confirmed connection is a TCP socket already: only unknown sockets are checked.
+    let known = unsafe { CONNS.get(&sk) }.copied();
+    if !known.is_some_and(|c| c.confirmed != 0) && !is_tcp(sk) {
         return;
     }
     // The IO of a TLS library call in progress on this thread: ciphertext of that session.
@@ -515,15 +544,15 @@ fn on_sock_io(ctx: &RawTracePointContext, egress: bool) {
         count(Counter::UntracedSyscall);
         return;
     }
-    let conn = match unsafe { CONNS.get(&sk) } {
+    let conn = match known {
         Some(c) if c.tls != 0 => {
             count(Counter::TlsCiphertextSkipped);
             return;
         }
-        Some(c) if c.confirmed != 0 => *c,
+        Some(c) if c.confirmed != 0 => c,
         other => {
             let mut c = match other {
-                Some(c) => *c,
+                Some(c) => c,
                 None => new_state(sk, SockRole::Unknown),
             };
             if !ports_allowed(c.lport, c.rport) {

@@ -120,6 +120,50 @@ fn parse_oha(text: &str) -> Result<FixedRate> {
     })
 }
 
+/// Runs `h2load -c{clients} --rps={rate/clients} -D{secs} url` (HTTP/2 prior knowledge, one
+/// stream at a time per client) pinned to `cpu`; returns the requests that succeeded.
+pub fn h2load(url: &str, cpu: usize, rate: u32, clients: u32, secs: u32) -> Result<u64> {
+    let out = Command::new("taskset")
+        .args(["-c", &cpu.to_string(), "h2load"])
+        .arg(format!("-c{clients}"))
+        .arg(format!("--rps={}", (rate / clients).max(1)))
+        .arg(format!("-D{secs}"))
+        .arg(url)
+        .output()
+        .context("run h2load (apt-get install nghttp2-client; scripts/setup.sh does)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "h2load failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    parse_h2load(&text)
+}
+
+fn parse_h2load(text: &str) -> Result<u64> {
+    // "requests: 100 total, 100 started, 100 done, 100 succeeded, 0 failed, 0 errored, 0 timeout"
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .with_context(|| format!("no requests line in h2load output: {text}"))?;
+    let field = |name: &str| {
+        line.split(',')
+            .find_map(|p| {
+                p.trim()
+                    .trim_start_matches("requests:")
+                    .trim()
+                    .strip_suffix(name)
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    let ok = field("succeeded").context("h2load succeeded count")?;
+    if field("failed") != Some(0) || field("errored") != Some(0) {
+        bail!("h2load saw failures: {line}");
+    }
+    Ok(ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +180,14 @@ mod tests {
         assert!((s.rps - 123400.5).abs() < 1e-9);
         assert!(parse_wrk("garbage").is_err());
         assert!(parse_wrk(&format!("{t}  Non-2xx or 3xx responses: 5\n")).is_err());
+    }
+
+    #[test]
+    fn h2load_output() {
+        let t = "finished in 1.00s, 100.00 req/s, 3.10KB/s\nrequests: 100 total, 100 started, 100 done, 98 succeeded, 2 failed, 0 errored, 0 timeout\n";
+        assert!(parse_h2load(t).is_err(), "failures are an error");
+        let ok = t.replace("98 succeeded, 2 failed", "100 succeeded, 0 failed");
+        assert_eq!(parse_h2load(&ok).unwrap(), 100);
+        assert!(parse_h2load("nothing").is_err());
     }
 }

@@ -107,9 +107,16 @@ pub struct Attached {
 impl Attached {
     /// Starts the receiver (release build next to this binary) filtered to `port`.
     pub fn start(port: u16, receiver_yaml: &str) -> Self {
+        Self::start_ports(&[port], port, receiver_yaml)
+    }
+
+    /// Starts the receiver filtered to `ports`; spans are counted for `server.port` = `port`.
+    pub fn start_ports(ports: &[u16], port: u16, receiver_yaml: &str) -> Self {
         let sink = OtlpSink::start_counting();
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let ports = ports.join(", ");
         let cfg = format!(
-            "receiver:\n  filters:\n    include_ports: [{port}]\n{receiver_yaml}\n\
+            "receiver:\n  filters:\n    include_ports: [{ports}]\n{receiver_yaml}\n\
              exporters:\n  otlp:\n    endpoint: \"{}\"\n    protocol: grpc\n",
             sink.endpoint()
         );

@@ -19,6 +19,8 @@ pub struct Nginx {
     child: Child,
     /// Port serving `GET /` (13-byte body).
     pub port: u16,
+    /// Port serving the same files over cleartext HTTP/2 (prior knowledge, h2c).
+    pub h2_port: u16,
     /// Port serving `GET /status` (`stub_status`).
     pub status_port: u16,
     dir: PathBuf,
@@ -29,6 +31,7 @@ impl Nginx {
     pub fn start(cpu: usize) -> Result<Self> {
         let port = crate::free_port();
         let status_port = crate::free_port();
+        let h2_port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("oer-bench-nginx-{port}"));
         std::fs::create_dir_all(dir.join("www"))?;
         std::fs::write(dir.join("www/index.html"), "hello, bench\n")?;
@@ -41,6 +44,7 @@ impl Nginx {
              \x20 client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n\
              \x20 uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
              \x20 server {{ listen 127.0.0.1:{port}; location / {{ root {d}/www; }} }}\n\
+             \x20 server {{ listen 127.0.0.1:{h2_port} http2; http2_max_requests 1000000000; location / {{ root {d}/www; }} }}\n\
              \x20 server {{ listen 127.0.0.1:{status_port}; location /status {{ stub_status; }} }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf)?;
@@ -58,6 +62,7 @@ impl Nginx {
         let n = Self {
             child,
             port,
+            h2_port,
             status_port,
             dir,
         };

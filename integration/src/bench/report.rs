@@ -62,7 +62,33 @@ pub struct Report {
     pub rates: Vec<RateSummary>,
     pub peak_rss_bytes: u64,
     pub bpf_map_bytes: u64,
+    /// HTTP/2 run (h2load at a fixed rate against nginx h2c), if made.
+    pub http2: Option<ProtocolRun>,
     pub targets: Vec<Target>,
+}
+
+/// A B-only run of another protocol at a fixed rate: completeness and CPU per request.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ProtocolRun {
+    pub rate: u32,
+    pub load_requests: u64,
+    pub observed: Observed,
+    pub server_completeness: f64,
+    pub client_completeness: f64,
+    pub us_per_request: f64,
+}
+
+impl ProtocolRun {
+    pub fn new(rate: u32, load_requests: u64, observed: Observed) -> Self {
+        Self {
+            rate,
+            load_requests,
+            server_completeness: observed.server_completeness(),
+            client_completeness: observed.client_completeness(),
+            us_per_request: observed.us_per_request(),
+            observed,
+        }
+    }
 }
 
 /// Where it ran.
@@ -280,6 +306,18 @@ impl Report {
                 t.devnull_write_ns_without,
                 t.devnull_write_ns_with,
                 t.devnull_write_ns_with / t.devnull_write_ns_without,
+            );
+        }
+        if let Some(h) = &self.http2 {
+            s += &format!(
+                "HTTP/2 (h2load, {} req/s, {} requests): completeness server {:.2}% client {:.2}%; \
+                 CPU {:.2} µs/request; kernel lost {}\n",
+                h.rate,
+                h.load_requests,
+                h.server_completeness * 100.0,
+                h.client_completeness * 100.0,
+                h.us_per_request,
+                h.observed.kernel_lost
             );
         }
         s += &format!(

@@ -53,6 +53,10 @@ struct Args {
     /// Rate of the smoke run (req/s).
     #[arg(long, default_value_t = 2000)]
     smoke_rate: u32,
+    /// HTTP/2 run: h2load at this rate (req/s) against nginx h2c with the receiver attached;
+    /// 0 skips it.
+    #[arg(long, default_value_t = 5000)]
+    h2_rate: u32,
     /// Soak: one B run at the first rate for this many seconds, sampling RSS every 10 s.
     #[arg(long)]
     soak_secs: Option<u32>,
@@ -270,6 +274,23 @@ fn full(args: &Args) -> Result<()> {
                 b_observed: o,
             });
         }
+    }
+    if args.h2_rate > 0 {
+        let h2url = format!("http://127.0.0.1:{}/index.html", nginx.h2_port);
+        let att = Attached::start_ports(&[nginx.h2_port], nginx.h2_port, &args.receiver_yaml);
+        let (n, o) = att.measure(&nginx, || {
+            load::h2load(&h2url, CLIENT_CPU, args.h2_rate, 10, plan.fixed_secs)
+        })?;
+        drop(att);
+        eprintln!(
+            "http2 {}: spans {}/{} of {}; {:.2} µs/request",
+            args.h2_rate,
+            o.server_spans,
+            o.client_spans,
+            o.served,
+            o.us_per_request()
+        );
+        rep.http2 = Some(bench::report::ProtocolRun::new(args.h2_rate, n, o));
     }
     rep.plan = Some(plan);
     rep.summarise();

@@ -75,7 +75,7 @@ fn blank_and_partial_files() {
     let c = parse("receiver:\n  capture_bytes: 512\n  filters:\n    include_ports: [8080]\n");
     assert_eq!(c.receiver.capture_bytes, 512);
     assert_eq!(c.receiver.filters.include_ports, vec![8080]);
-    assert_eq!(c.receiver.ring_buffer_bytes, 8 << 20);
+    assert_eq!(c.receiver.ring_buffer_bytes, 4 << 20);
     assert_eq!(c.exporters, ExportersConfig::default());
     // Sections and lists left empty (every key under them commented out) take their defaults.
     for null in [

@@ -3,9 +3,14 @@
 //! Stage: events → **conn** → protocol. Input: decoded [`Event`]s in ring buffer order.
 //! Output: [`HttpExchange`]s appended to the caller's vector. Each connection, keyed by
 //! (pid, conn_id), is first *probed*: the start of each syscall's bytes is checked for an
-//! HTTP/1 request-line ([`crate::protocol::detect`]). A connection seen from its start
-//! (`role` Client/Server: the probes saw connect/accept) whose first bytes are not HTTP/1, a
-//! TLS record, or a joined-mid-way connection with no request-line within
+//! HTTP/1 request-line ([`crate::protocol::detect`]), then for HTTP/2
+//! ([`crate::protocol::http2::detect`]): the client preface (either side, any time), a server's
+//! SETTINGS as the first bytes of a connection seen from its start, or — on a connection
+//! joined mid-way — a syscall that is exactly a sequence of valid frames (two or more, or one
+//! HEADERS). An HTTP/1 request with `Upgrade: h2c` answered by 101 switches the connection to
+//! HTTP/2 (the request becomes stream 1). A connection seen from its start
+//! (`role` Client/Server: the probes saw connect/accept) whose first bytes are neither, a
+//! TLS record, or a joined-mid-way connection with no request-line or frames within
 //! [`PROBE_WINDOW_SYSCALLS`] syscalls is marked not-HTTP and its bytes are dropped unbuffered.
 //! `Event::TcpState` is ignored.
 //!
@@ -26,8 +31,10 @@ mod tests;
 
 use crate::events::{DataEvent, Event};
 use crate::protocol::detect::{self, Start};
+use crate::protocol::http2::{self, Http2Connection, Http2Stats};
 use crate::protocol::{ExchangeError, Http1Connection, HttpExchange};
 use lru::Lru;
+use otel_ebpf_common::Direction;
 use otel_ebpf_common::SockRole;
 use std::collections::{BTreeSet, HashMap};
 
@@ -67,6 +74,8 @@ pub struct ConnStats {
     pub parse_errors: u64,
     /// Connections dropped to stay within [`ConnLimits::max_connections`].
     pub connections_evicted: u64,
+    /// HTTP/2 errors (frames, HPACK, lost header blocks, dropped streams).
+    pub http2: Http2Stats,
 }
 
 /// (pid, conn_id).
@@ -80,7 +89,8 @@ enum Proto {
         syscalls: u32,
     },
     Http(Box<Http1Connection>),
-    /// Not HTTP/1 (or tunnelled): bytes are dropped.
+    Http2(Box<Http2Connection>),
+    /// Not HTTP (or tunnelled): bytes are dropped.
     Other,
 }
 
@@ -128,19 +138,27 @@ impl ConnTracker {
     /// Bytes held in head buffers over all connections (O(connections); for tests, fuzzing
     /// and occasional self-telemetry).
     pub fn buffered_bytes(&self) -> usize {
-        self.http().map(|h| h.buffered()).sum()
+        self.conns
+            .iter()
+            .map(|(_, c)| match &c.proto {
+                Proto::Http(h) => h.buffered(),
+                Proto::Http2(h) => h.buffered(),
+                _ => 0,
+            })
+            .sum()
     }
 
-    /// Requests waiting for a response over all connections (O(connections)).
+    /// Requests (HTTP/2: open streams) waiting for a response over all connections
+    /// (O(connections)).
     pub fn pending_requests(&self) -> usize {
-        self.http().map(|h| h.pending_len()).sum()
-    }
-
-    fn http(&self) -> impl Iterator<Item = &Http1Connection> {
-        self.conns.iter().filter_map(|(_, c)| match &c.proto {
-            Proto::Http(h) => Some(&**h),
-            _ => None,
-        })
+        self.conns
+            .iter()
+            .map(|(_, c)| match &c.proto {
+                Proto::Http(h) => h.pending_len(),
+                Proto::Http2(h) => h.pending_len(),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Feeds one event; completed exchanges are appended to `out`.
@@ -176,8 +194,10 @@ impl ConnTracker {
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<HttpExchange>) {
         let timeout = self.limits.request_timeout_ns;
         for (_, conn) in self.conns.iter_mut() {
-            if let Proto::Http(h) = &mut conn.proto {
-                h.expire(now_ns, timeout, out);
+            match &mut conn.proto {
+                Proto::Http(h) => h.expire(now_ns, timeout, out),
+                Proto::Http2(h) => h.expire(now_ns, timeout, out),
+                _ => {}
             }
         }
     }
@@ -225,8 +245,10 @@ impl ConnTracker {
         }
         if conn.tuple.is_none() && d.tuple.is_some() {
             conn.tuple = d.tuple;
-            if let Proto::Http(h) = &mut conn.proto {
-                h.set_tuple(d.tuple);
+            match &mut conn.proto {
+                Proto::Http(h) => h.set_tuple(d.tuple),
+                Proto::Http2(h) => h.set_tuple(d.tuple),
+                _ => {}
             }
         }
         let payload = &d.payload[..];
@@ -235,9 +257,13 @@ impl ConnTracker {
             Proto::Http(h) => {
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
-                if h.is_finished() {
-                    conn.proto = Proto::Other; // upgraded / CONNECT tunnel
+                if let Some(next) = after_http1(h, d, &mut self.stats, out) {
+                    conn.proto = next;
                 }
+            }
+            Proto::Http2(h) => {
+                h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
+                self.stats.http2.add(h.take_stats());
             }
             Proto::Probing { syscalls } => {
                 // Seen from its start: connect/accept traced and this is its first syscall.
@@ -249,7 +275,13 @@ impl ConnTracker {
                     // syscall was captured whole (the line goes on in the next one).
                     Start::PartialRequest if whole || fresh => {}
                     _ => {
-                        // Fresh and not opening with a request: not HTTP/1. Joined mid-way:
+                        if let Some(mut h) = http2_start(d, fresh, conn.tuple) {
+                            h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
+                            self.stats.http2.add(h.take_stats());
+                            conn.proto = Proto::Http2(h);
+                            return;
+                        }
+                        // Fresh and not opening with a request: not HTTP. Joined mid-way:
                         // give it a window.
                         *syscalls += 1;
                         if fresh
@@ -271,10 +303,9 @@ impl ConnTracker {
                 ));
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
-                conn.proto = if h.is_finished() {
-                    Proto::Other
-                } else {
-                    Proto::Http(h)
+                conn.proto = match after_http1(&mut h, d, &mut self.stats, out) {
+                    Some(next) => next,
+                    None => Proto::Http(h),
                 };
             }
         }
@@ -289,22 +320,84 @@ impl ConnTracker {
         out: &mut Vec<HttpExchange>,
     ) {
         self.by_pid.remove(&key);
-        match self.conns.remove(&key) {
-            Some(Conn {
-                proto: Proto::Http(mut h),
-                sock,
-                ..
-            }) => {
-                if sock != 0 {
-                    self.tls_by_sock.remove(&(key.0, sock));
-                }
+        let Some(conn) = self.conns.remove(&key) else {
+            return;
+        };
+        if conn.sock != 0 {
+            self.tls_by_sock.remove(&(key.0, conn.sock));
+        }
+        match conn.proto {
+            Proto::Http(mut h) => {
                 h.close(error, ts_ns, out);
                 self.stats.parse_errors += h.take_parse_errors();
             }
-            Some(Conn { sock, .. }) if sock != 0 => {
-                self.tls_by_sock.remove(&(key.0, sock));
+            Proto::Http2(mut h) => {
+                h.close(error, ts_ns, out);
+                self.stats.http2.add(h.take_stats());
             }
             _ => {}
         }
+    }
+}
+
+/// What an HTTP/1 connection becomes after a syscall: HTTP/2 after an `h2c` upgrade (the rest
+/// of that syscall fed to it), not-HTTP after another tunnel, or unchanged (`None`).
+fn after_http1(
+    h: &mut Http1Connection,
+    d: &DataEvent,
+    stats: &mut ConnStats,
+    out: &mut Vec<HttpExchange>,
+) -> Option<Proto> {
+    if let Some((req, offset)) = h.take_h2c_upgrade() {
+        let dir = h.request_direction();
+        let mut h2 = Http2Connection::upgraded(d.pid, d.conn_id, d.tuple, dir, req);
+        if let Some(rest) = d.payload.get(offset..).filter(|r| !r.is_empty()) {
+            let total = d.total_len.saturating_sub(offset as u64);
+            h2.feed(d.direction, d.ts_ns, rest, total, out);
+        }
+        stats.http2.add(h2.take_stats());
+        return Some(Proto::Http2(Box::new(h2)));
+    }
+    h.is_finished().then_some(Proto::Other) // other upgrade / CONNECT tunnel
+}
+
+/// An HTTP/2 connection if this syscall (not HTTP/1) starts one: the client preface (its
+/// sender is the client), a server's SETTINGS first on a connection seen from its start (its
+/// sender is the server), or on a connection joined mid-way a syscall that is exactly valid
+/// frames (two or more, or a HEADERS) — then the request direction comes from the socket's
+/// role when the probes saw it.
+fn http2_start(
+    d: &DataEvent,
+    fresh: bool,
+    tuple: Option<crate::events::Tuple>,
+) -> Option<Box<Http2Connection>> {
+    let p = &d.payload[..];
+    let whole = d.total_len <= p.len() as u64;
+    let (dir, from_start) = if http2::detect::is_preface(p) && (whole || p.len() >= 24) {
+        (Some(d.direction), true)
+    } else if fresh && http2::detect::is_server_preface(p) {
+        (Some(opposite(d.direction)), true)
+    } else if !fresh
+        && http2::detect::frame_chain(p, d.total_len)
+            .is_some_and(|c| c.frames >= 2 || c.has_headers)
+    {
+        let dir = match d.role {
+            SockRole::Client => Some(Direction::Egress),
+            SockRole::Server => Some(Direction::Ingress),
+            SockRole::Unknown => None,
+        };
+        (dir, false)
+    } else {
+        return None;
+    };
+    Some(Box::new(Http2Connection::new(
+        d.pid, d.conn_id, tuple, dir, from_start,
+    )))
+}
+
+fn opposite(d: Direction) -> Direction {
+    match d {
+        Direction::Egress => Direction::Ingress,
+        Direction::Ingress => Direction::Egress,
     }
 }

@@ -44,6 +44,8 @@ fn span_at(pid: u32, side: Side, status: Option<u16>, start: u64, dur_ns: u64) -
         request_body_bytes: 0,
         response_body_bytes: 0,
         error: None,
+        grpc: None,
+        headers_incomplete: false,
     };
     build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default())
 }
@@ -406,6 +408,8 @@ fn exchange_errors_from_build_span_are_series_attributes() {
         request_body_bytes: 0,
         response_body_bytes: 0,
         error: Some(ExchangeError::ProcessExited),
+        grpc: None,
+        headers_incomplete: false,
     };
     let s = build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default());
     m.record(&resource(8), &s);
@@ -424,4 +428,67 @@ fn exchange_errors_from_build_span_are_series_attributes() {
             "url.scheme=http",
         ]
     );
+}
+
+#[test]
+fn grpc_spans_go_to_rpc_call_duration() {
+    let mut m = HttpMetrics::new();
+    for (side, code) in [(Side::Server, 0), (Side::Server, 0), (Side::Client, 5)] {
+        let ex = HttpExchange {
+            pid: 9,
+            conn_id: 1,
+            side,
+            tuple: Some(Tuple {
+                local: "10.0.0.1:40000".parse().unwrap(),
+                remote: "10.0.0.9:50051".parse().unwrap(),
+            }),
+            method: "POST".into(),
+            target: "/pkg.Svc/Get".into(),
+            version: "2".into(),
+            host: Some("backend:50051".into()),
+            user_agent: None,
+            status: Some(200),
+            start_ns: T0,
+            end_ns: T0 + 3_000_000,
+            request_body_bytes: 0,
+            response_body_bytes: 0,
+            error: None,
+            grpc: Some(crate::protocol::GrpcCall { status: Some(code) }),
+            headers_incomplete: false,
+        };
+        let s = build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default());
+        m.record(&resource(9), &s);
+    }
+    let req = m.collect(unix(T0) + 1).unwrap();
+    assert!(points(&req, 0, "http.server.request.duration").is_empty());
+    let server = points(&req, 0, "rpc.server.call.duration");
+    assert_eq!(server.len(), 1);
+    assert_eq!(server[0].count, 2);
+    assert_eq!(
+        attrs(&server[0].attributes),
+        [
+            "rpc.system.name=grpc",
+            "rpc.method=pkg.Svc/Get",
+            "rpc.response.status_code=OK",
+            "network.protocol.name=http",
+            "network.protocol.version=2",
+        ]
+    );
+    let client = points(&req, 0, "rpc.client.call.duration");
+    assert_eq!(client.len(), 1);
+    assert_eq!(
+        attrs(&client[0].attributes),
+        [
+            "rpc.system.name=grpc",
+            "rpc.method=pkg.Svc/Get",
+            "rpc.response.status_code=NOT_FOUND",
+            "error.type=NOT_FOUND",
+            "network.protocol.name=http",
+            "network.protocol.version=2",
+            "server.address=backend",
+            "server.port=50051",
+        ]
+    );
+    assert_eq!(client[0].bucket_counts, buckets(&[(0, 1)]));
+    assert_eq!(m.series_count(), 2);
 }

@@ -216,15 +216,25 @@ pub struct RegsOffsets {
 
 impl RegsOffsets {
     /// Resolves the offsets for this architecture (x86-64 only; others are an error naming
-    /// the missing member).
+    /// the missing member). The probes read the four registers in one 32-byte window starting
+    /// at `arg2` (`dx`), so every offset must lie in it, 8-byte aligned.
     pub fn resolve(btf: &KernelBtf) -> Result<Self, BtfError> {
         let f = |m: &str| btf.offset("pt_regs", &[m]);
-        Ok(Self {
+        let r = Self {
             nr: f("orig_ax")?,
             arg0: f("di")?,
             arg1: f("si")?,
             arg2: f("dx")?,
-        })
+        };
+        for (name, off) in [("orig_ax", r.nr), ("di", r.arg0), ("si", r.arg1)] {
+            if off < r.arg2 || off - r.arg2 >= 32 || !(off - r.arg2).is_multiple_of(8) {
+                return Err(BtfError::NoMember {
+                    strukt: "pt_regs (32-byte window from dx)".into(),
+                    member: name.into(),
+                });
+            }
+        }
+        Ok(r)
     }
 }
 

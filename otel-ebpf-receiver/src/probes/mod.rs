@@ -149,9 +149,18 @@ impl KernelFilters {
     }
 }
 
+/// Bytes waiting in the ring buffer from which the probes wake the consumer: 1/16 of the ring
+/// (256 KiB of the default 4 MiB), so a burst never comes near filling it before the
+/// consumer runs; below that the consumer finds the records on its poll timer
+/// (`pipeline::RING_POLL_INTERVAL`).
+pub fn wakeup_bytes(ring_buffer_bytes: u32) -> u32 {
+    (ring_buffer_bytes / 16).max(4096)
+}
+
 /// Everything read from the kernel at start-up to fill [`ProbeConfig`].
 pub fn probe_config(
     capture_bytes: u32,
+    ring_buffer_bytes: u32,
     filters: &KernelFilters,
 ) -> Result<ProbeConfig, ProbeError> {
     if capture_bytes == 0 || capture_bytes as usize > MAX_CAPTURE {
@@ -194,6 +203,7 @@ pub fn probe_config(
         off_fdt_max_fds: task.fdt_max_fds,
         off_file_private_data: task.file_private_data,
         off_socket_sk: task.socket_sk,
+        wakeup_bytes: wakeup_bytes(ring_buffer_bytes),
     })
 }
 
@@ -259,7 +269,7 @@ impl Probes {
         if let Some(missing) = check::missing_privilege() {
             return Err(ProbeError::Permission(missing));
         }
-        let cfg = probe_config(opts.capture_bytes, &opts.filters)?;
+        let cfg = probe_config(opts.capture_bytes, opts.ring_buffer_bytes, &opts.filters)?;
         raise_memlock();
         // No CO-RE relocations in the probes (offsets come from `probe_config`), so aya need not
         // parse the kernel's BTF a second time (~25 MB of heap at start-up).

@@ -8,6 +8,8 @@
 //! `max_head` bytes each and [`super::pairing::MAX_PENDING`] waiting requests.
 
 use super::http1::{Http1Parser, MessageKind};
+use super::http2::connection::UpgradedRequest;
+use super::http2::stream::Request;
 use super::pairing::Pairing;
 use super::{ExchangeError, HttpExchange, Side};
 use crate::events::Tuple;
@@ -49,6 +51,35 @@ impl Http1Connection {
             },
             pairing: Pairing::new(pid, conn_id, side, tuple),
         }
+    }
+
+    /// The direction that carries requests.
+    pub fn request_direction(&self) -> Direction {
+        self.request_direction
+    }
+
+    /// After a 101 answering `Upgrade: h2c` in the syscall just fed: the upgraded request
+    /// (HTTP/2 stream 1) and the offset in that syscall's captured bytes where HTTP/2 frames
+    /// begin. Once.
+    pub fn take_h2c_upgrade(&mut self) -> Option<(UpgradedRequest, usize)> {
+        let (head, start_ns, body_bytes) = self.pairing.take_h2c_upgrade()?;
+        let offset = self.responses.take_tunnel_offset().unwrap_or(0);
+        let request = Request {
+            method: Some(head.method),
+            path: Some(head.target),
+            authority: head.host,
+            user_agent: head.user_agent,
+            grpc: false,
+            incomplete: false,
+        };
+        Some((
+            UpgradedRequest {
+                request,
+                start_ns,
+                body_bytes,
+            },
+            offset,
+        ))
     }
 
     /// Which side the traced process is.

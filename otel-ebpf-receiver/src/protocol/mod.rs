@@ -1,4 +1,4 @@
-//! Protocol detection, the HTTP/1 stream parser and request/response pairing.
+//! Protocol detection, the HTTP/1 and HTTP/2 parsers and request/response pairing.
 //!
 //! Stage: conn → **protocol** → span. Input: ordered byte chunks of one connection, per
 //! direction, with kernel timestamps and the syscall's full byte count (captured bytes may be
@@ -8,11 +8,12 @@
 //!
 //! Submodules: [`detect`] (is this HTTP/1, where does a message start), [`http1`] (stream
 //! parser per direction), [`pairing`] (request FIFO → exchanges), [`connection`] (both parsers
-//! and the pairing of one connection).
+//! and the pairing of one connection), [`http2`] (HTTP/2 frames, HPACK, streams and gRPC).
 
 pub mod connection;
 pub mod detect;
 pub mod http1;
+pub mod http2;
 pub mod pairing;
 
 pub use connection::Http1Connection;
@@ -49,6 +50,18 @@ pub enum ExchangeError {
     ConnectionClosed,
     /// The process exited before the response completed (`error.type=process_exited`).
     ProcessExited,
+    /// HTTP/2: the stream was reset by RST_STREAM with this error code (RFC 9113 §7), or
+    /// refused by a GOAWAY whose last-stream-id is below it (reported as REFUSED_STREAM, 0x7).
+    StreamReset(u32),
+}
+
+/// gRPC details of an exchange whose content-type is `application/grpc*` (gRPC over HTTP/2
+/// protocol spec) or whose response carries `grpc-status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GrpcCall {
+    /// `grpc-status` from the trailers (or from the headers of a trailers-only response);
+    /// None when not seen.
+    pub status: Option<u32>,
 }
 
 impl HttpExchange {
@@ -71,13 +84,14 @@ pub struct HttpExchange {
     pub side: Side,
     /// Endpoints, from the first data event of the connection that carried them.
     pub tuple: Option<Tuple>,
-    /// e.g. "GET".
+    /// e.g. "GET"; empty when unknown (HTTP/2 header fields that could not be decoded).
     pub method: String,
-    /// Request target as sent (origin-form path + query, or absolute-form).
+    /// Request target as sent (origin-form path + query, or absolute-form; HTTP/2: `:path`);
+    /// empty when unknown.
     pub target: String,
-    /// "1.0" or "1.1".
+    /// "1.0", "1.1" or "2".
     pub version: String,
-    /// `Host` header, if present.
+    /// `Host` header (HTTP/2: `:authority`, else `host`), if present.
     pub host: Option<String>,
     /// `User-Agent` header, if present.
     pub user_agent: Option<String>,
@@ -94,4 +108,11 @@ pub struct HttpExchange {
     pub response_body_bytes: u64,
     /// Why the exchange ended without a complete response; None when it completed.
     pub error: Option<ExchangeError>,
+    /// gRPC call details (HTTP/2 only); None for plain HTTP.
+    pub grpc: Option<GrpcCall>,
+    /// HTTP/2: some header fields of this exchange could not be known (they referenced HPACK
+    /// dynamic table entries from before capture began, or their header block was lost), so a
+    /// field absent here (method, target, host, status…) may have been sent. Fields present
+    /// are always right. Always false for HTTP/1.
+    pub headers_incomplete: bool,
 }

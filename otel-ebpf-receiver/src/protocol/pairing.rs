@@ -55,6 +55,9 @@ pub struct Pairing {
     open_request: Option<u64>,
     /// Parse errors reported since the last [`Pairing::take_parse_errors`].
     parse_errors: u64,
+    /// A request with `Upgrade: h2c` answered by 101: it goes on as HTTP/2 stream 1 (no
+    /// exchange here). `(head, start_ns, request_body_bytes)`.
+    h2c_upgrade: Option<(RequestHead, u64, u64)>,
 }
 
 impl Pairing {
@@ -70,7 +73,14 @@ impl Pairing {
             next_seq: 0,
             open_request: None,
             parse_errors: 0,
+            h2c_upgrade: None,
         }
+    }
+
+    /// The request that switched the connection to HTTP/2 (`Upgrade: h2c` + 101), once:
+    /// `(head, start_ns, request_body_bytes)`.
+    pub fn take_h2c_upgrade(&mut self) -> Option<(RequestHead, u64, u64)> {
+        self.h2c_upgrade.take()
     }
 
     /// The sink for the parser of `kind` messages; finished exchanges go to `out`.
@@ -169,6 +179,8 @@ impl Pairing {
             request_body_bytes: req.request_body_bytes,
             response_body_bytes,
             error,
+            grpc: None,
+            headers_incomplete: false,
         }
     }
 
@@ -220,6 +232,11 @@ impl MessageSink for PairingSink<'_> {
         let Some(req) = p.pending.pop_front() else {
             return Answered::Other;
         };
+        if status == 101 && req.head.upgrade_h2c {
+            // RFC 7540 §3.2: the response comes as HTTP/2 on stream 1.
+            p.h2c_upgrade = Some((req.head, req.start_ns, req.request_body_bytes));
+            return Answered::Other;
+        }
         let answered = match req.head.method.as_str() {
             "HEAD" => Answered::Head,
             "CONNECT" => Answered::Connect,

@@ -25,6 +25,8 @@ fn exchange(side: Side, status: Option<u16>) -> HttpExchange {
         request_body_bytes: 0,
         response_body_bytes: 12,
         error: None,
+        grpc: None,
+        headers_incomplete: false,
     }
 }
 

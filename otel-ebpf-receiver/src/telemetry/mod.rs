@@ -40,6 +40,18 @@ pub struct SelfMetrics {
     /// HTTP parse errors (a connection's stream was not valid HTTP where HTTP was expected).
     /// Prometheus: `otel_ebpf_parse_errors_total`.
     pub parse_errors: AtomicU64,
+    /// Malformed HTTP/2 frames and losses of frame sync (errors), last value read (set, not
+    /// added to). Prometheus: `otel_ebpf_http2_frame_errors_total`.
+    pub http2_frame_errors: AtomicU64,
+    /// HTTP/2 header blocks HPACK could not decode whole (blocks), last value read.
+    /// Prometheus: `otel_ebpf_hpack_errors_total`.
+    pub hpack_errors: AtomicU64,
+    /// HTTP/2 header blocks lost to capture or too large (blocks), last value read.
+    /// Prometheus: `otel_ebpf_http2_header_blocks_lost_total`.
+    pub http2_header_blocks_lost: AtomicU64,
+    /// HTTP/2 streams not tracked (too many open on a connection) (streams), last value read.
+    /// Prometheus: `otel_ebpf_http2_streams_dropped_total`.
+    pub http2_streams_dropped: AtomicU64,
     /// Spans built (spans). Prometheus: `otel_ebpf_spans_produced_total`.
     pub spans_produced: AtomicU64,
     /// Spans accepted by the backend (or written to the console) (spans). Prometheus:
@@ -163,6 +175,26 @@ const COUNTERS: &[CounterDesc] = &[
         name: "otel_ebpf_parse_errors_total",
         help: "Connection streams that were not valid HTTP where HTTP was expected.",
         get: |m| &m.parse_errors,
+    },
+    CounterDesc {
+        name: "otel_ebpf_http2_frame_errors_total",
+        help: "Malformed HTTP/2 frames and losses of frame sync.",
+        get: |m| &m.http2_frame_errors,
+    },
+    CounterDesc {
+        name: "otel_ebpf_hpack_errors_total",
+        help: "HTTP/2 header blocks HPACK could not decode whole (limits, malformed blocks).",
+        get: |m| &m.hpack_errors,
+    },
+    CounterDesc {
+        name: "otel_ebpf_http2_header_blocks_lost_total",
+        help: "HTTP/2 header blocks lost to capture or too large to assemble.",
+        get: |m| &m.http2_header_blocks_lost,
+    },
+    CounterDesc {
+        name: "otel_ebpf_http2_streams_dropped_total",
+        help: "HTTP/2 streams not tracked because a connection had too many open.",
+        get: |m| &m.http2_streams_dropped,
     },
     CounterDesc {
         name: "otel_ebpf_spans_produced_total",

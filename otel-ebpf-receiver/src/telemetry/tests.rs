@@ -8,11 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 13] = [
     "otel_ebpf_events_read_total",
     "otel_ebpf_events_lost_kernel_total",
     "otel_ebpf_decode_errors_total",
     "otel_ebpf_parse_errors_total",
+    "otel_ebpf_http2_frame_errors_total",
+    "otel_ebpf_hpack_errors_total",
+    "otel_ebpf_http2_header_blocks_lost_total",
+    "otel_ebpf_http2_streams_dropped_total",
     "otel_ebpf_spans_produced_total",
     "otel_ebpf_spans_exported_total",
     "otel_ebpf_spans_dropped_total",
@@ -146,6 +150,10 @@ fn exposition_is_valid_and_exact() {
         &m.events_lost_kernel,
         &m.decode_errors,
         &m.parse_errors,
+        &m.http2_frame_errors,
+        &m.hpack_errors,
+        &m.http2_header_blocks_lost,
+        &m.http2_streams_dropped,
         &m.spans_produced,
         &m.spans_exported,
         &m.spans_dropped,

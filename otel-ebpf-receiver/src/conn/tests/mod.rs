@@ -2,6 +2,7 @@
 //! [`HttpExchange`]s out.
 
 mod framing;
+mod http2;
 mod lifecycle;
 mod resync;
 mod tls;
@@ -66,6 +67,8 @@ pub fn exchange(side: Side, method: &str, target: &str, status: Option<u16>) -> 
         request_body_bytes: 0,
         response_body_bytes: 0,
         error: None,
+        grpc: None,
+        headers_incomplete: false,
     }
 }
 

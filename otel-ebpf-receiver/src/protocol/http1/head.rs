@@ -28,6 +28,8 @@ pub struct RequestHead {
     pub host: Option<String>,
     /// `User-Agent` field value (RFC 9110 §10.1.5).
     pub user_agent: Option<String>,
+    /// `Upgrade` lists `h2c` (RFC 7540 §3.2): a 101 answer switches the connection to HTTP/2.
+    pub upgrade_h2c: bool,
 }
 
 /// Body framing fields of one head (RFC 9112 §6.1, §6.2).
@@ -62,13 +64,14 @@ pub fn parse(request: bool, buf: &[u8]) -> Result<Option<(usize, Head)>, ParseEr
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(ParseError::InvalidHead),
         };
-        let (framing, host, user_agent) = fields(req.headers)?;
+        let (framing, host, user_agent, upgrade_h2c) = fields(req.headers)?;
         let head = RequestHead {
             method: req.method.unwrap_or_default().to_owned(),
             target: truncated(req.path.unwrap_or_default().as_bytes(), MAX_TARGET_BYTES),
             minor_version: req.version.unwrap_or(1),
             host,
             user_agent,
+            upgrade_h2c,
         };
         Ok(Some((n, Head::Request(head, framing))))
     } else {
@@ -78,7 +81,7 @@ pub fn parse(request: bool, buf: &[u8]) -> Result<Option<(usize, Head)>, ParseEr
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(ParseError::InvalidHead),
         };
-        let (framing, _, _) = fields(resp.headers)?;
+        let (framing, _, _, _) = fields(resp.headers)?;
         Ok(Some((
             n,
             Head::Response(resp.code.unwrap_or_default(), framing),
@@ -86,12 +89,13 @@ pub fn parse(request: bool, buf: &[u8]) -> Result<Option<(usize, Head)>, ParseEr
     }
 }
 
-type Fields = (Framing, Option<String>, Option<String>);
+/// Framing, `Host`, `User-Agent`, `Upgrade: h2c`.
+type Fields = (Framing, Option<String>, Option<String>, bool);
 
 /// Reads the framing fields and the kept request fields from parsed headers.
 fn fields(headers: &[httparse::Header<'_>]) -> Result<Fields, ParseError> {
     let mut framing = Framing::default();
-    let (mut host, mut user_agent) = (None, None);
+    let (mut host, mut user_agent, mut h2c) = (None, None, false);
     for h in headers {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -113,9 +117,14 @@ fn fields(headers: &[httparse::Header<'_>]) -> Result<Fields, ParseError> {
             host.get_or_insert_with(|| truncated(trim_ows(h.value), MAX_FIELD_BYTES));
         } else if name.eq_ignore_ascii_case(b"user-agent") {
             user_agent.get_or_insert_with(|| truncated(trim_ows(h.value), MAX_FIELD_BYTES));
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            h2c |= h
+                .value
+                .split(|&b| b == b',')
+                .any(|p| trim_ows(p).eq_ignore_ascii_case(b"h2c"));
         }
     }
-    Ok((framing, host, user_agent))
+    Ok((framing, host, user_agent, h2c))
 }
 
 /// Content-Length value (RFC 9110 §8.6): 1*DIGIT, or a list of identical values.
@@ -192,6 +201,7 @@ pub fn salvage(request: bool, buf: &[u8]) -> Option<Salvaged> {
         minor_version,
         host: None,
         user_agent: None,
+        upgrade_h2c: false,
     };
     // Header lines captured whole.
     let mut rest = &buf[eol + 1..];
@@ -236,6 +246,7 @@ mod tests {
                 minor_version: 0,
                 host: Some("example.com".into()),
                 user_agent: Some("curl/8".into()),
+                upgrade_h2c: false,
             }
         );
         assert_eq!(

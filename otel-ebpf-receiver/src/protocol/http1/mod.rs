@@ -127,6 +127,9 @@ pub struct Http1Parser {
     body_bytes: u64,
     /// ts of the last syscall fed while a message was in progress (ns).
     last_ns: u64,
+    /// Offset in the last fed syscall's captured bytes where a tunnel began (101 / CONNECT
+    /// 2xx): the bytes from there on belong to the new protocol.
+    tunnel_at: Option<usize>,
 }
 
 impl Http1Parser {
@@ -141,6 +144,7 @@ impl Http1Parser {
             start_ns: 0,
             body_bytes: 0,
             last_ns: 0,
+            tunnel_at: None,
         }
     }
 
@@ -156,6 +160,12 @@ impl Http1Parser {
     /// True after an upgrade or CONNECT tunnel: further bytes are ignored.
     pub fn is_tunnel(&self) -> bool {
         self.state == State::Tunnel
+    }
+
+    /// Where the tunnel began in the syscall just fed (offset into its captured bytes), once:
+    /// the rest of that syscall is the tunnelled protocol's (e.g. HTTP/2 after `h2c`).
+    pub fn take_tunnel_offset(&mut self) -> Option<usize> {
+        self.tunnel_at.take()
     }
 
     /// True while skipping bytes to resynchronise.
@@ -203,9 +213,17 @@ impl Http1Parser {
             let n = match self.state {
                 State::Head => self.head_input(ts_ns, input, sink),
                 State::Body(_) => self.body_input(ts_ns, input, sink),
-                State::Resync | State::Tunnel => return,
+                State::Resync | State::Tunnel => break,
             };
             input = &input[n..];
+        }
+        match self.state {
+            State::Tunnel => {
+                self.tunnel_at = Some(captured.len() - input.len());
+                return;
+            }
+            State::Resync if !input.is_empty() => return,
+            _ => {}
         }
         if missing > 0 {
             self.uncaptured(ts_ns, missing, sink);
