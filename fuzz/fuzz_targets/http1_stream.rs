@@ -89,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
             total_len: bytes.len() as u64 + missing,
             tuple: None,
             payload: Bytes::from(bytes),
+            tls: None,
         };
         t.on_event(Event::Data(ev), &mut out);
         assert!(t.len() <= MAX_CONNS);

@@ -45,6 +45,7 @@ fn record(pid: u32, conn: u64, dir: Direction, role: SockRole, ts: u64, bytes: &
             remote: format!("127.0.0.1:{rport}").parse().unwrap(),
         }),
         payload: bytes::Bytes::copy_from_slice(bytes),
+        tls: None,
     }))
 }
 

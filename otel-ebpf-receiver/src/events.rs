@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use otel_ebpf_common::{
     AF_INET, AF_INET6, Direction, EventHeader, EventKind, HEADER_LEN, MAX_CAPTURE, SockRole,
-    Syscall,
+    Syscall, TlsSource,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -37,6 +37,20 @@ pub struct DataEvent {
     pub tuple: Option<Tuple>,
     /// First `min(total_len, capture_bytes)` bytes.
     pub payload: Bytes,
+    /// Set for plaintext seen by a TLS library uprobe (then `syscall` is `Read`/`Write` by
+    /// direction, `fd` is -1, and `conn_id`/`tuple`/`role` are the socket's when the probes
+    /// associated one, else 0/None/Unknown).
+    pub tls: Option<TlsInfo>,
+}
+
+/// Where TLS plaintext came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The library.
+    pub source: TlsSource,
+    /// The session pointer in the process (`SSL *`, `gnutls_session_t`, Go `*tls.Conn`),
+    /// low 48 bits: identifies the TLS stream.
+    pub session: u64,
 }
 
 /// One decoded ring buffer record.
@@ -53,6 +67,17 @@ pub enum Event {
     /// A process exited (sched:sched_process_exit).
     ProcessExit {
         pid: u32,
+        ts_ns: u64,
+    },
+    /// A process exec'd a new image (sched:sched_process_exec).
+    ProcessExec {
+        pid: u32,
+        ts_ns: u64,
+    },
+    /// `parent` forked the new process `child` (sched:sched_process_fork; not threads).
+    ProcessFork {
+        parent: u32,
+        child: u32,
         ts_ns: u64,
     },
     /// TCP state change (sock:inet_sock_set_state); states as in `include/net/tcp_states.h`.
@@ -156,7 +181,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     let h = header_from(record)?;
     let kind = EventKind::from_u8(h.kind).ok_or(DecodeError::UnknownKind(h.kind))?;
     Ok(match kind {
-        EventKind::Data => {
+        EventKind::Data | EventKind::TlsData => {
             let captured = h.captured_len as usize;
             if captured > MAX_CAPTURE
                 || HEADER_LEN + captured > record.len()
@@ -175,12 +200,41 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                 ts_ns: h.ts_ns,
                 direction: direction(h.direction)?,
                 role: role(h.role)?,
-                syscall: syscall(h.syscall)?,
+                syscall: if kind == EventKind::TlsData {
+                    match direction(h.direction)? {
+                        Direction::Egress => Syscall::Write,
+                        Direction::Ingress => Syscall::Read,
+                    }
+                } else {
+                    syscall(h.syscall)?
+                },
                 total_len: h.total_len,
                 tuple: tuple(&h),
                 payload: Bytes::copy_from_slice(&record[HEADER_LEN..HEADER_LEN + captured]),
+                tls: if kind == EventKind::TlsData {
+                    let mut ctx = [0u8; 8];
+                    ctx[..6].copy_from_slice(&h.tls_ctx);
+                    Some(TlsInfo {
+                        source: TlsSource::from_u8(h.syscall).ok_or(DecodeError::BadField {
+                            field: "tls_source",
+                            value: h.syscall.into(),
+                        })?,
+                        session: u64::from_le_bytes(ctx),
+                    })
+                } else {
+                    None
+                },
             })
         }
+        EventKind::ProcessExec => Event::ProcessExec {
+            pid: h.pid,
+            ts_ns: h.ts_ns,
+        },
+        EventKind::ProcessFork => Event::ProcessFork {
+            parent: h.pid,
+            child: h.total_len as u32,
+            ts_ns: h.ts_ns,
+        },
         EventKind::Close => Event::Close {
             pid: h.pid,
             fd: h.fd,
@@ -242,6 +296,26 @@ pub fn encode(ev: &Event) -> Vec<u8> {
             h.captured_len = d.payload.len() as u32;
             put_tuple(&mut h, &d.tuple);
             payload = &d.payload;
+            if let Some(t) = d.tls {
+                h.kind = EventKind::TlsData as u8;
+                h.syscall = t.source as u8;
+                h.tls_ctx.copy_from_slice(&t.session.to_le_bytes()[..6]);
+            }
+        }
+        Event::ProcessExec { pid, ts_ns } => {
+            h.kind = EventKind::ProcessExec as u8;
+            h.pid = *pid;
+            h.ts_ns = *ts_ns;
+        }
+        Event::ProcessFork {
+            parent,
+            child,
+            ts_ns,
+        } => {
+            h.kind = EventKind::ProcessFork as u8;
+            h.pid = *parent;
+            h.total_len = u64::from(*child);
+            h.ts_ns = *ts_ns;
         }
         Event::Close {
             pid,
@@ -309,6 +383,7 @@ mod tests {
                 remote: "127.0.0.1:80".parse().unwrap(),
             }),
             payload: Bytes::from_static(b"GET / HTTP/1.1\r\n"),
+            tls: None,
         }
     }
 
@@ -327,6 +402,22 @@ mod tests {
                 ts_ns: 9,
             },
             Event::ProcessExit { pid: 5, ts_ns: 6 },
+            Event::ProcessExec { pid: 7, ts_ns: 8 },
+            Event::ProcessFork {
+                parent: 7,
+                child: 9,
+                ts_ns: 10,
+            },
+            Event::Data(DataEvent {
+                syscall: Syscall::Read,
+                direction: Direction::Ingress,
+                fd: -1,
+                tls: Some(TlsInfo {
+                    source: TlsSource::Go,
+                    session: 0x7fff_1234_5678,
+                }),
+                ..data()
+            }),
             Event::TcpState {
                 old: 2,
                 new: 1,

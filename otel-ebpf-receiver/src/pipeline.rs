@@ -1,7 +1,10 @@
 //! Wiring: ring buffer → decode → conn → span → enrich → export, plus self-telemetry.
 //!
 //! Input: a validated [`Config`]. Output: spans and metrics through the exporter until
-//! SIGINT/SIGTERM, then a flush and a clean detach. [`Processor`] is the IO-free part
+//! SIGINT/SIGTERM, then a flush and a clean detach. Process events (exec, fork, exit) and
+//! dlopen hints go to the TLS attacher thread ([`crate::probes::uprobes`]), which owns the
+//! BPF object after start-up; the process resource is read at exec, so a process that exits
+//! right after its request keeps its name. [`Processor`] is the IO-free part
 //! (records → spans) shared with the golden tests.
 
 use crate::clock::Clock;
@@ -12,16 +15,21 @@ use crate::events::{self, Event};
 use crate::export::{ExportSettings, Exporter, MetricsSource};
 use crate::filter::Filter;
 use crate::metrics::HttpMetrics;
+use crate::probes::uprobes::{self, RESCAN_INTERVAL, TlsCmd};
 use crate::probes::{KernelCounters, KernelFilters, LoadOptions, Probes};
 use crate::protocol::HttpExchange;
+use crate::protocol::detect;
 use crate::span::{ObservedSpan, SpanOptions, build_span};
 use crate::telemetry::{self, SelfMetrics};
 use anyhow::Context as _;
 use otel_ebpf_common::Counter;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
@@ -108,6 +116,14 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     log::info!("attached {} raw tracepoints", probes.attached.len());
+    // TLS uprobes follow processes here too, so TLS plaintext can be inspected and recorded.
+    let enabled = probes.tls_unavailable.is_none();
+    let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel();
+    let stats = Arc::new(uprobes::TlsStats::default());
+    let worker = uprobes::spawn(probes.into_ebpf(), enabled, stats, rx, started_tx)?;
+    let _ = started_rx.recv_timeout(Duration::from_secs(60));
+    log::info!("TLS attacher started (enabled: {enabled})");
     loop {
         tokio::select! {
             _ = int.recv() => break,
@@ -120,7 +136,25 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
                         let hex: String = item.iter().map(|b| format!("{b:02x}")).collect();
                         writeln!(f, "{hex}")?;
                     }
-                    match events::decode(&item) {
+                    let decoded = events::decode(&item);
+                    match &decoded {
+                        Ok(Event::ProcessExec { pid, ts_ns }) => {
+                            let _ = tx.send(TlsCmd::Exec { pid: *pid, ts_ns: *ts_ns });
+                        }
+                        Ok(Event::ProcessFork { parent, child, .. }) => {
+                            let _ = tx.send(TlsCmd::Fork { parent: *parent, child: *child });
+                        }
+                        Ok(Event::ProcessExit { pid, .. }) => {
+                            let _ = tx.send(TlsCmd::Exit { pid: *pid });
+                        }
+                        _ => {}
+                    }
+                    match decoded {
+                        Ok(Event::Data(d)) if d.tls.is_some() => println!(
+                            "TLS pid={} conn={} {:?} {:?} {:?} total={} tuple={:?} {:?}",
+                            d.pid, d.conn_id, d.tls, d.direction, d.role, d.total_len, d.tuple,
+                            String::from_utf8_lossy(&d.payload[..d.payload.len().min(60)])
+                        ),
                         Ok(Event::Data(d)) => println!(
                             "DATA pid={} fd={} conn={} {:?} {:?} {:?} total={} tuple={:?} {:?}",
                             d.pid, d.fd, d.conn_id, d.direction, d.role, d.syscall, d.total_len, d.tuple,
@@ -138,6 +172,9 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
         f.flush()?;
     }
     println!("kernel counters: {:?}", counters.read());
+    drop(ring);
+    drop(tx);
+    let _ = worker.join();
     Ok(())
 }
 
@@ -158,7 +195,16 @@ struct Runtime {
     exporter: Exporter,
     me: Arc<SelfMetrics>,
     spans: Vec<(HttpExchange, ObservedSpan)>,
+    /// Commands for the TLS attacher (None: TLS capture off).
+    tls: Option<mpsc::Sender<TlsCmd>>,
+    /// Processes that produced TLS plaintext (no dlopen rescan for them).
+    tls_pids: HashSet<u32>,
+    /// Last dlopen rescan per process.
+    rescans: HashMap<u32, Instant>,
 }
+
+/// Most processes remembered in [`Runtime`]'s `tls_pids` / `rescans` (cleared when full).
+const MAX_TLS_PIDS: usize = 65_536;
 
 impl Runtime {
     fn on_record(&mut self, rec: &[u8]) {
@@ -175,9 +221,39 @@ impl Runtime {
             // Read /proc while the process is alive (it may exit right after its request).
             Event::Data(d) => {
                 self.enricher.resource(d.pid);
+                if d.tls.is_some() {
+                    if self.tls_pids.len() >= MAX_TLS_PIDS {
+                        self.tls_pids.clear();
+                    }
+                    self.tls_pids.insert(d.pid);
+                } else if detect::is_tls_record(&d.payload) && !self.tls_pids.contains(&d.pid) {
+                    self.rescan(d.pid);
+                }
                 None
             }
-            Event::ProcessExit { pid, .. } => Some(*pid),
+            Event::ProcessExec { pid, ts_ns } => {
+                // A new image: new name, command line; read them now, while it runs.
+                self.enricher.forget(*pid);
+                self.enricher.resource(*pid);
+                self.send(TlsCmd::Exec {
+                    pid: *pid,
+                    ts_ns: *ts_ns,
+                });
+                None
+            }
+            Event::ProcessFork { parent, child, .. } => {
+                self.send(TlsCmd::Fork {
+                    parent: *parent,
+                    child: *child,
+                });
+                None
+            }
+            Event::ProcessExit { pid, .. } => {
+                self.send(TlsCmd::Exit { pid: *pid });
+                self.tls_pids.remove(pid);
+                self.rescans.remove(pid);
+                Some(*pid)
+            }
             _ => None,
         };
         self.proc.on_event(ev, &mut self.spans);
@@ -185,6 +261,30 @@ impl Runtime {
         if let Some(pid) = exited {
             self.enricher.forget(pid);
         }
+    }
+
+    fn send(&self, cmd: TlsCmd) {
+        if let Some(tx) = &self.tls {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// A process that never produced TLS plaintext moved a TLS record: it may have
+    /// `dlopen`ed a TLS library since its exec; read its maps again (rate-limited).
+    fn rescan(&mut self, pid: u32) {
+        let now = Instant::now();
+        if self
+            .rescans
+            .get(&pid)
+            .is_some_and(|t| now.duration_since(*t) < RESCAN_INTERVAL)
+        {
+            return;
+        }
+        if self.rescans.len() >= MAX_TLS_PIDS {
+            self.rescans.clear();
+        }
+        self.rescans.insert(pid, now);
+        self.send(TlsCmd::Rescan { pid });
     }
 
     fn emit(&mut self) {
@@ -257,6 +357,30 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         "attached {} raw tracepoints; capturing",
         probes.attached.len()
     );
+    // The attacher thread owns the object from here (and detaches everything when it ends).
+    let tls_off = probes.tls_unavailable.clone();
+    let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel();
+    let worker = uprobes::spawn(
+        probes.into_ebpf(),
+        tls_off.is_none(),
+        me.tls.clone(),
+        rx,
+        started_tx,
+    )?;
+    let tls = match tls_off {
+        None => {
+            // Healthy only once running processes are scanned, so what starts next is seen.
+            let _ = started_rx.recv_timeout(Duration::from_secs(60));
+            Some(tx.clone())
+        }
+        Some(why) => {
+            log::warn!("TLS plaintext capture is off: {why}");
+            None
+        }
+    };
+    // Without TLS the sender still keeps the attacher thread (and the object) alive.
+    let keep_alive = tls.is_none().then_some(tx);
     ready.store(true, Ordering::Release);
     after_start();
 
@@ -268,6 +392,9 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         exporter,
         me,
         spans: Vec::new(),
+        tls,
+        tls_pids: HashSet::new(),
+        rescans: HashMap::new(),
     };
     // Registered once: a future made per loop turn (tokio::signal::ctrl_c()) misses a signal
     // that arrives while the loop is busy between two turns.
@@ -303,8 +430,12 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     }
     rt.tick(&counters);
     drop(ring);
-    drop(probes);
-    let Runtime { exporter, .. } = rt;
+    let Runtime { exporter, tls, .. } = rt;
+    drop(tls);
+    drop(keep_alive);
+    if worker.join().is_err() {
+        log::warn!("TLS attacher thread panicked");
+    }
     exporter.shutdown().await;
     server.shutdown().await;
     Ok(())

@@ -7,8 +7,9 @@
 //!
 //! Limits: every span is a root span with fresh random ids: the bytes carry no trace context we
 //! act on, so client and server spans of one request are not linked. No `http.route` (HTTP/1
-//! bytes carry none), so the span name is just the method. `url.scheme` is always `http`: only
-//! plaintext sockets are seen. Pure code, no IO.
+//! bytes carry none), so the span name is just the method. `url.scheme` is `https` for
+//! exchanges rebuilt from TLS plaintext ([`HttpExchange::is_tls`]), else `http`. Pure code,
+//! no IO.
 //!
 //! `error.type` values: the status code as a string (e.g. `"500"`) for error statuses (server
 //! spans: ≥ 500; client spans: ≥ 400; both: < 100 or ≥ 600), or for an
@@ -97,7 +98,12 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
     if let Some(q) = &query {
         attrs.push(kv_str(attr::URL_QUERY, q));
     }
-    attrs.push(kv_str(attr::URL_SCHEME, value::SCHEME_HTTP));
+    let scheme = if ex.is_tls() {
+        value::SCHEME_HTTPS
+    } else {
+        value::SCHEME_HTTP
+    };
+    attrs.push(kv_str(attr::URL_SCHEME, scheme));
     if let Some(code) = ex.status {
         attrs.push(kv_int(attr::HTTP_RESPONSE_STATUS_CODE, code.into()));
     }
@@ -113,7 +119,7 @@ pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> Obser
         && let (Some(host), Some(path)) = (&server_addr, target.path)
         && path.starts_with('/')
     {
-        let url = full_url(host, server_port, path, query.as_deref());
+        let url = full_url(scheme, host, server_port, path, query.as_deref());
         attrs.push(kv_str(attr::URL_FULL, &url));
     }
     push_network(ex, &mut attrs);
@@ -144,7 +150,7 @@ pub(crate) fn server_endpoint(
             authority
                 .and_then(|a| a.1)
                 .or(remote.map(|r| r.port()))
-                .or(authority.map(|_| 80)),
+                .or(authority.map(|_| if ex.is_tls() { 443 } else { 80 })),
         ),
         Side::Server => (
             authority
@@ -254,19 +260,31 @@ fn describe(e: ExchangeError) -> &'static str {
     }
 }
 
-/// `http://host[:port]path[?query]`; IPv6 hosts in brackets, port 80 left out.
-fn full_url(host: &str, port: Option<u16>, path: &str, query: Option<&str>) -> String {
+/// `scheme://host[:port]path[?query]`; IPv6 hosts in brackets, the scheme's default port
+/// (80 for http, 443 for https) left out.
+fn full_url(
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+    path: &str,
+    query: Option<&str>,
+) -> String {
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
         host.to_string()
     };
+    let default = if scheme == value::SCHEME_HTTPS {
+        443
+    } else {
+        80
+    };
     let port = port
-        .filter(|&p| p != 80)
+        .filter(|&p| p != default)
         .map(|p| format!(":{p}"))
         .unwrap_or_default();
     let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    format!("http://{host}{port}{path}{query}")
+    format!("{scheme}://{host}{port}{path}{query}")
 }
 
 /// Replaces the values of [`value::SENSITIVE_QUERY_KEYS`] by `REDACTED`, keeping the keys.

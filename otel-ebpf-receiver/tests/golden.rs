@@ -57,7 +57,9 @@ fn replay(records: &str) -> Json {
         last_ts = last_ts.max(match &ev {
             events::Event::Data(d) => d.ts_ns,
             events::Event::Close { ts_ns, .. } | events::Event::ProcessExit { ts_ns, .. } => *ts_ns,
-            events::Event::TcpState { ts_ns, .. } => *ts_ns,
+            events::Event::TcpState { ts_ns, .. }
+            | events::Event::ProcessExec { ts_ns, .. }
+            | events::Event::ProcessFork { ts_ns, .. } => *ts_ns,
         });
         p.on_event(ev, &mut out);
     }

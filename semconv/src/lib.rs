@@ -132,6 +132,8 @@ pub mod value {
     pub const SPAN_NAME_OTHER: &str = "HTTP";
     /// `url.scheme` value: plaintext HTTP.
     pub const SCHEME_HTTP: &str = "http";
+    /// `url.scheme` of requests rebuilt from TLS plaintext.
+    pub const SCHEME_HTTPS: &str = "https";
     /// `network.protocol.name` value.
     pub const PROTOCOL_HTTP: &str = "http";
     /// Query keys (case-sensitive) whose values semconv says to redact in `url.query` and

@@ -37,6 +37,17 @@ pub enum EventKind {
     /// A TCP state change (sock:inet_sock_set_state, Linux ≥ 4.16): `state_old`/`state_new`
     /// in `syscall`'s place, tuple filled.
     TcpState = 4,
+    /// Plaintext handed to or returned by a TLS library call (uprobes on `SSL_read`/
+    /// `SSL_write`/`_ex`, `gnutls_record_recv`/`_send`, Go `crypto/tls.(*Conn).Read`/`Write`);
+    /// payload follows as for [`EventKind::Data`]. `syscall` holds the [`TlsSource`],
+    /// `tls_ctx` the library's session pointer, `conn_id`/tuple/role/`fd` the socket's when it
+    /// was associated (else `conn_id` 0, `fd` -1).
+    TlsData = 5,
+    /// A process called `execve` (sched:sched_process_exec): `pid` runs a new image.
+    ProcessExec = 6,
+    /// A process forked a new process (sched:sched_process_fork, threads excluded): `pid` is
+    /// the parent, `total_len` the child's pid.
+    ProcessFork = 7,
 }
 
 impl EventKind {
@@ -46,6 +57,9 @@ impl EventKind {
             2 => Some(Self::Close),
             3 => Some(Self::ProcessExit),
             4 => Some(Self::TcpState),
+            5 => Some(Self::TlsData),
+            6 => Some(Self::ProcessExec),
+            7 => Some(Self::ProcessFork),
             _ => None,
         }
     }
@@ -90,6 +104,50 @@ pub enum Syscall {
     Sendfile = 8,
 }
 
+/// Which TLS implementation produced a [`EventKind::TlsData`] event (in `syscall`'s place).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsSource {
+    /// OpenSSL or BoringSSL (`SSL_read`, `SSL_write`, `SSL_read_ex`, `SSL_write_ex`).
+    OpenSsl = 0,
+    /// GnuTLS (`gnutls_record_recv`, `gnutls_record_send`).
+    GnuTls = 1,
+    /// Go `crypto/tls` (`(*Conn).Read`, `(*Conn).Write`).
+    Go = 2,
+}
+
+impl TlsSource {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::OpenSsl),
+            1 => Some(Self::GnuTls),
+            2 => Some(Self::Go),
+            _ => None,
+        }
+    }
+}
+
+/// Attach cookie of the TLS entry uprobe (`bpf_get_attach_cookie`): which function it is on.
+/// Values are stable (user space sets them per attachment).
+pub mod tls_fn {
+    /// `int SSL_read(SSL *, void *buf, int num)`.
+    pub const SSL_READ: u64 = 0;
+    /// `int SSL_write(SSL *, const void *buf, int num)`.
+    pub const SSL_WRITE: u64 = 1;
+    /// `int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes)`.
+    pub const SSL_READ_EX: u64 = 2;
+    /// `int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written)`.
+    pub const SSL_WRITE_EX: u64 = 3;
+    /// `ssize_t gnutls_record_recv(gnutls_session_t, void *data, size_t size)`.
+    pub const GNUTLS_RECV: u64 = 4;
+    /// `ssize_t gnutls_record_send(gnutls_session_t, const void *data, size_t size)`.
+    pub const GNUTLS_SEND: u64 = 5;
+    /// Go `func (c *crypto/tls.Conn) Read(b []byte) (int, error)`.
+    pub const GO_READ: u64 = 6;
+    /// Go `func (c *crypto/tls.Conn) Write(b []byte) (int, error)`.
+    pub const GO_WRITE: u64 = 7;
+}
+
 /// Index of each counter in the `COUNTERS` per-CPU array (values are summed over CPUs).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,11 +165,21 @@ pub enum Counter {
     ConnMapFull = 4,
     /// Reading user memory for the payload failed (payload sent empty, counted).
     PayloadReadFailed = 5,
+    /// TLS plaintext events submitted (also counted in `DataEvents`).
+    TlsEvents = 6,
+    /// TLS calls whose socket could not be found (no syscall inside the call and none
+    /// remembered for the session): plaintext sent without tuple.
+    TlsNoSocket = 7,
+    /// TLS calls not tracked because the in-flight call map was full.
+    TlsCallMapFull = 8,
+    /// Ciphertext socket IO not sent because the connection is known to carry TLS (its
+    /// plaintext comes from the uprobes).
+    TlsCiphertextSkipped = 9,
 }
 /// Number of entries in the `COUNTERS` array.
-pub const COUNTER_COUNT: u32 = 6;
+pub const COUNTER_COUNT: u32 = 10;
 
-/// Header of every ring buffer record. 80 bytes, 8-byte aligned.
+/// Header of every ring buffer record. 88 bytes, 8-byte aligned.
 ///
 /// Source of each field: `pid`/`tid` from `bpf_get_current_pid_tgid` (tgid, tid), `ts_ns` from
 /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC, ns), tuple from the socket (`struct sock_common` fields
@@ -149,7 +217,10 @@ pub struct EventHeader {
     pub lport: u16,
     /// Remote port, host byte order.
     pub rport: u16,
-    pub _pad: [u8; 6],
+    /// [`EventKind::TlsData`]: the TLS session pointer in the process (`SSL *`,
+    /// `gnutls_session_t`, Go `*tls.Conn`), low 48 bits, little endian (x86-64 user
+    /// addresses fit). It identifies the TLS stream when no socket was associated. 0 otherwise.
+    pub tls_ctx: [u8; 6],
     /// Local address: 4 bytes (IPv4) or 16 bytes (IPv6), network byte order.
     pub laddr: [u8; 16],
     /// Remote address, as `laddr`.
@@ -192,6 +263,26 @@ pub struct ProbeConfig {
     /// [`FILTER_PIDS_INCLUDE`] | [`FILTER_PIDS_EXCLUDE`] | [`FILTER_PORTS_INCLUDE`] |
     /// [`FILTER_PORTS_EXCLUDE`]: which filter maps hold entries.
     pub filter_flags: u32,
+    /// Offsets (bytes) of `task_struct.pid` and `task_struct.tgid` (fork events of new
+    /// processes only, not threads).
+    pub off_task_pid: u32,
+    pub off_task_tgid: u32,
+    /// Path from a Go `*tls.Conn` to the socket fd (bytes; the receiver's `GoTlsOffsets::TABLE`, Go ≥
+    /// 1.17 amd64): `Conn.conn` (interface; data pointer at +8), `net.conn.fd`,
+    /// `netFD.pfd`, `poll.FD.Sysfd`.
+    pub go_conn_conn: u32,
+    pub go_net_conn_fd: u32,
+    pub go_netfd_pfd: u32,
+    pub go_pfd_sysfd: u32,
+    /// Offsets (bytes) to go from an fd to its `struct sock`: `task_struct.files`,
+    /// `files_struct.fdt`, `fdtable.fd`, `fdtable.max_fds`, `file.private_data`,
+    /// `socket.sk` (BTF).
+    pub off_task_files: u32,
+    pub off_files_fdt: u32,
+    pub off_fdt_fd: u32,
+    pub off_fdt_max_fds: u32,
+    pub off_file_private_data: u32,
+    pub off_socket_sk: u32,
     /// Consumer wake-up batching: a record is submitted with BPF_RB_NO_WAKEUP while less than
     /// this many bytes wait in the ring buffer, with BPF_RB_FORCE_WAKEUP from then on (the
     /// consumer also polls on a timer). 0 = the kernel's default (wake when caught up).

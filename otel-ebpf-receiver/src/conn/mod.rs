@@ -13,6 +13,14 @@
 //! TLS record, or a joined-mid-way connection with no request-line or frames within
 //! [`PROBE_WINDOW_SYSCALLS`] syscalls is marked not-HTTP and its bytes are dropped unbuffered.
 //! `Event::TcpState` is ignored.
+//!
+//! TLS plaintext (`DataEvent::tls` set) is its own stream, keyed by (pid, [`TLS_STREAM`] |
+//! session pointer) so it never mixes with the ciphertext of the same socket (which is
+//! marked not-HTTP as soon as a TLS record is seen, or not sent at all once the probes know
+//! the socket is TLS). When the probes associated the socket, its tuple and role are used, a
+//! `Close` of that socket also ends the TLS stream, and a session pointer seen on another
+//! socket (freed and reused by the library) starts a new stream. Exchanges of TLS streams
+//! carry the stream key as `conn_id` ([`HttpExchange::is_tls`]).
 //! Limits: bounded number of connections (the least recently used is evicted, and its
 //! unfinished exchanges are dropped, counted in [`ConnStats::connections_evicted`]) and bytes
 //! buffered per connection (see [`ConnLimits`]).
@@ -28,7 +36,11 @@ use crate::protocol::{ExchangeError, Http1Connection, HttpExchange};
 use lru::Lru;
 use otel_ebpf_common::Direction;
 use otel_ebpf_common::SockRole;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+
+/// Bit set in the stream key (and the exchanges' `conn_id`) of TLS plaintext streams; the
+/// low 48 bits are the session pointer. Probe connection ids never reach bit 63.
+pub const TLS_STREAM: u64 = 1 << 63;
 
 /// Syscalls checked for a request-line on a connection joined mid-way before it is marked
 /// not-HTTP.
@@ -86,6 +98,8 @@ enum Proto {
 struct Conn {
     tuple: Option<crate::events::Tuple>,
     proto: Proto,
+    /// TLS streams: the probes' conn_id of the socket under it (0 = not known).
+    sock: u64,
 }
 
 /// Tracks every connection and drives its protocol parsers.
@@ -98,6 +112,8 @@ pub struct ConnTracker {
     conns: Lru<ConnKey, Conn>,
     /// Same keys as `conns`, ordered, to find a process's connections at exit.
     by_pid: BTreeSet<ConnKey>,
+    /// (pid, socket conn_id) → TLS stream key on that socket.
+    tls_by_sock: HashMap<ConnKey, u64>,
 }
 
 impl ConnTracker {
@@ -156,6 +172,9 @@ impl ConnTracker {
                 ..
             } => {
                 self.finish((pid, conn_id), ExchangeError::ConnectionClosed, ts_ns, out);
+                if let Some(stream) = self.tls_by_sock.remove(&(pid, conn_id)) {
+                    self.finish((pid, stream), ExchangeError::ConnectionClosed, ts_ns, out);
+                }
             }
             Event::ProcessExit { pid, ts_ns } => {
                 let keys: Vec<ConnKey> = self
@@ -167,7 +186,7 @@ impl ConnTracker {
                     self.finish(key, ExchangeError::ProcessExited, ts_ns, out);
                 }
             }
-            Event::TcpState { .. } => {}
+            Event::TcpState { .. } | Event::ProcessExec { .. } | Event::ProcessFork { .. } => {}
         }
     }
 
@@ -187,25 +206,43 @@ impl ConnTracker {
         if d.total_len == 0 && d.payload.is_empty() {
             return;
         }
-        let key = (d.pid, d.conn_id);
+        let key = match d.tls {
+            Some(t) => (d.pid, TLS_STREAM | (t.session & 0xffff_ffff_ffff)),
+            None => (d.pid, d.conn_id),
+        };
+        if d.tls.is_some() && d.conn_id != 0 {
+            let sock = self.conns.get_mut(&key).map(|c| c.sock);
+            if sock.is_some_and(|s| s != 0 && s != d.conn_id) {
+                // The library reused the session pointer for another socket: a new stream.
+                self.finish(key, ExchangeError::ConnectionClosed, d.ts_ns, out);
+            }
+        }
         let conn = match self.conns.get_mut(&key) {
             Some(c) => c,
             None => {
                 while self.conns.len() >= self.limits.max_connections.max(1) {
-                    let Some((old, _)) = self.conns.pop_oldest() else {
+                    let Some((old, c)) = self.conns.pop_oldest() else {
                         break;
                     };
                     self.by_pid.remove(&old);
+                    if c.sock != 0 {
+                        self.tls_by_sock.remove(&(old.0, c.sock));
+                    }
                     self.stats.connections_evicted += 1;
                 }
                 self.by_pid.insert(key);
                 let conn = Conn {
                     tuple: None,
                     proto: Proto::Probing { syscalls: 0 },
+                    sock: 0,
                 };
                 self.conns.insert(key, conn)
             }
         };
+        if d.tls.is_some() && d.conn_id != 0 && conn.sock == 0 {
+            conn.sock = d.conn_id;
+            self.tls_by_sock.insert((d.pid, d.conn_id), key.1);
+        }
         if conn.tuple.is_none() && d.tuple.is_some() {
             conn.tuple = d.tuple;
             match &mut conn.proto {
@@ -258,7 +295,7 @@ impl ConnTracker {
                 }
                 let mut h = Box::new(Http1Connection::new(
                     d.pid,
-                    d.conn_id,
+                    key.1,
                     d.direction,
                     conn.tuple,
                     self.limits.max_buffer_bytes,
@@ -283,12 +320,18 @@ impl ConnTracker {
         out: &mut Vec<HttpExchange>,
     ) {
         self.by_pid.remove(&key);
-        match self.conns.remove(&key).map(|c| c.proto) {
-            Some(Proto::Http(mut h)) => {
+        let Some(conn) = self.conns.remove(&key) else {
+            return;
+        };
+        if conn.sock != 0 {
+            self.tls_by_sock.remove(&(key.0, conn.sock));
+        }
+        match conn.proto {
+            Proto::Http(mut h) => {
                 h.close(error, ts_ns, out);
                 self.stats.parse_errors += h.take_parse_errors();
             }
-            Some(Proto::Http2(mut h)) => {
+            Proto::Http2(mut h) => {
                 h.close(error, ts_ns, out);
                 self.stats.http2.add(h.take_stats());
             }

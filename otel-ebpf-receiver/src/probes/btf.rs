@@ -269,9 +269,60 @@ impl SockOffsets {
     }
 }
 
+/// Offsets (bytes) to follow a task's fd to its `struct sock` (Go TLS calls carry an fd, not
+/// a socket) and to tell a new process from a new thread at fork.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// `task_struct.pid`, `task_struct.tgid` (`pid_t`).
+    pub pid: u32,
+    pub tgid: u32,
+    /// `task_struct.files` (`struct files_struct *`).
+    pub files: u32,
+    /// `files_struct.fdt` (`struct fdtable *`).
+    pub fdt: u32,
+    /// `fdtable.fd` (`struct file **`) and `fdtable.max_fds` (`unsigned int`).
+    pub fdt_fd: u32,
+    pub fdt_max_fds: u32,
+    /// `file.private_data` (a `struct socket *` for sockets).
+    pub file_private_data: u32,
+    /// `socket.sk` (`struct sock *`).
+    pub socket_sk: u32,
+}
+
+impl TaskOffsets {
+    /// Resolves every offset from `btf`.
+    pub fn resolve(btf: &KernelBtf) -> Result<Self, BtfError> {
+        Ok(Self {
+            pid: btf.offset("task_struct", &["pid"])?,
+            tgid: btf.offset("task_struct", &["tgid"])?,
+            files: btf.offset("task_struct", &["files"])?,
+            fdt: btf.offset("files_struct", &["fdt"])?,
+            fdt_fd: btf.offset("fdtable", &["fd"])?,
+            fdt_max_fds: btf.offset("fdtable", &["max_fds"])?,
+            file_private_data: btf.offset("file", &["private_data"])?,
+            socket_sk: btf.offset("socket", &["sk"])?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolves_task_offsets_from_running_kernel() {
+        if !std::path::Path::new(VMLINUX).exists() {
+            eprintln!("no {VMLINUX}; skipped");
+            return;
+        }
+        let btf = KernelBtf::open(VMLINUX).unwrap();
+        let t = TaskOffsets::resolve(&btf).unwrap();
+        // pid_t pid; pid_t tgid; are adjacent in task_struct; fdtable starts with max_fds.
+        assert_eq!(t.tgid, t.pid + 4);
+        assert_eq!(t.fdt_max_fds, 0);
+        assert_eq!(t.fdt_fd, 8);
+        assert!(t.files > t.tgid);
+    }
 
     /// Runs against this machine's kernel BTF when it has one (CI machines do).
     #[test]

@@ -4,7 +4,7 @@
 //! feature probes. Output: a report (one line per item, with the reason for anything missing).
 //! Nothing is attached.
 
-use super::{RAW_TRACEPOINTS, btf, tracefs};
+use super::{RAW_TRACEPOINTS, UPROBE_PROGRAMS, btf, tracefs, uprobes};
 use aya::maps::MapType;
 use aya::programs::ProgramType;
 use aya::sys::{is_map_supported, is_program_supported};
@@ -163,9 +163,9 @@ pub fn report() -> (String, bool) {
         uprobes,
         "uprobes",
         if uprobes {
-            "available (TLS capture, later releases)"
+            "available (TLS plaintext capture)"
         } else {
-            "absent (CONFIG_UPROBES off) — optional"
+            "absent (CONFIG_UPROBES off) — optional: TLS plaintext is not captured"
         },
     );
     let fentry = is_program_supported(ProgramType::Tracing);
@@ -195,5 +195,40 @@ pub fn report() -> (String, bool) {
             },
         );
     }
+    tls_plan(&mut out, uprobes);
     (out, all)
+}
+
+/// The TLS part of the plan: uprobe programs, what they go on, and the system libraries
+/// attached at start-up (optional: without uprobes, TLS plaintext is not captured).
+fn tls_plan(out: &mut String, uprobes: bool) {
+    let _ = writeln!(out, "TLS plan (optional, needs uprobes):");
+    for (name, what) in UPROBE_PROGRAMS {
+        optional(out, uprobes, &format!("uprobe:{name}"), what);
+    }
+    let cache = std::fs::read("/etc/ld.so.cache")
+        .ok()
+        .and_then(|d| crate::tls::ldcache::LdCache::parse(&d).ok());
+    for lib in uprobes::PINNED_LIBRARIES {
+        let path = cache.as_ref().and_then(|c| c.lookup(lib)).cloned();
+        let analysis = path.as_ref().map(|p| crate::tls::elf::analyze_file(p));
+        let (ok, detail) = match (&path, analysis) {
+            (Some(p), Some(Ok(a))) if a.is_tls() => (
+                uprobes,
+                format!(
+                    "{}: {} probes, attached at start-up",
+                    p.display(),
+                    a.targets.iter().map(|t| t.probes.len()).sum::<usize>()
+                ),
+            ),
+            (Some(p), Some(Err(e))) => (false, format!("{}: skipped ({e})", p.display())),
+            (Some(p), _) => (false, format!("{}: no TLS functions", p.display())),
+            (None, _) => (false, "not in /etc/ld.so.cache".into()),
+        };
+        optional(out, ok, lib, &detail);
+    }
+    let _ = writeln!(
+        out,
+        "  other files (Go binaries, node, static OpenSSL, libraries outside ld.so.cache) are attached when a process using them execs or is found at start-up"
+    );
 }

@@ -10,9 +10,10 @@
 pub mod btf;
 pub mod check;
 pub mod tracefs;
+pub mod uprobes;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::RawTracePoint;
+use aya::programs::{RawTracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use otel_ebpf_common::{
     COUNTER_COUNT, FILTER_EXCLUDE, FILTER_INCLUDE, FILTER_PIDS_EXCLUDE, FILTER_PIDS_INCLUDE,
@@ -33,6 +34,31 @@ pub const RAW_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
         "4.16",
     ),
     ("sched_process_exit", &["struct task_struct *"], "4.17"),
+    (
+        "sched_process_exec",
+        &["struct task_struct *", "pid_t", "struct linux_binprm *"],
+        "4.17",
+    ),
+    (
+        "sched_process_fork",
+        &["struct task_struct *", "struct task_struct *"],
+        "4.17",
+    ),
+];
+
+/// Uprobe programs of the object (loaded at start-up, attached per file by
+/// [`uprobes::TlsAttacher`]): (program name, what it is attached to).
+pub const UPROBE_PROGRAMS: &[(&str, &str)] = &[
+    (
+        "tls_entry",
+        "uprobe: SSL_read/SSL_write/SSL_read_ex/SSL_write_ex, gnutls_record_recv/send",
+    ),
+    ("tls_return", "uretprobe: the same functions"),
+    ("go_tls_entry", "uprobe: Go crypto/tls.(*Conn).Read/Write"),
+    (
+        "go_tls_ret",
+        "uprobe: each RET instruction of those Go functions",
+    ),
 ];
 
 /// Syscall numbers of this architecture, in [`otel_ebpf_common::Syscall`] order.
@@ -146,6 +172,8 @@ pub fn probe_config(
     }
     let sk = btf::SockOffsets::resolve(&kbtf)?;
     let regs = btf::RegsOffsets::resolve(&kbtf)?;
+    let task = btf::TaskOffsets::resolve(&kbtf)?;
+    let go = crate::tls::godwarf::GoTlsOffsets::TABLE;
     Ok(ProbeConfig {
         own_tgid: std::process::id(),
         capture_bytes,
@@ -163,6 +191,18 @@ pub fn probe_config(
         off_regs_arg2: regs.arg2,
         nr: SYSCALL_NRS.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         filter_flags: filters.flags(),
+        off_task_pid: task.pid,
+        off_task_tgid: task.tgid,
+        go_conn_conn: go.conn_conn as u32,
+        go_net_conn_fd: go.net_conn_fd as u32,
+        go_netfd_pfd: go.netfd_pfd as u32,
+        go_pfd_sysfd: go.poll_fd_sysfd as u32,
+        off_task_files: task.files,
+        off_files_fdt: task.fdt,
+        off_fdt_fd: task.fdt_fd,
+        off_fdt_max_fds: task.fdt_max_fds,
+        off_file_private_data: task.file_private_data,
+        off_socket_sk: task.socket_sk,
         wakeup_bytes: wakeup_bytes(ring_buffer_bytes),
     })
 }
@@ -172,6 +212,9 @@ pub struct Probes {
     ebpf: Ebpf,
     /// Tracepoints attached, as `category:name`.
     pub attached: Vec<String>,
+    /// Why the TLS uprobe programs could not be loaded (TLS capture off); `None` when they
+    /// are loaded and ready to attach.
+    pub tls_unavailable: Option<String>,
 }
 
 /// Writes the pid and port filters into `FILTER_PIDS` / `FILTER_PORTS`.
@@ -260,7 +303,34 @@ impl Probes {
             prog.attach(name).map_err(|e| err(format!("{e:#}")))?;
             attached.push(tp);
         }
-        Ok(Self { ebpf, attached })
+        // The uprobe programs are loaded now (a verifier failure shows at start-up) and
+        // attached per file later; without uprobe support TLS capture is off, nothing else.
+        let mut tls_unavailable = None;
+        for (name, _) in UPROBE_PROGRAMS {
+            let res = match ebpf.program_mut(name) {
+                Some(p) => match TryInto::<&mut UProbe>::try_into(p) {
+                    Ok(p) => p.load().map_err(|e| format!("{e:#}")),
+                    Err(e) => Err(format!("{e}")),
+                },
+                None => Err("program missing from object".into()),
+            };
+            if let Err(e) = res {
+                log::warn!("TLS capture off: loading uprobe program {name} failed: {e}");
+                tls_unavailable = Some(format!("{name}: {e}"));
+                break;
+            }
+        }
+        Ok(Self {
+            ebpf,
+            attached,
+            tls_unavailable,
+        })
+    }
+
+    /// Hands the loaded object over (for [`uprobes::spawn`], which then owns every
+    /// attachment); call after taking the ring buffer and counters.
+    pub fn into_ebpf(self) -> Ebpf {
+        self.ebpf
     }
 
     /// Takes the ring buffer (call once).

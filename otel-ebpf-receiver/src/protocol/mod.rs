@@ -64,12 +64,21 @@ pub struct GrpcCall {
     pub status: Option<u32>,
 }
 
+impl HttpExchange {
+    /// True when the exchange was rebuilt from TLS plaintext (uprobes on a TLS library):
+    /// the request went over `https`.
+    pub fn is_tls(&self) -> bool {
+        self.conn_id & crate::conn::TLS_STREAM != 0
+    }
+}
+
 /// One HTTP request and its response (if any), as observed on one connection.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HttpExchange {
     /// Process (tgid) that owns the connection.
     pub pid: u32,
-    /// Connection id from the probes (unique per (pid, fd) lifetime).
+    /// Connection id from the probes (unique per socket lifetime); for TLS plaintext streams
+    /// the stream key: [`crate::conn::TLS_STREAM`] | session pointer (see [`Self::is_tls`]).
     pub conn_id: u64,
     /// Whether the process sent (Client) or received (Server) the request.
     pub side: Side,

@@ -394,3 +394,24 @@ fn sensitive_query_values_are_redacted() {
     let full = get(&s, "url.full").unwrap();
     assert!(full.ends_with(&format!("/o?{want}\"")), "{full}");
 }
+
+#[test]
+fn tls_exchanges_are_https() {
+    let mut ex = exchange(Side::Client, Some(200));
+    ex.conn_id |= crate::conn::TLS_STREAM;
+    ex.host = Some("example.com".into());
+    ex.tuple = None;
+    let s = build_span(&ex, &Clock::with_offset(0), &SpanOptions::default()).span;
+    let get = |k: &str| match find_attr(&s.attributes, k) {
+        Some(Value::StringValue(v)) => v.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        _ => String::new(),
+    };
+    assert_eq!(get("url.scheme"), "https");
+    assert_eq!(get("server.port"), "443");
+    assert!(
+        get("url.full").starts_with("https://example.com/"),
+        "{}",
+        get("url.full")
+    );
+}

@@ -71,6 +71,10 @@ pub struct SelfMetrics {
     /// [`SelfMetrics::set`]). Prometheus: `otel_ebpf_kernel_events_total{counter="…"}`, the
     /// label from [`kernel_counter_label`].
     pub kernel_counters: [AtomicU64; KERNEL_COUNTERS],
+    /// TLS attachment: files skipped (Prometheus `otel_ebpf_tls_skipped_total{reason,file}`,
+    /// one series per (reason label, file path), bounded) and files attached now (gauge
+    /// `otel_ebpf_tls_attached_files`).
+    pub tls: std::sync::Arc<crate::probes::uprobes::TlsStats>,
 }
 
 impl SelfMetrics {
@@ -108,8 +112,37 @@ impl SelfMetrics {
                 kernel_counter_label(*counter)
             );
         }
+        let n = "otel_ebpf_tls_skipped_total";
+        let _ = write!(
+            out,
+            "# HELP {n} Files with TLS code that cannot be traced, by reason and file.\n# TYPE {n} counter\n"
+        );
+        if let Ok(m) = self.tls.skipped.lock() {
+            let mut rows: Vec<_> = m.iter().collect();
+            rows.sort();
+            for ((reason, file), v) in rows {
+                let _ = writeln!(
+                    out,
+                    "{n}{{reason=\"{}\",file=\"{}\"}} {v}",
+                    label_value(reason),
+                    label_value(file)
+                );
+            }
+        }
+        let n = "otel_ebpf_tls_attached_files";
+        let v = self.tls.attached_files.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP {n} Files with TLS uprobes attached now.\n# TYPE {n} gauge\n{n} {v}\n"
+        );
         out
     }
+}
+
+/// A label value without the characters the exposition format would need to escape
+/// (`"`, `\`, newline become `_`).
+fn label_value(s: &str) -> String {
+    s.replace(['"', '\\', '\n'], "_")
 }
 
 /// Content type of [`SelfMetrics::render_prometheus`]'s text.
@@ -201,6 +234,10 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::UntracedSyscall,
     Counter::ConnMapFull,
     Counter::PayloadReadFailed,
+    Counter::TlsEvents,
+    Counter::TlsNoSocket,
+    Counter::TlsCallMapFull,
+    Counter::TlsCiphertextSkipped,
 ];
 
 /// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
@@ -212,5 +249,9 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::UntracedSyscall => "untraced_syscall",
         Counter::ConnMapFull => "conn_map_full",
         Counter::PayloadReadFailed => "payload_read_failed",
+        Counter::TlsEvents => "tls_events",
+        Counter::TlsNoSocket => "tls_no_socket",
+        Counter::TlsCallMapFull => "tls_call_map_full",
+        Counter::TlsCiphertextSkipped => "tls_ciphertext_skipped",
     }
 }

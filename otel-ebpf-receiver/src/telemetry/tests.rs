@@ -130,13 +130,20 @@ fn kernel_counter_table_matches_the_probes() {
 fn exposition_is_valid_and_exact() {
     let m = SelfMetrics::default();
     let (samples, types) = parse_exposition(&m.render_prometheus());
-    assert_eq!(samples.len(), NAMES.len() + KERNEL_COUNTERS);
+    assert_eq!(samples.len(), NAMES.len() + KERNEL_COUNTERS + 1);
     assert!(samples.values().all(|v| *v == 0));
     for name in NAMES {
         assert_eq!(types[name], "counter");
     }
     assert_eq!(types["otel_ebpf_kernel_events_total"], "counter");
-    assert_eq!(types.len(), NAMES.len() + 1);
+    assert_eq!(types["otel_ebpf_tls_skipped_total"], "counter");
+    assert_eq!(types["otel_ebpf_tls_attached_files"], "gauge");
+    assert_eq!(types.len(), NAMES.len() + 3);
+    m.tls
+        .skipped
+        .lock()
+        .unwrap()
+        .insert(("stripped".into(), "/usr/lib/x\"y/libssl.so.3".into()), 2);
 
     let fields = [
         &m.events_read,
@@ -174,6 +181,10 @@ fn exposition_is_valid_and_exact() {
     assert_eq!(k("data_lost_ringbuf_full"), 77);
     assert_eq!(k("payload_read_failed"), u64::MAX);
     assert_eq!(k("data_events"), 0);
+    assert_eq!(
+        samples["otel_ebpf_tls_skipped_total{reason=\"stripped\",file=\"/usr/lib/x_y/libssl.so.3\"}"],
+        2
+    );
 }
 
 /// One request over a fresh connection; returns (status, headers lower-cased, body).

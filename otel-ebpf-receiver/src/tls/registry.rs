@@ -202,6 +202,25 @@ impl Registry {
         actions
     }
 
+    /// `parent` forked `child`: the child uses the parent's files until it execs (then
+    /// [`Registry::on_process`] replaces them). No action: the files are attached already.
+    /// Nothing happens for an untracked parent, a tracked child, or at `max_pids`.
+    pub fn on_fork(&mut self, parent: u32, child: u32) {
+        if self.pids.contains_key(&child) || self.pids.len() >= self.limits.max_pids {
+            return;
+        }
+        let Some(keys) = self.pids.get(&parent).cloned() else {
+            return;
+        };
+        for k in &keys {
+            if let Some(e) = self.files.get_mut(k) {
+                e.users += 1;
+            }
+        }
+        self.pids.insert(child, keys);
+        self.refresh_stats();
+    }
+
     /// `pid` exited: releases its files; a file whose last user this was is detached.
     pub fn on_exit(&mut self, pid: u32) -> Vec<Action> {
         let mut actions = Vec::new();

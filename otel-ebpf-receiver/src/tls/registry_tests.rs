@@ -218,3 +218,20 @@ fn real_files_through_the_real_analyser() {
     assert_eq!(path, Path::new(libssl));
     assert_eq!(analysis.targets[0].probes.len(), 8);
 }
+
+#[test]
+fn a_forked_child_keeps_the_parents_files_attached() {
+    let calls = Cell::new(0);
+    let mut r = Registry::new(RegistryLimits::default());
+    let a = r.on_process(1, &[file(10, "/lib/libtls.so")], analyzer(&calls));
+    assert_eq!(summary(&a), ["attach 10 /lib/libtls.so"]);
+    r.on_fork(1, 2);
+    r.on_fork(99, 3); // untracked parent: nothing
+    assert_eq!(r.stats().pids, 2);
+    // The parent exits: the child still maps the library.
+    assert!(r.on_exit(1).is_empty());
+    // The child execs something without TLS: now the library has no user.
+    let a = r.on_process(2, &[file(11, "/bin/plain")], analyzer(&calls));
+    assert_eq!(summary(&a), ["detach 10"]);
+    assert!(r.on_exit(2).is_empty());
+}

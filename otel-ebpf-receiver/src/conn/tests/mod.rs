@@ -5,6 +5,7 @@ mod framing;
 mod http2;
 mod lifecycle;
 mod resync;
+mod tls;
 
 use super::*;
 use crate::events::Tuple;
@@ -113,6 +114,7 @@ impl Sim {
             total_len: total,
             tuple: Some(tuple()),
             payload: Bytes::copy_from_slice(bytes),
+            tls: None,
         });
         self.t.on_event(ev, &mut self.out);
     }

@@ -1,0 +1,491 @@
+//! TLS uprobe attachment: follows processes and attaches the TLS programs to the files that
+//! hold TLS functions, once per file.
+//!
+//! Stage: beside **probes**, fed by the pipeline with process events. Input: [`TlsCmd`]s
+//! (exec, fork, exit, rescan), this host's `/proc`, the loaded uprobe programs
+//! ([`super::UPROBE_PROGRAMS`]). Output: uprobes attached system-wide (no pid filter: one
+//! attachment of a file serves every process that maps it, now or later, in any mount
+//! namespace) and [`TlsStats`] (skipped files, attach timings).
+//!
+//! How files are chosen:
+//! - At start-up: the TLS libraries of this host's `/etc/ld.so.cache` ([`PINNED_LIBRARIES`])
+//!   are attached and never released, so a process that starts later (even one that
+//!   `dlopen`s libssl, like Python's `_ssl`) is traced from its first call, whatever our
+//!   latency; then every running process is scanned once.
+//! - On exec: [`crate::tls::candidates`] (the executable, its `DT_NEEDED` closure resolved in
+//!   its own root, its current maps) → [`Registry::on_process`] (each distinct file analysed
+//!   once) → attach. Fork: the child is counted as a user of its parent's files. Exit: a
+//!   file whose last user exited is detached (pinned files excepted).
+//! - dlopen: the pipeline sends [`TlsCmd::Rescan`] when a process that never produced TLS
+//!   plaintext sends or receives a TLS record (ciphertext) — at most once per
+//!   [`RESCAN_INTERVAL`] per process — and its `/proc/PID/maps` is read again.
+//!
+//! Limits: the first requests of a process whose TLS code is in a file not yet attached
+//! (a Go binary, `node`, a library outside ld.so.cache) race with our attach (see the README
+//! for the measured exec → attached time). A file that cannot be traced is logged once and
+//! counted in `otel_ebpf_tls_skipped_total{reason,file}`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aya::Ebpf;
+use aya::programs::UProbe;
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope};
+use otel_ebpf_common::tls_fn;
+
+use crate::tls::elf::{ProbeKind, TlsFunction};
+use crate::tls::maps::FileKey;
+use crate::tls::registry::{Action, ProcessFile, Registry, RegistryLimits};
+use crate::tls::{self, elf::FileAnalysis};
+
+/// Library names attached at start-up when this host's ld.so.cache has them (OpenSSL 3 and
+/// 1.1, GnuTLS 3).
+pub const PINNED_LIBRARIES: &[&str] = &["libssl.so.3", "libssl.so.1.1", "libgnutls.so.30"];
+
+/// Smallest interval between two dlopen rescans of one process.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Work for the attacher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsCmd {
+    /// `pid` exec'd (kernel timestamp, CLOCK_MONOTONIC ns, for the latency figure).
+    Exec { pid: u32, ts_ns: u64 },
+    /// `parent` forked `child`.
+    Fork { parent: u32, child: u32 },
+    /// `pid` exited.
+    Exit { pid: u32 },
+    /// Read `pid`'s maps again (a library may have been `dlopen`ed).
+    Rescan { pid: u32 },
+}
+
+/// What the attacher reports to self-telemetry.
+#[derive(Debug, Default)]
+pub struct TlsStats {
+    /// (reason label, file path) → files skipped. Bounded to [`MAX_SKIP_LABELS`] pairs (more
+    /// are counted under file `other`).
+    pub skipped: Mutex<HashMap<(String, String), u64>>,
+    /// Files with probes attached now.
+    pub attached_files: std::sync::atomic::AtomicU64,
+    /// Exec → probes attached, for execs that attached a new file: (count, sum µs, max µs).
+    pub exec_attach_us: Mutex<(u64, u64, u64)>,
+}
+
+/// Most distinct (reason, file) label pairs kept in [`TlsStats::skipped`].
+pub const MAX_SKIP_LABELS: usize = 256;
+
+impl TlsStats {
+    fn skip(&self, reason: &str, file: &Path) {
+        let Ok(mut m) = self.skipped.lock() else {
+            return;
+        };
+        let mut key = (reason.to_string(), file.display().to_string());
+        if !m.contains_key(&key) && m.len() >= MAX_SKIP_LABELS {
+            key.1 = "other".into();
+        }
+        *m.entry(key).or_default() += 1;
+    }
+}
+
+/// Program name and attach cookie for one probe of an analysis.
+fn program_for(function: TlsFunction, kind: ProbeKind) -> (&'static str, Option<u64>) {
+    let cookie = match function {
+        TlsFunction::SslRead => tls_fn::SSL_READ,
+        TlsFunction::SslWrite => tls_fn::SSL_WRITE,
+        TlsFunction::SslReadEx => tls_fn::SSL_READ_EX,
+        TlsFunction::SslWriteEx => tls_fn::SSL_WRITE_EX,
+        TlsFunction::GnutlsRecordRecv => tls_fn::GNUTLS_RECV,
+        TlsFunction::GnutlsRecordSend => tls_fn::GNUTLS_SEND,
+        TlsFunction::GoConnRead => tls_fn::GO_READ,
+        TlsFunction::GoConnWrite => tls_fn::GO_WRITE,
+    };
+    let go = matches!(function, TlsFunction::GoConnRead | TlsFunction::GoConnWrite);
+    match (go, kind) {
+        (false, ProbeKind::Entry) => ("tls_entry", Some(cookie)),
+        (false, _) => ("tls_return", None),
+        (true, ProbeKind::Entry) => ("go_tls_entry", Some(cookie)),
+        (true, _) => ("go_tls_ret", None),
+    }
+}
+
+/// Owns the loaded BPF object (and so every attachment) and the registry.
+pub struct TlsAttacher {
+    ebpf: Ebpf,
+    registry: Registry,
+    links: HashMap<FileKey, Vec<(&'static str, UProbeLinkId)>>,
+    pinned: HashSet<FileKey>,
+    stats: Arc<TlsStats>,
+    /// The receiver's own pid (never scanned).
+    own_pid: u32,
+}
+
+impl TlsAttacher {
+    /// Takes over the loaded object (its uprobe programs must be loaded).
+    pub fn new(ebpf: Ebpf, stats: Arc<TlsStats>) -> Self {
+        Self {
+            ebpf,
+            registry: Registry::new(RegistryLimits::default()),
+            links: HashMap::new(),
+            pinned: HashSet::new(),
+            stats,
+            own_pid: std::process::id(),
+        }
+    }
+
+    /// Attaches every probe of `analysis` to `path`; on any failure, detaches what was
+    /// attached and returns the error.
+    fn attach(&mut self, key: FileKey, path: &Path, analysis: &FileAnalysis) -> Result<(), String> {
+        if self.links.contains_key(&key) {
+            return Ok(());
+        }
+        let host = host_path(path, key);
+        let path = host.as_deref().unwrap_or(path);
+        let mut links = Vec::new();
+        let mut result = Ok(());
+        'outer: for target in &analysis.targets {
+            for probe in &target.probes {
+                let (name, cookie) = program_for(probe.function, probe.kind);
+                let prog: &mut UProbe = match self.ebpf.program_mut(name).map(TryInto::try_into) {
+                    Some(Ok(p)) => p,
+                    _ => {
+                        result = Err(format!("program {name} missing"));
+                        break 'outer;
+                    }
+                };
+                let point = UProbeAttachPoint {
+                    location: UProbeAttachLocation::AbsoluteOffset(probe.offset),
+                    cookie,
+                };
+                match prog.attach(point, path, UProbeScope::AllProcesses) {
+                    Ok(id) => links.push((name, id)),
+                    Err(e) => {
+                        result = Err(format!(
+                            "{} {:?} at {:#x}: {e:#}",
+                            probe.function.symbol(),
+                            probe.kind,
+                            probe.offset
+                        ));
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        if result.is_err() {
+            self.detach_links(links);
+            return result;
+        }
+        log::debug!(
+            "tls: attached {} probes to {} ({})",
+            links.len(),
+            path.display(),
+            describe(analysis)
+        );
+        self.links.insert(key, links);
+        self.stats.attached_files.store(
+            self.links.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    fn detach_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
+        for (name, id) in links {
+            if let Some(Ok(p)) = self
+                .ebpf
+                .program_mut(name)
+                .map(TryInto::<&mut UProbe>::try_into)
+            {
+                let _ = p.detach(id);
+            }
+        }
+    }
+
+    fn detach(&mut self, key: FileKey) {
+        if self.pinned.contains(&key) {
+            return;
+        }
+        if let Some(links) = self.links.remove(&key) {
+            self.detach_links(links);
+        }
+        self.stats.attached_files.store(
+            self.links.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Runs registry actions; returns how many files were newly attached.
+    fn apply(&mut self, actions: Vec<Action>) -> usize {
+        let mut attached = 0;
+        for a in actions {
+            match a {
+                Action::Attach {
+                    key,
+                    path,
+                    analysis,
+                } => {
+                    if self.links.contains_key(&key) {
+                        continue;
+                    }
+                    match self.attach(key, &path, &analysis) {
+                        Ok(()) => attached += 1,
+                        Err(e) => {
+                            log::warn!("tls: cannot attach to {}: {e}", path.display());
+                            self.stats.skip("attach_failed", &path);
+                        }
+                    }
+                }
+                Action::Detach { key } => self.detach(key),
+                Action::Skip {
+                    path,
+                    label,
+                    reason,
+                    ..
+                } => {
+                    log::info!("tls: skipping {} [{label}]: {reason}", path.display());
+                    self.stats.skip(label, &path);
+                }
+            }
+        }
+        attached
+    }
+
+    /// Attaches [`PINNED_LIBRARIES`] found through this host's `/etc/ld.so.cache`; returns
+    /// the paths attached.
+    pub fn pin_system_libraries(&mut self) -> Vec<PathBuf> {
+        let Ok(data) = std::fs::read("/etc/ld.so.cache") else {
+            return Vec::new();
+        };
+        let Ok(cache) = tls::ldcache::LdCache::parse(&data) else {
+            return Vec::new();
+        };
+        let mut done = Vec::new();
+        for name in PINNED_LIBRARIES {
+            let Some(path) = cache.lookup(name).cloned() else {
+                continue;
+            };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let key = FileKey::from_metadata(&meta);
+            match tls::elf::analyze_file(&path) {
+                Ok(a) if a.is_tls() => match self.attach(key, &path, &a) {
+                    Ok(()) => {
+                        self.pinned.insert(key);
+                        done.push(path);
+                    }
+                    Err(e) => {
+                        log::warn!("tls: cannot attach to {}: {e}", path.display());
+                        self.stats.skip("attach_failed", &path);
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    log::info!("tls: skipping {}: {e}", path.display());
+                    self.stats.skip(e.reason.label(), &path);
+                }
+            }
+        }
+        done
+    }
+
+    /// Discovers `pid`'s files and attaches what is new; returns files newly attached.
+    fn on_process(&mut self, pid: u32) -> usize {
+        if pid == self.own_pid {
+            return 0;
+        }
+        let Ok(c) = tls::candidates(pid) else {
+            return 0; // gone already, or a kernel thread
+        };
+        let files: Vec<ProcessFile> = c.files.into_iter().map(|f| f.file).collect();
+        let actions = self
+            .registry
+            .on_process(pid, &files, |f| tls::elf::analyze_file(&f.path));
+        self.apply(actions)
+    }
+
+    /// Scans every process of the host once (start-up).
+    pub fn scan_all(&mut self) -> usize {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let pids: Vec<u32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let mut attached = 0;
+        for pid in pids {
+            attached += self.on_process(pid);
+        }
+        attached
+    }
+
+    /// Handles one command.
+    pub fn handle(&mut self, cmd: TlsCmd) {
+        match cmd {
+            TlsCmd::Exec { pid, ts_ns } => {
+                let n = self.on_process(pid);
+                if n > 0 {
+                    let now = crate::clock::Clock::monotonic_now_ns();
+                    let us = now.saturating_sub(ts_ns) / 1000;
+                    log::info!(
+                        "tls: pid {pid}: {n} new file(s) attached {:.1} ms after exec",
+                        us as f64 / 1000.0
+                    );
+                    if let Ok(mut s) = self.stats.exec_attach_us.lock() {
+                        s.0 += 1;
+                        s.1 += us;
+                        s.2 = s.2.max(us);
+                    }
+                }
+            }
+            TlsCmd::Fork { parent, child } => self.registry.on_fork(parent, child),
+            TlsCmd::Exit { pid } => {
+                let actions = self.registry.on_exit(pid);
+                self.apply(actions);
+            }
+            TlsCmd::Rescan { pid } => {
+                let n = self.on_process(pid);
+                if n > 0 {
+                    log::info!("tls: pid {pid}: {n} file(s) attached after a rescan (dlopen)");
+                }
+            }
+        }
+    }
+
+    /// Files attached now.
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
+}
+
+/// The same file through this host's root when `path` is `/proc/PID/root/X` and `/X` here
+/// is the same file (device and inode): that path outlives process PID (the kernel resolves
+/// the path when the uprobe is created).
+fn host_path(path: &Path, key: FileKey) -> Option<PathBuf> {
+    let rest = path.strip_prefix("/proc").ok()?;
+    let mut parts = rest.components();
+    parts.next()?; // PID
+    let root = parts.next()?;
+    if root.as_os_str() != "root" {
+        return None;
+    }
+    let host = Path::new("/").join(parts.as_path());
+    let meta = std::fs::metadata(&host).ok()?;
+    (FileKey::from_metadata(&meta) == key).then_some(host)
+}
+
+/// One line about what an analysis found.
+fn describe(a: &FileAnalysis) -> String {
+    a.targets
+        .iter()
+        .map(|t| format!("{:?}", t.library))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Runs the attacher on its own thread: pins the system libraries, scans running processes,
+/// signals `started`, then handles commands until the sender is dropped; the object (every
+/// probe, raw tracepoints included) is detached when the thread ends. With `enabled` false
+/// (uprobe programs not loaded) it only keeps the object until then.
+pub fn spawn(
+    ebpf: Ebpf,
+    enabled: bool,
+    stats: Arc<TlsStats>,
+    rx: Receiver<TlsCmd>,
+    started: Sender<()>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("tls-attach".into())
+        .spawn(move || {
+            let mut a = TlsAttacher::new(ebpf, stats);
+            if !enabled {
+                let _ = started.send(());
+                while rx.recv().is_ok() {}
+                return;
+            }
+            let t = Instant::now();
+            let pinned = a.pin_system_libraries();
+            let scanned = a.scan_all();
+            log::info!(
+                "tls: {} system libraries pinned ({}), {scanned} more files attached from running processes, {} ms",
+                pinned.len(),
+                pinned
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                t.elapsed().as_millis()
+            );
+            let _ = started.send(());
+            while let Ok(cmd) = rx.recv() {
+                a.handle(cmd);
+            }
+            log::debug!("tls: {} files attached at stop", a.attached());
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_and_kind_has_a_program() {
+        use TlsFunction::*;
+        for f in [
+            SslRead,
+            SslWrite,
+            SslReadEx,
+            SslWriteEx,
+            GnutlsRecordRecv,
+            GnutlsRecordSend,
+            GoConnRead,
+            GoConnWrite,
+        ] {
+            let (entry, cookie) = program_for(f, ProbeKind::Entry);
+            assert!(cookie.is_some());
+            assert!(
+                super::super::UPROBE_PROGRAMS
+                    .iter()
+                    .any(|(n, _)| *n == entry)
+            );
+            let (ret, c) = program_for(f, ProbeKind::Return);
+            assert!(c.is_none());
+            assert!(super::super::UPROBE_PROGRAMS.iter().any(|(n, _)| *n == ret));
+        }
+        assert_eq!(
+            program_for(GoConnWrite, ProbeKind::ReturnInstruction),
+            ("go_tls_ret", None)
+        );
+        assert_eq!(
+            program_for(SslWriteEx, ProbeKind::Entry),
+            ("tls_entry", Some(tls_fn::SSL_WRITE_EX))
+        );
+    }
+
+    #[test]
+    fn proc_root_paths_become_host_paths_for_the_same_file() {
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        let key = FileKey::from_metadata(&std::fs::metadata(&exe).unwrap());
+        let via_proc = Path::new("/proc/self/root").join(exe.strip_prefix("/").unwrap());
+        // "self" is not a pid but resolves the same way; the host path is kept as is.
+        assert_eq!(host_path(&via_proc, key), Some(exe.clone()));
+        let other = FileKey {
+            inode: key.inode + 1,
+            ..key
+        };
+        assert_eq!(host_path(&via_proc, other), None);
+        assert_eq!(host_path(&exe, key), None);
+    }
+
+    #[test]
+    fn skipped_labels_are_bounded() {
+        let s = TlsStats::default();
+        for i in 0..(MAX_SKIP_LABELS + 10) {
+            s.skip("stripped", Path::new(&format!("/x/{i}")));
+        }
+        let m = s.skipped.lock().unwrap();
+        assert_eq!(m.len(), MAX_SKIP_LABELS + 1);
+        assert_eq!(m[&("stripped".to_string(), "other".to_string())], 10);
+    }
+}
