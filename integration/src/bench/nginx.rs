@@ -23,6 +23,8 @@ pub struct Nginx {
     pub port: u16,
     /// Port serving the same files over cleartext HTTP/2 (prior knowledge, h2c).
     pub h2_port: u16,
+    /// Port serving the same files over HTTPS (self-signed certificate, OpenSSL).
+    pub tls_port: u16,
     /// Port serving `GET /status` (`stub_status`).
     pub status_port: u16,
     dir: PathBuf,
@@ -34,10 +36,22 @@ impl Nginx {
         let port = crate::free_port();
         let status_port = crate::free_port();
         let h2_port = crate::free_port();
+        let tls_port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("oer-bench-nginx-{port}"));
         std::fs::create_dir_all(dir.join("www"))?;
         std::fs::write(dir.join("www/index.html"), "hello, bench\n")?;
         std::fs::write(dir.join("www/big.bin"), vec![b'x'; BIG_LEN])?;
+        let st = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("openssl CLI (apt-get install openssl; scripts/setup.sh does)")?;
+        anyhow::ensure!(st.success(), "openssl req failed");
         let d = dir.display();
         let conf = format!(
             "worker_processes 1;\nuser root;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
@@ -47,6 +61,7 @@ impl Nginx {
              \x20 uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
              \x20 server {{ listen 127.0.0.1:{port}; location / {{ root {d}/www; }} }}\n\
              \x20 server {{ listen 127.0.0.1:{h2_port} http2; sendfile off; location / {{ root {d}/www; }} }}\n\
+             \x20 server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; location / {{ root {d}/www; }} }}\n\
              \x20 server {{ listen 127.0.0.1:{status_port}; location /status {{ stub_status; }} }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf)?;
@@ -65,6 +80,7 @@ impl Nginx {
             child,
             port,
             h2_port,
+            tls_port,
             status_port,
             dir,
         };

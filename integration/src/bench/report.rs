@@ -64,7 +64,19 @@ pub struct Report {
     pub bpf_map_bytes: u64,
     /// HTTP/2 run (h2load at a fixed rate against nginx h2c), if made.
     pub http2: Option<ProtocolRun>,
+    /// HTTPS run (wrk → nginx, both OpenSSL, traced by uprobes), if made.
+    pub tls: Option<TlsRun>,
     pub targets: Vec<Target>,
+}
+
+/// HTTPS through the TLS uprobes: wrk (saturation, few connections) A and B.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TlsRun {
+    pub a_rps: f64,
+    pub b_rps: f64,
+    pub run: ProtocolRun,
+    /// BPF run time (socket raw tracepoints + uprobes) per request, µs.
+    pub bpf_us_per_request: f64,
 }
 
 /// A B-only run of another protocol at a fixed rate: completeness and CPU per request.
@@ -318,6 +330,20 @@ impl Report {
                 h.client_completeness * 100.0,
                 h.us_per_request,
                 h.observed.kernel_lost
+            );
+        }
+        if let Some(t) = &self.tls {
+            s += &format!(
+                "HTTPS (wrk, OpenSSL both ends): A {:.0} B {:.0} req/s (×{:.3}); completeness \
+                 server {:.2}% client {:.2}%; CPU {:.2} µs/request (BPF incl. uprobes {:.2} \
+                 µs/request)\n",
+                t.a_rps,
+                t.b_rps,
+                t.b_rps / t.a_rps,
+                t.run.server_completeness * 100.0,
+                t.run.client_completeness * 100.0,
+                t.run.us_per_request,
+                t.bpf_us_per_request
             );
         }
         s += &format!(

@@ -57,6 +57,9 @@ struct Args {
     /// 0 skips it.
     #[arg(long, default_value_t = 5000)]
     h2_rate: u32,
+    /// Skip the HTTPS run (wrk → nginx over TLS, A and B).
+    #[arg(long)]
+    no_tls: bool,
     /// Soak: one B run at the first rate for this many seconds, sampling RSS every 10 s.
     #[arg(long)]
     soak_secs: Option<u32>,
@@ -291,6 +294,29 @@ fn full(args: &Args) -> Result<()> {
             o.us_per_request()
         );
         rep.http2 = Some(bench::report::ProtocolRun::new(args.h2_rate, n, o));
+    }
+    if !args.no_tls {
+        let tls_url = format!("https://127.0.0.1:{}/index.html", nginx.tls_port);
+        let a = load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs)?;
+        bench::pause();
+        let att = Attached::start_ports(&[nginx.tls_port], nginx.tls_port, &args.receiver_yaml);
+        let (b, o) = att.measure(&nginx, || load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs))?;
+        drop(att);
+        eprintln!(
+            "https: A {:.0} B {:.0} req/s; spans {}/{} of {}; {:.2} µs/request",
+            a.rps,
+            b.rps,
+            o.server_spans,
+            o.client_spans,
+            o.served,
+            o.us_per_request()
+        );
+        rep.tls = Some(bench::report::TlsRun {
+            a_rps: a.rps,
+            b_rps: b.rps,
+            bpf_us_per_request: o.bpf_ns as f64 / o.served.max(1) as f64 / 1e3,
+            run: bench::report::ProtocolRun::new(0, b.requests, o),
+        });
     }
     rep.plan = Some(plan);
     rep.summarise();

@@ -122,7 +122,8 @@ pub struct ExportersConfig {
     pub otlp: OtlpConfig,
     /// Batches are flushed at least this often (seconds, > 0; default 1).
     pub flush_interval_seconds: f64,
-    /// Most spans queued for export (spans, 1..=16777216; default 65536); past this, spans are
+    /// Most spans queued for export (spans, 1..=16777216; default 8192: ~2 KB each, so
+    /// the queue stays under ~16 MB when the backend or the export falls behind); past this, spans are
     /// dropped and counted in `otel_ebpf_spans_dropped_total`.
     pub queue_size: usize,
     /// Most spans per export request (spans, 1..=`queue_size`; default 1024: each span in a
@@ -138,7 +139,7 @@ impl Default for ExportersConfig {
             console: None,
             otlp: OtlpConfig::default(),
             flush_interval_seconds: 1.0,
-            queue_size: 65_536,
+            queue_size: 8_192,
             max_batch_size: 1_024,
             metrics_interval_seconds: 10.0,
         }
