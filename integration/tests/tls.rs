@@ -578,3 +578,63 @@ fn a_short_lived_process_is_captured_and_named() {
     let spans = sink.wait_spans(2 * paths.len(), WAIT, on_port(port));
     check(&spans, port, &paths, Some("curl"), Some("python3.11"));
 }
+
+/// HTTP/2 over TLS (ALPN h2): curl → nginx `listen … ssl http2`, both on OpenSSL. The
+/// plaintext the uprobes see starts with the connection preface, so the HTTP/2 parser runs on
+/// it (issue #5's "over TLS" case).
+#[test]
+fn curl_http2_over_tls_against_nginx() {
+    let _g = serial();
+    let dir = workdir();
+    let sink = OtlpSink::start();
+    let port = free_port();
+    let _rx = receiver(&sink, port);
+    let ngx = dir.join(format!("nginx-h2-{port}"));
+    std::fs::create_dir_all(ngx.join("html")).unwrap();
+    std::fs::write(ngx.join("html/a"), "a\n").unwrap();
+    let conf = format!(
+        "worker_processes 1; pid {n}/nginx.pid; error_log {n}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{ access_log off; keepalive_timeout 30;\n\
+           client_body_temp_path {n}; proxy_temp_path {n}; fastcgi_temp_path {n}; uwsgi_temp_path {n}; scgi_temp_path {n};\n\
+           server {{ listen 127.0.0.1:{port} ssl http2; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {n}/html; }} }}\n",
+        n = ngx.display(),
+        d = dir.display()
+    );
+    std::fs::write(ngx.join("nginx.conf"), conf).unwrap();
+    let _nginx = spawn(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(ngx.join("nginx.conf"))
+            .args(["-g", "daemon off;"]),
+    );
+    wait_listening(port);
+    let url = |p: &str| format!("https://127.0.0.1:{port}{p}");
+    // One curl process, three requests as three streams of one HTTP/2 connection.
+    run(Command::new("curl").args([
+        "-sk",
+        "--http2",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        &url("/a"),
+        &url("/a"),
+        &url("/missing"),
+    ]));
+    let spans = sink.wait_spans(6, WAIT, on_port(port));
+    let c = spans.iter().filter(|s| s.is_client()).count();
+    let s = spans.iter().filter(|s| s.is_server()).count();
+    assert_eq!((c, s), (3, 3), "{spans:#?}");
+    for sp in &spans {
+        assert_eq!(sp.attr("url.scheme"), Some("https"), "{sp:#?}");
+        assert_eq!(sp.attr("network.protocol.version"), Some("2"), "{sp:#?}");
+        assert_eq!(sp.attr("http.request.method"), Some("GET"), "{sp:#?}");
+        let path = sp.attr("url.path").unwrap();
+        let code = if path == "/missing" { "404" } else { "200" };
+        assert_eq!(sp.attr("http.response.status_code"), Some(code), "{sp:#?}");
+    }
+    assert_eq!(server_conns(&spans), 1, "one HTTP/2 connection");
+}

@@ -42,7 +42,9 @@ impl Nginx {
         std::fs::write(dir.join("www/index.html"), "hello, bench\n")?;
         std::fs::write(dir.join("www/big.bin"), vec![b'x'; BIG_LEN])?;
         let st = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
             .args(["-subj", "/CN=localhost", "-keyout"])
             .arg(dir.join("key.pem"))
             .arg("-out")

@@ -300,7 +300,9 @@ fn full(args: &Args) -> Result<()> {
         let a = load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs)?;
         bench::pause();
         let att = Attached::start_ports(&[nginx.tls_port], nginx.tls_port, &args.receiver_yaml);
-        let (b, o) = att.measure(&nginx, || load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs))?;
+        let (b, o) = att.measure(&nginx, || {
+            load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs)
+        })?;
         drop(att);
         eprintln!(
             "https: A {:.0} B {:.0} req/s; spans {}/{} of {}; {:.2} µs/request",

@@ -257,7 +257,7 @@ impl ConnTracker {
             Proto::Http(h) => {
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
-                if let Some(next) = after_http1(h, d, &mut self.stats, out) {
+                if let Some(next) = after_http1(h, key.1, d, &mut self.stats, out) {
                     conn.proto = next;
                 }
             }
@@ -275,7 +275,7 @@ impl ConnTracker {
                     // syscall was captured whole (the line goes on in the next one).
                     Start::PartialRequest if whole || fresh => {}
                     _ => {
-                        if let Some(mut h) = http2_start(d, fresh, conn.tuple) {
+                        if let Some(mut h) = http2_start(d, key.1, fresh, conn.tuple) {
                             h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                             self.stats.http2.add(h.take_stats());
                             conn.proto = Proto::Http2(h);
@@ -303,7 +303,7 @@ impl ConnTracker {
                 ));
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
-                conn.proto = match after_http1(&mut h, d, &mut self.stats, out) {
+                conn.proto = match after_http1(&mut h, key.1, d, &mut self.stats, out) {
                     Some(next) => next,
                     None => Proto::Http(h),
                 };
@@ -344,13 +344,14 @@ impl ConnTracker {
 /// of that syscall fed to it), not-HTTP after another tunnel, or unchanged (`None`).
 fn after_http1(
     h: &mut Http1Connection,
+    conn_id: u64,
     d: &DataEvent,
     stats: &mut ConnStats,
     out: &mut Vec<HttpExchange>,
 ) -> Option<Proto> {
     if let Some((req, offset)) = h.take_h2c_upgrade() {
         let dir = h.request_direction();
-        let mut h2 = Http2Connection::upgraded(d.pid, d.conn_id, d.tuple, dir, req);
+        let mut h2 = Http2Connection::upgraded(d.pid, conn_id, d.tuple, dir, req);
         if let Some(rest) = d.payload.get(offset..).filter(|r| !r.is_empty()) {
             let total = d.total_len.saturating_sub(offset as u64);
             h2.feed(d.direction, d.ts_ns, rest, total, out);
@@ -361,13 +362,15 @@ fn after_http1(
     h.is_finished().then_some(Proto::Other) // other upgrade / CONNECT tunnel
 }
 
-/// An HTTP/2 connection if this syscall (not HTTP/1) starts one: the client preface (its
+/// An HTTP/2 connection (exchanges carry `conn_id`: the stream key, so TLS streams keep
+/// their marker) if this syscall (not HTTP/1) starts one: the client preface (its
 /// sender is the client), a server's SETTINGS first on a connection seen from its start (its
 /// sender is the server), or on a connection joined mid-way a syscall that is exactly valid
 /// frames (two or more, or a HEADERS) — then the request direction comes from the socket's
 /// role when the probes saw it.
 fn http2_start(
     d: &DataEvent,
+    conn_id: u64,
     fresh: bool,
     tuple: Option<crate::events::Tuple>,
 ) -> Option<Box<Http2Connection>> {
@@ -391,7 +394,7 @@ fn http2_start(
         return None;
     };
     Some(Box::new(Http2Connection::new(
-        d.pid, d.conn_id, tuple, dir, from_start,
+        d.pid, conn_id, tuple, dir, from_start,
     )))
 }
 

@@ -59,7 +59,7 @@ fn defaults_without_any_endpoint_use_the_console() {
     assert_eq!(s.metrics, None);
     assert!(s.console);
     assert_eq!(s.flush_interval, Duration::from_secs(1));
-    assert_eq!(s.queue_size, 8_192);
+    assert_eq!(s.queue_size, 32_768);
     assert_eq!(s.max_batch_size, 1_024);
     assert_eq!(s.metrics_interval, Duration::from_secs(10));
     assert_eq!(s.shutdown_timeout, Duration::from_millis(10_000));
