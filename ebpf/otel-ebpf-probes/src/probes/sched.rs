@@ -1,0 +1,120 @@
+//! TCP state and process lifecycle: `inet_sock_set_state` (connection role, id, close) and
+//! `sched_process_{exec,fork,exit}`.
+
+use super::*;
+
+// ---------------------------------------------------------------- TCP state, process exit
+
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let old = ctx.arg::<u64>(1) as i32;
+    let new = ctx.arg::<u64>(2) as i32;
+    if sk == 0 || (new != TCP_ESTABLISHED && new != TCP_CLOSE) || !is_tcp(sk) {
+        return 0;
+    }
+    if new == TCP_ESTABLISHED {
+        let role = match old {
+            TCP_SYN_SENT => SockRole::Client,
+            TCP_SYN_RECV => SockRole::Server,
+            _ => return 0,
+        };
+        let c = new_state(sk, role);
+        if CONNS.insert(&sk, &c, 0).is_err() {
+            count(Counter::ConnMapFull);
+        }
+        return 0;
+    }
+    // TCP_CLOSE: the connection is over (whatever process or softirq closes it).
+    let Some(c) = (unsafe { CONNS.get(&sk) }).copied() else {
+        return 0;
+    };
+    let _ = CONNS.remove(&sk);
+    if c.confirmed == 0 {
+        return 0;
+    }
+    let h = EventHeader {
+        kind: EventKind::Close as u8,
+        role: c.role,
+        pid: c.tgid,
+        fd: -1,
+        conn_id: c.conn_id,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        family: c.family,
+        lport: c.lport,
+        rport: c.rport,
+        laddr: c.laddr,
+        raddr: c.raddr,
+        ..EventHeader::default()
+    };
+    submit_header(&h, Counter::ControlLostRingbufFull);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if tgid != id as u32 || tgid == conf!(own_tgid) || !pid_allowed(tgid) {
+        return 0;
+    }
+    let h = EventHeader {
+        kind: EventKind::ProcessExit as u8,
+        pid: tgid,
+        tid: id as u32,
+        fd: -1,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ..EventHeader::default()
+    };
+    submit_header(&h, Counter::ControlLostRingbufFull);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if tgid == conf!(own_tgid) || !pid_allowed(tgid) {
+        return 0;
+    }
+    let h = EventHeader {
+        kind: EventKind::ProcessExec as u8,
+        pid: tgid,
+        tid: id as u32,
+        fd: -1,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ..EventHeader::default()
+    };
+    submit_header(&h, Counter::ControlLostRingbufFull);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    let child: u64 = ctx.arg(1);
+    let (Some(pid), Some(ctgid)) = (
+        read_k::<i32>(child, conf!(off_task_pid)),
+        read_k::<i32>(child, conf!(off_task_tgid)),
+    ) else {
+        return 0;
+    };
+    if pid != ctgid {
+        return 0; // a new thread, not a new process
+    }
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
+    if tgid == conf!(own_tgid) || !pid_allowed(tgid) {
+        return 0;
+    }
+    let h = EventHeader {
+        kind: EventKind::ProcessFork as u8,
+        pid: tgid,
+        tid: id as u32,
+        fd: -1,
+        total_len: pid as u64,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ..EventHeader::default()
+    };
+    submit_header(&h, Counter::ControlLostRingbufFull);
+    0
+}
