@@ -311,7 +311,7 @@ impl Report {
         }
         if let Some(t) = &self.syscall_tax {
             s += &format!(
-                "syscall tax: getppid {:.0} → {:.0} ns (×{:.2}); write(/dev/null) {:.0} → {:.0} ns (×{:.2})\n",
+                "syscall tax: getppid {:.0} → {:.0} ns (×{:.2}); dd read/write 1 byte {:.0} → {:.0} ns (×{:.2})\n",
                 t.getppid_ns_without,
                 t.getppid_ns_with,
                 t.getppid_ns_with / t.getppid_ns_without,
