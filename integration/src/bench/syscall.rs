@@ -37,7 +37,12 @@ pub fn devnull_write_ns(loops: u64) -> Result<f64> {
     for _ in 0..3 {
         let t0 = Instant::now();
         let st = Command::new("dd")
-            .args(["if=/dev/zero", "of=/dev/null", "bs=1", &format!("count={loops}")])
+            .args([
+                "if=/dev/zero",
+                "of=/dev/null",
+                "bs=1",
+                &format!("count={loops}"),
+            ])
             .stderr(std::process::Stdio::null())
             .status()
             .context("run dd")?;
