@@ -51,6 +51,20 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// A process event (`kind`) for the current task `id` (pid_tgid), stamped now.
+#[inline(always)]
+fn submit_process_event(kind: EventKind, id: u64) {
+    let h = EventHeader {
+        kind: kind as u8,
+        pid: (id >> 32) as u32,
+        tid: id as u32,
+        fd: -1,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ..EventHeader::default()
+    };
+    submit_header(&h, Counter::ControlLostRingbufFull);
+}
+
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     let id = bpf_get_current_pid_tgid();
@@ -58,15 +72,7 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     if tgid != id as u32 || tgid == conf!(own_tgid) || !pid_allowed(tgid) {
         return 0;
     }
-    let h = EventHeader {
-        kind: EventKind::ProcessExit as u8,
-        pid: tgid,
-        tid: id as u32,
-        fd: -1,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        ..EventHeader::default()
-    };
-    submit_header(&h, Counter::ControlLostRingbufFull);
+    submit_process_event(EventKind::ProcessExit, id);
     0
 }
 
@@ -77,15 +83,7 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
     if tgid == conf!(own_tgid) || !pid_allowed(tgid) {
         return 0;
     }
-    let h = EventHeader {
-        kind: EventKind::ProcessExec as u8,
-        pid: tgid,
-        tid: id as u32,
-        fd: -1,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        ..EventHeader::default()
-    };
-    submit_header(&h, Counter::ControlLostRingbufFull);
+    submit_process_event(EventKind::ProcessExec, id);
     0
 }
 
