@@ -332,13 +332,9 @@ fn python_server(port: u16) -> Guard {
     g
 }
 
-#[test]
-fn curl_against_nginx_with_tls() {
-    let _g = serial();
-    let dir = workdir();
-    let sink = OtlpSink::start();
-    let port = free_port();
-    let _rx = receiver(&sink, port);
+/// nginx (OpenSSL) on 127.0.0.1:`port` with `listen … {listen}` and the test certificate,
+/// serving `/a` and `/b` ("a\n", "b\n"); returns once it listens.
+fn tls_nginx(dir: &std::path::Path, port: u16, listen: &str) -> Guard {
     let ngx = dir.join(format!("nginx-{port}"));
     std::fs::create_dir_all(ngx.join("html")).unwrap();
     std::fs::write(ngx.join("html/a"), "a\n").unwrap();
@@ -348,18 +344,29 @@ fn curl_against_nginx_with_tls() {
          events {{ worker_connections 64; }}\n\
          http {{ access_log off; keepalive_timeout 30;\n\
            client_body_temp_path {n}; proxy_temp_path {n}; fastcgi_temp_path {n}; uwsgi_temp_path {n}; scgi_temp_path {n};\n\
-           server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {n}/html; }} }}\n",
+           server {{ listen 127.0.0.1:{port} {listen}; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {n}/html; }} }}\n",
         n = ngx.display(),
         d = dir.display()
     );
     std::fs::write(ngx.join("nginx.conf"), conf).unwrap();
-    let _nginx = spawn(
+    let g = spawn(
         Command::new("nginx")
             .arg("-c")
             .arg(ngx.join("nginx.conf"))
             .args(["-g", "daemon off;"]),
     );
     wait_listening(port);
+    g
+}
+
+#[test]
+fn curl_against_nginx_with_tls() {
+    let _g = serial();
+    let dir = workdir();
+    let sink = OtlpSink::start();
+    let port = free_port();
+    let _rx = receiver(&sink, port);
+    let _nginx = tls_nginx(dir, port, "ssl");
     let url = |p: &str| format!("https://127.0.0.1:{port}{p}");
     // Two curl processes, each with two requests on one keep-alive connection.
     run(Command::new("curl").args([
@@ -589,26 +596,7 @@ fn curl_http2_over_tls_against_nginx() {
     let sink = OtlpSink::start();
     let port = free_port();
     let _rx = receiver(&sink, port);
-    let ngx = dir.join(format!("nginx-h2-{port}"));
-    std::fs::create_dir_all(ngx.join("html")).unwrap();
-    std::fs::write(ngx.join("html/a"), "a\n").unwrap();
-    let conf = format!(
-        "worker_processes 1; pid {n}/nginx.pid; error_log {n}/error.log;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{ access_log off; keepalive_timeout 30;\n\
-           client_body_temp_path {n}; proxy_temp_path {n}; fastcgi_temp_path {n}; uwsgi_temp_path {n}; scgi_temp_path {n};\n\
-           server {{ listen 127.0.0.1:{port} ssl http2; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {n}/html; }} }}\n",
-        n = ngx.display(),
-        d = dir.display()
-    );
-    std::fs::write(ngx.join("nginx.conf"), conf).unwrap();
-    let _nginx = spawn(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(ngx.join("nginx.conf"))
-            .args(["-g", "daemon off;"]),
-    );
-    wait_listening(port);
+    let _nginx = tls_nginx(dir, port, "ssl http2");
     let url = |p: &str| format!("https://127.0.0.1:{port}{p}");
     // One curl process, three requests as three streams of one HTTP/2 connection.
     run(Command::new("curl").args([
