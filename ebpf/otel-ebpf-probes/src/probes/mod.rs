@@ -350,10 +350,16 @@ fn wakeup_flags() -> u64 {
 
 #[inline(always)]
 fn submit_header(h: &EventHeader, lost: Counter) {
+    submit_header_flags(h, lost, wakeup_flags());
+}
+
+/// [`submit_header`] with explicit ring buffer submit flags (e.g. BPF_RB_FORCE_WAKEUP).
+#[inline(always)]
+fn submit_header_flags(h: &EventHeader, lost: Counter, flags: u64) {
     match EVENTS.reserve::<EventHeader>(0) {
         Some(mut e) => {
             e.write(*h);
-            e.submit(wakeup_flags());
+            e.submit(flags);
         }
         None => count(lost),
     }

@@ -51,7 +51,9 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// A process event (`kind`) for the current task `id` (pid_tgid), stamped now.
+/// A process event (`kind`) for the current task `id` (pid_tgid), stamped now. An exec wakes
+/// the reader at once (not after wake-up batching's poll delay): user space reads the new
+/// image's /proc entry then, and a short-lived process may be gone 10 ms later.
 #[inline(always)]
 fn submit_process_event(kind: EventKind, id: u64) {
     let h = EventHeader {
@@ -62,7 +64,12 @@ fn submit_process_event(kind: EventKind, id: u64) {
         ts_ns: unsafe { bpf_ktime_get_ns() },
         ..EventHeader::default()
     };
-    submit_header(&h, Counter::ControlLostRingbufFull);
+    let flags = if kind == EventKind::ProcessExec {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        wakeup_flags()
+    };
+    submit_header_flags(&h, Counter::ControlLostRingbufFull, flags);
 }
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
