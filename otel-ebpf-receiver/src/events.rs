@@ -80,6 +80,8 @@ pub enum Event {
         child: u32,
         ts_ns: u64,
     },
+    /// Kernel network timing or TCP health (skb/net/tcp tracepoints; see [`crate::kernel`]).
+    Net(crate::kernel::event::NetSample),
     /// TCP state change (sock:inet_sock_set_state); states as in `include/net/tcp_states.h`.
     TcpState {
         old: u8,
@@ -111,7 +113,7 @@ fn header_from(bytes: &[u8]) -> Result<EventHeader, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<EventHeader>()) })
 }
 
-fn addr(family: u16, raw: &[u8; 16], port: u16) -> Option<SocketAddr> {
+pub(crate) fn addr(family: u16, raw: &[u8; 16], port: u16) -> Option<SocketAddr> {
     let ip = match family {
         AF_INET => IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])),
         AF_INET6 => {
@@ -178,6 +180,9 @@ fn syscall(v: u8) -> Result<Syscall, DecodeError> {
 
 /// Decodes one ring buffer record. The payload is copied once into an owned [`Bytes`].
 pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
+    if record.first() == Some(&(EventKind::Net as u8)) {
+        return crate::kernel::event::decode(record).map(Event::Net);
+    }
     let h = header_from(record)?;
     let kind = EventKind::from_u8(h.kind).ok_or(DecodeError::UnknownKind(h.kind))?;
     Ok(match kind {
@@ -251,7 +256,23 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             tuple: tuple(&h),
             ts_ns: h.ts_ns,
         },
+        EventKind::Net => unreachable!("Net records are decoded above"),
     })
+}
+
+/// A tuple as the probes lay it out: (family, local address, remote address), addresses in
+/// network byte order (IPv4 in the first 4 bytes; mixed families as IPv4-mapped IPv6).
+pub(crate) fn raw_tuple(t: &Tuple) -> (u16, [u8; 16], [u8; 16]) {
+    match (t.local.ip(), t.remote.ip()) {
+        (IpAddr::V4(l), IpAddr::V4(r)) => {
+            let mut lb = [0u8; 16];
+            let mut rb = [0u8; 16];
+            lb[..4].copy_from_slice(&l.octets());
+            rb[..4].copy_from_slice(&r.octets());
+            (AF_INET, lb, rb)
+        }
+        (l, r) => (AF_INET6, v6(l).octets(), v6(r).octets()),
+    }
 }
 
 /// Encodes an event back into record bytes: the inverse of [`decode`], used by golden tests
@@ -264,16 +285,7 @@ pub fn encode(ev: &Event) -> Vec<u8> {
     let mut payload: &[u8] = &[];
     let put_tuple = |h: &mut EventHeader, t: &Option<Tuple>| {
         if let Some(t) = t {
-            let (fam, l, r) = match (t.local.ip(), t.remote.ip()) {
-                (IpAddr::V4(l), IpAddr::V4(r)) => {
-                    let mut lb = [0u8; 16];
-                    let mut rb = [0u8; 16];
-                    lb[..4].copy_from_slice(&l.octets());
-                    rb[..4].copy_from_slice(&r.octets());
-                    (AF_INET, lb, rb)
-                }
-                (l, r) => (AF_INET6, v6(l).octets(), v6(r).octets()),
-            };
+            let (fam, l, r) = raw_tuple(t);
             h.family = fam;
             h.laddr = l;
             h.raddr = r;
@@ -282,6 +294,7 @@ pub fn encode(ev: &Event) -> Vec<u8> {
         }
     };
     match ev {
+        Event::Net(s) => return crate::kernel::event::encode(s),
         Event::Data(d) => {
             h.kind = EventKind::Data as u8;
             h.pid = d.pid;

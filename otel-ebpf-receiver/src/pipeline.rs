@@ -88,6 +88,7 @@ fn load(cfg: &Config) -> anyhow::Result<Probes> {
         capture_bytes: cfg.receiver.capture_bytes,
         ring_buffer_bytes: cfg.receiver.ring_buffer_bytes,
         filters: KernelFilters::from_config(&cfg.receiver.filters),
+        net_timing: true, // TODO(kernel_timing config): cfg.receiver.kernel_timing.enabled
     })?)
 }
 

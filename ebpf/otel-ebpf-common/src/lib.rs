@@ -48,6 +48,9 @@ pub enum EventKind {
     /// A process forked a new process (sched:sched_process_fork, threads excluded): `pid` is
     /// the parent, `total_len` the child's pid.
     ProcessFork = 7,
+    /// Kernel network timing or TCP health ([`NetEvent`], not an [`EventHeader`]): skb/net/tcp
+    /// tracepoints, only when [`ProbeConfig::net_timing`] is set.
+    Net = 8,
 }
 
 impl EventKind {
@@ -60,6 +63,7 @@ impl EventKind {
             5 => Some(Self::TlsData),
             6 => Some(Self::ProcessExec),
             7 => Some(Self::ProcessFork),
+            8 => Some(Self::Net),
             _ => None,
         }
     }
@@ -175,9 +179,11 @@ pub enum Counter {
     /// Ciphertext socket IO not sent because the connection is known to carry TLS (its
     /// plaintext comes from the uprobes).
     TlsCiphertextSkipped = 9,
+    /// Kernel network timing / TCP health records lost because the ring buffer was full.
+    NetLostRingbufFull = 10,
 }
 /// Number of entries in the `COUNTERS` array.
-pub const COUNTER_COUNT: u32 = 10;
+pub const COUNTER_COUNT: u32 = 11;
 
 /// Header of every ring buffer record. 88 bytes, 8-byte aligned.
 ///
@@ -287,6 +293,28 @@ pub struct ProbeConfig {
     /// this many bytes wait in the ring buffer, with BPF_RB_FORCE_WAKEUP from then on (the
     /// consumer also polls on a timer). 0 = the kernel's default (wake when caught up).
     pub wakeup_bytes: u32,
+    /// Non-zero: per-layer network timing and TCP health hooks run ([`NetEvent`]s are sent).
+    pub net_timing: u32,
+    /// Offsets (bytes) in `struct sk_buff` (BTF): `sk`, `tstamp`, `len`, `head`, `data`,
+    /// `protocol`, `network_header`, `transport_header`.
+    pub off_skb_sk: u32,
+    pub off_skb_tstamp: u32,
+    pub off_skb_len: u32,
+    pub off_skb_head: u32,
+    pub off_skb_data: u32,
+    pub off_skb_protocol: u32,
+    pub off_skb_network_header: u32,
+    pub off_skb_transport_header: u32,
+    /// Offsets (bytes) in `struct tcp_sock` (BTF): `srtt_us` (smoothed RTT in µs << 3),
+    /// `snd_cwnd` (segments), `write_seq`, `snd_nxt`.
+    pub off_tcp_srtt_us: u32,
+    pub off_tcp_snd_cwnd: u32,
+    pub off_tcp_write_seq: u32,
+    pub off_tcp_snd_nxt: u32,
+    /// Values of `enum skb_drop_reason` (BTF) that are not drops: `SKB_NOT_DROPPED_YET`,
+    /// `SKB_CONSUMED` (`u32::MAX` when this kernel lacks one).
+    pub drop_not_dropped_yet: u32,
+    pub drop_consumed: u32,
 }
 
 /// Number of [`Syscall`] values.
@@ -306,7 +334,120 @@ pub const FILTER_INCLUDE: u8 = 1;
 /// Value in a filter map: exclude.
 pub const FILTER_EXCLUDE: u8 = 2;
 
+/// What a [`NetEvent`] reports (`net` field). Values are stable (wire format).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetKind {
+    /// One transmitted skb, at `net:net_dev_xmit`: `d` = [socket, ip, qdisc, driver] ns
+    /// (see [`NetEvent::d`]), `len` its bytes.
+    Tx = 1,
+    /// One received skb, at its first copy to user (`skb:skb_copy_datagram_iovec`): `d` =
+    /// [ip, socket, 0, 0] ns, `aux` smoothed RTT (µs), `aux2` congestion window (segments),
+    /// both read at `tcp:tcp_probe`.
+    Rx = 2,
+    /// A retransmitted segment (`tcp:tcp_retransmit_skb`), `len` its bytes.
+    Retransmit = 3,
+    /// A RST sent (`tcp:tcp_send_reset`, Linux ≥ 4.19; also without a socket, e.g. to a
+    /// closed port: then the tuple comes from the packet that caused it), `aux` = `enum
+    /// sk_rst_reason` (Linux ≥ 6.10, else 0).
+    ResetSent = 4,
+    /// A RST received (`tcp:tcp_receive_reset`, Linux ≥ 4.19).
+    ResetReceived = 5,
+    /// An skb of a TCP flow dropped (`skb:kfree_skb` with a drop reason, Linux ≥ 5.17), `aux`
+    /// = `enum skb_drop_reason`, `len` its bytes.
+    Drop = 6,
+    /// An outgoing connect ended (`sock:inet_sock_set_state` SYN_SENT → ESTABLISHED or
+    /// CLOSE): `d[0]` = duration from SYN_SENT (ns), `aux` = [`CONNECT_OK`] /
+    /// [`CONNECT_FAILED`] / [`CONNECT_REFUSED`].
+    Connect = 7,
+    /// A connection was accepted (SYN_RECV → ESTABLISHED); `pid` is not known yet (softirq).
+    Accepted = 8,
+    /// A tracked connection reached TCP_CLOSE; `aux` = the state it left (`TCP_*` value).
+    Closed = 9,
+}
+
+impl NetKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Tx,
+            2 => Self::Rx,
+            3 => Self::Retransmit,
+            4 => Self::ResetSent,
+            5 => Self::ResetReceived,
+            6 => Self::Drop,
+            7 => Self::Connect,
+            8 => Self::Accepted,
+            9 => Self::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// [`NetKind::Connect`] results (`aux`).
+pub const CONNECT_OK: u32 = 0;
+/// The connect failed (SYN_SENT → CLOSE: timeout, unreachable, aborted).
+pub const CONNECT_FAILED: u32 = 1;
+/// The peer answered the SYN with a RST (connection refused).
+pub const CONNECT_REFUSED: u32 = 2;
+
+/// A kernel network timing / TCP health record ([`EventKind::Net`]). 112 bytes.
+///
+/// Tuple, `conn_id`, `pid`, `role` come from the connection's `struct sock` (tracked in the
+/// probes' connection map), so events in softirq context (retransmits, delayed transmits)
+/// belong to the connection, not to whatever task was running; for packets without a tracked
+/// socket (RST to a closed port, drops before socket lookup) from the packet's IP/TCP headers
+/// (`conn_id` 0, `pid` 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetEvent {
+    /// [`EventKind::Net`].
+    pub kind: u8,
+    /// [`NetKind`] as u8.
+    pub net: u8,
+    /// AF_INET or AF_INET6; 0 when unknown.
+    pub family: u16,
+    /// Process (tgid) owning the connection; 0 = not known.
+    pub pid: u32,
+    /// Connection id (as [`EventHeader::conn_id`]); 0 = no tracked connection.
+    pub conn_id: u64,
+    /// CLOCK_MONOTONIC ns of the event.
+    pub ts_ns: u64,
+    /// Durations (ns), meaning per [`NetKind`]. For `Tx`: [socket (written by the
+    /// application → TCP transmit; 0 when sent within the write), ip (TCP transmit →
+    /// `net_dev_queue`: IP, netfilter, neighbour), qdisc (`net_dev_queue` →
+    /// `net_dev_start_xmit`), driver (`net_dev_start_xmit` → `net_dev_xmit`)]. For `Rx`:
+    /// [ip (`netif_receive_skb` → `tcp_probe`: IP, netfilter, TCP demux), socket
+    /// (`tcp_probe` → `skb_copy_datagram_iovec`: waiting in the socket receive queue)].
+    /// `u64::MAX` = not measured.
+    pub d: [u64; 4],
+    /// Bytes (`skb->len`).
+    pub len: u32,
+    /// Kind-specific value (see [`NetKind`]).
+    pub aux: u32,
+    /// Kind-specific value (see [`NetKind`]).
+    pub aux2: u32,
+    /// [`SockRole`] as u8.
+    pub role: u8,
+    pub _pad: u8,
+    /// Local and remote port, host byte order.
+    pub lport: u16,
+    pub rport: u16,
+    pub _pad2: u16,
+    /// Local and remote address: 4 bytes (IPv4) or 16 (IPv6), network byte order.
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+    pub _pad3: [u8; 4],
+}
+
+/// Size of [`NetEvent`] in bytes.
+pub const NET_EVENT_LEN: usize = core::mem::size_of::<NetEvent>();
+const _: () = assert!(NET_EVENT_LEN == 112);
+/// [`NetEvent::d`] value for a layer that was not measured.
+pub const NOT_MEASURED: u64 = u64::MAX;
+
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for ProbeConfig {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for NetEvent {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for EventHeader {}

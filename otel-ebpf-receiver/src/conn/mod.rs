@@ -186,7 +186,10 @@ impl ConnTracker {
                     self.finish(key, ExchangeError::ProcessExited, ts_ns, out);
                 }
             }
-            Event::TcpState { .. } | Event::ProcessExec { .. } | Event::ProcessFork { .. } => {}
+            Event::TcpState { .. }
+            | Event::ProcessExec { .. }
+            | Event::ProcessFork { .. }
+            | Event::Net(_) => {}
         }
     }
 

@@ -133,6 +133,33 @@ impl KernelBtf {
 }
 
 impl KernelBtf {
+    /// Members of `enum name` as (name, value), e.g. `skb_drop_reason` (empty when this
+    /// kernel has no such enum).
+    pub fn enum_values(&self, name: &str) -> Vec<(String, u32)> {
+        let Ok(types) = self.btf.resolve_types_by_name(name) else {
+            return Vec::new();
+        };
+        types
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Enum(e) => Some(
+                    e.members
+                        .iter()
+                        .map(|m| (self.btf.resolve_name(m).unwrap_or_default(), m.val()))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the kernel has a function `name` in its BTF (an fentry/fexit target).
+    pub fn has_func(&self, name: &str) -> bool {
+        self.btf
+            .resolve_types_by_name(name)
+            .is_ok_and(|ts| ts.iter().any(|t| matches!(t, Type::Func(_))))
+    }
+
     /// A short C-like spelling of a type: `int`, `struct sock *`, `bool`.
     fn describe(&self, t: Type, depth: u32) -> String {
         if depth > 8 {

@@ -9,6 +9,7 @@
 
 pub mod btf;
 pub mod check;
+pub mod netbtf;
 pub mod tracefs;
 pub mod uprobes;
 
@@ -44,6 +45,56 @@ pub const RAW_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
         &["struct task_struct *", "struct task_struct *"],
         "4.17",
     ),
+];
+
+/// Network timing and TCP health raw tracepoints (each optional: attached only with
+/// `receiver.kernel_timing.enabled`; a missing one is logged once and degrades the breakdown,
+/// see [`crate::kernel::plan`]): (name, argument types read, minimum Linux version).
+pub const NET_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
+    ("net_dev_queue", &["struct sk_buff *"], "3.9"),
+    (
+        "net_dev_start_xmit",
+        &["struct sk_buff *", "struct net_device *"],
+        "4.7",
+    ),
+    (
+        "net_dev_xmit",
+        &[
+            "struct sk_buff *",
+            "int",
+            "struct net_device *",
+            "unsigned int",
+        ],
+        "3.9",
+    ),
+    ("netif_receive_skb", &["struct sk_buff *"], "3.9"),
+    ("tcp_probe", &["struct sock *", "struct sk_buff *"], "4.16"),
+    (
+        "skb_copy_datagram_iovec",
+        &["struct sk_buff *", "int"],
+        "3.9",
+    ),
+    (
+        "kfree_skb",
+        &[
+            "struct sk_buff *",
+            "void *",
+            "enum skb_drop_reason",
+            "struct sock *",
+        ],
+        "6.11",
+    ),
+    (
+        "tcp_retransmit_skb",
+        &["struct sock *", "struct sk_buff *"],
+        "4.15",
+    ),
+    (
+        "tcp_send_reset",
+        &["struct sock *", "struct sk_buff *", "enum sk_rst_reason"],
+        "6.10",
+    ),
+    ("tcp_receive_reset", &["struct sock *"], "4.15"),
 ];
 
 /// Uprobe programs of the object (loaded at start-up, attached per file by
@@ -102,6 +153,8 @@ pub struct LoadOptions {
     pub ring_buffer_bytes: u32,
     /// Filters applied in the kernel (what is filtered never reaches the ring buffer).
     pub filters: KernelFilters,
+    /// Attach the network timing / TCP health hooks ([`NET_TRACEPOINTS`]).
+    pub net_timing: bool,
 }
 
 /// The part of `receiver.filters` the probes can apply themselves: pids and ports.
@@ -163,16 +216,29 @@ pub fn probe_config(
     ring_buffer_bytes: u32,
     filters: &KernelFilters,
 ) -> Result<ProbeConfig, ProbeError> {
+    probe_config_with(
+        capture_bytes,
+        ring_buffer_bytes,
+        filters,
+        &btf::KernelBtf::open(btf::VMLINUX)?,
+    )
+}
+
+fn probe_config_with(
+    capture_bytes: u32,
+    ring_buffer_bytes: u32,
+    filters: &KernelFilters,
+    kbtf: &btf::KernelBtf,
+) -> Result<ProbeConfig, ProbeError> {
     if capture_bytes == 0 || capture_bytes as usize > MAX_CAPTURE {
         return Err(ProbeError::Capture(capture_bytes));
     }
-    let kbtf = btf::KernelBtf::open(btf::VMLINUX)?;
     for (name, args, _) in RAW_TRACEPOINTS {
         kbtf.expect_raw_tracepoint(name, args)?;
     }
-    let sk = btf::SockOffsets::resolve(&kbtf)?;
-    let regs = btf::RegsOffsets::resolve(&kbtf)?;
-    let task = btf::TaskOffsets::resolve(&kbtf)?;
+    let sk = btf::SockOffsets::resolve(kbtf)?;
+    let regs = btf::RegsOffsets::resolve(kbtf)?;
+    let task = btf::TaskOffsets::resolve(kbtf)?;
     let go = crate::tls::godwarf::GoTlsOffsets::TABLE;
     Ok(ProbeConfig {
         own_tgid: std::process::id(),
@@ -204,7 +270,103 @@ pub fn probe_config(
         off_file_private_data: task.file_private_data,
         off_socket_sk: task.socket_sk,
         wakeup_bytes: wakeup_bytes(ring_buffer_bytes),
+        drop_not_dropped_yet: u32::MAX,
+        drop_consumed: u32::MAX,
+        ..ProbeConfig::default()
     })
+}
+
+/// Sets the network timing part of `cfg` (offsets, drop reasons); `Err` says why network
+/// timing cannot run on this kernel.
+fn net_config(
+    cfg: &mut ProbeConfig,
+    kbtf: &btf::KernelBtf,
+    reasons: &netbtf::ReasonNames,
+) -> Result<(), btf::BtfError> {
+    let o = netbtf::NetOffsets::resolve(kbtf)?;
+    cfg.net_timing = 1;
+    cfg.off_skb_sk = o.skb_sk;
+    cfg.off_skb_tstamp = o.skb_tstamp;
+    cfg.off_skb_len = o.skb_len;
+    cfg.off_skb_head = o.skb_head;
+    cfg.off_skb_data = o.skb_data;
+    cfg.off_skb_protocol = o.skb_protocol;
+    cfg.off_skb_network_header = o.skb_network_header;
+    cfg.off_skb_transport_header = o.skb_transport_header;
+    cfg.off_tcp_srtt_us = o.tcp_srtt_us;
+    cfg.off_tcp_snd_cwnd = o.tcp_snd_cwnd;
+    cfg.off_tcp_write_seq = o.tcp_write_seq;
+    cfg.off_tcp_snd_nxt = o.tcp_snd_nxt;
+    cfg.drop_not_dropped_yet = reasons.drop_value("NOT_DROPPED_YET").unwrap_or(u32::MAX);
+    cfg.drop_consumed = reasons.drop_value("CONSUMED").unwrap_or(u32::MAX);
+    Ok(())
+}
+
+/// What network timing got at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct NetStatus {
+    /// Whether the hooks run (config on, offsets resolved, at least one attached).
+    pub enabled: bool,
+    /// Raw tracepoints attached (names).
+    pub attached: Vec<&'static str>,
+    /// The plan for this kernel (see [`crate::kernel::plan`]).
+    pub plan: Vec<crate::kernel::plan::HookPlan>,
+    /// Drop/reset reason names of this kernel.
+    pub reasons: netbtf::ReasonNames,
+}
+
+/// What this kernel offers for the network timing plan (BTF, kallsyms, kprobe and fentry
+/// support).
+pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
+    use crate::kernel::plan::{KernelOffers, POINTS};
+    let funcs: Vec<&'static str> = POINTS.iter().filter_map(|p| p.function).collect();
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+    let in_kallsyms = |f: &str| {
+        kallsyms
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some(f))
+    };
+    let mut tracepoints: Vec<&'static str> = Vec::new();
+    for (name, args, _) in RAW_TRACEPOINTS.iter().chain(NET_TRACEPOINTS) {
+        if kbtf.expect_raw_tracepoint(name, args).is_ok() {
+            tracepoints.push(name);
+        }
+    }
+    KernelOffers {
+        fentry: matches!(
+            aya::sys::is_program_supported(aya::programs::ProgramType::Tracing),
+            Ok(true)
+        ),
+        kprobe: std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists(),
+        btf_funcs: funcs.iter().copied().filter(|f| kbtf.has_func(f)).collect(),
+        kallsyms: funcs.iter().copied().filter(|f| in_kallsyms(f)).collect(),
+        tracepoints,
+    }
+}
+
+/// Loads and attaches each raw tracepoint of `list` that this kernel has; one that fails is
+/// logged once and skipped (the receiver runs without it). Returns the names attached.
+fn attach_optional(ebpf: &mut Ebpf, list: &[(&'static str, &[&str], &str)]) -> Vec<&'static str> {
+    let mut ok = Vec::new();
+    for (name, _, since) in list {
+        let res = (|| -> Result<(), String> {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or("program missing from object")?
+                .try_into()
+                .map_err(|e| format!("{e}"))?;
+            prog.load().map_err(|e| format!("{e:#}"))?;
+            prog.attach(name).map_err(|e| format!("{e:#}"))?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => ok.push(*name),
+            Err(e) => log::warn!(
+                "kernel network timing: raw tracepoint {name} (Linux ≥ {since}) not attached, its layer is not measured: {e}"
+            ),
+        }
+    }
+    ok
 }
 
 /// Loaded and attached probes. Dropping this detaches everything.
@@ -215,6 +377,8 @@ pub struct Probes {
     /// Why the TLS uprobe programs could not be loaded (TLS capture off); `None` when they
     /// are loaded and ready to attach.
     pub tls_unavailable: Option<String>,
+    /// Network timing at start-up.
+    pub net: NetStatus,
 }
 
 /// Writes the pid and port filters into `FILTER_PIDS` / `FILTER_PORTS`.
@@ -269,7 +433,35 @@ impl Probes {
         if let Some(missing) = check::missing_privilege() {
             return Err(ProbeError::Permission(missing));
         }
-        let cfg = probe_config(opts.capture_bytes, opts.ring_buffer_bytes, &opts.filters)?;
+        let kbtf = btf::KernelBtf::open(btf::VMLINUX)?;
+        let mut cfg = probe_config_with(
+            opts.capture_bytes,
+            opts.ring_buffer_bytes,
+            &opts.filters,
+            &kbtf,
+        )?;
+        let mut net = NetStatus::default();
+        let mut offered = Vec::new();
+        if opts.net_timing {
+            net.reasons = netbtf::ReasonNames::from_btf(&kbtf);
+            let offers = net_offers(&kbtf);
+            net.plan = crate::kernel::plan::plan(&offers);
+            for tp in NET_TRACEPOINTS {
+                if offers.tracepoints.contains(&tp.0) {
+                    offered.push(*tp);
+                } else {
+                    log::warn!(
+                        "kernel network timing: raw tracepoint {} (Linux ≥ {}) missing or with other arguments on this kernel; its layer is not measured",
+                        tp.0,
+                        tp.2
+                    );
+                }
+            }
+            if let Err(e) = net_config(&mut cfg, &kbtf, &net.reasons) {
+                log::warn!("kernel network timing off: {e}");
+            }
+        }
+        drop(kbtf);
         raise_memlock();
         // No CO-RE relocations in the probes (offsets come from `probe_config`), so aya need not
         // parse the kernel's BTF a second time (~25 MB of heap at start-up).
@@ -303,6 +495,16 @@ impl Probes {
             prog.attach(name).map_err(|e| err(format!("{e:#}")))?;
             attached.push(tp);
         }
+        if cfg.net_timing != 0 {
+            net.attached = attach_optional(&mut ebpf, &offered);
+            net.enabled = !net.attached.is_empty();
+            log::info!(
+                "kernel network timing: {} of {} hooks attached; plan:\n{}",
+                net.attached.len(),
+                NET_TRACEPOINTS.len(),
+                crate::kernel::plan::render(&net.plan)
+            );
+        }
         // The uprobe programs are loaded now (a verifier failure shows at start-up) and
         // attached per file later; without uprobe support TLS capture is off, nothing else.
         let mut tls_unavailable = None;
@@ -324,6 +526,7 @@ impl Probes {
             ebpf,
             attached,
             tls_unavailable,
+            net,
         })
     }
 

@@ -238,6 +238,7 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::TlsNoSocket,
     Counter::TlsCallMapFull,
     Counter::TlsCiphertextSkipped,
+    Counter::NetLostRingbufFull,
 ];
 
 /// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
@@ -253,5 +254,6 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::TlsNoSocket => "tls_no_socket",
         Counter::TlsCallMapFull => "tls_call_map_full",
         Counter::TlsCiphertextSkipped => "tls_ciphertext_skipped",
+        Counter::NetLostRingbufFull => "net_lost_ringbuf_full",
     }
 }

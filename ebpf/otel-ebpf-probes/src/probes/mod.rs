@@ -63,9 +63,10 @@ use aya_ebpf::{
 };
 use core::ffi::c_void;
 use otel_ebpf_common::{
-    AF_INET, AF_INET6, Counter, Direction, EventHeader, EventKind, FILTER_EXCLUDE, FILTER_INCLUDE,
-    FILTER_PIDS_EXCLUDE, FILTER_PIDS_INCLUDE, FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE,
-    HEADER_LEN, IPPROTO_TCP, MAX_CAPTURE, MAX_IOVECS, ProbeConfig, SYSCALL_COUNT, SockRole,
+    AF_INET, AF_INET6, CONNECT_FAILED, CONNECT_OK, CONNECT_REFUSED, Counter, Direction,
+    EventHeader, EventKind, FILTER_EXCLUDE, FILTER_INCLUDE, FILTER_PIDS_EXCLUDE,
+    FILTER_PIDS_INCLUDE, FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE, HEADER_LEN, IPPROTO_TCP,
+    MAX_CAPTURE, MAX_IOVECS, NOT_MEASURED, NetEvent, NetKind, ProbeConfig, SYSCALL_COUNT, SockRole,
     Syscall, TlsSource, tls_fn,
 };
 
@@ -101,6 +102,21 @@ static CONFIG: ProbeConfig = ProbeConfig {
     off_file_private_data: 0,
     off_socket_sk: 0,
     wakeup_bytes: 0,
+    net_timing: 0,
+    off_skb_sk: 0,
+    off_skb_tstamp: 0,
+    off_skb_len: 0,
+    off_skb_head: 0,
+    off_skb_data: 0,
+    off_skb_protocol: 0,
+    off_skb_network_header: 0,
+    off_skb_transport_header: 0,
+    off_tcp_srtt_us: 0,
+    off_tcp_snd_cwnd: 0,
+    off_tcp_write_seq: 0,
+    off_tcp_snd_nxt: 0,
+    drop_not_dropped_yet: u32::MAX,
+    drop_consumed: u32::MAX,
 };
 
 /// Volatile read of one config field (so the loader's rewrite of `.rodata` is seen).
@@ -365,6 +381,7 @@ fn submit_header_flags(h: &EventHeader, lost: Counter, flags: u64) {
     }
 }
 
+mod net;
 mod sched;
 mod sock;
 mod tls;

@@ -10,7 +10,12 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     let old = ctx.arg::<u64>(1) as i32;
     let new = ctx.arg::<u64>(2) as i32;
-    if sk == 0 || (new != TCP_ESTABLISHED && new != TCP_CLOSE) || !is_tcp(sk) {
+    if sk == 0 || (new != TCP_ESTABLISHED && new != TCP_CLOSE && new != TCP_SYN_SENT) || !is_tcp(sk)
+    {
+        return 0;
+    }
+    if new == TCP_SYN_SENT {
+        net::on_state(sk, old, new, None);
         return 0;
     }
     if new == TCP_ESTABLISHED {
@@ -19,7 +24,9 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
             TCP_SYN_RECV => SockRole::Server,
             _ => return 0,
         };
-        let c = new_state(sk, role);
+        let mut c = new_state(sk, role);
+        // The connecting process owns a client connection from its start (net timing).
+        c.tgid = net::on_state(sk, old, new, Some(&c));
         if CONNS.insert(&sk, &c, 0).is_err() {
             count(Counter::ConnMapFull);
         }
@@ -27,9 +34,11 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     }
     // TCP_CLOSE: the connection is over (whatever process or softirq closes it).
     let Some(c) = (unsafe { CONNS.get(&sk) }).copied() else {
+        net::on_state(sk, old, new, None);
         return 0;
     };
     let _ = CONNS.remove(&sk);
+    net::on_state(sk, old, new, Some(&c));
     if c.confirmed == 0 {
         return 0;
     }

@@ -162,6 +162,9 @@ pub(super) fn on_sock_io(ctx: &RawTracePointContext, egress: bool) {
     if !known.is_some_and(|c| c.confirmed != 0) && !is_tcp(sk) {
         return;
     }
+    if egress && known.is_some_and(|c| c.confirmed != 0) {
+        net::note_write(sk);
+    }
     // The IO of a TLS library call in progress on this thread: ciphertext of that session.
     // An orphan (a finished write without socket) waits for the thread's next send.
     if let Some(tc) = TLS_CALLS.get_ptr_mut(&id) {
