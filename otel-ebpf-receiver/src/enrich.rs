@@ -294,3 +294,20 @@ fn container_id_from_segment(seg: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests;
+
+/// A resource for process `pid` named `service` (tests).
+#[cfg(test)]
+pub fn test_resource(pid: u32, service: &str) -> Arc<ProcessResource> {
+    Arc::new(ProcessResource {
+        pid,
+        service_name: service.into(),
+        executable_name: service.into(),
+        resource: Resource {
+            attributes: vec![crate::span::kv_str(
+                otel_ebpf_semconv::resource::SERVICE_NAME,
+                service,
+            )],
+            ..Default::default()
+        },
+    })
+}

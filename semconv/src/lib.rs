@@ -15,6 +15,8 @@
 //! and buckets), [`self_metric`] (the receiver's own Prometheus counters).
 pub use opentelemetry_semantic_conventions as otel;
 
+pub mod kernel;
+
 /// Span and metric-point attributes (stable HTTP semantic conventions; RPC ones, release
 /// candidate, for gRPC).
 pub mod attribute {

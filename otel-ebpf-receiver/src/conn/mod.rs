@@ -161,6 +161,15 @@ impl ConnTracker {
             .sum()
     }
 
+    /// The socket connection id behind exchange stream `(pid, conn_id)`: `conn_id` itself for
+    /// plaintext, the associated socket's for a TLS stream (0 when none is known).
+    pub fn socket_of(&mut self, pid: u32, conn_id: u64) -> u64 {
+        if conn_id & TLS_STREAM == 0 {
+            return conn_id;
+        }
+        self.conns.get_mut(&(pid, conn_id)).map_or(0, |c| c.sock)
+    }
+
     /// Feeds one event; completed exchanges are appended to `out`.
     pub fn on_event(&mut self, ev: Event, out: &mut Vec<HttpExchange>) {
         match ev {

@@ -5,4 +5,6 @@
 //! ([`spans`]), OTLP metrics ([`metrics`]), and the probe plan ([`plan`]).
 
 pub mod event;
+pub mod metrics;
 pub mod plan;
+pub mod spans;

@@ -62,15 +62,19 @@ pub struct ReasonNames {
 impl ReasonNames {
     /// Reads `enum skb_drop_reason` and `enum sk_rst_reason`.
     pub fn from_btf(btf: &KernelBtf) -> Self {
-        let table = |name: &str, prefix: &str| {
+        // `SKB_NOT_DROPPED_YET` and `SKB_CONSUMED` carry the shorter prefix.
+        let table = |name: &str, prefixes: &[&str]| {
             btf.enum_values(name)
                 .into_iter()
-                .map(|(n, v)| (v, n.strip_prefix(prefix).unwrap_or(&n).to_string()))
+                .map(|(n, v)| {
+                    let short = prefixes.iter().find_map(|p| n.strip_prefix(p)).unwrap_or(&n);
+                    (v, short.to_string())
+                })
                 .collect()
         };
         Self {
-            drop: table("skb_drop_reason", "SKB_DROP_REASON_"),
-            reset: table("sk_rst_reason", "SK_RST_REASON_"),
+            drop: table("skb_drop_reason", &["SKB_DROP_REASON_", "SKB_"]),
+            reset: table("sk_rst_reason", &["SK_RST_REASON_"]),
         }
     }
 
@@ -124,6 +128,7 @@ mod tests {
         assert!(o.tcp_snd_nxt != o.tcp_write_seq && o.tcp_srtt_us > 0);
         let r = ReasonNames::from_btf(&btf);
         assert_eq!(r.drop_value("NOT_DROPPED_YET"), Some(0));
+        assert_eq!(r.drop_value("CONSUMED"), Some(1));
         assert!(r.drop_value("NETFILTER_DROP").is_some());
         assert_eq!(
             r.drop(r.drop_value("NETFILTER_DROP").unwrap()),

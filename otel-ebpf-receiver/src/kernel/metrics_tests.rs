@@ -1,0 +1,267 @@
+//! Unit tests of kernel metrics: exact counts, buckets, attributes, series bound.
+
+use super::*;
+use crate::enrich::test_resource;
+use crate::events::Tuple;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+
+fn sample(kind: NetKind, pid: u32, d: [Option<u64>; 4], aux: u32, peer: &str) -> NetSample {
+    NetSample {
+        kind,
+        pid,
+        conn_id: 1,
+        ts_ns: 0,
+        d,
+        len: 100,
+        aux,
+        aux2: 0,
+        role: SockRole::Client,
+        tuple: Some(Tuple {
+            local: "10.0.0.1:40000".parse().unwrap(),
+            remote: format!("{peer}:80").parse().unwrap(),
+        }),
+    }
+}
+
+fn reasons() -> ReasonNames {
+    ReasonNames::from_pairs(
+        &[(3, "NO_SOCKET"), (12, "NETFILTER_DROP")],
+        &[(1, "NO_SOCKET")],
+    )
+}
+
+fn find<'a>(req: &'a ExportMetricsServiceRequest, name: &str) -> Vec<&'a Metric> {
+    req.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == name)
+        .collect()
+}
+
+fn attr_of(a: &[KeyValue], k: &str) -> Option<String> {
+    a.iter()
+        .find(|x| x.key == k)
+        .and_then(|x| match x.value.clone()?.value? {
+            Value::StringValue(s) => Some(s),
+            _ => None,
+        })
+}
+
+#[test]
+fn layer_histograms_have_one_series_per_layer_with_exact_buckets() {
+    let mut km = KernelMetrics::new(100, reasons());
+    let res = test_resource(10, "svc");
+    // qdisc 5 ms → bucket (0.0025, 0.005]; driver 500 ns → first bucket.
+    let tx = sample(
+        NetKind::Tx,
+        10,
+        [Some(0), Some(2_000), Some(5_000_000), Some(500)],
+        0,
+        "10.0.0.2",
+    );
+    km.record(&res, &tx, 1_000);
+    km.record(&res, &tx, 2_000);
+    let req = km.collect(3_000).unwrap();
+    let send = find(&req, "otel_ebpf.kernel.send.duration");
+    assert_eq!(send.len(), 1);
+    let Some(Data::Histogram(h)) = &send[0].data else {
+        panic!("not a histogram")
+    };
+    assert_eq!(h.data_points.len(), 4);
+    let qdisc = h
+        .data_points
+        .iter()
+        .find(|p| attr_of(&p.attributes, "otel_ebpf.kernel.layer").as_deref() == Some("qdisc"))
+        .unwrap();
+    assert_eq!(qdisc.count, 2);
+    assert_eq!(
+        attr_of(&qdisc.attributes, "network.peer.address").as_deref(),
+        Some("10.0.0.2")
+    );
+    let i = m::LAYER_BUCKETS.iter().position(|b| *b == 0.005).unwrap();
+    assert_eq!(qdisc.bucket_counts[i], 2);
+    assert_eq!(qdisc.bucket_counts.iter().sum::<u64>(), 2);
+    assert!((qdisc.sum.unwrap() - 0.01).abs() < 1e-12);
+    assert_eq!(send[0].unit, "s");
+    assert!(req.resource_metrics[0].resource.is_some());
+}
+
+#[test]
+fn health_counters_carry_reason_direction_state_and_role() {
+    let mut km = KernelMetrics::new(100, reasons());
+    let res = test_resource(0, "unknown_service");
+    km.record(
+        &res,
+        &sample(NetKind::Drop, 0, [None; 4], 12, "10.0.0.2"),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(NetKind::Drop, 0, [None; 4], 12, "10.0.0.2"),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(NetKind::ResetSent, 0, [None; 4], 1, "10.0.0.3"),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(NetKind::ResetReceived, 0, [None; 4], 0, "10.0.0.3"),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(NetKind::Retransmit, 0, [None; 4], 0, "10.0.0.3"),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(
+            NetKind::Connect,
+            0,
+            [Some(3_000_000), None, None, None],
+            2,
+            "10.0.0.4",
+        ),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(
+            NetKind::Connect,
+            0,
+            [Some(1_000), None, None, None],
+            0,
+            "10.0.0.4",
+        ),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(NetKind::Closed, 0, [None; 4], 1, "10.0.0.4"),
+        1,
+    );
+    km.record_anomalies(&res, "tcp.reset_storm", 3, 1);
+    let req = km.collect(2).unwrap();
+    let count = |name: &str, key: &str, val: &str| -> i64 {
+        find(&req, name)
+            .iter()
+            .filter_map(|m| match &m.data {
+                Some(Data::Sum(s)) => Some(s),
+                _ => None,
+            })
+            .flat_map(|s| &s.data_points)
+            .filter(|p| attr_of(&p.attributes, key).as_deref() == Some(val))
+            .map(|p| match p.value {
+                Some(number_data_point::Value::AsInt(v)) => v,
+                _ => 0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        count(
+            "otel_ebpf.kernel.drops",
+            "otel_ebpf.kernel.drop_reason",
+            "NETFILTER_DROP"
+        ),
+        2
+    );
+    assert_eq!(
+        count("otel_ebpf.tcp.resets", "network.io.direction", "transmit"),
+        1
+    );
+    assert_eq!(
+        count(
+            "otel_ebpf.tcp.resets",
+            "otel_ebpf.tcp.reset_reason",
+            "NO_SOCKET"
+        ),
+        1
+    );
+    assert_eq!(
+        count("otel_ebpf.tcp.resets", "network.io.direction", "receive"),
+        1
+    );
+    assert_eq!(
+        count(
+            "otel_ebpf.tcp.retransmits",
+            "network.peer.address",
+            "10.0.0.3"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            "otel_ebpf.tcp.connections.opened",
+            "otel_ebpf.tcp.role",
+            "client"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            "otel_ebpf.tcp.connections.closed",
+            "otel_ebpf.tcp.state",
+            "ESTABLISHED"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            "otel_ebpf.tcp.anomalies",
+            "otel_ebpf.anomaly.type",
+            "tcp.reset_storm"
+        ),
+        3
+    );
+    let connect = find(&req, "otel_ebpf.tcp.connect.duration");
+    let Some(Data::Histogram(h)) = &connect[0].data else {
+        panic!()
+    };
+    let refused = h
+        .data_points
+        .iter()
+        .find(|p| attr_of(&p.attributes, "error.type").as_deref() == Some("connection_refused"))
+        .unwrap();
+    assert_eq!(refused.count, 1);
+    assert!(
+        h.data_points
+            .iter()
+            .any(|p| attr_of(&p.attributes, "error.type").is_none())
+    );
+}
+
+#[test]
+fn series_are_bounded_with_an_overflow_series() {
+    let mut km = KernelMetrics::new(10, reasons());
+    let res = test_resource(1, "svc");
+    for i in 0..1000u32 {
+        let peer = format!("10.1.{}.{}", i / 256, i % 256);
+        km.record(
+            &res,
+            &sample(NetKind::Retransmit, 1, [None; 4], 0, &peer),
+            1,
+        );
+    }
+    assert_eq!(km.series_count(), 10);
+    let req = km.collect(2).unwrap();
+    let total: i64 = find(&req, "otel_ebpf.tcp.retransmits")
+        .iter()
+        .filter_map(|m| match &m.data {
+            Some(Data::Sum(s)) => Some(s),
+            _ => None,
+        })
+        .flat_map(|s| &s.data_points)
+        .map(|p| match p.value {
+            Some(number_data_point::Value::AsInt(v)) => v,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(
+        total, 1000,
+        "nothing is lost, the rest is in the overflow series"
+    );
+    assert!(KernelMetrics::new(5, reasons()).collect(1).is_none());
+}

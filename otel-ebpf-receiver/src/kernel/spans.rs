@@ -1,0 +1,233 @@
+//! Kernel time per layer on each HTTP span.
+//!
+//! Stage: kernel → **span attributes**. Input: [`NetSample`]s of kinds Tx, Rx and Retransmit
+//! (per connection id), then, when a span is emitted, its socket's connection id and side.
+//! Output: span attributes `otel_ebpf.kernel.{request,response}.<layer>_duration` (s, the sum
+//! over the skbs of that direction), `otel_ebpf.tcp.retransmits`, `otel_ebpf.tcp.srtt`.
+//!
+//! Attribution: everything the kernel did on the connection since the previous span on it
+//! ended (or the connection began) up to this span's end. A client sends the request (send
+//! layers) and receives the response (receive layers); a server the other way round. Limits:
+//! transmit work finishing after the span ended (a qdisc still draining a server's response)
+//! goes to the next span on the connection; HTTP/2 streams multiplexed on one connection share
+//! it (the first span to end takes it). At most [`MAX_CONNS`] connections are tracked; past
+//! that the table is cleared and the loss counted.
+
+use super::event::NetSample;
+use crate::span::{kv, kv_int};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
+use otel_ebpf_common::NetKind;
+use otel_ebpf_semconv::kernel::{attribute as attr, layer};
+use std::collections::HashMap;
+
+/// Most connections with pending kernel time.
+pub const MAX_CONNS: usize = 65_536;
+
+/// Kernel time accumulated on one connection (ns sums).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnTiming {
+    /// Per send layer ([`layer::SEND`] order).
+    pub send: [u64; 4],
+    /// Per receive layer ([`layer::RECEIVE`] order).
+    pub recv: [u64; 2],
+    pub send_skbs: u32,
+    pub recv_skbs: u32,
+    pub retransmits: u32,
+    /// Last smoothed RTT sample (µs).
+    pub srtt_us: Option<u32>,
+}
+
+impl ConnTiming {
+    fn is_empty(&self) -> bool {
+        self.send_skbs == 0 && self.recv_skbs == 0 && self.retransmits == 0
+    }
+}
+
+/// Pending kernel time per connection id.
+#[derive(Debug, Default)]
+pub struct SpanTiming {
+    by_conn: HashMap<u64, ConnTiming>,
+    /// Times the table was full and cleared.
+    pub overflows: u64,
+}
+
+impl SpanTiming {
+    /// Adds a sample (kinds other than Tx/Rx/Retransmit, or without a connection, are ignored).
+    pub fn record(&mut self, s: &NetSample) {
+        if s.conn_id == 0 || !matches!(s.kind, NetKind::Tx | NetKind::Rx | NetKind::Retransmit) {
+            return;
+        }
+        if self.by_conn.len() >= MAX_CONNS && !self.by_conn.contains_key(&s.conn_id) {
+            self.by_conn.clear();
+            self.overflows += 1;
+        }
+        let t = self.by_conn.entry(s.conn_id).or_default();
+        match s.kind {
+            NetKind::Tx => {
+                t.send_skbs += 1;
+                for (sum, d) in t.send.iter_mut().zip(s.d) {
+                    *sum += d.unwrap_or(0);
+                }
+            }
+            NetKind::Rx => {
+                t.recv_skbs += 1;
+                for (sum, d) in t.recv.iter_mut().zip(s.d) {
+                    *sum += d.unwrap_or(0);
+                }
+                if s.aux != 0 {
+                    t.srtt_us = Some(s.aux);
+                }
+            }
+            _ => t.retransmits += 1,
+        }
+    }
+
+    /// Takes what accumulated on `conn_id` (reset to nothing).
+    pub fn take(&mut self, conn_id: u64) -> Option<ConnTiming> {
+        self.by_conn.remove(&conn_id).filter(|t| !t.is_empty())
+    }
+
+    /// Forgets a closed connection.
+    pub fn forget(&mut self, conn_id: u64) {
+        self.by_conn.remove(&conn_id);
+    }
+
+    /// Connections with pending time.
+    pub fn len(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_conn.is_empty()
+    }
+}
+
+fn double(key: String, v: f64) -> KeyValue {
+    kv(&key, Value::DoubleValue(v))
+}
+
+/// The span attributes for `t` on a span whose process was the `client` (else the server).
+pub fn attributes(t: &ConnTiming, client: bool) -> Vec<KeyValue> {
+    let (send_prefix, recv_prefix) = if client {
+        (attr::REQUEST_PREFIX, attr::RESPONSE_PREFIX)
+    } else {
+        (attr::RESPONSE_PREFIX, attr::REQUEST_PREFIX)
+    };
+    let mut out = Vec::new();
+    let secs = |ns: u64| ns as f64 / 1e9;
+    if t.send_skbs > 0 {
+        for (name, ns) in layer::SEND.iter().zip(t.send) {
+            out.push(double(
+                format!("{send_prefix}{name}{}", attr::DURATION_SUFFIX),
+                secs(ns),
+            ));
+        }
+    }
+    if t.recv_skbs > 0 {
+        for (name, ns) in layer::RECEIVE.iter().zip(t.recv) {
+            out.push(double(
+                format!("{recv_prefix}{name}{}", attr::DURATION_SUFFIX),
+                secs(ns),
+            ));
+        }
+    }
+    out.push(kv_int(attr::SPAN_RETRANSMITS, t.retransmits.into()));
+    if let Some(us) = t.srtt_us {
+        out.push(double(attr::SPAN_SRTT.into(), us as f64 / 1e6));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otel_ebpf_common::SockRole;
+
+    fn s(kind: NetKind, conn_id: u64, d: [Option<u64>; 4], aux: u32) -> NetSample {
+        NetSample {
+            kind,
+            pid: 1,
+            conn_id,
+            ts_ns: 0,
+            d,
+            len: 100,
+            aux,
+            aux2: 0,
+            role: SockRole::Client,
+            tuple: None,
+        }
+    }
+
+    fn get(kv: &[KeyValue], k: &str) -> Option<Value> {
+        kv.iter()
+            .find(|x| x.key == k)
+            .and_then(|x| x.value.clone()?.value)
+    }
+
+    #[test]
+    fn sums_per_layer_and_maps_directions_by_side() {
+        let mut t = SpanTiming::default();
+        t.record(&s(
+            NetKind::Tx,
+            7,
+            [Some(0), Some(1000), Some(5_000_000), Some(500)],
+            0,
+        ));
+        t.record(&s(NetKind::Tx, 7, [Some(10), Some(1000), None, None], 0));
+        t.record(&s(
+            NetKind::Rx,
+            7,
+            [Some(2000), Some(30_000), None, None],
+            120,
+        ));
+        t.record(&s(NetKind::Retransmit, 7, [None; 4], 0));
+        t.record(&s(NetKind::Tx, 8, [Some(1); 4], 0)); // another connection
+        t.record(&s(NetKind::Drop, 7, [Some(1); 4], 0)); // not span time
+        let c = t.take(7).unwrap();
+        assert_eq!(c.send, [10, 2000, 5_000_000, 500]);
+        assert_eq!((c.send_skbs, c.recv_skbs, c.retransmits), (2, 1, 1));
+        let client = attributes(&c, true);
+        assert_eq!(
+            get(&client, "otel_ebpf.kernel.request.qdisc_duration"),
+            Some(Value::DoubleValue(0.005))
+        );
+        assert_eq!(
+            get(&client, "otel_ebpf.kernel.response.socket_duration"),
+            Some(Value::DoubleValue(0.00003))
+        );
+        assert_eq!(
+            get(&client, "otel_ebpf.tcp.retransmits"),
+            Some(Value::IntValue(1))
+        );
+        assert_eq!(
+            get(&client, "otel_ebpf.tcp.srtt"),
+            Some(Value::DoubleValue(0.00012))
+        );
+        let server = attributes(&c, false);
+        assert_eq!(
+            get(&server, "otel_ebpf.kernel.response.qdisc_duration"),
+            Some(Value::DoubleValue(0.005))
+        );
+        assert_eq!(
+            get(&server, "otel_ebpf.kernel.request.ip_duration"),
+            Some(Value::DoubleValue(0.000002))
+        );
+        // Taken: the next span on the connection starts from nothing.
+        assert_eq!(t.take(7), None);
+        assert!(t.take(8).is_some());
+    }
+
+    #[test]
+    fn samples_without_connection_are_ignored_and_memory_is_bounded() {
+        let mut t = SpanTiming::default();
+        t.record(&s(NetKind::Tx, 0, [Some(1); 4], 0));
+        assert!(t.is_empty());
+        for id in 1..=(MAX_CONNS as u64 + 10) {
+            t.record(&s(NetKind::Rx, id, [Some(1), Some(1), None, None], 0));
+        }
+        assert!(t.len() <= MAX_CONNS);
+        assert_eq!(t.overflows, 1);
+        t.forget(MAX_CONNS as u64 + 10);
+        assert_eq!(t.take(MAX_CONNS as u64 + 10), None);
+    }
+}
