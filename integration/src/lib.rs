@@ -5,11 +5,14 @@
 //! - [`OtlpSink`]: a real OTLP/gRPC trace+metrics receiver (tonic, `opentelemetry-proto`) on
 //!   127.0.0.1 that stores what it receives.
 //! - [`Span`]: a flattened received span for assertions.
+//! - [`netns`]: two network namespaces joined by a veth pair, with shaping, random loss, an
+//!   HTTP server and kernel counters, for per-layer network timing tests.
 //!
 //! Tests run one at a time ([`serial`]) because each loads its own probes.
 
 pub mod bench;
 pub mod h2work;
+pub mod netns;
 pub mod sink;
 pub mod workload;
 
