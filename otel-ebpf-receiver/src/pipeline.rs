@@ -14,11 +14,12 @@ use crate::enrich::{self, Enricher};
 use crate::events::{self, Event};
 use crate::export::{ExportSettings, Exporter, MetricsSource};
 use crate::filter::Filter;
+use crate::kernel::{self, metrics::KernelMetrics, spans::SpanTiming};
 use crate::metrics::HttpMetrics;
 use crate::probes::uprobes::{self, RESCAN_INTERVAL, TlsCmd};
 use crate::probes::{KernelCounters, KernelFilters, LoadOptions, Probes};
-use crate::protocol::HttpExchange;
 use crate::protocol::detect;
+use crate::protocol::{HttpExchange, Side};
 use crate::span::{ObservedSpan, SpanOptions, build_span};
 use crate::telemetry::{self, SelfMetrics};
 use anyhow::Context as _;
@@ -39,12 +40,14 @@ use tokio::signal::unix::{SignalKind, signal};
 /// records wait at most this long.
 pub const RING_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Records → exchanges → spans, without IO.
+/// Records → exchanges → spans (with their kernel time per layer), without IO.
 pub struct Processor {
     pub tracker: ConnTracker,
-    clock: Clock,
+    pub clock: Clock,
     opts: SpanOptions,
     exchanges: Vec<HttpExchange>,
+    /// Kernel time per connection, taken by the next span on it.
+    pub timing: SpanTiming,
 }
 
 impl Processor {
@@ -60,13 +63,25 @@ impl Processor {
                 capture_url_query: cfg.receiver.capture_url_query,
             },
             exchanges: Vec::new(),
+            timing: SpanTiming::default(),
         }
     }
 
     /// Feeds one decoded event; spans of completed exchanges are appended to `out`.
     pub fn on_event(&mut self, ev: Event, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
+        let closed = match &ev {
+            Event::Net(s) => {
+                self.timing.record(s);
+                return;
+            }
+            Event::Close { conn_id, .. } => Some(*conn_id),
+            _ => None,
+        };
         self.tracker.on_event(ev, &mut self.exchanges);
         self.drain(out);
+        if let Some(id) = closed {
+            self.timing.forget(id);
+        }
     }
 
     /// Closes out requests older than the timeout at `now_ns` (CLOCK_MONOTONIC).
@@ -77,7 +92,14 @@ impl Processor {
 
     fn drain(&mut self, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
         for ex in self.exchanges.drain(..) {
-            let span = build_span(&ex, &self.clock, &self.opts);
+            let mut span = build_span(&ex, &self.clock, &self.opts);
+            let sock = self.tracker.socket_of(ex.pid, ex.conn_id);
+            if let Some(t) = self.timing.take(sock) {
+                let client = ex.side == Side::Client;
+                span.span
+                    .attributes
+                    .extend(kernel::spans::attributes(&t, client));
+            }
             out.push((ex, span));
         }
     }
@@ -88,7 +110,7 @@ fn load(cfg: &Config) -> anyhow::Result<Probes> {
         capture_bytes: cfg.receiver.capture_bytes,
         ring_buffer_bytes: cfg.receiver.ring_buffer_bytes,
         filters: KernelFilters::from_config(&cfg.receiver.filters),
-        net_timing: true, // TODO(kernel_timing config): cfg.receiver.kernel_timing.enabled
+        net_timing: true, // XXX until the kernel_timing config lands
     })?)
 }
 
@@ -193,6 +215,8 @@ struct Runtime {
     enricher: Enricher,
     filter: Filter,
     metrics: Arc<Mutex<HttpMetrics>>,
+    /// Kernel network timing / TCP health metrics.
+    kmetrics: Arc<Mutex<KernelMetrics>>,
     exporter: Exporter,
     me: Arc<SelfMetrics>,
     spans: Vec<(HttpExchange, ObservedSpan)>,
@@ -247,6 +271,15 @@ impl Runtime {
                     parent: *parent,
                     child: *child,
                 });
+                None
+            }
+            Event::Net(n) => {
+                let res = self.enricher.resource(n.pid);
+                if self.filter.allows_process(n.pid, &res.executable_name) || n.pid == 0 {
+                    if let Ok(mut m) = self.kmetrics.lock() {
+                        m.record(&res, n, self.proc.clock.to_unix_nanos(n.ts_ns));
+                    }
+                }
                 None
             }
             Event::ProcessExit { pid, .. } => {
@@ -347,17 +380,36 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     .await?;
     let settings = ExportSettings::resolve(&cfg.exporters, &|k| std::env::var(k).ok())?;
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
-    let m2 = metrics.clone();
-    let source: MetricsSource = Box::new(move |now| m2.lock().ok().and_then(|m| m.collect(now)));
+    let kmetrics = Arc::new(Mutex::new(KernelMetrics::new(
+        kernel::metrics::DEFAULT_MAX_SERIES,
+        Default::default(),
+    )));
+    let (m2, k2) = (metrics.clone(), kmetrics.clone());
+    let source: MetricsSource = Box::new(move |now| {
+        let http = m2.lock().ok().and_then(|m| m.collect(now));
+        let kern = k2.lock().ok().and_then(|m| m.collect(now));
+        match (http, kern) {
+            (Some(mut h), Some(k)) => {
+                h.resource_metrics.extend(k.resource_metrics);
+                Some(h)
+            }
+            (h, k) => h.or(k),
+        }
+    });
     let exporter = Exporter::start(settings, me.clone(), Some(source))?;
 
     let mut probes = load(&cfg)?;
     let mut ring = ring_fd(&mut probes)?;
     let counters = probes.take_counters()?;
     log::info!(
-        "attached {} raw tracepoints; capturing",
-        probes.attached.len()
+        "attached {} raw tracepoints (+{} network timing); capturing",
+        probes.attached.len(),
+        probes.net.attached.len()
     );
+    if let Ok(mut k) = kmetrics.lock() {
+        k.set_reasons(probes.net.reasons.clone());
+    }
+    me.set_net_plan(&probes.net.plan);
     // The attacher thread owns the object from here (and detaches everything when it ends).
     let tls_off = probes.tls_unavailable.clone();
     let (tx, rx) = mpsc::channel();
@@ -390,6 +442,7 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         enricher: Enricher::new("/proc".into(), enrich::host_name()),
         filter: Filter::new(&cfg.receiver.filters),
         metrics,
+        kmetrics,
         exporter,
         me,
         spans: Vec::new(),

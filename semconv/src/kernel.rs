@@ -78,8 +78,11 @@ pub mod attribute {
     /// OTel `network.io.direction`: `transmit` / `receive`.
     pub const IO_DIRECTION: &str = "network.io.direction";
     /// Span attribute prefix of the request's kernel time per layer (s, double):
-    /// `otel_ebpf.kernel.request.<layer>_duration`. The request is sent by a client (send
-    /// layers) and received by a server (receive layers); the response the other way.
+    /// `otel_ebpf.kernel.request.<layer>_duration` = the longest time one skb of the request
+    /// spent in that layer (per-skb times overlap; the slowest bounds what the layer added),
+    /// and `otel_ebpf.kernel.request.skbs` (int) = skbs counted. The request is sent by a
+    /// client (send layers) and received by a server (receive layers); the response the other
+    /// way.
     pub const REQUEST_PREFIX: &str = "otel_ebpf.kernel.request.";
     /// Span attribute prefix of the response's kernel time per layer (s, double).
     pub const RESPONSE_PREFIX: &str = "otel_ebpf.kernel.response.";

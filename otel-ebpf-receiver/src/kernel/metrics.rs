@@ -343,6 +343,11 @@ impl KernelMetrics {
         }
     }
 
+    /// Replaces the reason names (known once the probes are loaded).
+    pub fn set_reasons(&mut self, reasons: ReasonNames) {
+        self.reasons = reasons;
+    }
+
     /// Series kept (overflow series excluded).
     pub fn series_count(&self) -> usize {
         self.series.len()

@@ -2,8 +2,10 @@
 //!
 //! Stage: kernel → **span attributes**. Input: [`NetSample`]s of kinds Tx, Rx and Retransmit
 //! (per connection id), then, when a span is emitted, its socket's connection id and side.
-//! Output: span attributes `otel_ebpf.kernel.{request,response}.<layer>_duration` (s, the sum
-//! over the skbs of that direction), `otel_ebpf.tcp.retransmits`, `otel_ebpf.tcp.srtt`.
+//! Output: span attributes `otel_ebpf.kernel.{request,response}.<layer>_duration` (s: the
+//! longest time one skb of that direction spent in the layer — per-skb times overlap, so a sum
+//! would exceed the wall clock; the slowest skb bounds what the layer added),
+//! `otel_ebpf.kernel.{request,response}.skbs`, `otel_ebpf.tcp.retransmits`, `otel_ebpf.tcp.srtt`.
 //!
 //! Attribution: everything the kernel did on the connection since the previous span on it
 //! ended (or the connection began) up to this span's end. A client sends the request (send
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 /// Most connections with pending kernel time.
 pub const MAX_CONNS: usize = 65_536;
 
-/// Kernel time accumulated on one connection (ns sums).
+/// Kernel time accumulated on one connection (ns, the longest per skb and layer).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnTiming {
     /// Per send layer ([`layer::SEND`] order).
@@ -65,14 +67,14 @@ impl SpanTiming {
         match s.kind {
             NetKind::Tx => {
                 t.send_skbs += 1;
-                for (sum, d) in t.send.iter_mut().zip(s.d) {
-                    *sum += d.unwrap_or(0);
+                for (max, d) in t.send.iter_mut().zip(s.d) {
+                    *max = (*max).max(d.unwrap_or(0));
                 }
             }
             NetKind::Rx => {
                 t.recv_skbs += 1;
-                for (sum, d) in t.recv.iter_mut().zip(s.d) {
-                    *sum += d.unwrap_or(0);
+                for (max, d) in t.recv.iter_mut().zip(s.d) {
+                    *max = (*max).max(d.unwrap_or(0));
                 }
                 if s.aux != 0 {
                     t.srtt_us = Some(s.aux);
@@ -116,6 +118,7 @@ pub fn attributes(t: &ConnTiming, client: bool) -> Vec<KeyValue> {
     let mut out = Vec::new();
     let secs = |ns: u64| ns as f64 / 1e9;
     if t.send_skbs > 0 {
+        out.push(kv_int(&format!("{send_prefix}skbs"), t.send_skbs.into()));
         for (name, ns) in layer::SEND.iter().zip(t.send) {
             out.push(double(
                 format!("{send_prefix}{name}{}", attr::DURATION_SUFFIX),
@@ -124,6 +127,7 @@ pub fn attributes(t: &ConnTiming, client: bool) -> Vec<KeyValue> {
         }
     }
     if t.recv_skbs > 0 {
+        out.push(kv_int(&format!("{recv_prefix}skbs"), t.recv_skbs.into()));
         for (name, ns) in layer::RECEIVE.iter().zip(t.recv) {
             out.push(double(
                 format!("{recv_prefix}{name}{}", attr::DURATION_SUFFIX),
@@ -184,7 +188,7 @@ mod tests {
         t.record(&s(NetKind::Tx, 8, [Some(1); 4], 0)); // another connection
         t.record(&s(NetKind::Drop, 7, [Some(1); 4], 0)); // not span time
         let c = t.take(7).unwrap();
-        assert_eq!(c.send, [10, 2000, 5_000_000, 500]);
+        assert_eq!(c.send, [10, 1000, 5_000_000, 500]);
         assert_eq!((c.send_skbs, c.recv_skbs, c.retransmits), (2, 1, 1));
         let client = attributes(&c, true);
         assert_eq!(

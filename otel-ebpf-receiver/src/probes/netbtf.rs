@@ -67,7 +67,10 @@ impl ReasonNames {
             btf.enum_values(name)
                 .into_iter()
                 .map(|(n, v)| {
-                    let short = prefixes.iter().find_map(|p| n.strip_prefix(p)).unwrap_or(&n);
+                    let short = prefixes
+                        .iter()
+                        .find_map(|p| n.strip_prefix(p))
+                        .unwrap_or(&n);
                     (v, short.to_string())
                 })
                 .collect()

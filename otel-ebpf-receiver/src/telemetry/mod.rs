@@ -75,12 +75,33 @@ pub struct SelfMetrics {
     /// one series per (reason label, file path), bounded) and files attached now (gauge
     /// `otel_ebpf_tls_attached_files`).
     pub tls: std::sync::Arc<crate::probes::uprobes::TlsStats>,
+    /// The kernel network timing probe plan: (measurement point, hook or `none`, in use).
+    /// Prometheus gauge `otel_ebpf_kernel_timing_hook{point,hook}` (1 in use, 0 none).
+    pub net_plan: std::sync::Mutex<Vec<(String, String, bool)>>,
 }
 
 impl SelfMetrics {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records the network timing probe plan (see [`SelfMetrics::net_plan`]).
+    pub fn set_net_plan(&self, plan: &[crate::kernel::plan::HookPlan]) {
+        use crate::kernel::plan::Mechanism;
+        let rows = plan
+            .iter()
+            .map(|h| {
+                let hook = match h.target {
+                    Some(t) => format!("{} {t}", h.chosen.name()),
+                    None => "none".into(),
+                };
+                (h.what.to_string(), hook, h.chosen != Mechanism::None)
+            })
+            .collect();
+        if let Ok(mut p) = self.net_plan.lock() {
+            *p = rows;
+        }
     }
 
     /// Sets a counter that mirrors a total kept elsewhere (the kernel's counters).
@@ -135,6 +156,22 @@ impl SelfMetrics {
             out,
             "# HELP {n} Files with TLS uprobes attached now.\n# TYPE {n} gauge\n{n} {v}\n"
         );
+        let n = "otel_ebpf_kernel_timing_hook";
+        let _ = write!(
+            out,
+            "# HELP {n} Kernel network timing probe plan: 1 when the point is hooked, 0 when not.\n# TYPE {n} gauge\n"
+        );
+        if let Ok(p) = self.net_plan.lock() {
+            for (point, hook, used) in p.iter() {
+                let _ = writeln!(
+                    out,
+                    "{n}{{point=\"{}\",hook=\"{}\"}} {}",
+                    label_value(point),
+                    label_value(hook),
+                    u8::from(*used)
+                );
+            }
+        }
         out
     }
 }
