@@ -348,7 +348,8 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     let m2 = metrics.clone();
     let source: MetricsSource = Box::new(move |now| m2.lock().ok().and_then(|m| m.collect(now)));
-    let exporter = Exporter::start(settings, me.clone(), Some(source))?;
+    // No logs source yet: the TCP anomaly detector (kernel timing, issue 6) is wired later.
+    let exporter = Exporter::start(settings, me.clone(), Some(source), None)?;
 
     let mut probes = load(&cfg)?;
     let mut ring = ring_fd(&mut probes)?;
