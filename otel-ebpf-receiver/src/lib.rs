@@ -12,6 +12,7 @@ pub mod enrich;
 pub mod events;
 pub mod export;
 pub mod filter;
+pub mod kernel;
 pub mod metrics;
 pub mod pipeline;
 pub mod probes;

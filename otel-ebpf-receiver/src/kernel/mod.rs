@@ -1,0 +1,2 @@
+//! Kernel network timing and TCP health (issue 6).
+pub mod anomaly;
