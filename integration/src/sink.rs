@@ -1,5 +1,11 @@
-//! A real OTLP/gRPC receiver for tests: stores every span and metric it is sent.
+//! A real OTLP/gRPC receiver for tests: stores every span, metric and log record it is sent.
 
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -68,6 +74,7 @@ struct Store {
     counts: BTreeMap<(i32, i64), u64>,
     spans: Vec<Span>,
     metrics: Vec<ExportMetricsServiceRequest>,
+    logs: Vec<ExportLogsServiceRequest>,
     requests: usize,
 }
 
@@ -140,6 +147,19 @@ impl MetricsService for Svc {
     }
 }
 
+#[tonic::async_trait]
+impl LogsService for Svc {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.0.lock().unwrap().logs.push(req.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
 /// OTLP/gRPC sink on 127.0.0.1 (its own runtime thread).
 pub struct OtlpSink {
     pub addr: SocketAddr,
@@ -178,7 +198,11 @@ impl OtlpSink {
                         .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
                 )
                 .add_service(
-                    MetricsServiceServer::new(s)
+                    MetricsServiceServer::new(s.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    LogsServiceServer::new(s)
                         .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
                 )
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
@@ -215,6 +239,11 @@ impl OtlpSink {
     /// Metric export requests received so far.
     pub fn metrics(&self) -> Vec<ExportMetricsServiceRequest> {
         self.svc.0.lock().unwrap().metrics.clone()
+    }
+
+    /// Log export requests received so far (TCP anomaly log records).
+    pub fn logs(&self) -> Vec<ExportLogsServiceRequest> {
+        self.svc.0.lock().unwrap().logs.clone()
     }
 
     /// Waits until `n` matching spans arrived (or `timeout`), then waits `settle` more so

@@ -238,14 +238,20 @@ fn random_drops_show_as_netfilter_drops_and_retransmits() {
 
 #[test]
 fn closed_port_gives_resets_and_refused_connects() {
+    const ATTEMPTS: u64 = 4;
     let _g = serial();
     let pair = NetPair::new("kt-rst");
     let sink = OtlpSink::start();
-    let _rx = start(&sink);
+    // Connect failures ≥ 50% of ≥ 2 attempts in a 5 s window are an anomaly (log record).
+    let _rx = Receiver::start(
+        "  kernel_timing:\n    anomalies:\n      window_seconds: 5\n      connect_failure_min_attempts: 2\n",
+        Some(&sink.endpoint()),
+        &[],
+    );
     let closed = 18_481u16;
     let rsts0 = netns::netstat_counter(pair.server_ns(), "TcpOutRsts");
     let url = format!("http://{}:{closed}/", pair.server_ip());
-    for _ in 0..3 {
+    for _ in 0..ATTEMPTS {
         let out = netns::curl_in(pair.client_ns(), &["-s", "-m", "5", &url]);
         assert_eq!(
             out.status.code(),
@@ -254,7 +260,7 @@ fn closed_port_gives_resets_and_refused_connects() {
         );
     }
     let rsts = netns::netstat_counter(pair.server_ns(), "TcpOutRsts") - rsts0;
-    assert_eq!(rsts, 3);
+    assert_eq!(rsts, ATTEMPTS);
     let server = pair.server_ip().to_string();
     let client = pair.client_ip().to_string();
     let sent = |a: &[KeyValue]| {
@@ -265,22 +271,31 @@ fn closed_port_gives_resets_and_refused_connects() {
         attr_is(a, "network.io.direction", "receive") && attr_is(a, "network.peer.address", &server)
     };
     wait_for("resets", Duration::from_secs(15), || {
-        counter(&sink, "otel_ebpf.tcp.resets", sent) >= 3
-            && counter(&sink, "otel_ebpf.tcp.resets", received) >= 3
+        counter(&sink, "otel_ebpf.tcp.resets", sent) >= ATTEMPTS as i64
+            && counter(&sink, "otel_ebpf.tcp.resets", received) >= ATTEMPTS as i64
     });
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(counter(&sink, "otel_ebpf.tcp.resets", sent), 3);
-    assert_eq!(counter(&sink, "otel_ebpf.tcp.resets", received), 3);
+    assert_eq!(
+        counter(&sink, "otel_ebpf.tcp.resets", sent),
+        ATTEMPTS as i64
+    );
+    assert_eq!(
+        counter(&sink, "otel_ebpf.tcp.resets", received),
+        ATTEMPTS as i64
+    );
     let no_socket =
         |a: &[KeyValue]| sent(a) && attr_is(a, "otel_ebpf.tcp.reset_reason", "NO_SOCKET");
-    assert_eq!(counter(&sink, "otel_ebpf.tcp.resets", no_socket), 3);
+    assert_eq!(
+        counter(&sink, "otel_ebpf.tcp.resets", no_socket),
+        ATTEMPTS as i64
+    );
     let refused = hist(&sink, "otel_ebpf.tcp.connect.duration", |a| {
         attr_is(a, "error.type", "connection_refused")
             && attr_is(a, "network.peer.address", &server)
     });
     assert_eq!(
         refused.iter().map(|p| p.count).sum::<u64>(),
-        3,
+        ATTEMPTS,
         "{refused:?}"
     );
     let nosock = counter(&sink, "otel_ebpf.kernel.drops", |a| {
@@ -288,7 +303,7 @@ fn closed_port_gives_resets_and_refused_connects() {
             && attr_is(a, "network.peer.address", &client)
     });
     assert_eq!(
-        nosock, 3,
+        nosock, ATTEMPTS as i64,
         "each SYN to the closed port is dropped with NO_SOCKET"
     );
 }

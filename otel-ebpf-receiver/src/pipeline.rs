@@ -12,8 +12,9 @@ use crate::config::Config;
 use crate::conn::{ConnLimits, ConnTracker};
 use crate::enrich::{self, Enricher};
 use crate::events::{self, Event};
-use crate::export::{ExportSettings, Exporter, MetricsSource};
+use crate::export::{ExportSettings, Exporter, LogsSource, MetricsSource};
 use crate::filter::Filter;
+use crate::kernel::anomaly::{self, AnomalyDetector, TcpSignal};
 use crate::kernel::{self, metrics::KernelMetrics, spans::SpanTiming};
 use crate::metrics::HttpMetrics;
 use crate::probes::uprobes::{self, RESCAN_INTERVAL, TlsCmd};
@@ -23,7 +24,7 @@ use crate::protocol::{HttpExchange, Side};
 use crate::span::{ObservedSpan, SpanOptions, build_span};
 use crate::telemetry::{self, SelfMetrics};
 use anyhow::Context as _;
-use otel_ebpf_common::Counter;
+use otel_ebpf_common::{Counter, NetKind};
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,7 +111,7 @@ fn load(cfg: &Config) -> anyhow::Result<Probes> {
         capture_bytes: cfg.receiver.capture_bytes,
         ring_buffer_bytes: cfg.receiver.ring_buffer_bytes,
         filters: KernelFilters::from_config(&cfg.receiver.filters),
-        net_timing: true, // XXX until the kernel_timing config lands
+        net_timing: cfg.receiver.kernel_timing.enabled,
     })?)
 }
 
@@ -217,6 +218,8 @@ struct Runtime {
     metrics: Arc<Mutex<HttpMetrics>>,
     /// Kernel network timing / TCP health metrics.
     kmetrics: Arc<Mutex<KernelMetrics>>,
+    /// TCP anomaly detection (resets, connect failures, peer spikes).
+    detector: Arc<Mutex<AnomalyDetector>>,
     exporter: Exporter,
     me: Arc<SelfMetrics>,
     spans: Vec<(HttpExchange, ObservedSpan)>,
@@ -226,6 +229,31 @@ struct Runtime {
     tls_pids: HashSet<u32>,
     /// Last dlopen rescan per process.
     rescans: HashMap<u32, Instant>,
+}
+
+/// The anomaly detector's view of a kernel event (resets, connects, accepts).
+fn tcp_signal(n: &kernel::event::NetSample) -> Option<TcpSignal> {
+    let peer = n.tuple?.remote.ip();
+    let pid = n.pid;
+    Some(match n.kind {
+        NetKind::ResetSent => TcpSignal::Reset {
+            peer,
+            pid,
+            sent: true,
+        },
+        NetKind::ResetReceived => TcpSignal::Reset {
+            peer,
+            pid,
+            sent: false,
+        },
+        NetKind::Connect => TcpSignal::Connect {
+            peer,
+            pid,
+            ok: n.connect_result() == Some(kernel::event::ConnectResult::Ok),
+        },
+        NetKind::Accepted => TcpSignal::Accepted { peer, pid },
+        _ => return None,
+    })
 }
 
 /// Most processes remembered in [`Runtime`]'s `tls_pids` / `rescans` (cleared when full).
@@ -278,6 +306,11 @@ impl Runtime {
                 if self.filter.allows_process(n.pid, &res.executable_name) || n.pid == 0 {
                     if let Ok(mut m) = self.kmetrics.lock() {
                         m.record(&res, n, self.proc.clock.to_unix_nanos(n.ts_ns));
+                    }
+                    if let Some(sig) = tcp_signal(n)
+                        && let Ok(mut d) = self.detector.lock()
+                    {
+                        d.observe(n.ts_ns, &sig);
                     }
                 }
                 None
@@ -384,6 +417,27 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         kernel::metrics::DEFAULT_MAX_SERIES,
         Default::default(),
     )));
+    // TCP anomalies: observed on the event loop, polled (and turned into log records and
+    // counters) by the exporter's logs task.
+    let detector = Arc::new(Mutex::new(AnomalyDetector::new(
+        cfg.receiver.kernel_timing.anomalies.clone(),
+    )));
+    let host_resource = Arc::new(enrich::ProcessResource {
+        pid: 0,
+        service_name: otel_ebpf_semconv::value::SDK_NAME.into(),
+        executable_name: String::new(),
+        resource: anomaly::receiver_resource(&enrich::host_name()),
+    });
+    let (d2, k3) = (detector.clone(), kmetrics.clone());
+    let logs: LogsSource = Box::new(move |unix_now| {
+        let found = d2.lock().ok()?.poll(Clock::monotonic_now_ns());
+        if let Ok(mut k) = k3.lock() {
+            for a in &found {
+                k.record_anomalies(&host_resource, a.kind.name(), 1, unix_now);
+            }
+        }
+        anomaly::logs_request(&found, &host_resource.resource, unix_now)
+    });
     let (m2, k2) = (metrics.clone(), kmetrics.clone());
     let source: MetricsSource = Box::new(move |now| {
         let http = m2.lock().ok().and_then(|m| m.collect(now));
@@ -396,7 +450,7 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
             (h, k) => h.or(k),
         }
     });
-    let exporter = Exporter::start(settings, me.clone(), Some(source))?;
+    let exporter = Exporter::start(settings, me.clone(), Some(source), Some(logs))?;
 
     let mut probes = load(&cfg)?;
     let mut ring = ring_fd(&mut probes)?;
@@ -443,6 +497,7 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         filter: Filter::new(&cfg.receiver.filters),
         metrics,
         kmetrics,
+        detector,
         exporter,
         me,
         spans: Vec::new(),

@@ -12,9 +12,11 @@
 //!
 //! Modules: [`attribute`] (span and metric-point attributes), [`resource`] (resource
 //! attributes), [`value`] (fixed attribute values we emit), [`metric`] (OTLP metric names, units
-//! and buckets), [`self_metric`] (the receiver's own Prometheus counters).
+//! and buckets), [`self_metric`] (the receiver's own Prometheus counters), [`anomaly`] (TCP
+//! health anomaly log records).
 pub use opentelemetry_semantic_conventions as otel;
 
+pub mod anomaly;
 pub mod kernel;
 
 /// Span and metric-point attributes (stable HTTP semantic conventions; RPC ones, release
@@ -267,8 +269,13 @@ pub mod self_metric {
     pub const EXPORT_FAILURES_TOTAL: &str = "otel_ebpf_export_failures_total";
     /// Counter, unit `{span}`: spans removed by the configured filters.
     pub const SPANS_FILTERED_TOTAL: &str = "otel_ebpf_spans_filtered_total";
+    /// Counter, unit `{log_record}`: log records accepted by the backend or written to the
+    /// console.
+    pub const LOG_RECORDS_EXPORTED_TOTAL: &str = "otel_ebpf_log_records_exported_total";
+    /// Counter, unit `{log_record}`: log records dropped (rejected, or the export failed).
+    pub const LOG_RECORDS_DROPPED_TOTAL: &str = "otel_ebpf_log_records_dropped_total";
     /// Every name above, in declaration order.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 15] = [
         EVENTS_READ_TOTAL,
         EVENTS_LOST_KERNEL_TOTAL,
         DECODE_ERRORS_TOTAL,
@@ -282,6 +289,8 @@ pub mod self_metric {
         SPANS_DROPPED_TOTAL,
         EXPORT_FAILURES_TOTAL,
         SPANS_FILTERED_TOTAL,
+        LOG_RECORDS_EXPORTED_TOTAL,
+        LOG_RECORDS_DROPPED_TOTAL,
     ];
 }
 

@@ -11,6 +11,7 @@
 //! section or list left empty (`null`) takes its default; the `OTEL_EXPORTER_OTLP_*`
 //! environment overrides are applied by the exporter, not here; no `${env:VAR}` substitution.
 
+mod kernel;
 mod validate;
 
 #[cfg(test)]
@@ -20,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{AddrParseError, SocketAddr};
 use std::time::Duration;
+
+pub use kernel::{AnomalyConfig, KernelTimingConfig};
 
 /// Whole configuration. Every section and key is optional in the YAML; missing ones take the
 /// defaults shown in `config/default.yaml`.
@@ -58,6 +61,9 @@ pub struct ReceiverConfig {
     /// Which processes and connections are captured.
     #[serde(deserialize_with = "null_as_default")]
     pub filters: Filters,
+    /// Kernel network timing and TCP health anomalies (issue 6).
+    #[serde(deserialize_with = "null_as_default")]
+    pub kernel_timing: KernelTimingConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -68,6 +74,7 @@ impl Default for ReceiverConfig {
             request_timeout_seconds: 30.0,
             capture_url_query: false,
             filters: Filters::default(),
+            kernel_timing: KernelTimingConfig::default(),
         }
     }
 }
@@ -110,14 +117,14 @@ pub struct Filters {
     pub exclude_ports: Vec<u16>,
 }
 
-/// Where spans and metrics go.
+/// Where spans, metrics and log records go.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportersConfig {
-    /// One readable line per span on stdout. Unset (`null`, the default): on when no OTLP
-    /// endpoint is set (neither here nor in the environment), off otherwise.
+    /// One readable line per span and per log record on stdout. Unset (`null`, the default): on
+    /// when no OTLP endpoint is set (neither here nor in the environment), off otherwise.
     pub console: Option<bool>,
-    /// OTLP exporter (spans and metrics).
+    /// OTLP exporter (spans, metrics and log records).
     #[serde(deserialize_with = "null_as_default")]
     pub otlp: OtlpConfig,
     /// Batches are flushed at least this often (seconds, > 0; default 1).
@@ -166,13 +173,15 @@ impl ExportersConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpConfig {
     /// Base URL, `http://` or `https://`, e.g. `http://127.0.0.1:4317` (grpc) or
-    /// `http://127.0.0.1:4318` (http/protobuf, to which `/v1/traces` and `/v1/metrics` are
-    /// appended). Unset and no `OTEL_EXPORTER_OTLP_ENDPOINT`: no OTLP export.
+    /// `http://127.0.0.1:4318` (http/protobuf, to which `/v1/traces`, `/v1/metrics` and
+    /// `/v1/logs` are appended). Unset and no `OTEL_EXPORTER_OTLP_ENDPOINT`: no OTLP export.
     pub endpoint: Option<String>,
     /// Full URL for spans, used as is (overrides `endpoint` for traces).
     pub traces_endpoint: Option<String>,
     /// Full URL for metrics, used as is (overrides `endpoint` for metrics).
     pub metrics_endpoint: Option<String>,
+    /// Full URL for log records (TCP anomalies), used as is (overrides `endpoint` for logs).
+    pub logs_endpoint: Option<String>,
     /// `grpc` or `http/protobuf` (unset: `grpc`).
     pub protocol: Option<String>,
     /// Extra request headers (gRPC metadata), e.g. `{authorization: "Bearer …"}`; names must be

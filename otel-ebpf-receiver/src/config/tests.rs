@@ -2,9 +2,11 @@
 
 use super::*;
 
-const DEFAULT_YAML: &str = include_str!("../../../config/default.yaml");
+mod kernel_timing;
 
-fn parse(yaml: &str) -> Config {
+pub(super) const DEFAULT_YAML: &str = include_str!("../../../config/default.yaml");
+
+pub(super) fn parse(yaml: &str) -> Config {
     Config::from_yaml(yaml, "test.yaml").unwrap_or_else(|e| panic!("{yaml:?} should be valid: {e}"))
 }
 
@@ -23,7 +25,7 @@ fn err(yaml: &str) -> (String, String) {
     }
 }
 
-fn assert_err(yaml: &str, key: &str, needle: &str) {
+pub(super) fn assert_err(yaml: &str, key: &str, needle: &str) {
     let (k, m) = err(yaml);
     assert_eq!(k, key, "key path for {yaml:?} (message {m:?})");
     assert!(

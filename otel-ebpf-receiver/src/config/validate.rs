@@ -6,7 +6,9 @@
 //! and endpoints reached by the exporter); the only host-dependent rule is the page size for
 //! `ring_buffer_bytes`.
 
-use super::{Config, ConfigError, ExportersConfig, Filters, OtlpConfig, invalid, parse_addr};
+use super::{
+    AnomalyConfig, Config, ConfigError, ExportersConfig, Filters, OtlpConfig, invalid, parse_addr,
+};
 use std::fmt::Display;
 
 /// Smallest accepted interval or timeout (seconds).
@@ -47,6 +49,7 @@ impl Config {
             r.request_timeout_seconds,
         )?;
         check_filters(&r.filters)?;
+        check_anomalies(&r.kernel_timing.anomalies)?;
         check_exporters(&self.exporters)?;
         let t = &self.telemetry;
         check_address("telemetry.health_address", &t.health_address)?;
@@ -174,6 +177,49 @@ fn check_disjoint<T: PartialEq + Display>(
     Ok(())
 }
 
+fn check_anomalies(a: &AnomalyConfig) -> Check {
+    const P: &str = "receiver.kernel_timing.anomalies";
+    let (min, max) = (
+        AnomalyConfig::MIN_WINDOW_SECONDS,
+        AnomalyConfig::MAX_WINDOW_SECONDS,
+    );
+    let w = a.window_seconds;
+    if !w.is_finite() || !(min..=max).contains(&w) {
+        return fail(
+            format!("{P}.window_seconds"),
+            format!("must be a number of seconds in {min}..={max}, got {w}"),
+        );
+    }
+    for (name, v, unit) in [
+        ("reset_storm_threshold", a.reset_storm_threshold, "resets"),
+        (
+            "connect_failure_min_attempts",
+            a.connect_failure_min_attempts,
+            "attempts",
+        ),
+        (
+            "peer_connection_spike",
+            a.peer_connection_spike,
+            "connections",
+        ),
+    ] {
+        if v == 0 {
+            return fail(
+                format!("{P}.{name}"),
+                format!("must be at least 1 ({unit}), got 0"),
+            );
+        }
+    }
+    let r = a.connect_failure_ratio;
+    if r.is_nan() || r <= 0.0 || r > 1.0 {
+        return fail(
+            format!("{P}.connect_failure_ratio"),
+            format!("must be a ratio with 0 < ratio <= 1 (failed / attempted connects), got {r}"),
+        );
+    }
+    Ok(())
+}
+
 fn check_exporters(e: &ExportersConfig) -> Check {
     check_otlp(&e.otlp)?;
     check_seconds("exporters.flush_interval_seconds", e.flush_interval_seconds)?;
@@ -202,6 +248,7 @@ fn check_otlp(o: &OtlpConfig) -> Check {
         ("endpoint", &o.endpoint),
         ("traces_endpoint", &o.traces_endpoint),
         ("metrics_endpoint", &o.metrics_endpoint),
+        ("logs_endpoint", &o.logs_endpoint),
     ] {
         if let Some(url) = url {
             check_url(&format!("{P}.{name}"), url)?;

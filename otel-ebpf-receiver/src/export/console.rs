@@ -1,6 +1,7 @@
-//! Console exporter: one human-readable line per span on stdout.
+//! Console exporter: one human-readable line per span (and per log record) on stdout.
 //!
-//! Stage: a sink of **export**. Input: batches of `(ProcessResource, Span)`. Output, per span:
+//! Stage: a sink of **export**. Input: batches of `(ProcessResource, Span)`, and log export
+//! requests (their line format is in `logs`). Output, per span:
 //! `<start, RFC 3339 UTC ms> <KIND> <method> <path> <status> <duration ms> <client> -> <server>
 //! <service>[<pid>]` and ` error=<error.type>` when set, e.g.
 //! `2026-11-21T10:00:00.123Z SERVER GET /index.html 200 1.234ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234]`.
@@ -8,11 +9,12 @@
 //! (`http.request.method`, `url.path`, `http.response.status_code`, `client.*`, `server.*`,
 //! `network.peer.*`, `network.local.*`, `error.type`).
 //! Limits: writes through a buffered stdout lock, flushed once per batch; write errors (closed
-//! stdout) are logged once per batch and the spans count as exported nonetheless.
+//! stdout) are logged once per batch and the spans (log records) count as exported nonetheless.
 
 use std::fmt::Write as _;
 use std::io::Write;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -21,7 +23,7 @@ use otel_ebpf_semconv::otel::attribute as attr;
 use super::Item;
 use crate::enrich::ProcessResource;
 
-/// Writes span lines to stdout.
+/// Writes span and log record lines to stdout.
 pub(crate) struct Console {
     line: String,
     sink: Sink,
@@ -50,18 +52,47 @@ impl Console {
         }
     }
 
+    /// Another console writing to the same place (the logs task owns its own).
+    pub fn duplicate(&self) -> Self {
+        let sink = match &self.sink {
+            Sink::Stdout => Sink::Stdout,
+            #[cfg(test)]
+            Sink::Memory(buf) => Sink::Memory(buf.clone()),
+        };
+        Self {
+            line: String::with_capacity(256),
+            sink,
+        }
+    }
+
     /// Writes one line per span to stdout and flushes.
     pub fn write_batch(&mut self, items: &[Item]) {
-        let result = match &self.sink {
+        self.emit(|line, out| write_spans(line, out, items));
+    }
+
+    /// Writes one line per log record to stdout and flushes.
+    pub fn write_logs(&mut self, req: &ExportLogsServiceRequest) {
+        self.emit(|line, out| {
+            line.clear();
+            super::logs::format_log_lines(line, req);
+            out.write_all(line.as_bytes())
+        });
+    }
+
+    /// Runs `write` on the sink (with the reusable line buffer), flushes, logs an error.
+    fn emit(&mut self, write: impl FnOnce(&mut String, &mut dyn Write) -> std::io::Result<()>) {
+        let Self { line, sink } = self;
+        let result = match sink {
             Sink::Stdout => {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-                self.write_to(&mut out, items).and_then(|_| out.flush())
+                write(line, &mut out).and_then(|_| out.flush())
             }
             #[cfg(test)]
             Sink::Memory(buf) => {
                 let buf = buf.clone();
-                self.write_to(&mut *buf.lock().unwrap(), items)
+                let mut out = buf.lock().unwrap();
+                write(line, &mut *out)
             }
         };
         if let Err(e) = result {
@@ -70,15 +101,21 @@ impl Console {
     }
 
     /// Writes one line per span to `out` (no flush).
-    pub fn write_to(&mut self, out: &mut impl Write, items: &[Item]) -> std::io::Result<()> {
-        for (resource, span) in items {
-            self.line.clear();
-            format_line(&mut self.line, resource, span);
-            self.line.push('\n');
-            out.write_all(self.line.as_bytes())?;
-        }
-        Ok(())
+    #[cfg(test)]
+    pub fn write_to(&mut self, out: &mut dyn Write, items: &[Item]) -> std::io::Result<()> {
+        write_spans(&mut self.line, out, items)
     }
+}
+
+/// Writes one line per span to `out`, using `line` as the buffer.
+fn write_spans(line: &mut String, out: &mut dyn Write, items: &[Item]) -> std::io::Result<()> {
+    for (resource, span) in items {
+        line.clear();
+        format_line(line, resource, span);
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn attr_value<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {

@@ -1,7 +1,8 @@
 //! OTLP/gRPC transport (tonic).
 //!
 //! Stage: a transport of **export**. Input: [`OtlpSignalSettings`] with `Protocol::Grpc` and
-//! export requests. Output: `Export` unary calls on `TraceService` / `MetricsService`, with the
+//! export requests. Output: `Export` unary calls on `TraceService` / `MetricsService` /
+//! `LogsService`, with the
 //! configured metadata (headers), gzip, per-request timeout and TLS for `https://` endpoints.
 //! Result: the number of items the backend rejected (partial success), or an
 //! [`AttemptError`] classified per the OTLP spec "OTLP/gRPC Response"
@@ -12,6 +13,8 @@
 
 use std::str::FromStr;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -28,7 +31,7 @@ use super::{Compression, ExportError, OtlpSignalSettings};
 
 /// Where headers come from, for errors (they are merged from several sources).
 const HEADERS_ORIGIN: &str =
-    "OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]HEADERS or exporters.otlp.headers";
+    "OTEL_EXPORTER_OTLP_[TRACES_|METRICS_|LOGS_]HEADERS or exporters.otlp.headers";
 
 /// Decoded-message size limit for responses (bytes).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -125,6 +128,22 @@ impl GrpcTransport {
             .map_err(classify)?;
         Ok(resp.into_inner().partial_success.map_or(0, |p| {
             rejected(p.rejected_data_points, &p.error_message, "data points")
+        }))
+    }
+
+    /// Sends one logs request; returns the number of rejected log records.
+    pub async fn export_logs(&self, req: &ExportLogsServiceRequest) -> Result<u64, AttemptError> {
+        let mut client = LogsServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        if self.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
+        let resp = client
+            .export(self.request(req.clone()))
+            .await
+            .map_err(classify)?;
+        Ok(resp.into_inner().partial_success.map_or(0, |p| {
+            rejected(p.rejected_log_records, &p.error_message, "log records")
         }))
     }
 }

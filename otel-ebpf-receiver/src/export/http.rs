@@ -19,6 +19,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -118,6 +121,17 @@ impl HttpTransport {
         })?;
         Ok(resp.partial_success.map_or(0, |p| {
             rejected(p.rejected_data_points, &p.error_message, "data points")
+        }))
+    }
+
+    /// Sends one logs request; returns the number of rejected log records.
+    pub async fn export_logs(&self, req: &ExportLogsServiceRequest) -> Result<u64, AttemptError> {
+        let body = self.post(req.encode_to_vec()).await?;
+        let resp = ExportLogsServiceResponse::decode(body).map_err(|e| {
+            AttemptError::permanent(format!("undecodable ExportLogsServiceResponse: {e}"))
+        })?;
+        Ok(resp.partial_success.map_or(0, |p| {
+            rejected(p.rejected_log_records, &p.error_message, "log records")
         }))
     }
 

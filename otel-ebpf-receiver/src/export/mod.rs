@@ -1,9 +1,11 @@
-//! Export: console, OTLP/gRPC and OTLP/HTTP (protobuf) for traces and metrics.
+//! Export: console, OTLP/gRPC and OTLP/HTTP (protobuf) for traces, metrics and logs.
 //!
 //! Stage: span/enrich → **export**. Input: spans, each with the `Arc<ProcessResource>` of the
-//! process it was observed in ([`Exporter::submit`]), and an optional [`MetricsSource`] polled
-//! every metrics interval. Output: OTLP `ExportTraceServiceRequest`s (one `ResourceSpans` per
-//! process) and `ExportMetricsServiceRequest`s, and/or one console line per span.
+//! process it was observed in ([`Exporter::submit`]), an optional [`MetricsSource`] polled
+//! every metrics interval and an optional [`LogsSource`] polled every flush interval. Output:
+//! OTLP `ExportTraceServiceRequest`s (one `ResourceSpans` per process),
+//! `ExportMetricsServiceRequest`s and `ExportLogsServiceRequest`s, and/or one console line per
+//! span and per log record.
 //!
 //! Limits: at most `queue_size` spans wait in the queue plus `max_batch_size` in the batch being
 //! sent; past that, spans are dropped and counted (`spans_dropped`), never blocking the caller.
@@ -11,13 +13,14 @@
 //! ([`RetrySettings`]); then the batch is dropped and counted.
 //!
 //! Submodules: [`settings`] (config + env), `queue` (bounded queue, batching task, metrics
-//! task), `batch` (grouping by resource), `retry`, `transport` (`grpc`, `http`, `tls`),
-//! `console`.
+//! task), `logs` (logs task, console log lines), `batch` (grouping by resource), `retry`,
+//! `transport` (`grpc`, `http`, `tls`), `console`.
 
 pub mod batch;
 mod console;
 mod grpc;
 mod http;
+mod logs;
 mod queue;
 mod retry;
 pub mod settings;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::sync::{mpsc, watch};
@@ -47,6 +51,11 @@ pub use settings::{
 /// Produces one metrics export request; called with the current time (Unix ns) every
 /// `metrics_interval` and once more at shutdown. `None` means "nothing to export now".
 pub type MetricsSource = Box<dyn FnMut(u64) -> Option<ExportMetricsServiceRequest> + Send>;
+
+/// Produces one logs export request; called with the current time (Unix ns) every
+/// `flush_interval` (`exporters.flush_interval_seconds`) and once more at shutdown. `None` (or
+/// a request without records) means "nothing to export now". The request is sent as built.
+pub type LogsSource = Box<dyn FnMut(u64) -> Option<ExportLogsServiceRequest> + Send>;
 
 /// Why export settings could not be resolved or the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -103,14 +112,17 @@ pub struct Exporter {
 
 impl Exporter {
     /// Spawns the export tasks on the current tokio runtime. Reads and checks TLS files and
-    /// builds the OTLP clients (connections are made lazily, on the first export).
+    /// builds the OTLP clients (connections are made lazily, on the first export). `metrics`
+    /// is polled every metrics interval, `logs` every flush interval; both once more at
+    /// shutdown.
     pub fn start(
         settings: ExportSettings,
         self_metrics: Arc<SelfMetrics>,
         metrics: Option<MetricsSource>,
+        logs: Option<LogsSource>,
     ) -> Result<Self, ExportError> {
         let console = settings.console.then(console::Console::stdout);
-        Self::start_with_console(settings, self_metrics, metrics, console)
+        Self::start_with_console(settings, self_metrics, metrics, logs, console)
     }
 
     /// [`Exporter::start`] with the console sink chosen by the caller (tests write to memory).
@@ -118,6 +130,7 @@ impl Exporter {
         settings: ExportSettings,
         self_metrics: Arc<SelfMetrics>,
         metrics: Option<MetricsSource>,
+        logs: Option<LogsSource>,
         console: Option<console::Console>,
     ) -> Result<Self, ExportError> {
         let runtime = tokio::runtime::Handle::try_current()
@@ -140,6 +153,10 @@ impl Exporter {
             Some(s) => Some(transport::Transport::new(s, Signal::Metrics)?),
             None => None,
         };
+        let logs_transport = match (&settings.logs, &logs) {
+            (Some(s), Some(_)) => Some(transport::Transport::new(s, Signal::Logs)?),
+            _ => None,
+        };
         if traces_transport.is_none() && console.is_none() {
             log::warn!("no trace endpoint and console off: spans are discarded");
         }
@@ -149,6 +166,7 @@ impl Exporter {
         });
         let (tx, rx) = mpsc::channel(settings.queue_size);
         let (closing, closing_rx) = watch::channel(None);
+        let logs_console = console.as_ref().map(console::Console::duplicate);
         let mut tasks = vec![
             runtime.spawn(
                 queue::TracePipeline {
@@ -169,12 +187,31 @@ impl Exporter {
                 source,
                 transport,
                 shared.clone(),
-                closing_rx,
+                closing_rx.clone(),
                 settings.retry,
                 settings.metrics_interval,
             ))),
             (Some(_), None) => log::info!("no metrics endpoint: metrics are not exported"),
             _ => {}
+        }
+        if let Some(source) = logs {
+            if logs_transport.is_none() && logs_console.is_none() {
+                log::info!("no logs endpoint and console off: log records are discarded");
+            }
+            tasks.push(
+                runtime.spawn(
+                    logs::LogsTask {
+                        source,
+                        console: logs_console,
+                        otlp: logs_transport,
+                        shared: shared.clone(),
+                        closing: closing_rx.clone(),
+                        retry: settings.retry,
+                        interval: settings.flush_interval,
+                    }
+                    .run(),
+                ),
+            );
         }
         Ok(Self {
             tx,

@@ -101,7 +101,8 @@ impl TracePipeline {
     }
 }
 
-fn now_unix_ns() -> u64 {
+/// The current time (Unix ns; 0 if the clock is before 1970).
+pub(crate) fn now_unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

@@ -12,8 +12,9 @@
 //! <https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/>.
 //!
 //! Precedence for every OTLP option, highest first: the per-signal variable
-//! (`OTEL_EXPORTER_OTLP_TRACES_*` / `_METRICS_*`), the general variable (`OTEL_EXPORTER_OTLP_*`),
-//! the per-signal config key (`traces_endpoint`, `metrics_endpoint`), the general config key.
+//! (`OTEL_EXPORTER_OTLP_TRACES_*` / `_METRICS_*` / `_LOGS_*`), the general variable
+//! (`OTEL_EXPORTER_OTLP_*`), the per-signal config key (`traces_endpoint`, `metrics_endpoint`,
+//! `logs_endpoint`), the general config key.
 //! Headers are merged in the reverse order (later sources override same-named headers).
 //! Empty variables count as unset (spec: "empty value … same way as when the variable is unset").
 //! Limits: certificate files are only named here; they are read in `Exporter::start`.
@@ -25,8 +26,10 @@ use hyper::http::HeaderMap;
 
 use super::ExportError;
 use crate::config::ExportersConfig;
+use endpoint::{endpoint_url, raw_endpoint};
 use parse::*;
 
+mod endpoint;
 mod parse;
 
 /// Default OTLP request timeout (ms), spec "Timeout".
@@ -57,6 +60,8 @@ pub enum Signal {
     Traces,
     /// Metrics (`/v1/metrics`, `OTEL_EXPORTER_OTLP_METRICS_*`).
     Metrics,
+    /// Log records (`/v1/logs`, `OTEL_EXPORTER_OTLP_LOGS_*`).
+    Logs,
 }
 
 impl Signal {
@@ -64,6 +69,7 @@ impl Signal {
         match self {
             Signal::Traces => "TRACES",
             Signal::Metrics => "METRICS",
+            Signal::Logs => "LOGS",
         }
     }
     /// Path appended to a base endpoint for OTLP/HTTP (spec "Endpoint URLs for OTLP/HTTP").
@@ -71,6 +77,7 @@ impl Signal {
         match self {
             Signal::Traces => "v1/traces",
             Signal::Metrics => "v1/metrics",
+            Signal::Logs => "v1/logs",
         }
     }
 }
@@ -96,7 +103,7 @@ pub struct TlsSettings {
     pub client_key: Option<FileSetting>,
 }
 
-/// Resolved settings of one OTLP exporter (traces or metrics).
+/// Resolved settings of one OTLP exporter (traces, metrics or logs).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OtlpSignalSettings {
     /// Full URL. gRPC: `http(s)://host:port` (a scheme-less endpoint got `https://`, or
@@ -144,11 +151,15 @@ pub struct ExportSettings {
     pub traces: Option<OtlpSignalSettings>,
     /// OTLP metrics exporter; `None` when no endpoint is configured anywhere.
     pub metrics: Option<OtlpSignalSettings>,
-    /// Write one line per span to stdout (`exporters.console`; defaults to on exactly when
-    /// there is no trace endpoint).
+    /// OTLP logs exporter (TCP anomaly log records); `None` when no endpoint is configured
+    /// anywhere (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `exporters.otlp.logs_endpoint`, or the
+    /// general endpoint).
+    pub logs: Option<OtlpSignalSettings>,
+    /// Write one line per span and per log record to stdout (`exporters.console`; defaults to
+    /// on exactly when there is no trace endpoint).
     pub console: bool,
-    /// Batches are sent at least this often (`exporters.flush_interval_seconds`,
-    /// `OTEL_BSP_SCHEDULE_DELAY` in ms; default 1 s).
+    /// Batches are sent, and the logs source is polled, at least this often
+    /// (`exporters.flush_interval_seconds`, `OTEL_BSP_SCHEDULE_DELAY` in ms; default 1 s).
     pub flush_interval: Duration,
     /// Most spans waiting in the queue (`exporters.queue_size`, `OTEL_BSP_MAX_QUEUE_SIZE`).
     pub queue_size: usize,
@@ -158,17 +169,17 @@ pub struct ExportSettings {
     /// Metrics collection/export period (`exporters.metrics_interval_seconds`,
     /// `OTEL_METRIC_EXPORT_INTERVAL` in ms; default 10 s).
     pub metrics_interval: Duration,
-    /// Retry policy for both signals.
+    /// Retry policy for every signal.
     pub retry: RetrySettings,
-    /// Upper bound on [`super::Exporter::shutdown`]: the larger OTLP timeout (default 10 s).
+    /// Upper bound on [`super::Exporter::shutdown`]: the largest OTLP timeout (default 10 s).
     pub shutdown_timeout: Duration,
 }
 
 /// An environment lookup that treats empty values as unset.
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+pub(super) struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
-    fn get(&self, name: &str) -> Option<(String, String)> {
+    pub(super) fn get(&self, name: &str) -> Option<(String, String)> {
         (self.0)(name)
             .filter(|v| !v.trim().is_empty())
             .map(|v| (name.to_string(), v))
@@ -193,6 +204,7 @@ impl ExportSettings {
         let env = Env(env);
         let traces = resolve_signal(cfg, &env, Signal::Traces)?;
         let metrics = resolve_signal(cfg, &env, Signal::Metrics)?;
+        let logs = resolve_signal(cfg, &env, Signal::Logs)?;
         let flush_interval = match env.get("OTEL_BSP_SCHEDULE_DELAY") {
             Some((n, v)) => Duration::from_millis(parse_positive(&n, &v)?),
             None => seconds(
@@ -225,7 +237,7 @@ impl ExportSettings {
                 format!("must be between 1 and the queue size ({queue_size})"),
             ));
         }
-        let shutdown_timeout = [&traces, &metrics]
+        let shutdown_timeout = [&traces, &metrics, &logs]
             .iter()
             .filter_map(|s| s.as_ref().map(|s| s.timeout))
             .max()
@@ -234,6 +246,7 @@ impl ExportSettings {
             console: cfg.console.unwrap_or(traces.is_none()),
             traces,
             metrics,
+            logs,
             flush_interval,
             queue_size,
             max_batch_size,
@@ -241,77 +254,6 @@ impl ExportSettings {
             retry: RetrySettings::default(),
             shutdown_timeout,
         })
-    }
-}
-
-/// Endpoint string with its origin and whether it is per-signal (used as is) or a base URL.
-struct RawEndpoint {
-    origin: String,
-    value: String,
-    per_signal: bool,
-}
-
-fn raw_endpoint(cfg: &ExportersConfig, env: &Env, signal: Signal) -> Option<RawEndpoint> {
-    let sig = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.env_part());
-    if let Some((origin, value)) = env.get(&sig) {
-        return Some(RawEndpoint {
-            origin,
-            value,
-            per_signal: true,
-        });
-    }
-    if let Some((origin, value)) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        return Some(RawEndpoint {
-            origin,
-            value,
-            per_signal: false,
-        });
-    }
-    let (key, per_signal_cfg) = match signal {
-        Signal::Traces => ("exporters.otlp.traces_endpoint", &cfg.otlp.traces_endpoint),
-        Signal::Metrics => (
-            "exporters.otlp.metrics_endpoint",
-            &cfg.otlp.metrics_endpoint,
-        ),
-    };
-    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
-    if let Some(value) = nonempty(per_signal_cfg) {
-        return Some(RawEndpoint {
-            origin: key.into(),
-            value,
-            per_signal: true,
-        });
-    }
-    nonempty(&cfg.otlp.endpoint).map(|value| RawEndpoint {
-        origin: "exporters.otlp.endpoint".into(),
-        value,
-        per_signal: false,
-    })
-}
-
-fn endpoint_url(
-    raw: &RawEndpoint,
-    protocol: Protocol,
-    signal: Signal,
-    insecure: bool,
-) -> Result<String, ExportError> {
-    let value = raw.value.trim();
-    match protocol {
-        Protocol::Grpc => {
-            let with_scheme = if value.contains("://") {
-                value.to_string()
-            } else {
-                // Spec: OTEL_EXPORTER_OTLP_INSECURE applies to scheme-less gRPC endpoints.
-                format!("{}://{value}", if insecure { "http" } else { "https" })
-            };
-            check_url(&raw.origin, &with_scheme)
-        }
-        Protocol::HttpProtobuf if raw.per_signal => check_url(&raw.origin, value),
-        Protocol::HttpProtobuf => {
-            check_url(&raw.origin, value)?;
-            let base = value.trim_end_matches('/');
-            check_url(&raw.origin, &format!("{base}/{}", signal.http_path()))
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! whose `export_*` methods make exactly one attempt and return the number of items the backend
 //! rejected (partial success) or an [`AttemptError`]. Retrying is the caller's job (`retry`).
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -24,6 +25,7 @@ impl Transport {
         let origin = match signal {
             Signal::Traces => "traces exporter",
             Signal::Metrics => "metrics exporter",
+            Signal::Logs => "logs exporter",
         };
         Ok(match s.protocol {
             Protocol::Grpc => Transport::Grpc(Box::new(GrpcTransport::new(s, origin)?)),
@@ -52,11 +54,20 @@ impl Transport {
             Transport::Http(t) => t.export_metrics(req).await,
         }
     }
+
+    /// One attempt to export log records; `Ok(rejected log records)`.
+    pub async fn export_logs(&self, req: &ExportLogsServiceRequest) -> Result<u64, AttemptError> {
+        match self {
+            Transport::Grpc(t) => t.export_logs(req).await,
+            Transport::Http(t) => t.export_logs(req).await,
+        }
+    }
 }
 
-/// Items the backend rejected in an OTLP partial success (`rejected_spans` or
-/// `rejected_data_points`, OTLP spec "Partial Success"), logged once; negative counts are 0.
-/// `unit` names the items in the log line ("spans", "data points").
+/// Items the backend rejected in an OTLP partial success (`rejected_spans`,
+/// `rejected_data_points` or `rejected_log_records`, OTLP spec "Partial Success"), logged
+/// once; negative counts are 0. `unit` names the items in the log line ("spans", "data points",
+/// "log records").
 pub(super) fn rejected(count: i64, message: &str, unit: &str) -> u64 {
     if count > 0 || !message.is_empty() {
         log::warn!("backend rejected {count} {unit}: {message}");

@@ -66,6 +66,12 @@ pub struct SelfMetrics {
     /// Spans filtered out by the config's filters (spans). Prometheus:
     /// `otel_ebpf_spans_filtered_total`.
     pub spans_filtered: AtomicU64,
+    /// Log records (TCP anomalies) accepted by the backend, or written to the console when no
+    /// logs endpoint is set (log records). Prometheus: `otel_ebpf_log_records_exported_total`.
+    pub log_records_exported: AtomicU64,
+    /// Log records dropped: rejected by the backend (partial success) or their export failed
+    /// after retries (log records). Prometheus: `otel_ebpf_log_records_dropped_total`.
+    pub log_records_dropped: AtomicU64,
     /// The probes' own counters, indexed by [`otel_ebpf_common::Counter`] (`as usize`): the
     /// per-CPU values of the BPF `COUNTERS` array summed over CPUs, last value read (set with
     /// [`SelfMetrics::set`]). Prometheus: `otel_ebpf_kernel_events_total{counter="…"}`, the
@@ -257,6 +263,16 @@ const COUNTERS: &[CounterDesc] = &[
         name: "otel_ebpf_spans_filtered_total",
         help: "Spans filtered out by the configured include/exclude filters.",
         get: |m| &m.spans_filtered,
+    },
+    CounterDesc {
+        name: "otel_ebpf_log_records_exported_total",
+        help: "Log records accepted by the backend or written to the console.",
+        get: |m| &m.log_records_exported,
+    },
+    CounterDesc {
+        name: "otel_ebpf_log_records_dropped_total",
+        help: "Log records dropped: rejected by the backend, or their export failed after retries.",
+        get: |m| &m.log_records_dropped,
     },
 ];
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const NAMES: [&str; 13] = [
+const NAMES: [&str; 15] = [
     "otel_ebpf_events_read_total",
     "otel_ebpf_events_lost_kernel_total",
     "otel_ebpf_decode_errors_total",
@@ -22,6 +22,8 @@ const NAMES: [&str; 13] = [
     "otel_ebpf_spans_dropped_total",
     "otel_ebpf_export_failures_total",
     "otel_ebpf_spans_filtered_total",
+    "otel_ebpf_log_records_exported_total",
+    "otel_ebpf_log_records_dropped_total",
 ];
 
 fn is_name(s: &str, colon: bool) -> bool {
@@ -112,6 +114,11 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, u64>, BTreeMap<String, Stri
 }
 
 #[test]
+fn counter_names_are_the_semconv_ones() {
+    assert_eq!(NAMES, otel_ebpf_semconv::self_metric::ALL);
+}
+
+#[test]
 fn kernel_counter_table_matches_the_probes() {
     assert_eq!(
         ALL_KERNEL_COUNTERS.len(),
@@ -159,6 +166,8 @@ fn exposition_is_valid_and_exact() {
         &m.spans_dropped,
         &m.export_failures,
         &m.spans_filtered,
+        &m.log_records_exported,
+        &m.log_records_dropped,
     ];
     for (i, f) in fields.iter().enumerate() {
         SelfMetrics::add(f, 1000 + i as u64);

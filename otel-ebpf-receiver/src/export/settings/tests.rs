@@ -7,7 +7,12 @@ use std::time::Duration;
 use super::*;
 use crate::config::{ExportersConfig, OtlpConfig};
 
-fn resolve(cfg: &ExportersConfig, vars: &[(&str, &str)]) -> Result<ExportSettings, ExportError> {
+mod logs;
+
+pub(super) fn resolve(
+    cfg: &ExportersConfig,
+    vars: &[(&str, &str)],
+) -> Result<ExportSettings, ExportError> {
     let map: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -15,28 +20,28 @@ fn resolve(cfg: &ExportersConfig, vars: &[(&str, &str)]) -> Result<ExportSetting
     ExportSettings::resolve(cfg, &move |k| map.get(k).cloned())
 }
 
-fn env_only(vars: &[(&str, &str)]) -> ExportSettings {
+pub(super) fn env_only(vars: &[(&str, &str)]) -> ExportSettings {
     resolve(&ExportersConfig::default(), vars).unwrap()
 }
 
-fn err(cfg: &ExportersConfig, vars: &[(&str, &str)]) -> String {
+pub(super) fn err(cfg: &ExportersConfig, vars: &[(&str, &str)]) -> String {
     match resolve(cfg, vars) {
         Ok(s) => panic!("expected an error, got {s:?}"),
         Err(e) => e.to_string(),
     }
 }
 
-fn env_err(vars: &[(&str, &str)]) -> String {
+pub(super) fn env_err(vars: &[(&str, &str)]) -> String {
     err(&ExportersConfig::default(), vars)
 }
 
-fn cfg_with(f: impl FnOnce(&mut OtlpConfig)) -> ExportersConfig {
+pub(super) fn cfg_with(f: impl FnOnce(&mut OtlpConfig)) -> ExportersConfig {
     let mut cfg = ExportersConfig::default();
     f(&mut cfg.otlp);
     cfg
 }
 
-fn header_pairs(s: &OtlpSignalSettings) -> Vec<(String, String)> {
+pub(super) fn header_pairs(s: &OtlpSignalSettings) -> Vec<(String, String)> {
     let mut v: Vec<_> = s
         .headers
         .iter()
@@ -46,7 +51,7 @@ fn header_pairs(s: &OtlpSignalSettings) -> Vec<(String, String)> {
     v
 }
 
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
@@ -57,6 +62,7 @@ fn defaults_without_any_endpoint_use_the_console() {
     let s = env_only(&[]);
     assert_eq!(s.traces, None);
     assert_eq!(s.metrics, None);
+    assert_eq!(s.logs, None);
     assert!(s.console);
     assert_eq!(s.flush_interval, Duration::from_secs(1));
     assert_eq!(s.queue_size, 32_768);

@@ -55,7 +55,7 @@ async fn grpc_receives_exactly_the_spans_grouped_by_resource() {
         .insert("authorization", "Bearer t0k".parse().unwrap());
     sig.compression = Compression::Gzip;
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     let procs = [
         resource(1, "nginx"),
         resource(2, "redis"),
@@ -103,7 +103,7 @@ async fn grpc_batches_are_cut_at_max_batch_size() {
     )));
     s.max_batch_size = 4;
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     let r = resource(7, "app");
     for i in 0..10 {
         assert!(exp.submit(r.clone(), span(&format!("s{i}"))));
@@ -162,7 +162,7 @@ async fn grpc_metrics_every_interval_and_once_more_at_shutdown() {
         (n != 2).then(|| metrics_request(n))
     });
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), Some(source)).unwrap();
+    let exp = Exporter::start(s, m.clone(), Some(source), None).unwrap();
     wait_until("3 metrics exports", || {
         backend.collector.state().metrics.len() >= 3
     })
@@ -180,7 +180,7 @@ async fn grpc_metrics_last_collection_at_shutdown() {
     let mut s = settings(None);
     s.metrics = Some(signal(format!("http://{}", backend.addr), Protocol::Grpc));
     let source: MetricsSource = Box::new(|_| Some(metrics_request(42)));
-    let exp = Exporter::start(s, Arc::new(SelfMetrics::default()), Some(source)).unwrap();
+    let exp = Exporter::start(s, Arc::new(SelfMetrics::default()), Some(source), None).unwrap();
     exp.shutdown().await;
     assert_eq!(call_numbers(&backend.collector), vec![42]);
 }
@@ -191,7 +191,7 @@ async fn grpc_unavailable_is_retried_until_accepted() {
     backend.collector.state().failures.extend([14, 8]); // UNAVAILABLE, RESOURCE_EXHAUSTED
     let m = Arc::new(SelfMetrics::default());
     let sig = signal(format!("http://{}", backend.addr), Protocol::Grpc);
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..5 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -207,7 +207,7 @@ async fn grpc_permanent_error_drops_the_batch() {
     backend.collector.state().failures.extend([3]); // INVALID_ARGUMENT
     let m = Arc::new(SelfMetrics::default());
     let sig = signal(format!("http://{}", backend.addr), Protocol::Grpc);
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..5 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -223,7 +223,7 @@ async fn grpc_partial_success_counts_rejected_spans_as_dropped() {
     backend.collector.state().reject_spans = 2;
     let m = Arc::new(SelfMetrics::default());
     let sig = signal(format!("http://{}", backend.addr), Protocol::Grpc);
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..5 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -254,7 +254,7 @@ async fn grpc_over_mtls_with_custom_ca() {
     );
     sig.tls = mtls(true);
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..4 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -274,7 +274,7 @@ async fn grpc_mtls_without_client_certificate_fails_and_drops() {
     let mut s = settings(Some(sig));
     s.retry.max_elapsed = Duration::ZERO;
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     for i in 0..4 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -290,10 +290,15 @@ async fn missing_ca_file_fails_at_start() {
         path: "/nonexistent/ca.pem".into(),
         origin: "OTEL_EXPORTER_OTLP_CERTIFICATE".into(),
     });
-    let err = Exporter::start(settings(Some(sig)), Arc::new(SelfMetrics::default()), None)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Exporter::start(
+        settings(Some(sig)),
+        Arc::new(SelfMetrics::default()),
+        None,
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(
         err.starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE: /nonexistent/ca.pem: cannot read: "),
         "{err}"

@@ -51,7 +51,7 @@ async fn http_protobuf_posts_to_v1_traces_and_v1_metrics_from_env_settings() {
     let s = ExportSettings::resolve(&ExportersConfig::default(), &|k| env.get(k).cloned()).unwrap();
     let m = Arc::new(SelfMetrics::default());
     let source = Box::new(|_| Some(ExportMetricsServiceRequest::default()));
-    let exp = Exporter::start(s, m.clone(), Some(source)).unwrap();
+    let exp = Exporter::start(s, m.clone(), Some(source), None).unwrap();
     let (a, b) = (resource(100, "a"), resource(200, "b"));
     for i in 0..6 {
         assert!(exp.submit(
@@ -90,7 +90,7 @@ async fn http_gzip_bodies_decode_to_the_submitted_spans() {
     );
     sig.compression = Compression::Gzip;
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     let sent: Vec<_> = (0..50).map(|i| span(&format!("span-{i}"))).collect();
     for s in &sent {
         exp.submit(resource(1, "a"), s.clone());
@@ -116,7 +116,7 @@ async fn http_retryable_statuses_are_retried() {
         Protocol::HttpProtobuf,
     );
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..5 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -135,7 +135,7 @@ async fn http_400_is_permanent() {
         Protocol::HttpProtobuf,
     );
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..5 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -153,7 +153,7 @@ async fn http_partial_success_counts_rejected_spans_as_dropped() {
         Protocol::HttpProtobuf,
     );
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..5 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -178,7 +178,7 @@ async fn https_with_custom_ca_and_client_certificate() {
         client_key: f("client.key"),
     };
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(Some(sig)), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(Some(sig)), m.clone(), None, None).unwrap();
     for i in 0..3 {
         exp.submit(resource(1, "a"), span(&i.to_string()));
     }
@@ -208,7 +208,7 @@ async fn https_without_the_custom_ca_fails_verification() {
     let mut s = settings(Some(sig));
     s.retry.max_elapsed = std::time::Duration::ZERO;
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     exp.submit(resource(1, "a"), span("x"));
     exp.shutdown().await;
     assert_eq!(counts(&m), (0, 1, 1));

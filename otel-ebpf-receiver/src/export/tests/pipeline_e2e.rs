@@ -20,7 +20,7 @@ async fn a_partial_batch_is_sent_after_the_flush_interval() {
     )));
     s.flush_interval = Duration::from_millis(20);
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     exp.submit(resource(1, "a"), span("x"));
     exp.submit(resource(1, "a"), span("y"));
     // No shutdown: only the timer can send this batch of 2 (max_batch_size is 100).
@@ -57,8 +57,9 @@ async fn console_only_writes_one_line_per_span_and_counts_them_exported() {
     s.console = true;
     let buf = Arc::new(Mutex::new(Vec::new()));
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start_with_console(s, m.clone(), None, Some(Console::memory(buf.clone())))
-        .unwrap();
+    let exp =
+        Exporter::start_with_console(s, m.clone(), None, None, Some(Console::memory(buf.clone())))
+            .unwrap();
     for (pid, ms) in [(1234, 1), (1234, 2), (99, 3)] {
         let (r, sp) = console_span(pid, ms);
         assert!(exp.submit(r, sp));
@@ -83,8 +84,9 @@ async fn console_and_otlp_together_count_each_span_once() {
     s.console = true;
     let buf = Arc::new(Mutex::new(Vec::new()));
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start_with_console(s, m.clone(), None, Some(Console::memory(buf.clone())))
-        .unwrap();
+    let exp =
+        Exporter::start_with_console(s, m.clone(), None, None, Some(Console::memory(buf.clone())))
+            .unwrap();
     for ms in 1..=4 {
         let (r, sp) = console_span(1, ms);
         exp.submit(r, sp);
@@ -101,7 +103,7 @@ async fn console_and_otlp_together_count_each_span_once() {
 #[tokio::test]
 async fn without_any_sink_spans_are_discarded_uncounted() {
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(settings(None), m.clone(), None).unwrap();
+    let exp = Exporter::start(settings(None), m.clone(), None, None).unwrap();
     assert!(exp.submit(resource(1, "a"), span("x")));
     exp.shutdown().await;
     assert_eq!(counts(&m), (0, 0, 0));
@@ -109,7 +111,7 @@ async fn without_any_sink_spans_are_discarded_uncounted() {
 
 #[test]
 fn start_outside_a_runtime_is_an_error() {
-    let err = Exporter::start(settings(None), Arc::new(SelfMetrics::default()), None)
+    let err = Exporter::start(settings(None), Arc::new(SelfMetrics::default()), None, None)
         .err()
         .unwrap();
     assert_eq!(
@@ -142,7 +144,7 @@ fn settings_debug_output_hides_header_values() {
 async fn unusable_hand_built_settings_are_rejected_at_start() {
     let mut s = settings(None);
     s.max_batch_size = 0;
-    let err = Exporter::start(s, Arc::new(SelfMetrics::default()), None)
+    let err = Exporter::start(s, Arc::new(SelfMetrics::default()), None, None)
         .err()
         .unwrap();
     assert_eq!(
@@ -151,7 +153,7 @@ async fn unusable_hand_built_settings_are_rejected_at_start() {
     );
     let mut s = settings(None);
     s.flush_interval = Duration::ZERO;
-    let err = Exporter::start(s, Arc::new(SelfMetrics::default()), None)
+    let err = Exporter::start(s, Arc::new(SelfMetrics::default()), None, None)
         .err()
         .unwrap();
     assert_eq!(

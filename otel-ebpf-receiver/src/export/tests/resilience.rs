@@ -25,7 +25,7 @@ async fn down_then_up(protocol: Protocol) {
     s.retry.initial_backoff = Duration::from_millis(300);
     s.retry.max_backoff = Duration::from_millis(300);
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     for i in 0..3 {
         assert!(exp.submit(resource(9, "late"), span(&i.to_string())));
     }
@@ -65,7 +65,7 @@ async fn stays_down(protocol: Protocol) {
     s.max_batch_size = 2;
     s.retry.max_elapsed = Duration::ZERO;
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     let r = resource(1, "a");
     // The export task has not run yet (current-thread runtime): exactly 4 fit.
     let accepted = (0..100_000)
@@ -100,7 +100,7 @@ async fn spans_keep_queuing_up_to_the_bound_while_a_batch_is_retried() {
     s.queue_size = 4;
     s.max_batch_size = 2;
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     let r = resource(1, "a");
     let first: Vec<bool> = (0..6)
         .map(|i| exp.submit(r.clone(), span(&i.to_string())))
@@ -140,7 +140,7 @@ async fn shutdown_gives_up_at_its_deadline_and_counts_what_was_left() {
     s.max_batch_size = 3;
     s.shutdown_timeout = Duration::from_millis(200);
     let m = Arc::new(SelfMetrics::default());
-    let exp = Exporter::start(s, m.clone(), None).unwrap();
+    let exp = Exporter::start(s, m.clone(), None, None).unwrap();
     for i in 0..3 {
         assert!(exp.submit(resource(1, "a"), span(&i.to_string())));
     }

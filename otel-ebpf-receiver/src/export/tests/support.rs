@@ -1,6 +1,7 @@
-//! Test support for the export stage: span/resource builders, settings, and in-test OTLP
-//! backends — a tonic gRPC collector (`TraceService` + `MetricsService`) and a hyper HTTP
-//! collector (`/v1/traces`, `/v1/metrics`, gzip), both optionally over TLS with the test PKI in
+//! Test support for the export stage: span/resource/log builders, settings, and in-test OTLP
+//! backends — a tonic gRPC collector (`TraceService`, `MetricsService`, `LogsService`) and a
+//! hyper HTTP collector (`/v1/traces`, `/v1/metrics`, `/v1/logs`, gzip), both optionally over
+//! TLS with the test PKI in
 //! `src/export/testdata/` (CA, `localhost`/127.0.0.1 server cert, client cert; ECDSA P-256,
 //! valid until 2126; test-only keys).
 
@@ -15,6 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::http::{Request, Response, StatusCode};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -43,6 +46,9 @@ use crate::export::{
     Compression, ExportSettings, OtlpSignalSettings, Protocol, RetrySettings, TlsSettings,
 };
 use crate::telemetry::SelfMetrics;
+
+mod logs;
+pub use logs::*;
 
 pub fn kv_s(k: &str, v: &str) -> KeyValue {
     KeyValue {
@@ -130,6 +136,7 @@ pub fn settings(traces: Option<OtlpSignalSettings>) -> ExportSettings {
     ExportSettings {
         traces,
         metrics: None,
+        logs: None,
         console: false,
         flush_interval: Duration::from_secs(3600),
         queue_size: 1000,
@@ -178,6 +185,7 @@ pub fn free_port() -> u16 {
 pub struct CollectorState {
     pub traces: Vec<ExportTraceServiceRequest>,
     pub metrics: Vec<ExportMetricsServiceRequest>,
+    pub logs: Vec<ExportLogsServiceRequest>,
     /// Every export call, including those answered with an error.
     pub calls: u64,
     /// Request headers / metadata of every call, lower-case names.
@@ -188,6 +196,8 @@ pub struct CollectorState {
     pub failures: VecDeque<u16>,
     /// Spans to reject (partial success) in each trace response.
     pub reject_spans: i64,
+    /// Log records to reject (partial success) in each logs response.
+    pub reject_logs: i64,
 }
 
 /// Shared handle to a collector's state.
@@ -267,11 +277,12 @@ impl MetricsService for Collector {
     }
 }
 
-/// Both OTLP gRPC services on one server, routed by path (tonic's router needs axum).
+/// The OTLP gRPC services on one server, routed by path (tonic's router needs axum).
 #[derive(Clone)]
 struct OtlpServices {
     traces: TraceServiceServer<Collector>,
     metrics: MetricsServiceServer<Collector>,
+    logs: LogsServiceServer<Collector>,
 }
 
 impl Service<Request<tonic::body::Body>> for OtlpServices {
@@ -284,12 +295,11 @@ impl Service<Request<tonic::body::Body>> for OtlpServices {
     }
 
     fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
-        if req
-            .uri()
-            .path()
-            .starts_with("/opentelemetry.proto.collector.metrics.")
-        {
+        let path = req.uri().path();
+        if path.starts_with("/opentelemetry.proto.collector.metrics.") {
             self.metrics.call(req)
+        } else if path.starts_with("/opentelemetry.proto.collector.logs.") {
+            self.logs.call(req)
         } else {
             self.traces.call(req)
         }
@@ -330,6 +340,8 @@ pub async fn grpc_backend(port: u16, tls: bool) -> Backend {
         traces: TraceServiceServer::new(collector.clone())
             .accept_compressed(CompressionEncoding::Gzip),
         metrics: MetricsServiceServer::new(collector.clone())
+            .accept_compressed(CompressionEncoding::Gzip),
+        logs: LogsServiceServer::new(collector.clone())
             .accept_compressed(CompressionEncoding::Gzip),
     };
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
@@ -391,6 +403,13 @@ async fn handle_http(
                 .metrics
                 .push(ExportMetricsServiceRequest::decode(&raw[..]).unwrap());
             reply(200, ExportMetricsServiceResponse::default().encode_to_vec())
+        }
+        "/v1/logs" => {
+            collector
+                .state()
+                .logs
+                .push(ExportLogsServiceRequest::decode(&raw[..]).unwrap());
+            reply(200, collector.logs_response().encode_to_vec())
         }
         _ => Ok(Response::builder()
             .status(StatusCode::NOT_FOUND)

@@ -1,0 +1,85 @@
+//! The `receiver.kernel_timing` section: per-layer kernel network timing and TCP health
+//! (issue 6).
+//!
+//! Stage: configuration, read at start-up. Input: YAML under `receiver.kernel_timing`.
+//! Output: [`KernelTimingConfig`] (whether the skb/net/tcp tracepoints are attached) and the
+//! [`AnomalyConfig`] thresholds used by [`crate::kernel::anomaly::AnomalyDetector`].
+//! Limits: ranges are checked in `validate.rs` (window 0.1..=3600 s, thresholds ≥ 1,
+//! ratio in (0, 1]); values built in code are not validated until [`super::Config::validate`].
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use super::null_as_default;
+
+/// Per-layer kernel network timing and TCP health (`receiver.kernel_timing:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelTimingConfig {
+    /// Attach the skb/net/tcp tracepoints (default on). Off: those hooks are not attached and
+    /// no TCP anomaly is reported.
+    pub enabled: bool,
+    /// TCP health anomaly rules (`receiver.kernel_timing.anomalies:`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub anomalies: AnomalyConfig,
+}
+
+impl Default for KernelTimingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            anomalies: AnomalyConfig::default(),
+        }
+    }
+}
+
+/// Thresholds of the TCP anomaly rules, evaluated per tumbling window of
+/// [`Self::window_seconds`]. Each rule fires when its value is at or above the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyConfig {
+    /// Length of each tumbling window (seconds, 0.1..=3600; default 10).
+    pub window_seconds: f64,
+    /// Resets (RST sent + received, tracepoints `tcp:tcp_send_reset` /
+    /// `tcp:tcp_receive_reset`) in one window that make a reset storm (resets, ≥ 1; default
+    /// 100).
+    pub reset_storm_threshold: u64,
+    /// Failed / attempted outgoing connects in one window that make a connect-failure anomaly
+    /// (ratio, 0 < r ≤ 1; default 0.5).
+    pub connect_failure_ratio: f64,
+    /// Fewest outgoing connect attempts in a window for the ratio to count (attempts, ≥ 1;
+    /// default 10).
+    pub connect_failure_min_attempts: u64,
+    /// Connections accepted from one peer in one window that make a connection spike
+    /// (connections, ≥ 1; default 1000).
+    pub peer_connection_spike: u64,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            window_seconds: 10.0,
+            reset_storm_threshold: 100,
+            connect_failure_ratio: 0.5,
+            connect_failure_min_attempts: 10,
+            peer_connection_spike: 1000,
+        }
+    }
+}
+
+impl AnomalyConfig {
+    /// Smallest accepted `window_seconds` (seconds).
+    pub const MIN_WINDOW_SECONDS: f64 = 0.1;
+    /// Largest accepted `window_seconds` (seconds; one hour).
+    pub const MAX_WINDOW_SECONDS: f64 = 3600.0;
+
+    /// [`Self::window_seconds`] as a [`Duration`], clamped to the accepted range (10 s when
+    /// not a number), so an unvalidated value still gives a usable window.
+    pub fn window(&self) -> Duration {
+        let s = self.window_seconds;
+        if s.is_nan() {
+            return Duration::from_secs(10);
+        }
+        Duration::from_secs_f64(s.clamp(Self::MIN_WINDOW_SECONDS, Self::MAX_WINDOW_SECONDS))
+    }
+}
