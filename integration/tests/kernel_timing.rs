@@ -353,3 +353,39 @@ fn slow_server_is_application_time_not_kernel_time() {
         }
     }
 }
+
+#[test]
+fn switched_off_in_config_attaches_no_hook_and_adds_nothing() {
+    let _g = serial();
+    let pair = NetPair::new("kt-off");
+    let sink = OtlpSink::start();
+    let rx = Receiver::start(
+        "  kernel_timing:\n    enabled: false\n",
+        Some(&sink.endpoint()),
+        &[],
+    );
+    let _srv = netns::spawn_http_server(pair.server_ns(), pair.server_ip(), PORT, 0);
+    let url = format!("http://{}:{PORT}/sleep", pair.server_ip());
+    let out = netns::curl_in(pair.client_ns(), &["-s", "-o", "/dev/null", &url]);
+    assert!(out.status.success(), "{out:?}");
+    let port = PORT.to_string();
+    let spans = sink.wait_spans(2, Duration::from_secs(15), |s| {
+        s.attr("server.port") == Some(&port)
+    });
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    for s in &spans {
+        assert!(
+            !s.attrs.keys().any(|k| k.starts_with("otel_ebpf.kernel.")),
+            "kernel attributes with kernel timing off: {:?}",
+            s.attrs
+        );
+    }
+    // HTTP metrics arrive, kernel ones never do; no hook is in the plan gauge.
+    wait_for("HTTP metrics", Duration::from_secs(10), || {
+        latest(&sink, "http.server.request.duration").is_some()
+    });
+    assert!(latest(&sink, "otel_ebpf.kernel.send.duration").is_none());
+    assert!(latest(&sink, "otel_ebpf.tcp.connections.opened").is_none());
+    let prom = rx.self_metrics();
+    assert!(!prom.contains("otel_ebpf_kernel_timing_hook{"), "{prom}");
+}

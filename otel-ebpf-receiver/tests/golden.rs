@@ -4,6 +4,8 @@
 //! `otel-ebpf-receiver dump-events --record FILE` (one record per line, hex). They are replayed
 //! through [`Processor`] (decode → conn → protocol → span) and the spans, minus their random
 //! ids, must equal `golden/<name>.spans.json`. `UPDATE_GOLDEN=1` rewrites the expectations.
+//! Recordings made with kernel timing on carry its records too (`otel_ebpf.kernel.*` and
+//! `otel_ebpf.tcp.*` span attributes).
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otel_ebpf_receiver::clock::Clock;
@@ -60,6 +62,7 @@ fn replay(records: &str) -> Json {
             events::Event::TcpState { ts_ns, .. }
             | events::Event::ProcessExec { ts_ns, .. }
             | events::Event::ProcessFork { ts_ns, .. } => *ts_ns,
+            events::Event::Net(n) => n.ts_ns,
         });
         p.on_event(ev, &mut out);
     }

@@ -121,6 +121,8 @@ impl Instrument {
 }
 
 type Attrs = Vec<(&'static str, String)>;
+/// The points of one instrument: (attributes, series).
+type Points<'a> = Vec<(Vec<KeyValue>, &'a Series)>;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Key {
@@ -358,8 +360,7 @@ impl KernelMetrics {
         if self.series.is_empty() && self.overflow.is_empty() {
             return None;
         }
-        let mut by_pid: BTreeMap<u32, BTreeMap<Instrument, Vec<(Vec<KeyValue>, &Series)>>> =
-            BTreeMap::new();
+        let mut by_pid: BTreeMap<u32, BTreeMap<Instrument, Points>> = BTreeMap::new();
         for (k, s) in &self.series {
             let attrs = k.attrs.iter().map(|(n, v)| kv_str(n, v)).collect();
             by_pid

@@ -152,7 +152,7 @@ pub fn report() -> (String, bool) {
         kprobes,
         "kprobes",
         if kprobes {
-            "available (optional; not used by this release)"
+            "available (optional; see the kernel network timing plan)"
         } else {
             "absent (CONFIG_KPROBES off) — optional, tracepoints are used instead"
         },
@@ -195,8 +195,42 @@ pub fn report() -> (String, bool) {
             },
         );
     }
+    net_plan(&mut out, kbtf.as_ref().ok());
     tls_plan(&mut out, uprobes);
     (out, all)
+}
+
+/// The kernel network timing part of the plan (optional: `receiver.kernel_timing`): which hook
+/// serves each measurement point on this kernel (fentry > kprobe > tracepoint > none), and
+/// whether the struct offsets resolve.
+fn net_plan(out: &mut String, kbtf: Option<&btf::KernelBtf>) {
+    let _ = writeln!(
+        out,
+        "kernel network timing plan (optional, receiver.kernel_timing; fentry > kprobe > tracepoint > none):"
+    );
+    let Some(b) = kbtf else {
+        optional(out, false, "network timing", "no kernel BTF: off");
+        return;
+    };
+    match super::netbtf::NetOffsets::resolve(b) {
+        Ok(o) => optional(
+            out,
+            true,
+            "sk_buff/tcp_sock offsets",
+            &format!(
+                "sk_buff: sk@{} tstamp@{} len@{}; tcp_sock: srtt_us@{} write_seq@{}",
+                o.skb_sk, o.skb_tstamp, o.skb_len, o.tcp_srtt_us, o.tcp_write_seq
+            ),
+        ),
+        Err(e) => optional(
+            out,
+            false,
+            "sk_buff/tcp_sock offsets",
+            &format!("{e}: network timing off"),
+        ),
+    }
+    let plan = crate::kernel::plan::plan(&super::net_offers(b));
+    out.push_str(&crate::kernel::plan::render(&plan));
 }
 
 /// The TLS part of the plan: uprobe programs, what they go on, and the system libraries
