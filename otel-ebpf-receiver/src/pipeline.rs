@@ -12,9 +12,9 @@ use crate::config::Config;
 use crate::conn::{ConnLimits, ConnTracker};
 use crate::enrich::{self, Enricher};
 use crate::events::{self, Event};
-use crate::export::{ExportSettings, Exporter, LogsSource, MetricsSource};
+use crate::export::{ExportSettings, Exporter};
 use crate::filter::Filter;
-use crate::kernel::anomaly::{self, AnomalyDetector, TcpSignal};
+use crate::kernel::anomaly::AnomalyDetector;
 use crate::kernel::{self, metrics::KernelMetrics, spans::SpanTiming};
 use crate::metrics::HttpMetrics;
 use crate::probes::uprobes::{self, RESCAN_INTERVAL, TlsCmd};
@@ -24,7 +24,7 @@ use crate::protocol::{HttpExchange, Side};
 use crate::span::{ObservedSpan, SpanOptions, build_span};
 use crate::telemetry::{self, SelfMetrics};
 use anyhow::Context as _;
-use otel_ebpf_common::{Counter, NetKind};
+use otel_ebpf_common::Counter;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -231,31 +231,6 @@ struct Runtime {
     rescans: HashMap<u32, Instant>,
 }
 
-/// The anomaly detector's view of a kernel event (resets, connects, accepts).
-fn tcp_signal(n: &kernel::event::NetSample) -> Option<TcpSignal> {
-    let peer = n.tuple?.remote.ip();
-    let pid = n.pid;
-    Some(match n.kind {
-        NetKind::ResetSent => TcpSignal::Reset {
-            peer,
-            pid,
-            sent: true,
-        },
-        NetKind::ResetReceived => TcpSignal::Reset {
-            peer,
-            pid,
-            sent: false,
-        },
-        NetKind::Connect => TcpSignal::Connect {
-            peer,
-            pid,
-            ok: n.connect_result() == Some(kernel::event::ConnectResult::Ok),
-        },
-        NetKind::Accepted => TcpSignal::Accepted { peer, pid },
-        _ => return None,
-    })
-}
-
 /// Most processes remembered in [`Runtime`]'s `tls_pids` / `rescans` (cleared when full).
 const MAX_TLS_PIDS: usize = 65_536;
 
@@ -307,7 +282,7 @@ impl Runtime {
                     if let Ok(mut m) = self.kmetrics.lock() {
                         m.record(&res, n, self.proc.clock.to_unix_nanos(n.ts_ns));
                     }
-                    if let Some(sig) = tcp_signal(n)
+                    if let Some(sig) = kernel::tcp_signal(n)
                         && let Ok(mut d) = self.detector.lock()
                     {
                         d.observe(n.ts_ns, &sig);
@@ -417,39 +392,11 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         kernel::metrics::DEFAULT_MAX_SERIES,
         Default::default(),
     )));
-    // TCP anomalies: observed on the event loop, polled (and turned into log records and
-    // counters) by the exporter's logs task.
     let detector = Arc::new(Mutex::new(AnomalyDetector::new(
         cfg.receiver.kernel_timing.anomalies.clone(),
     )));
-    let host_resource = Arc::new(enrich::ProcessResource {
-        pid: 0,
-        service_name: otel_ebpf_semconv::value::SDK_NAME.into(),
-        executable_name: String::new(),
-        resource: anomaly::receiver_resource(&enrich::host_name()),
-    });
-    let (d2, k3) = (detector.clone(), kmetrics.clone());
-    let logs: LogsSource = Box::new(move |unix_now| {
-        let found = d2.lock().ok()?.poll(Clock::monotonic_now_ns());
-        if let Ok(mut k) = k3.lock() {
-            for a in &found {
-                k.record_anomalies(&host_resource, a.kind.name(), 1, unix_now);
-            }
-        }
-        anomaly::logs_request(&found, &host_resource.resource, unix_now)
-    });
-    let (m2, k2) = (metrics.clone(), kmetrics.clone());
-    let source: MetricsSource = Box::new(move |now| {
-        let http = m2.lock().ok().and_then(|m| m.collect(now));
-        let kern = k2.lock().ok().and_then(|m| m.collect(now));
-        match (http, kern) {
-            (Some(mut h), Some(k)) => {
-                h.resource_metrics.extend(k.resource_metrics);
-                Some(h)
-            }
-            (h, k) => h.or(k),
-        }
-    });
+    let logs = kernel::logs_source(detector.clone(), kmetrics.clone(), &enrich::host_name());
+    let source = kernel::metrics_source(metrics.clone(), kmetrics.clone());
     let exporter = Exporter::start(settings, me.clone(), Some(source), Some(logs))?;
 
     let mut probes = load(&cfg)?;

@@ -10,3 +10,80 @@ pub mod event;
 pub mod metrics;
 pub mod plan;
 pub mod spans;
+
+use crate::clock::Clock;
+use crate::enrich::ProcessResource;
+use crate::export::{LogsSource, MetricsSource};
+use crate::metrics::HttpMetrics;
+use anomaly::{AnomalyDetector, TcpSignal};
+use metrics::KernelMetrics;
+use otel_ebpf_common::NetKind;
+use std::sync::{Arc, Mutex};
+
+/// The anomaly detector's view of a kernel event (resets, connects, accepts).
+pub fn tcp_signal(n: &event::NetSample) -> Option<TcpSignal> {
+    let peer = n.tuple?.remote.ip();
+    let pid = n.pid;
+    Some(match n.kind {
+        NetKind::ResetSent => TcpSignal::Reset {
+            peer,
+            pid,
+            sent: true,
+        },
+        NetKind::ResetReceived => TcpSignal::Reset {
+            peer,
+            pid,
+            sent: false,
+        },
+        NetKind::Connect => TcpSignal::Connect {
+            peer,
+            pid,
+            ok: n.connect_result() == Some(event::ConnectResult::Ok),
+        },
+        NetKind::Accepted => TcpSignal::Accepted { peer, pid },
+        _ => return None,
+    })
+}
+
+/// The exporter's logs source: polls `detector` (anomalies of windows that ended), counts them
+/// in `kmetrics` (`otel_ebpf.tcp.anomalies`) and turns them into log records under the
+/// receiver's own resource (`service.name=otel-ebpf-receiver`, `host.name`).
+pub fn logs_source(
+    detector: Arc<Mutex<AnomalyDetector>>,
+    kmetrics: Arc<Mutex<KernelMetrics>>,
+    host_name: &str,
+) -> LogsSource {
+    let host = Arc::new(ProcessResource {
+        pid: 0,
+        service_name: otel_ebpf_semconv::value::SDK_NAME.into(),
+        executable_name: String::new(),
+        resource: anomaly::receiver_resource(host_name),
+    });
+    Box::new(move |unix_now| {
+        let found = detector.lock().ok()?.poll(Clock::monotonic_now_ns());
+        if let Ok(mut k) = kmetrics.lock() {
+            for a in &found {
+                k.record_anomalies(&host, a.kind.name(), 1, unix_now);
+            }
+        }
+        anomaly::logs_request(&found, &host.resource, unix_now)
+    })
+}
+
+/// The exporter's metrics source: HTTP/RPC duration metrics and kernel metrics in one request.
+pub fn metrics_source(
+    http: Arc<Mutex<HttpMetrics>>,
+    kernel: Arc<Mutex<KernelMetrics>>,
+) -> MetricsSource {
+    Box::new(move |now| {
+        let h = http.lock().ok().and_then(|m| m.collect(now));
+        let k = kernel.lock().ok().and_then(|m| m.collect(now));
+        match (h, k) {
+            (Some(mut h), Some(k)) => {
+                h.resource_metrics.extend(k.resource_metrics);
+                Some(h)
+            }
+            (h, k) => h.or(k),
+        }
+    })
+}

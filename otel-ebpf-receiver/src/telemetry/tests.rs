@@ -134,6 +134,28 @@ fn kernel_counter_table_matches_the_probes() {
 }
 
 #[test]
+fn net_plan_is_exposed_one_series_per_point() {
+    use crate::kernel::plan::{KernelOffers, POINTS, plan};
+    let m = SelfMetrics::default();
+    let offers = KernelOffers {
+        tracepoints: vec!["net_dev_queue", "sock_send_length"],
+        ..Default::default()
+    };
+    m.set_net_plan(&plan(&offers));
+    let (samples, _) = parse_exposition(&m.render_prometheus());
+    let rows: Vec<_> = samples
+        .iter()
+        .filter(|(k, _)| k.starts_with("otel_ebpf_kernel_timing_hook{"))
+        .collect();
+    assert_eq!(rows.len(), POINTS.len());
+    assert_eq!(rows.iter().filter(|(_, v)| **v == 1).count(), 2);
+    assert_eq!(
+        samples[r#"otel_ebpf_kernel_timing_hook{point="send: qdisc enqueue",hook="tracepoint net_dev_queue"}"#],
+        1
+    );
+}
+
+#[test]
 fn exposition_is_valid_and_exact() {
     let m = SelfMetrics::default();
     let (samples, types) = parse_exposition(&m.render_prometheus());
@@ -145,7 +167,8 @@ fn exposition_is_valid_and_exact() {
     assert_eq!(types["otel_ebpf_kernel_events_total"], "counter");
     assert_eq!(types["otel_ebpf_tls_skipped_total"], "counter");
     assert_eq!(types["otel_ebpf_tls_attached_files"], "gauge");
-    assert_eq!(types.len(), NAMES.len() + 3);
+    assert_eq!(types["otel_ebpf_kernel_timing_hook"], "gauge");
+    assert_eq!(types.len(), NAMES.len() + 4);
     m.tls
         .skipped
         .lock()

@@ -381,6 +381,7 @@ fn submit_header_flags(h: &EventHeader, lost: Counter, flags: u64) {
     }
 }
 
+mod health;
 mod net;
 mod sched;
 mod sock;

@@ -12,9 +12,7 @@
 //! smoothed RTT and cwnd) → first `skb_copy_datagram_iovec` (copied to the user): one
 //! [`NetKind::Rx`] record.
 //!
-//! TCP health: `tcp_retransmit_skb`, `tcp_send_reset` (also without a socket: RST to a closed
-//! port), `tcp_receive_reset`, `kfree_skb` with its drop reason (TCP packets only), and
-//! connect / accept / close from `inet_sock_set_state` (see `sched.rs`).
+//! TCP health (retransmits, resets, drops, connect/accept/close) is in `health.rs`.
 //!
 //! Limits: per-skb state lives in LRU maps (bounded; a state evicted under pressure loses one
 //! sample). Skbs merged into another in the receive queue (TCP coalescing) report with the
@@ -25,7 +23,7 @@ use super::*;
 /// Transmit state of one skb between `net_dev_queue` and `net_dev_xmit`.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct TxSkb {
+pub(super) struct TxSkb {
     sk: u64,
     /// TCP transmit time (`skb->tstamp`), 0 = unusable.
     t_tcp: u64,
@@ -39,7 +37,7 @@ struct TxSkb {
 /// Receive state of one TCP skb between `netif_receive_skb` and its first copy to the user.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct RxSkb {
+pub(super) struct RxSkb {
     t_nic: u64,
     /// `tcp_probe` time, 0 = not yet (or not a tracked connection).
     t_tcp: u64,
@@ -59,13 +57,13 @@ pub(super) struct Connecting {
 }
 
 #[map]
-static TX_SKB: LruHashMap<u64, TxSkb> = LruHashMap::with_max_entries(16384, 0);
+pub(super) static TX_SKB: LruHashMap<u64, TxSkb> = LruHashMap::with_max_entries(16384, 0);
 /// Last skb queued per socket: [sk] → [tstamp, queue time, socket wait]. Segments a qdisc
 /// cuts from a GSO skb are new skbs with its tstamp.
 #[map]
 static TX_SK: LruHashMap<u64, [u64; 3]> = LruHashMap::with_max_entries(16384, 0);
 #[map]
-static RX_SKB: LruHashMap<u64, RxSkb> = LruHashMap::with_max_entries(16384, 0);
+pub(super) static RX_SKB: LruHashMap<u64, RxSkb> = LruHashMap::with_max_entries(16384, 0);
 /// Key: `struct sock` address.
 #[map]
 pub(super) static CONNECTING: LruHashMap<u64, Connecting> = LruHashMap::with_max_entries(16384, 0);
@@ -86,7 +84,7 @@ pub(super) fn net_on() -> bool {
 }
 
 #[inline(always)]
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
@@ -94,7 +92,7 @@ fn now() -> u64 {
 /// or it is a client whose connecting process passed the pid filter (its first request is
 /// sent before any data event confirms it).
 #[inline(always)]
-fn tracked(sk: u64) -> Option<ConnState> {
+pub(super) fn tracked(sk: u64) -> Option<ConnState> {
     if sk == 0 {
         return None;
     }
@@ -159,7 +157,7 @@ pub(super) fn submit_net(e: &NetEvent) {
 }
 
 #[inline(always)]
-fn skb_field<T: Copy + Default>(skb: u64, off: u32) -> T {
+pub(super) fn skb_field<T: Copy + Default>(skb: u64, off: u32) -> T {
     read_k::<T>(skb, off).unwrap_or_default()
 }
 
@@ -177,7 +175,7 @@ fn tcp_tstamp(skb: u64, now: u64) -> u64 {
 /// A TCP packet's tuple from its IP and TCP headers (`head + network_header`,
 /// `head + transport_header`), oriented so `laddr`/`lport` is the source when `src_local`.
 #[inline(always)]
-fn packet_event(kind: NetKind, skb: u64, src_local: bool, ts: u64) -> Option<NetEvent> {
+pub(super) fn packet_event(kind: NetKind, skb: u64, src_local: bool, ts: u64) -> Option<NetEvent> {
     let head: u64 = skb_field(skb, conf!(off_skb_head));
     let proto = u16::from_be(skb_field(skb, conf!(off_skb_protocol)));
     let nh: u16 = skb_field(skb, conf!(off_skb_network_header));
@@ -443,159 +441,5 @@ pub fn skb_copy_datagram_iovec(ctx: RawTracePointContext) -> i32 {
     e.aux2 = st.cwnd;
     e.len = skb_field(skb, conf!(off_skb_len));
     submit_net(&e);
-    0
-}
-
-#[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
-pub fn tcp_retransmit_skb(ctx: RawTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
-    let skb: u64 = ctx.arg(1);
-    let Some(c) = tracked(sk) else {
-        return 0;
-    };
-    let mut e = conn_event(NetKind::Retransmit, &c, now());
-    e.len = skb_field(skb, conf!(off_skb_len));
-    submit_net(&e);
-    0
-}
-
-#[raw_tracepoint(tracepoint = "tcp_send_reset")]
-pub fn tcp_send_reset(ctx: RawTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
-    let skb: u64 = ctx.arg(1);
-    let reason = ctx.arg::<u64>(2) as u32;
-    let t = now();
-    let e = match tracked(sk) {
-        Some(c) => Some(conn_event(NetKind::ResetSent, &c, t)),
-        // The packet that caused the RST (e.g. a SYN to a closed port): its source is the peer.
-        None if skb != 0 => packet_event(NetKind::ResetSent, skb, false, t),
-        None => None,
-    };
-    if let Some(mut e) = e {
-        e.aux = reason;
-        submit_net(&e);
-    }
-    0
-}
-
-#[raw_tracepoint(tracepoint = "tcp_receive_reset")]
-pub fn tcp_receive_reset(ctx: RawTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
-    let t = now();
-    if let Some(c) = tracked(sk) {
-        submit_net(&conn_event(NetKind::ResetReceived, &c, t));
-        return 0;
-    }
-    // A connect in progress answered with RST: refused.
-    let Some(p) = CONNECTING.get_ptr_mut(&sk) else {
-        return 0;
-    };
-    // SAFETY: map value pointer, valid for this program run.
-    let tgid = unsafe {
-        (*p).refused = 1;
-        (*p).tgid
-    };
-    let mut c = new_state(sk, SockRole::Client);
-    c.tgid = tgid;
-    c.conn_id = 0;
-    submit_net(&conn_event(NetKind::ResetReceived, &c, t));
-    0
-}
-
-#[raw_tracepoint(tracepoint = "kfree_skb")]
-pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
-    let skb: u64 = ctx.arg(0);
-    let reason = ctx.arg::<u64>(2) as u32;
-    if reason == conf!(drop_not_dropped_yet) || reason == conf!(drop_consumed) {
-        return 0;
-    }
-    let mut sk: u64 = skb_field(skb, conf!(off_skb_sk));
-    if sk == 0 {
-        sk = ctx.arg(3); // rx_sk (Linux ≥ 6.11): the socket a received packet was for
-    }
-    let t = now();
-    let e = match tracked(sk) {
-        Some(c) => Some(conn_event(NetKind::Drop, &c, t)),
-        // Owned by a local socket: outgoing (its source is local); else incoming.
-        None => packet_event(
-            NetKind::Drop,
-            skb,
-            skb_field::<u64>(skb, conf!(off_skb_sk)) != 0,
-            t,
-        ),
-    };
-    let Some(mut e) = e else {
-        return 0;
-    };
-    let _ = TX_SKB.remove(&skb);
-    let _ = RX_SKB.remove(&skb);
-    e.aux = reason;
-    e.len = skb_field(skb, conf!(off_skb_len));
-    submit_net(&e);
-    0
-}
-
-/// `inet_sock_set_state` part of net timing: connect start (CLOSE → SYN_SENT) and end, accepts
-/// and closes. Returns the connecting process for SYN_SENT → ESTABLISHED (so the connection is
-/// owned from its start), else 0.
-#[inline(always)]
-pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u32 {
-    if !net_on() {
-        return 0;
-    }
-    let t = now();
-    if new == TCP_SYN_SENT {
-        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        if tgid != conf!(own_tgid) && pid_allowed(tgid) {
-            let p = Connecting {
-                ts: t,
-                tgid,
-                refused: 0,
-            };
-            let _ = CONNECTING.insert(&sk, &p, 0);
-        }
-        return 0;
-    }
-    if old == TCP_SYN_SENT {
-        let Some(p) = (unsafe { CONNECTING.get(&sk) }).copied() else {
-            return 0;
-        };
-        let _ = CONNECTING.remove(&sk);
-        let mut st = match c {
-            Some(c) => *c,
-            None => new_state(sk, SockRole::Client),
-        };
-        if !ports_allowed(st.lport, st.rport) {
-            return 0;
-        }
-        st.tgid = p.tgid;
-        if new != TCP_ESTABLISHED {
-            st.conn_id = 0;
-        }
-        let mut e = conn_event(NetKind::Connect, &st, t);
-        e.d[0] = t.saturating_sub(p.ts);
-        e.aux = if new == TCP_ESTABLISHED {
-            CONNECT_OK
-        } else if p.refused != 0 {
-            CONNECT_REFUSED
-        } else {
-            CONNECT_FAILED
-        };
-        submit_net(&e);
-        return p.tgid;
-    }
-    let Some(c) = c else {
-        return 0;
-    };
-    if !ports_allowed(c.lport, c.rport) {
-        return 0;
-    }
-    if new == TCP_ESTABLISHED && old == TCP_SYN_RECV {
-        submit_net(&conn_event(NetKind::Accepted, c, t));
-    } else if new == TCP_CLOSE && (c.confirmed != 0 || c.tgid != 0) {
-        let mut e = conn_event(NetKind::Closed, c, t);
-        e.aux = old as u32;
-        submit_net(&e);
-    }
     0
 }

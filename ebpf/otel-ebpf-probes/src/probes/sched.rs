@@ -15,7 +15,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     if new == TCP_SYN_SENT {
-        net::on_state(sk, old, new, None);
+        health::on_state(sk, old, new, None);
         return 0;
     }
     if new == TCP_ESTABLISHED {
@@ -26,7 +26,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         };
         let mut c = new_state(sk, role);
         // The connecting process owns a client connection from its start (net timing).
-        c.tgid = net::on_state(sk, old, new, Some(&c));
+        c.tgid = health::on_state(sk, old, new, Some(&c));
         if CONNS.insert(&sk, &c, 0).is_err() {
             count(Counter::ConnMapFull);
         }
@@ -34,11 +34,11 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     }
     // TCP_CLOSE: the connection is over (whatever process or softirq closes it).
     let Some(c) = (unsafe { CONNS.get(&sk) }).copied() else {
-        net::on_state(sk, old, new, None);
+        health::on_state(sk, old, new, None);
         return 0;
     };
     let _ = CONNS.remove(&sk);
-    net::on_state(sk, old, new, Some(&c));
+    health::on_state(sk, old, new, Some(&c));
     if c.confirmed == 0 {
         return 0;
     }
