@@ -21,9 +21,11 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use otel_ebpf_common::{NetKind, SockRole};
+use otel_ebpf_semconv::anomaly::TYPE as ANOMALY_TYPE;
 use otel_ebpf_semconv::kernel::{TCP_STATES, attribute as kattr, layer, metric as m};
 use otel_ebpf_semconv::{attribute as attr, value};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Default of [`KernelMetrics::new`]'s series bound.
@@ -120,15 +122,79 @@ impl Instrument {
     }
 }
 
-type Attrs = Vec<(&'static str, String)>;
 /// The points of one instrument: (attributes, series).
 type Points<'a> = Vec<(Vec<KeyValue>, &'a Series)>;
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What distinguishes series of one instrument besides process and peer; turned into
+/// attributes only at export, so recording allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Label {
+    None,
+    /// Index into `layer::SEND` / `layer::RECEIVE`.
+    Layer(u8),
+    Drop(u32),
+    ResetSent(u32),
+    ResetReceived,
+    ConnectRefused,
+    ConnectFailed,
+    /// `SockRole as u8`.
+    Role(u8),
+    /// (TCP state, `SockRole as u8`).
+    Closed(u8, u8),
+    Anomaly(&'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Key {
     pid: u32,
     inst: Instrument,
-    attrs: Attrs,
+    peer: Option<IpAddr>,
+    label: Label,
+}
+
+fn role_name(r: u8) -> &'static str {
+    match r {
+        x if x == SockRole::Client as u8 => "client",
+        x if x == SockRole::Server as u8 => "server",
+        _ => "unknown",
+    }
+}
+
+impl Key {
+    fn attributes(&self, reasons: &ReasonNames) -> Vec<KeyValue> {
+        let mut a: Vec<KeyValue> = Vec::with_capacity(3);
+        match self.label {
+            Label::None => {}
+            Label::Layer(i) => {
+                let names: &[&str] = if self.inst == Instrument::SendDuration {
+                    &layer::SEND
+                } else {
+                    &layer::RECEIVE
+                };
+                a.push(kv_str(kattr::LAYER, names.get(i as usize).unwrap_or(&"?")));
+            }
+            Label::Drop(r) => a.push(kv_str(kattr::DROP_REASON, &reasons.drop(r))),
+            Label::ResetSent(r) => {
+                a.push(kv_str(kattr::IO_DIRECTION, "transmit"));
+                a.push(kv_str(kattr::RESET_REASON, &reasons.reset(r)));
+            }
+            Label::ResetReceived => a.push(kv_str(kattr::IO_DIRECTION, "receive")),
+            Label::ConnectRefused => a.push(kv_str(attr::ERROR_TYPE, "connection_refused")),
+            Label::ConnectFailed => a.push(kv_str(attr::ERROR_TYPE, "connect_failed")),
+            Label::Role(r) => a.push(kv_str(kattr::ROLE, role_name(r))),
+            Label::Closed(state, r) => {
+                let name = TCP_STATES.get(state as usize).copied().unwrap_or("UNKNOWN");
+                a.push(kv_str(kattr::STATE, name));
+                a.push(kv_str(kattr::ROLE, role_name(r)));
+            }
+            Label::Anomaly(kind) => a.push(kv_str(ANOMALY_TYPE, kind)),
+        }
+        if let Some(p) = self.peer {
+            a.push(kv_str(attr::NETWORK_PEER_ADDRESS, &p.to_string()));
+        }
+        a.sort_by(|x, y| x.key.cmp(&y.key));
+        a
+    }
 }
 
 #[derive(Debug)]
@@ -195,28 +261,21 @@ impl KernelMetrics {
         }
     }
 
-    fn add(
-        &mut self,
-        res: &Arc<ProcessResource>,
-        pid: u32,
-        inst: Instrument,
-        attrs: Attrs,
-        v: f64,
-        now: u64,
-    ) {
-        let hist = inst.spec().3;
-        let key = Key { pid, inst, attrs };
+    fn add(&mut self, res: &Arc<ProcessResource>, key: Key, v: f64, now: u64) {
+        let hist = key.inst.spec().3;
         if let Some(s) = self.series.get_mut(&key) {
             s.add(v);
         } else if self.series.len() < self.max_series {
-            self.resources.entry(pid).or_insert_with(|| Arc::clone(res));
+            self.resources
+                .entry(key.pid)
+                .or_insert_with(|| Arc::clone(res));
             self.series
                 .entry(key)
                 .or_insert_with(|| Series::new(hist, now))
                 .add(v);
         } else {
             self.overflow
-                .entry(inst)
+                .entry(key.inst)
                 .or_insert_with(|| Series::new(hist, now))
                 .add(v);
         }
@@ -224,100 +283,71 @@ impl KernelMetrics {
 
     /// Records one sample for the process whose resource is `res`, at `now_unix_ns`.
     pub fn record(&mut self, res: &Arc<ProcessResource>, s: &NetSample, now_unix_ns: u64) {
-        let peer = s
-            .tuple
-            .map(|t| t.remote.ip().to_string())
-            .unwrap_or_default();
-        let base = |extra: Attrs| {
-            let mut a = extra;
-            if !peer.is_empty() {
-                a.push((attr::NETWORK_PEER_ADDRESS, peer.clone()));
-            }
-            a.sort();
-            a
+        let key = |inst, label| Key {
+            pid: s.pid,
+            inst,
+            peer: s.tuple.map(|t| t.remote.ip()),
+            label,
         };
-        let pid = s.pid;
         let now = now_unix_ns;
         match s.kind {
             NetKind::Tx | NetKind::Rx => {
-                let (inst, names): (_, &[&str]) = if s.kind == NetKind::Tx {
-                    (Instrument::SendDuration, &layer::SEND)
+                let inst = if s.kind == NetKind::Tx {
+                    Instrument::SendDuration
                 } else {
-                    (Instrument::ReceiveDuration, &layer::RECEIVE)
+                    Instrument::ReceiveDuration
                 };
-                for (name, d) in names.iter().zip(s.d) {
+                let layers = if s.kind == NetKind::Tx {
+                    layer::SEND.len()
+                } else {
+                    layer::RECEIVE.len()
+                };
+                for (i, d) in s.d.iter().take(layers).enumerate() {
                     if let Some(ns) = d {
-                        self.add(
-                            res,
-                            pid,
-                            inst,
-                            base(vec![(kattr::LAYER, name.to_string())]),
-                            secs(ns),
-                            now,
-                        );
+                        self.add(res, key(inst, Label::Layer(i as u8)), secs(*ns), now);
                     }
                 }
                 if s.kind == NetKind::Rx && s.aux != 0 {
-                    self.add(
-                        res,
-                        pid,
-                        Instrument::Srtt,
-                        base(vec![]),
-                        s.aux as f64 / 1e6,
-                        now,
-                    );
+                    let k = key(Instrument::Srtt, Label::None);
+                    self.add(res, k, s.aux as f64 / 1e6, now);
                 }
             }
             NetKind::Retransmit => {
-                self.add(res, pid, Instrument::Retransmits, base(vec![]), 1.0, now)
+                self.add(res, key(Instrument::Retransmits, Label::None), 1.0, now)
             }
-            NetKind::ResetSent => {
-                let a = vec![
-                    (kattr::IO_DIRECTION, "transmit".to_string()),
-                    (kattr::RESET_REASON, self.reasons.reset(s.aux)),
-                ];
-                self.add(res, pid, Instrument::Resets, base(a), 1.0, now);
-            }
+            NetKind::ResetSent => self.add(
+                res,
+                key(Instrument::Resets, Label::ResetSent(s.aux)),
+                1.0,
+                now,
+            ),
             NetKind::ResetReceived => {
-                let a = vec![(kattr::IO_DIRECTION, "receive".to_string())];
-                self.add(res, pid, Instrument::Resets, base(a), 1.0, now);
+                self.add(res, key(Instrument::Resets, Label::ResetReceived), 1.0, now)
             }
-            NetKind::Drop => {
-                let a = vec![(kattr::DROP_REASON, self.reasons.drop(s.aux))];
-                self.add(res, pid, Instrument::Drops, base(a), 1.0, now);
-            }
+            NetKind::Drop => self.add(res, key(Instrument::Drops, Label::Drop(s.aux)), 1.0, now),
             NetKind::Connect => {
                 let d = secs(s.d[0].unwrap_or(0));
-                let a = match s.connect_result() {
+                let label = match s.connect_result() {
                     Some(ConnectResult::Ok) => {
-                        let role = vec![(kattr::ROLE, "client".to_string())];
-                        self.add(res, pid, Instrument::Opened, base(role), 1.0, now);
-                        vec![]
+                        let k = key(Instrument::Opened, Label::Role(SockRole::Client as u8));
+                        self.add(res, k, 1.0, now);
+                        Label::None
                     }
-                    Some(ConnectResult::Refused) => {
-                        vec![(attr::ERROR_TYPE, "connection_refused".to_string())]
-                    }
-                    _ => vec![(attr::ERROR_TYPE, "connect_failed".to_string())],
+                    Some(ConnectResult::Refused) => Label::ConnectRefused,
+                    _ => Label::ConnectFailed,
                 };
-                self.add(res, pid, Instrument::ConnectDuration, base(a), d, now);
+                self.add(res, key(Instrument::ConnectDuration, label), d, now);
             }
             NetKind::Accepted => {
-                let role = vec![(kattr::ROLE, "server".to_string())];
-                self.add(res, pid, Instrument::Opened, base(role), 1.0, now);
+                let k = key(Instrument::Opened, Label::Role(SockRole::Server as u8));
+                self.add(res, k, 1.0, now);
             }
             NetKind::Closed => {
-                let state = TCP_STATES
-                    .get(s.aux as usize)
-                    .copied()
-                    .unwrap_or("UNKNOWN")
-                    .to_string();
-                let role = match s.role {
-                    SockRole::Client => "client",
-                    SockRole::Server => "server",
-                    SockRole::Unknown => "unknown",
-                };
-                let a = vec![(kattr::STATE, state), (kattr::ROLE, role.to_string())];
-                self.add(res, pid, Instrument::Closed, base(a), 1.0, now);
+                let k = key(
+                    Instrument::Closed,
+                    Label::Closed(s.aux.min(255) as u8, s.role as u8),
+                );
+                self.add(res, k, 1.0, now);
             }
         }
     }
@@ -326,20 +356,20 @@ impl KernelMetrics {
     pub fn record_anomalies(
         &mut self,
         res: &Arc<ProcessResource>,
-        kind: &str,
+        kind: &'static str,
         n: u64,
         now_unix_ns: u64,
     ) {
         if n == 0 {
             return;
         }
-        let a = vec![("otel_ebpf.anomaly.type", kind.to_string())];
-        self.add(res, 0, Instrument::Anomalies, a, 1.0, now_unix_ns);
         let key = Key {
             pid: 0,
             inst: Instrument::Anomalies,
-            attrs: vec![("otel_ebpf.anomaly.type", kind.to_string())],
+            peer: None,
+            label: Label::Anomaly(kind),
         };
+        self.add(res, key, 1.0, now_unix_ns);
         if let Some(s) = self.series.get_mut(&key) {
             s.count += n - 1;
         }
@@ -362,7 +392,7 @@ impl KernelMetrics {
         }
         let mut by_pid: BTreeMap<u32, BTreeMap<Instrument, Points>> = BTreeMap::new();
         for (k, s) in &self.series {
-            let attrs = k.attrs.iter().map(|(n, v)| kv_str(n, v)).collect();
+            let attrs = k.attributes(&self.reasons);
             by_pid
                 .entry(k.pid)
                 .or_default()
