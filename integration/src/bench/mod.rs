@@ -80,6 +80,8 @@ pub struct Observed {
     pub bpf_programs: u32,
     /// Of those, kernel timing programs ([`procstat::KERNEL_TIMING_PROGRAMS`]).
     pub kt_programs: u32,
+    /// Runs and run time during the run per program name (kernel-truncated to 15 bytes).
+    pub bpf_by_program: std::collections::BTreeMap<String, procstat::ProgSum>,
     /// Receiver peak RSS (bytes, VmHWM).
     pub peak_rss: u64,
     /// Memory charged to the receiver's BPF maps (bytes).
@@ -229,6 +231,14 @@ impl Attached {
                 bpf_kt_runs: bpf1.kernel_timing.run_cnt - bpf0.kernel_timing.run_cnt,
                 bpf_programs: bpf1.programs,
                 kt_programs: bpf1.kernel_timing.programs,
+                bpf_by_program: bpf1
+                    .by_name
+                    .iter()
+                    .map(|(n, p)| {
+                        let before = bpf0.by_name.get(n).copied().unwrap_or_default();
+                        (n.clone(), p.since(&before))
+                    })
+                    .collect(),
                 peak_rss: procstat::status_bytes(pid, "VmHWM")?,
                 map_bytes: bpf1.map_bytes,
                 kernel_lost,

@@ -9,6 +9,7 @@
 //! Linux only; errors name the file.
 
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 
 /// user + system CPU time of `pid` (all its threads), seconds.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
@@ -62,7 +63,7 @@ pub fn is_kernel_timing(kernel_name: &str) -> bool {
 }
 
 /// Run time and runs of a group of BPF programs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProgSum {
     /// Total run time (ns) since load (while stats are enabled).
     pub run_time_ns: u64,
@@ -78,10 +79,19 @@ impl ProgSum {
         self.run_cnt += run_cnt;
         self.programs += 1;
     }
+
+    /// `self` − `before` (runs and run time since `before`; programs of `self`).
+    pub fn since(&self, before: &ProgSum) -> ProgSum {
+        ProgSum {
+            run_time_ns: self.run_time_ns - before.run_time_ns,
+            run_cnt: self.run_cnt - before.run_cnt,
+            programs: self.programs,
+        }
+    }
 }
 
 /// Sums of the BPF objects a process holds open.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BpfUsage {
     /// Total run time of its programs (ns) since load (while stats are enabled).
     pub run_time_ns: u64,
@@ -91,6 +101,8 @@ pub struct BpfUsage {
     pub programs: u32,
     /// The kernel timing programs among them ([`KERNEL_TIMING_PROGRAMS`]).
     pub kernel_timing: ProgSum,
+    /// Per program name (as the kernel keeps it, ≤ 15 bytes; "?" if unreadable).
+    pub by_name: BTreeMap<String, ProgSum>,
     /// Memory charged to its maps (bytes).
     pub map_bytes: u64,
 }
@@ -122,10 +134,13 @@ fn add_fdinfo(u: &mut BpfUsage, text: &str, name_of: impl Fn(u32) -> Option<Stri
         u.programs += 1;
         u.run_time_ns += ns;
         u.run_cnt += cnt;
-        let name = field("prog_id:").and_then(|id| name_of(u32::try_from(id).ok()?));
-        if name.as_deref().is_some_and(is_kernel_timing) {
+        let name = field("prog_id:")
+            .and_then(|id| name_of(u32::try_from(id).ok()?))
+            .unwrap_or_else(|| "?".into());
+        if is_kernel_timing(&name) {
             u.kernel_timing.add(ns, cnt);
         }
+        u.by_name.entry(name).or_default().add(ns, cnt);
     } else if text.contains("map_type:") {
         u.map_bytes += field("memlock:").unwrap_or(0);
     }
@@ -243,6 +258,25 @@ mod tests {
                     run_cnt: 2,
                     programs: 1
                 },
+                by_name: [
+                    (
+                        "netif_receive_s".to_string(),
+                        ProgSum {
+                            run_time_ns: 200,
+                            run_cnt: 2,
+                            programs: 1
+                        }
+                    ),
+                    (
+                        "sock_send_lengt".to_string(),
+                        ProgSum {
+                            run_time_ns: 1500,
+                            run_cnt: 3,
+                            programs: 1
+                        }
+                    ),
+                ]
+                .into(),
                 map_bytes: 8400896
             }
         );

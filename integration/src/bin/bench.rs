@@ -131,6 +131,19 @@ fn smoke(args: &Args) -> Result<()> {
         o.bpf_kt_runs,
         o.bpf_us_per_request(),
     );
+    for (name, p) in &o.bpf_by_program {
+        println!(
+            "  BPF {name:<16} {:>6.2} runs/request {:>6.0} ns/run {:>6.2} µs/request{}",
+            p.run_cnt as f64 / o.served.max(1) as f64,
+            p.run_time_ns as f64 / p.run_cnt.max(1) as f64,
+            p.run_time_ns as f64 / o.served.max(1) as f64 / 1e3,
+            if procstat::is_kernel_timing(name) {
+                " (kernel timing)"
+            } else {
+                ""
+            }
+        );
+    }
     if o.served == 0 || o.server_completeness() < 0.99 || o.client_completeness() < 0.99 {
         bail!("smoke: completeness below 99%");
     }
