@@ -60,6 +60,7 @@ fn replay(records: &str) -> Json {
             events::Event::TcpState { ts_ns, .. }
             | events::Event::ProcessExec { ts_ns, .. }
             | events::Event::ProcessFork { ts_ns, .. } => *ts_ns,
+            events::Event::Net(s) => s.ts_ns,
         });
         p.on_event(ev, &mut out);
     }

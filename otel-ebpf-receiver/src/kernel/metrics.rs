@@ -122,6 +122,9 @@ impl Instrument {
 
 type Attrs = Vec<(&'static str, String)>;
 
+/// One process's series grouped by instrument, with their OTLP attributes (for [`KernelMetrics::collect`]).
+type ByInstrument<'a> = BTreeMap<Instrument, Vec<(Vec<KeyValue>, &'a Series)>>;
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Key {
     pid: u32,
@@ -358,8 +361,7 @@ impl KernelMetrics {
         if self.series.is_empty() && self.overflow.is_empty() {
             return None;
         }
-        let mut by_pid: BTreeMap<u32, BTreeMap<Instrument, Vec<(Vec<KeyValue>, &Series)>>> =
-            BTreeMap::new();
+        let mut by_pid: BTreeMap<u32, ByInstrument> = BTreeMap::new();
         for (k, s) in &self.series {
             let attrs = k.attrs.iter().map(|(n, v)| kv_str(n, v)).collect();
             by_pid
