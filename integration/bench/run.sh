@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The overhead benchmark (README "Overhead"): release build, then A/B pairs of nginx + wrk
-# (saturation) and nginx + oha (fixed rates), the bpftrace floor and the syscall tax.
+# (saturation) and nginx + oha (fixed rates), the receiver runs capture-only (B-off) and with
+# the kernel timing hooks (B); then the bpftrace floor and the syscall tax.
 # Prints a table; writes bench-report.json (or $BENCH_JSON). Extra arguments go to `bench`
-# (see `bench --help`), e.g. `--pairs 5` or `--soak-secs 600`. Run as root on a quiet machine.
+# (see `bench --help`), e.g. `--pairs 5`, `--no-kernel-timing-ab` or `--soak-secs 600`. Honours
+# CARGO_TARGET_DIR. Run as root on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/setup.sh
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 cargo build --release -p otel-ebpf-receiver -p otel-ebpf-integration --bins
-./target/release/bench --json "${BENCH_JSON:-bench-report.json}" "$@"
+"${CARGO_TARGET_DIR:-target}"/release/bench --json "${BENCH_JSON:-bench-report.json}" "$@"

@@ -6,6 +6,9 @@
 //! exporting over OTLP/gRPC to a counting sink in this process ([`crate::OtlpSink`]), and
 //! optionally `bpftrace` counting syscall tracepoint hits (the floor of the approach).
 //! Runs alternate A (no receiver) / B (receiver) so drift hits both; medians are reported.
+//! B runs twice per pair unless told not to: capture only (`receiver.kernel_timing.enabled:
+//! false`, "B-off") and the default config with the kernel timing hooks ("B", on), in
+//! alternating order, so the hooks' cost is the per-pair difference on − off.
 //! Needs root (probes, bpf_stats), nginx, wrk, oha, perf and bpftrace.
 
 pub mod load;
@@ -45,6 +48,13 @@ pub struct Plan {
     pub syscall_tax: bool,
     /// Receiver `receiver:` section lines (indented two spaces), beyond the port filter.
     pub receiver_yaml: String,
+    /// Also run the receiver with `kernel_timing.enabled: false` in every pair (B-off).
+    pub kernel_timing_ab: bool,
+}
+
+/// `receiver_yaml` plus `kernel_timing.enabled: on` (the `receiver:` section's lines).
+pub fn with_kernel_timing(receiver_yaml: &str, on: bool) -> String {
+    format!("{receiver_yaml}\n  kernel_timing:\n    enabled: {on}\n")
 }
 
 /// What one B run cost and delivered.
@@ -62,6 +72,16 @@ pub struct Observed {
     pub bpf_ns: u64,
     /// BPF program runs during the run.
     pub bpf_runs: u64,
+    /// Of `bpf_ns`: the kernel timing programs' run time (ns).
+    pub bpf_kt_ns: u64,
+    /// Of `bpf_runs`: the kernel timing programs' runs.
+    pub bpf_kt_runs: u64,
+    /// BPF programs the receiver held.
+    pub bpf_programs: u32,
+    /// Of those, kernel timing programs ([`procstat::KERNEL_TIMING_PROGRAMS`]).
+    pub kt_programs: u32,
+    /// Runs and run time during the run per program name (kernel-truncated to 15 bytes).
+    pub bpf_by_program: std::collections::BTreeMap<String, procstat::ProgSum>,
     /// Receiver peak RSS (bytes, VmHWM).
     pub peak_rss: u64,
     /// Memory charged to the receiver's BPF maps (bytes).
@@ -86,6 +106,22 @@ impl Observed {
         (self.cpu_s * 1e9 + self.bpf_ns as f64)
             / (self.server_spans + self.client_spans).max(1) as f64
             / 1000.0
+    }
+    /// µs of receiver (user-space process) CPU per served request.
+    pub fn receiver_us_per_request(&self) -> f64 {
+        self.cpu_s * 1e6 / self.served.max(1) as f64
+    }
+    /// µs of BPF run time (all programs) per served request.
+    pub fn bpf_us_per_request(&self) -> f64 {
+        self.bpf_ns as f64 / self.served.max(1) as f64 / 1000.0
+    }
+    /// µs of the kernel timing programs' run time per served request.
+    pub fn kt_bpf_us_per_request(&self) -> f64 {
+        self.bpf_kt_ns as f64 / self.served.max(1) as f64 / 1000.0
+    }
+    /// µs of the capture programs' (all but kernel timing) run time per served request.
+    pub fn capture_bpf_us_per_request(&self) -> f64 {
+        (self.bpf_ns - self.bpf_kt_ns) as f64 / self.served.max(1) as f64 / 1000.0
     }
     /// SERVER spans ÷ requests served.
     pub fn server_completeness(&self) -> f64 {
@@ -191,6 +227,18 @@ impl Attached {
                 cpu_s: cpu1 - cpu0,
                 bpf_ns: bpf1.run_time_ns - bpf0.run_time_ns,
                 bpf_runs: bpf1.run_cnt - bpf0.run_cnt,
+                bpf_kt_ns: bpf1.kernel_timing.run_time_ns - bpf0.kernel_timing.run_time_ns,
+                bpf_kt_runs: bpf1.kernel_timing.run_cnt - bpf0.kernel_timing.run_cnt,
+                bpf_programs: bpf1.programs,
+                kt_programs: bpf1.kernel_timing.programs,
+                bpf_by_program: bpf1
+                    .by_name
+                    .iter()
+                    .map(|(n, p)| {
+                        let before = bpf0.by_name.get(n).copied().unwrap_or_default();
+                        (n.clone(), p.since(&before))
+                    })
+                    .collect(),
                 peak_rss: procstat::status_bytes(pid, "VmHWM")?,
                 map_bytes: bpf1.map_bytes,
                 kernel_lost,
@@ -249,22 +297,25 @@ impl Drop for Floor {
     }
 }
 
-/// One A/B pair of saturation runs plus the floor.
+/// One A/B pair of saturation runs plus the floor. B = default config (kernel timing on);
+/// B-off = `kernel_timing.enabled: false` (absent with `--no-kernel-timing-ab`).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SatPair {
     pub a: Saturation,
     pub b: Saturation,
     pub b_observed: Observed,
+    pub b_off: Option<(Saturation, Observed)>,
     pub floor: Option<Saturation>,
 }
 
-/// One A/B pair at a fixed rate.
+/// One A/B pair at a fixed rate (B and B-off as in [`SatPair`]).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct FixedPair {
     pub rate: u32,
     pub a: FixedRate,
     pub b: FixedRate,
     pub b_observed: Observed,
+    pub b_off: Option<(FixedRate, Observed)>,
 }
 
 /// Pause between runs so sockets in TIME_WAIT and the page cache settle.

@@ -3,6 +3,8 @@
 //! Input: the pairs measured by the `bench` binary. Output: [`Report`] (serialised as JSON)
 //! and [`Report::table`] (text). Ratios are B/A of medians' pairs: each pair's ratio first,
 //! then the median of the ratios (pairs ran back to back, so drift cancels inside a pair).
+//! The kernel timing hooks' cost is the median of the per-pair differences B − B-off
+//! ([`KernelTimingRow`]); their own BPF programs are also timed directly (by program name).
 
 use super::{FixedPair, Observed, Plan, SatPair};
 
@@ -31,6 +33,124 @@ pub struct RateSummary {
     pub us_per_span: f64,
     pub bpf_us_per_request: f64,
     pub kernel_lost: f64,
+}
+
+/// One receiver configuration at one load: medians over the pairs (ratios against each
+/// pair's A run).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ConfigSummary {
+    /// Achieved req/s ÷ A's.
+    pub throughput_ratio: f64,
+    /// p99 latency ÷ A's (fixed rate only).
+    pub p99_ratio: Option<f64>,
+    /// Receiver CPU + BPF run time per request (µs).
+    pub us_per_request: f64,
+    /// Receiver (user-space process) CPU per request (µs).
+    pub receiver_us_per_request: f64,
+    /// BPF run time per request, all programs (µs).
+    pub bpf_us_per_request: f64,
+    /// BPF run time per request of the kernel timing programs (µs).
+    pub kt_bpf_us_per_request: f64,
+    /// Kernel timing programs the receiver held (most over the pairs).
+    pub kt_programs: u32,
+    pub server_completeness: f64,
+    pub client_completeness: f64,
+    /// Kernel-side losses, summed over the pairs.
+    pub kernel_lost: f64,
+}
+
+/// What the kernel timing hooks cost: medians of the per-pair differences on − off.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct KernelTimingCost {
+    /// Receiver CPU + BPF per request (µs).
+    pub us_per_request: f64,
+    /// Receiver (user-space) CPU per request (µs).
+    pub receiver_us_per_request: f64,
+    /// BPF run time per request, all programs (µs): the hooks plus their work in the capture
+    /// programs (`sock_send_length`, `inet_sock_set_state`).
+    pub bpf_us_per_request: f64,
+    /// Throughput ratio (vs A) difference.
+    pub throughput_ratio: f64,
+    /// p99 ratio (vs A) difference (fixed rate only).
+    pub p99_ratio: Option<f64>,
+}
+
+/// One load (saturation or a fixed rate) with the receiver capture-only (off) and with the
+/// kernel timing hooks (on, the default config).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct KernelTimingRow {
+    /// "saturation" or "fixed N req/s".
+    pub load: String,
+    /// Capture only (absent with `--no-kernel-timing-ab`).
+    pub off: Option<ConfigSummary>,
+    /// Capture + kernel timing.
+    pub on: ConfigSummary,
+    /// on − off (absent without off runs).
+    pub cost: Option<KernelTimingCost>,
+}
+
+/// One receiver run of a pair, reduced to what [`KernelTimingRow`] needs.
+struct Sample<'a> {
+    throughput_ratio: f64,
+    p99_ratio: Option<f64>,
+    o: &'a Observed,
+}
+
+impl ConfigSummary {
+    fn of(v: &[&Sample]) -> Self {
+        let o = |f: fn(&Observed) -> f64| med(v, |s| f(s.o));
+        Self {
+            throughput_ratio: med(v, |s| s.throughput_ratio),
+            p99_ratio: v
+                .iter()
+                .all(|s| s.p99_ratio.is_some())
+                .then(|| med(v, |s| s.p99_ratio.unwrap_or(f64::NAN))),
+            us_per_request: o(Observed::us_per_request),
+            receiver_us_per_request: o(Observed::receiver_us_per_request),
+            bpf_us_per_request: o(Observed::bpf_us_per_request),
+            kt_bpf_us_per_request: o(Observed::kt_bpf_us_per_request),
+            kt_programs: v.iter().map(|s| s.o.kt_programs).max().unwrap_or(0),
+            server_completeness: o(Observed::server_completeness),
+            client_completeness: o(Observed::client_completeness),
+            kernel_lost: v.iter().map(|s| s.o.kernel_lost).sum(),
+        }
+    }
+}
+
+impl KernelTimingRow {
+    /// `pairs`: (on, off) per pair; off is `None` when the pair had no B-off run.
+    fn of(load: String, pairs: &[(Sample, Option<Sample>)]) -> Self {
+        let on: Vec<&Sample> = pairs.iter().map(|p| &p.0).collect();
+        let both: Vec<(&Sample, &Sample)> = pairs
+            .iter()
+            .filter_map(|(on, off)| Some((on, off.as_ref()?)))
+            .collect();
+        let diff = |f: fn(&Observed) -> f64| med(&both, |(on, off)| f(on.o) - f(off.o));
+        Self {
+            load,
+            on: ConfigSummary::of(&on),
+            off: (!both.is_empty()).then(|| {
+                let off: Vec<&Sample> = both.iter().map(|p| p.1).collect();
+                ConfigSummary::of(&off)
+            }),
+            cost: (!both.is_empty()).then(|| KernelTimingCost {
+                us_per_request: diff(Observed::us_per_request),
+                receiver_us_per_request: diff(Observed::receiver_us_per_request),
+                bpf_us_per_request: diff(Observed::bpf_us_per_request),
+                throughput_ratio: med(&both, |(on, off)| {
+                    on.throughput_ratio - off.throughput_ratio
+                }),
+                p99_ratio: both
+                    .iter()
+                    .all(|(on, off)| on.p99_ratio.is_some() && off.p99_ratio.is_some())
+                    .then(|| {
+                        med(&both, |(on, off)| {
+                            on.p99_ratio.unwrap_or(f64::NAN) - off.p99_ratio.unwrap_or(f64::NAN)
+                        })
+                    }),
+            }),
+        }
+    }
 }
 
 /// One target of issue #3 and whether this run met it.
@@ -66,6 +186,8 @@ pub struct Report {
     pub http2: Option<ProtocolRun>,
     /// HTTPS run (wrk → nginx, both OpenSSL, traced by uprobes), if made.
     pub tls: Option<TlsRun>,
+    /// Kernel timing hooks off vs on, per load (saturation first, then the fixed rates).
+    pub kernel_timing: Vec<KernelTimingRow>,
     pub targets: Vec<Target>,
 }
 
@@ -188,11 +310,63 @@ impl Report {
                 }
             })
             .collect();
+        self.kernel_timing.clear();
+        if !self.saturation.is_empty() {
+            let pairs: Vec<(Sample, Option<Sample>)> = self
+                .saturation
+                .iter()
+                .map(|p| {
+                    (
+                        Sample {
+                            throughput_ratio: p.b.rps / p.a.rps,
+                            p99_ratio: None,
+                            o: &p.b_observed,
+                        },
+                        p.b_off.as_ref().map(|(r, o)| Sample {
+                            throughput_ratio: r.rps / p.a.rps,
+                            p99_ratio: None,
+                            o,
+                        }),
+                    )
+                })
+                .collect();
+            let row = KernelTimingRow::of("saturation (wrk)".into(), &pairs);
+            self.kernel_timing.push(row);
+        }
+        for r in &self.rates {
+            let pairs: Vec<(Sample, Option<Sample>)> = self
+                .fixed
+                .iter()
+                .filter(|p| p.rate == r.rate)
+                .map(|p| {
+                    (
+                        Sample {
+                            throughput_ratio: p.b.rps / p.a.rps,
+                            p99_ratio: Some(p.b.p99 / p.a.p99),
+                            o: &p.b_observed,
+                        },
+                        p.b_off.as_ref().map(|(f, o)| Sample {
+                            throughput_ratio: f.rps / p.a.rps,
+                            p99_ratio: Some(f.p99 / p.a.p99),
+                            o,
+                        }),
+                    )
+                })
+                .collect();
+            let row = KernelTimingRow::of(format!("fixed {} req/s (oha)", r.rate), &pairs);
+            self.kernel_timing.push(row);
+        }
         let all = self
             .saturation
             .iter()
             .map(|p| &p.b_observed)
-            .chain(self.fixed.iter().map(|p| &p.b_observed));
+            .chain(
+                self.saturation
+                    .iter()
+                    .filter_map(|p| Some(&p.b_off.as_ref()?.1)),
+            )
+            .chain(self.fixed.iter().map(|p| &p.b_observed))
+            .chain(self.fixed.iter().filter_map(|p| Some(&p.b_off.as_ref()?.1)));
         for o in all {
             self.peak_rss_bytes = self.peak_rss_bytes.max(o.peak_rss);
             self.bpf_map_bytes = self.bpf_map_bytes.max(o.map_bytes);
@@ -346,6 +520,7 @@ impl Report {
                 t.bpf_us_per_request
             );
         }
+        s += &self.kernel_timing_table();
         s += &format!(
             "peak RSS {:.1} MB; BPF maps {:.1} MB\n\n",
             self.peak_rss_bytes as f64 / 1e6,
@@ -360,6 +535,70 @@ impl Report {
                 t.measured,
                 if t.met { "yes" } else { "NO" }
             );
+        }
+        s
+    }
+}
+
+impl Report {
+    /// The kernel timing section of the table: one line per load and configuration, then the
+    /// cost (on − off). Empty without runs.
+    pub fn kernel_timing_table(&self) -> String {
+        if self.kernel_timing.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from(
+            "\nkernel timing hooks (B-off = kernel_timing.enabled: false, capture only; B-on = \
+             default, capture + kernel timing; medians over the pairs, µs per request served):\n",
+        );
+        s += &format!(
+            "{:<26} {:<8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>5}\n",
+            "load",
+            "receiver",
+            "thr ×A",
+            "p99 ×A",
+            "total µs",
+            "user µs",
+            "BPF µs",
+            "kt BPF µs",
+            "server",
+            "client",
+            "lost",
+            "kt p"
+        );
+        let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.3}"));
+        for row in &self.kernel_timing {
+            for (name, c) in [("B-off", row.off.as_ref()), ("B-on", Some(&row.on))] {
+                let Some(c) = c else { continue };
+                s += &format!(
+                    "{:<26} {:<8} {:>7.3} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7.2}% {:>7.2}% {:>6} {:>5}\n",
+                    row.load,
+                    name,
+                    c.throughput_ratio,
+                    ratio(c.p99_ratio),
+                    c.us_per_request,
+                    c.receiver_us_per_request,
+                    c.bpf_us_per_request,
+                    c.kt_bpf_us_per_request,
+                    c.server_completeness * 100.0,
+                    c.client_completeness * 100.0,
+                    c.kernel_lost,
+                    c.kt_programs
+                );
+            }
+            if let Some(k) = &row.cost {
+                s += &format!(
+                    "{:<26} {:<8} {:>+7.3} {:>7} {:>+9.2} {:>+9.2} {:>+9.2} {:>9.2}   (kernel timing cost)\n",
+                    row.load,
+                    "on − off",
+                    k.throughput_ratio,
+                    k.p99_ratio.map_or("-".to_string(), |r| format!("{r:+.3}")),
+                    k.us_per_request,
+                    k.receiver_us_per_request,
+                    k.bpf_us_per_request,
+                    row.on.kt_bpf_us_per_request,
+                );
+            }
         }
         s
     }
@@ -406,6 +645,7 @@ mod tests {
                 p999: 1e-3,
             },
             b_observed: obs(1000, spans, 0.002),
+            b_off: None,
         };
         let mut r = Report {
             fixed: vec![fixed(1e-3, 1.05e-3, 1000), fixed(1e-3, 1.5e-3, 1000)],
@@ -419,6 +659,7 @@ mod tests {
                     rps: 60.0,
                 },
                 b_observed: obs(60, 60, 0.0),
+                b_off: None,
                 floor: None,
             }],
             ..Report::default()
@@ -441,5 +682,70 @@ mod tests {
         assert!(met("CPU per exported span"));
         assert!(!met("throughput ratio"));
         assert!(r.table().contains("NO"));
+        // No B-off runs: the kernel timing rows have the on side only.
+        assert_eq!(r.kernel_timing.len(), 2);
+        assert!(
+            r.kernel_timing
+                .iter()
+                .all(|k| k.off.is_none() && k.cost.is_none())
+        );
+    }
+
+    #[test]
+    fn kernel_timing_cost() {
+        let sat = |a: f64, on: f64, off: f64, on_cpu: f64, kt_ns: u64| SatPair {
+            a: Saturation {
+                requests: 1000,
+                rps: a,
+            },
+            b: Saturation {
+                requests: 1000,
+                rps: on,
+            },
+            // 1000 served; on: `on_cpu` s of receiver CPU, 3 ms of BPF of which `kt_ns` hooks.
+            b_observed: Observed {
+                bpf_ns: 3_000_000,
+                bpf_kt_ns: kt_ns,
+                kt_programs: 10,
+                ..obs(1000, 1000, on_cpu)
+            },
+            b_off: Some((
+                Saturation {
+                    requests: 1000,
+                    rps: off,
+                },
+                Observed {
+                    bpf_ns: 2_000_000,
+                    ..obs(1000, 1000, 0.005)
+                },
+            )),
+            floor: None,
+        };
+        let mut r = Report {
+            saturation: vec![
+                sat(100.0, 50.0, 60.0, 0.006, 500_000),
+                sat(100.0, 55.0, 60.0, 0.007, 700_000),
+                sat(100.0, 40.0, 60.0, 0.009, 600_000),
+            ],
+            ..Report::default()
+        };
+        r.summarise();
+        let k = &r.kernel_timing[0];
+        let off = k.off.as_ref().unwrap();
+        let cost = k.cost.as_ref().unwrap();
+        assert!((off.throughput_ratio - 0.6).abs() < 1e-9);
+        assert!((k.on.throughput_ratio - 0.5).abs() < 1e-9);
+        assert!((off.bpf_us_per_request - 2.0).abs() < 1e-9);
+        assert_eq!(off.kt_bpf_us_per_request, 0.0);
+        assert!((k.on.kt_bpf_us_per_request - 0.6).abs() < 1e-9);
+        assert_eq!(k.on.kt_programs, 10);
+        // Per-pair differences: throughput −0.10, −0.05, −0.20; receiver +1, +2, +4 µs.
+        assert!((cost.throughput_ratio + 0.10).abs() < 1e-9);
+        assert!((cost.receiver_us_per_request - 2.0).abs() < 1e-9);
+        assert!((cost.bpf_us_per_request - 1.0).abs() < 1e-9);
+        assert!((cost.us_per_request - 3.0).abs() < 1e-9);
+        assert!(cost.p99_ratio.is_none());
+        let t = r.table();
+        assert!(t.contains("B-off") && t.contains("on − off"), "{t}");
     }
 }

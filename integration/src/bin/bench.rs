@@ -1,13 +1,15 @@
 //! `bench`: the overhead benchmark of issue #3 (see README "Overhead").
 //!
-//! Runs nginx + wrk/oha alternately without (A) and with (B) the release receiver, the
-//! bpftrace floor and the syscall tax, then prints a table and writes JSON. `--smoke` is the
-//! CI version: one B run at a low fixed rate, failing below 99% completeness. Root only.
+//! Runs nginx + wrk/oha alternately without (A) and with the release receiver, capture only
+//! (B-off, `kernel_timing.enabled: false`) and with the kernel timing hooks (B, the default),
+//! the bpftrace floor and the syscall tax, then prints a table and writes JSON. `--smoke` is
+//! the CI version: one B run (default config) at a low fixed rate, failing below 99%
+//! completeness. Root only.
 
 use anyhow::{Result, bail};
 use clap::Parser;
 use otel_ebpf_integration::bench::{
-    self, Attached, FixedPair, Floor, Plan, SatPair, load,
+    self, Attached, FixedPair, Floor, Observed, Plan, SatPair, load,
     nginx::Nginx,
     procstat,
     report::{Machine, Report, SyscallTax},
@@ -41,9 +43,14 @@ struct Args {
     /// Skip the syscall tax measurement.
     #[arg(long)]
     no_syscall_tax: bool,
-    /// Extra `receiver:` lines for the receiver config (e.g. "  capture_bytes: 512").
+    /// Extra `receiver:` lines for the receiver config (e.g. "  capture_bytes: 512"); no
+    /// `kernel_timing` section unless with `--no-kernel-timing-ab`.
     #[arg(long, default_value = "")]
     receiver_yaml: String,
+    /// Skip the capture-only receiver runs (B-off, `kernel_timing.enabled: false`): B runs
+    /// only with the config as given (kernel timing on by default). Quicker.
+    #[arg(long)]
+    no_kernel_timing_ab: bool,
     /// Where to write the JSON report.
     #[arg(long, default_value = "bench-report.json")]
     json: std::path::PathBuf,
@@ -104,7 +111,8 @@ fn smoke(args: &Args) -> Result<()> {
     })?;
     println!(
         "smoke: {} req/s for {} s: {} served, {} SERVER spans ({:.2}%), {} CLIENT spans ({:.2}%), \
-         kernel lost {}, {:.2} µs CPU/span (receiver {:.3} s, BPF {:.3} s over {} runs), p99 {:.3} ms",
+         kernel lost {}, {:.2} µs CPU/span (receiver {:.3} s, BPF {:.3} s over {} runs), p99 {:.3} ms; \
+         kernel timing BPF {:.3} µs/request ({} programs, {} runs; all BPF {:.3} µs/request)",
         args.smoke_rate,
         args.fixed_secs,
         o.served,
@@ -118,7 +126,24 @@ fn smoke(args: &Args) -> Result<()> {
         o.bpf_ns as f64 / 1e9,
         o.bpf_runs,
         fr.p99 * 1e3,
+        o.kt_bpf_us_per_request(),
+        o.kt_programs,
+        o.bpf_kt_runs,
+        o.bpf_us_per_request(),
     );
+    for (name, p) in &o.bpf_by_program {
+        println!(
+            "  BPF {name:<16} {:>6.2} runs/request {:>6.0} ns/run {:>6.2} µs/request{}",
+            p.run_cnt as f64 / o.served.max(1) as f64,
+            p.run_time_ns as f64 / p.run_cnt.max(1) as f64,
+            p.run_time_ns as f64 / o.served.max(1) as f64 / 1e3,
+            if procstat::is_kernel_timing(name) {
+                " (kernel timing)"
+            } else {
+                ""
+            }
+        );
+    }
     if o.served == 0 || o.server_completeness() < 0.99 || o.client_completeness() < 0.99 {
         bail!("smoke: completeness below 99%");
     }
@@ -184,7 +209,11 @@ fn full(args: &Args) -> Result<()> {
         floor: !args.no_floor,
         syscall_tax: !args.no_syscall_tax,
         receiver_yaml: args.receiver_yaml.clone(),
+        kernel_timing_ab: !args.no_kernel_timing_ab,
     };
+    if plan.kernel_timing_ab && args.receiver_yaml.contains("kernel_timing") {
+        bail!("--receiver-yaml sets kernel_timing: add --no-kernel-timing-ab (the A/B sets it)");
+    }
     let nginx = Nginx::start(SERVER_CPU)?;
     let u = url(&nginx);
     if plan.syscall_tax {
@@ -210,12 +239,9 @@ fn full(args: &Args) -> Result<()> {
     for i in 0..plan.pairs {
         let a = load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)?;
         bench::pause();
-        let att = Attached::start(nginx.port, &args.receiver_yaml);
-        let (b, o) = att.measure(&nginx, || {
+        let ((b, o), b_off) = b_runs(&nginx, &plan, i, || {
             load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)
         })?;
-        drop(att);
-        bench::pause();
         let floor = if plan.floor {
             let f = Floor::start()?;
             let r = load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)?;
@@ -226,19 +252,23 @@ fn full(args: &Args) -> Result<()> {
             None
         };
         eprintln!(
-            "pair {i} saturation: A {:.0} B {:.0} floor {:?} req/s; B spans {}/{} of {} served; lost {}",
+            "pair {i} saturation: A {:.0} B {:.0} B-off {:?} floor {:?} req/s; B spans {}/{} of {} served; \
+             lost {}; kernel timing BPF {:.2} µs/request",
             a.rps,
             b.rps,
+            b_off.as_ref().map(|f| f.0.rps as u64),
             floor.as_ref().map(|f| f.rps as u64),
             o.server_spans,
             o.client_spans,
             o.served,
-            o.kernel_lost
+            o.kernel_lost,
+            o.kt_bpf_us_per_request()
         );
         rep.saturation.push(SatPair {
             a,
             b,
             b_observed: o,
+            b_off,
             floor,
         });
     }
@@ -255,26 +285,29 @@ fn full(args: &Args) -> Result<()> {
         for i in 0..plan.pairs {
             let a = load::oha(&u, CLIENT_CPU, rate, plan.fixed_conns, plan.fixed_secs)?;
             bench::pause();
-            let att = Attached::start(nginx.port, &args.receiver_yaml);
-            let (b, o) = att.measure(&nginx, || {
+            let ((b, o), b_off) = b_runs(&nginx, &plan, i, || {
                 load::oha(&u, CLIENT_CPU, rate, plan.fixed_conns, plan.fixed_secs)
             })?;
-            drop(att);
-            bench::pause();
             eprintln!(
-                "pair {i} fixed {rate}: p99 A {:.3} B {:.3} ms; spans {}/{} of {}; {:.2} µs/span",
+                "pair {i} fixed {rate}: p99 A {:.3} B {:.3} B-off {} ms; spans {}/{} of {}; {:.2} µs/span; \
+                 kernel timing BPF {:.2} µs/request",
                 a.p99 * 1e3,
                 b.p99 * 1e3,
+                b_off
+                    .as_ref()
+                    .map_or("-".into(), |f| format!("{:.3}", f.0.p99 * 1e3)),
                 o.server_spans,
                 o.client_spans,
                 o.served,
-                o.us_per_span()
+                o.us_per_span(),
+                o.kt_bpf_us_per_request()
             );
             rep.fixed.push(FixedPair {
                 rate,
                 a,
                 b,
                 b_observed: o,
+                b_off,
             });
         }
     }
@@ -326,6 +359,51 @@ fn full(args: &Args) -> Result<()> {
     std::fs::write(&args.json, serde_json::to_string_pretty(&rep)?)?;
     eprintln!("JSON report: {}", args.json.display());
     Ok(())
+}
+
+/// The receiver runs of pair `i`: B (kernel timing on, or the config as given without the
+/// A/B) and, with the A/B, B-off (capture only) — off first in even pairs, on first in odd
+/// ones, so drift does not always favour one. Each starts its own receiver; `load` runs once
+/// per configuration.
+#[allow(clippy::type_complexity)]
+fn b_runs<T>(
+    nginx: &Nginx,
+    plan: &Plan,
+    i: u32,
+    load: impl Fn() -> Result<T>,
+) -> Result<((T, Observed), Option<(T, Observed)>)> {
+    let order: &[bool] = match (plan.kernel_timing_ab, i % 2) {
+        (false, _) => &[true],
+        (true, 0) => &[false, true],
+        (true, _) => &[true, false],
+    };
+    let (mut on_run, mut off_run) = (None, None);
+    for &on in order {
+        let yaml = if plan.kernel_timing_ab {
+            bench::with_kernel_timing(&plan.receiver_yaml, on)
+        } else {
+            plan.receiver_yaml.clone()
+        };
+        let att = Attached::start(nginx.port, &yaml);
+        let r = att.measure(nginx, &load)?;
+        drop(att);
+        bench::pause();
+        if !on && r.1.kt_programs > 0 {
+            bail!(
+                "kernel_timing.enabled: false but the receiver held {} kernel timing programs",
+                r.1.kt_programs
+            );
+        }
+        if on && plan.kernel_timing_ab && r.1.kt_programs == 0 {
+            eprintln!("warning: kernel timing on but no kernel timing program found (kernel?)");
+        }
+        if on {
+            on_run = Some(r);
+        } else {
+            off_run = Some(r);
+        }
+    }
+    Ok((on_run.expect("B ran"), off_run))
 }
 
 /// UTC time of the run, RFC 3339 to the second.
