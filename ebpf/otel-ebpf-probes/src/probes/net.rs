@@ -14,6 +14,9 @@
 //!
 //! TCP health (retransmits, resets, drops, connect/accept/close) is in `health.rs`.
 //!
+//! Pure ACKs (no payload, no SYN/FIN/RST) are not timed: that halves the per-packet work and
+//! keeps the timing to the packets that carry requests and responses.
+//!
 //! Limits: per-skb state lives in LRU maps (bounded; a state evicted under pressure loses one
 //! sample). Skbs merged into another in the receive queue (TCP coalescing) report with the
 //! skb they were merged into. Segments a qdisc cuts from a GSO skb (tbf) take its queue time.
@@ -231,6 +234,42 @@ pub(super) fn packet_event(kind: NetKind, skb: u64, src_local: bool, ts: u64) ->
     Some(e)
 }
 
+const TCP_FLAGS_SYN_FIN_RST: u8 = 0x07;
+
+/// Whether an outgoing TCP skb carries no payload and no SYN/FIN/RST (a pure ACK: not timed,
+/// which keeps the per-packet cost to packets that carry requests and responses). At
+/// `net_dev_queue` `skb->data` is the MAC header and `skb->len` counts from it.
+#[inline(always)]
+fn is_pure_ack(skb: u64) -> bool {
+    let len: u32 = skb_field(skb, conf!(off_skb_len));
+    let head: u64 = skb_field(skb, conf!(off_skb_head));
+    let data: u64 = skb_field(skb, conf!(off_skb_data));
+    let th: u16 = skb_field(skb, conf!(off_skb_transport_header));
+    let tcp = head + th as u64;
+    if th == 0xffff || tcp < data {
+        return false;
+    }
+    let Some(h) = read_k::<[u8; 2]>(tcp, 12) else {
+        return false;
+    };
+    let headers = (tcp - data) + ((h[0] >> 4) as u64) * 4;
+    len as u64 <= headers && h[1] & TCP_FLAGS_SYN_FIN_RST == 0
+}
+
+/// [`is_pure_ack`] for an incoming IPv4 packet whose IP header is at `ip`.
+#[inline(always)]
+fn is_pure_ack_ipv4(ip: u64) -> bool {
+    let Some(h) = read_k::<[u8; 4]>(ip, 0) else {
+        return false;
+    };
+    let ihl = ((h[0] & 0xf) as u64) * 4;
+    let total = u16::from_be_bytes([h[2], h[3]]) as u64;
+    let Some(t) = read_k::<[u8; 2]>(ip + ihl, 12) else {
+        return false;
+    };
+    total <= ihl + ((t[0] >> 4) as u64) * 4 && t[1] & TCP_FLAGS_SYN_FIN_RST == 0
+}
+
 /// Called by the data path for a write on a tracked socket: remembers data the write left in
 /// the socket's send queue (sent later, when cwnd/rwnd/pacing allow).
 #[inline(always)]
@@ -275,7 +314,7 @@ pub fn net_dev_queue(ctx: RawTracePointContext) -> i32 {
     }
     let skb: u64 = ctx.arg(0);
     let sk: u64 = skb_field(skb, conf!(off_skb_sk));
-    if tracked(sk).is_none() {
+    if tracked(sk).is_none() || is_pure_ack(skb) {
         return 0;
     }
     let t = now();
@@ -377,7 +416,7 @@ pub fn netif_receive_skb(ctx: RawTracePointContext) -> i32 {
     } else {
         None
     };
-    if l4 != Some(IPPROTO_TCP as u8) {
+    if l4 != Some(IPPROTO_TCP as u8) || (proto == ETH_P_IP && is_pure_ack_ipv4(data)) {
         return 0;
     }
     let st = RxSkb {
