@@ -112,6 +112,7 @@ fn load(cfg: &Config) -> anyhow::Result<Probes> {
         ring_buffer_bytes: cfg.receiver.ring_buffer_bytes,
         filters: KernelFilters::from_config(&cfg.receiver.filters),
         net_timing: cfg.receiver.kernel_timing.enabled,
+        net_layers: cfg.receiver.kernel_timing.enabled && cfg.receiver.kernel_timing.layers,
     })?)
 }
 

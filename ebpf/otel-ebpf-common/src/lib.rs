@@ -293,7 +293,7 @@ pub struct ProbeConfig {
     /// this many bytes wait in the ring buffer, with BPF_RB_FORCE_WAKEUP from then on (the
     /// consumer also polls on a timer). 0 = the kernel's default (wake when caught up).
     pub wakeup_bytes: u32,
-    /// Non-zero: per-layer network timing and TCP health hooks run ([`NetEvent`]s are sent).
+    /// [`NET_HEALTH`] | [`NET_LAYERS`]: which network hooks run ([`NetEvent`]s are sent).
     pub net_timing: u32,
     /// Offsets (bytes) in `struct sk_buff` (BTF): `sk`, `tstamp`, `len`, `head`, `data`,
     /// `protocol`, `network_header`, `transport_header`.
@@ -316,6 +316,11 @@ pub struct ProbeConfig {
     pub drop_not_dropped_yet: u32,
     pub drop_consumed: u32,
 }
+
+/// `net_timing`: TCP health (retransmits, resets, drops, connect/accept/close).
+pub const NET_HEALTH: u32 = 1;
+/// `net_timing`: per-skb layer timing (the six per-packet hooks, the send socket layer).
+pub const NET_LAYERS: u32 = 2;
 
 /// Number of [`Syscall`] values.
 pub const SYSCALL_COUNT: usize = 9;

@@ -7,8 +7,9 @@
 //! optionally `bpftrace` counting syscall tracepoint hits (the floor of the approach).
 //! Runs alternate A (no receiver) / B (receiver) so drift hits both; medians are reported.
 //! B runs twice per pair unless told not to: capture only (`receiver.kernel_timing.enabled:
-//! false`, "B-off") and the default config with the kernel timing hooks ("B", on), in
-//! alternating order, so the hooks' cost is the per-pair difference on − off.
+//! false`, "B-off") and with every kernel timing hook (`enabled: true`, `layers: true`, "B",
+//! on), in alternating order, so the hooks' cost is the per-pair difference on − off. The
+//! other runs use the default config (TCP health hooks on, per-packet layer timing off).
 //! Needs root (probes, bpf_stats), nginx, wrk, oha, perf and bpftrace.
 
 pub mod load;
@@ -52,9 +53,10 @@ pub struct Plan {
     pub kernel_timing_ab: bool,
 }
 
-/// `receiver_yaml` plus `kernel_timing.enabled: on` (the `receiver:` section's lines).
+/// `receiver_yaml` plus `kernel_timing.enabled: on` and `layers: on` (the `receiver:`
+/// section's lines).
 pub fn with_kernel_timing(receiver_yaml: &str, on: bool) -> String {
-    format!("{receiver_yaml}\n  kernel_timing:\n    enabled: {on}\n")
+    format!("{receiver_yaml}\n  kernel_timing:\n    enabled: {on}\n    layers: {on}\n")
 }
 
 /// What one B run cost and delivered.

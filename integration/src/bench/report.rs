@@ -549,7 +549,8 @@ impl Report {
         }
         let mut s = String::from(
             "\nkernel timing hooks (B-off = kernel_timing.enabled: false, capture only; B-on = \
-             default, capture + kernel timing; medians over the pairs, µs per request served):\n",
+             enabled + layers, capture + TCP health + per-packet layer timing; medians over the \
+             pairs, µs per request served):\n",
         );
         s += &format!(
             "{:<26} {:<8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>5}\n",

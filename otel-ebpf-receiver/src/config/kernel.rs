@@ -16,9 +16,15 @@ use super::null_as_default;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelTimingConfig {
-    /// Attach the skb/net/tcp tracepoints (default on). Off: those hooks are not attached and
-    /// no TCP anomaly is reported.
+    /// Attach the TCP health tracepoints (default on): retransmits, resets, drops (`kfree_skb`),
+    /// connect / accept / close. They fire on rare events, so they cost little. Off: no kernel
+    /// network hook is attached and no TCP anomaly is reported.
     pub enabled: bool,
+    /// Also time every data-carrying skb through the kernel's layers (default off; needs
+    /// `enabled`): `net_dev_queue`, `net_dev_start_xmit`, `net_dev_xmit`,
+    /// `netif_receive_skb`, `tcp_probe`, `skb_copy_datagram_iovec` — per-layer histograms, RTT
+    /// and the span attributes. Six hooks per packet: see the README's "Overhead" for the cost.
+    pub layers: bool,
     /// TCP health anomaly rules (`receiver.kernel_timing.anomalies:`).
     #[serde(deserialize_with = "null_as_default")]
     pub anomalies: AnomalyConfig,
@@ -28,6 +34,7 @@ impl Default for KernelTimingConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            layers: false,
             anomalies: AnomalyConfig::default(),
         }
     }

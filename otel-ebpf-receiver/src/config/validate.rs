@@ -50,6 +50,12 @@ impl Config {
         )?;
         check_filters(&r.filters)?;
         check_anomalies(&r.kernel_timing.anomalies)?;
+        if r.kernel_timing.layers && !r.kernel_timing.enabled {
+            return fail(
+                "receiver.kernel_timing.layers",
+                "needs receiver.kernel_timing.enabled: true",
+            );
+        }
         check_exporters(&self.exporters)?;
         let t = &self.telemetry;
         check_address("telemetry.health_address", &t.health_address)?;

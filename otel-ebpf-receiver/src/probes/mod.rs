@@ -18,7 +18,8 @@ use aya::programs::{RawTracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use otel_ebpf_common::{
     COUNTER_COUNT, FILTER_EXCLUDE, FILTER_INCLUDE, FILTER_PIDS_EXCLUDE, FILTER_PIDS_INCLUDE,
-    FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE, MAX_CAPTURE, ProbeConfig, SYSCALL_COUNT,
+    FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE, MAX_CAPTURE, NET_HEALTH, NET_LAYERS, ProbeConfig,
+    SYSCALL_COUNT,
 };
 
 /// The BPF object built by build.rs.
@@ -48,8 +49,9 @@ pub const RAW_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
 ];
 
 /// Network timing and TCP health raw tracepoints (each optional: attached only with
-/// `receiver.kernel_timing.enabled`; a missing one is logged once and degrades the breakdown,
-/// see [`crate::kernel::plan`]): (name, argument types read, minimum Linux version).
+/// `receiver.kernel_timing.enabled`, the per-packet ones in [`LAYER_TRACEPOINTS`] only with
+/// `receiver.kernel_timing.layers` too; a missing one is logged once and degrades the
+/// breakdown, see [`crate::kernel::plan`]): (name, argument types read, minimum Linux version).
 pub const NET_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
     ("net_dev_queue", &["struct sk_buff *"], "3.9"),
     (
@@ -95,6 +97,16 @@ pub const NET_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
         "6.10",
     ),
     ("tcp_receive_reset", &["struct sock *"], "4.15"),
+];
+
+/// The per-packet hooks of [`NET_TRACEPOINTS`] (layer timing, `receiver.kernel_timing.layers`).
+pub const LAYER_TRACEPOINTS: [&str; 6] = [
+    "net_dev_queue",
+    "net_dev_start_xmit",
+    "net_dev_xmit",
+    "netif_receive_skb",
+    "tcp_probe",
+    "skb_copy_datagram_iovec",
 ];
 
 /// Uprobe programs of the object (loaded at start-up, attached per file by
@@ -153,8 +165,10 @@ pub struct LoadOptions {
     pub ring_buffer_bytes: u32,
     /// Filters applied in the kernel (what is filtered never reaches the ring buffer).
     pub filters: KernelFilters,
-    /// Attach the network timing / TCP health hooks ([`NET_TRACEPOINTS`]).
+    /// Attach the TCP health hooks ([`NET_TRACEPOINTS`] but [`LAYER_TRACEPOINTS`]).
     pub net_timing: bool,
+    /// Attach the per-packet layer timing hooks ([`LAYER_TRACEPOINTS`]) too.
+    pub net_layers: bool,
 }
 
 /// The part of `receiver.filters` the probes can apply themselves: pids and ports.
@@ -282,9 +296,10 @@ fn net_config(
     cfg: &mut ProbeConfig,
     kbtf: &btf::KernelBtf,
     reasons: &netbtf::ReasonNames,
+    layers: bool,
 ) -> Result<(), btf::BtfError> {
     let o = netbtf::NetOffsets::resolve(kbtf)?;
-    cfg.net_timing = 1;
+    cfg.net_timing = NET_HEALTH | if layers { NET_LAYERS } else { 0 };
     cfg.off_skb_sk = o.skb_sk;
     cfg.off_skb_tstamp = o.skb_tstamp;
     cfg.off_skb_len = o.skb_len;
@@ -447,6 +462,9 @@ impl Probes {
             let offers = net_offers(&kbtf);
             net.plan = crate::kernel::plan::plan(&offers);
             for tp in NET_TRACEPOINTS {
+                if LAYER_TRACEPOINTS.contains(&tp.0) && !opts.net_layers {
+                    continue;
+                }
                 if offers.tracepoints.contains(&tp.0) {
                     offered.push(*tp);
                 } else {
@@ -457,7 +475,7 @@ impl Probes {
                     );
                 }
             }
-            if let Err(e) = net_config(&mut cfg, &kbtf, &net.reasons) {
+            if let Err(e) = net_config(&mut cfg, &kbtf, &net.reasons, opts.net_layers) {
                 log::warn!("kernel network timing off: {e}");
             }
         }
@@ -498,6 +516,24 @@ impl Probes {
         if cfg.net_timing != 0 {
             net.attached = attach_optional(&mut ebpf, &offered);
             net.enabled = !net.attached.is_empty();
+            // What is not attached is not in use, whatever the kernel offers.
+            for h in net.plan.iter_mut() {
+                let used = match h.target {
+                    Some(t) if h.chosen == crate::kernel::plan::Mechanism::Tracepoint => {
+                        net.attached.contains(&t) || RAW_TRACEPOINTS.iter().any(|r| r.0 == t)
+                    }
+                    _ => true,
+                };
+                if !used {
+                    h.note = if opts.net_layers {
+                        format!("{} not attached", h.target.unwrap_or("?"))
+                    } else {
+                        "off (receiver.kernel_timing.layers: false)".into()
+                    };
+                    h.chosen = crate::kernel::plan::Mechanism::None;
+                    h.target = None;
+                }
+            }
             log::info!(
                 "kernel network timing: {} of {} hooks attached; plan:\n{}",
                 net.attached.len(),

@@ -100,7 +100,7 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
 /// owned from its start), else 0.
 #[inline(always)]
 pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u32 {
-    if !net_on() {
+    if !health_on() {
         return 0;
     }
     let t = now();

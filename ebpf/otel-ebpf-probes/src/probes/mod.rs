@@ -66,8 +66,8 @@ use otel_ebpf_common::{
     AF_INET, AF_INET6, CONNECT_FAILED, CONNECT_OK, CONNECT_REFUSED, Counter, Direction,
     EventHeader, EventKind, FILTER_EXCLUDE, FILTER_INCLUDE, FILTER_PIDS_EXCLUDE,
     FILTER_PIDS_INCLUDE, FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE, HEADER_LEN, IPPROTO_TCP,
-    MAX_CAPTURE, MAX_IOVECS, NOT_MEASURED, NetEvent, NetKind, ProbeConfig, SYSCALL_COUNT, SockRole,
-    Syscall, TlsSource, tls_fn,
+    MAX_CAPTURE, MAX_IOVECS, NET_HEALTH, NET_LAYERS, NOT_MEASURED, NetEvent, NetKind, ProbeConfig,
+    SYSCALL_COUNT, SockRole, Syscall, TlsSource, tls_fn,
 };
 
 /// Start-up configuration; user space rewrites it (`.rodata`) before load.

@@ -81,9 +81,16 @@ const MAX_TSTAMP_AGE_NS: u64 = 10_000_000_000;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 
+/// Per-skb layer timing is on (`NET_LAYERS`).
 #[inline(always)]
 pub(super) fn net_on() -> bool {
-    conf!(net_timing) != 0
+    conf!(net_timing) & NET_LAYERS != 0
+}
+
+/// TCP health is on (`NET_HEALTH`).
+#[inline(always)]
+pub(super) fn health_on() -> bool {
+    conf!(net_timing) & NET_HEALTH != 0
 }
 
 #[inline(always)]

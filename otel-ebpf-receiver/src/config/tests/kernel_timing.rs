@@ -157,3 +157,16 @@ fn logs_endpoint_is_a_url() {
         );
     }
 }
+
+#[test]
+fn layers_are_off_by_default_and_need_enabled() {
+    assert!(!Config::default().receiver.kernel_timing.layers);
+    assert!(DEFAULT_YAML.contains("    layers: false\n"));
+    let c = parse("receiver:\n  kernel_timing:\n    layers: true\n");
+    assert!(c.receiver.kernel_timing.layers && c.receiver.kernel_timing.enabled);
+    assert_err(
+        "receiver:\n  kernel_timing:\n    enabled: false\n    layers: true\n",
+        "receiver.kernel_timing.layers",
+        "needs receiver.kernel_timing.enabled",
+    );
+}
