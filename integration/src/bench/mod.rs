@@ -6,10 +6,10 @@
 //! exporting over OTLP/gRPC to a counting sink in this process ([`crate::OtlpSink`]), and
 //! optionally `bpftrace` counting syscall tracepoint hits (the floor of the approach).
 //! Runs alternate A (no receiver) / B (receiver) so drift hits both; medians are reported.
-//! B runs twice per pair unless told not to: capture only (`receiver.kernel_timing.enabled:
-//! false`, "B-off") and with every kernel timing hook (`enabled: true`, `layers: true`, "B",
-//! on), in alternating order, so the hooks' cost is the per-pair difference on − off. The
-//! other runs use the default config (TCP health hooks on, per-packet layer timing off).
+//! B runs twice per pair unless told not to: the default config ("B-off": capture + TCP
+//! health hooks, `receiver.kernel_timing.layers: false`) and with the per-packet layer timing
+//! hooks too (`layers: true`, "B", on), in alternating order, so the layer hooks' cost is the
+//! per-pair difference on − off. The other runs use the default config.
 //! Needs root (probes, bpf_stats), nginx, wrk, oha, perf and bpftrace.
 
 pub mod load;
@@ -49,14 +49,15 @@ pub struct Plan {
     pub syscall_tax: bool,
     /// Receiver `receiver:` section lines (indented two spaces), beyond the port filter.
     pub receiver_yaml: String,
-    /// Also run the receiver with `kernel_timing.enabled: false` in every pair (B-off).
+    /// Run the receiver both with the default config (B-off) and with `kernel_timing.layers:
+    /// true` (B) in every pair.
     pub kernel_timing_ab: bool,
 }
 
-/// `receiver_yaml` plus `kernel_timing.enabled: on` and `layers: on` (the `receiver:`
-/// section's lines).
+/// `receiver_yaml` plus `kernel_timing.layers: on` (the `receiver:` section's lines; TCP
+/// health stays at its default, on).
 pub fn with_kernel_timing(receiver_yaml: &str, on: bool) -> String {
-    format!("{receiver_yaml}\n  kernel_timing:\n    enabled: {on}\n    layers: {on}\n")
+    format!("{receiver_yaml}\n  kernel_timing:\n    layers: {on}\n")
 }
 
 /// What one B run cost and delivered.
@@ -300,7 +301,7 @@ impl Drop for Floor {
 }
 
 /// One A/B pair of saturation runs plus the floor. B = default config (kernel timing on);
-/// B-off = `kernel_timing.enabled: false` (absent with `--no-kernel-timing-ab`).
+/// B-off = the default config, layer timing off (absent with `--no-kernel-timing-ab`).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SatPair {
     pub a: Saturation,

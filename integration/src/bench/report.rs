@@ -548,9 +548,9 @@ impl Report {
             return String::new();
         }
         let mut s = String::from(
-            "\nkernel timing hooks (B-off = kernel_timing.enabled: false, capture only; B-on = \
-             enabled + layers, capture + TCP health + per-packet layer timing; medians over the \
-             pairs, µs per request served):\n",
+            "\nkernel timing hooks (B-off = default config: capture + TCP health hooks; B-on = \
+             + kernel_timing.layers: true, the six per-packet layer hooks; medians over the \
+             pairs, µs per request served; 'kt' = all kernel timing programs):\n",
         );
         s += &format!(
             "{:<26} {:<8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>5}\n",
