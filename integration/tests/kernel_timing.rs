@@ -198,16 +198,23 @@ fn random_drops_show_as_netfilter_drops_and_retransmits() {
     pair.drop_random_input(Side::Client, 5, PORT);
     let retrans0 = netns::netstat_counter(pair.server_ns(), "TcpRetransSegs");
     let url = format!("http://{}:{PORT}/bytes/2000000", pair.server_ip());
+    let client = pair.client_ip().to_string();
+    let to_client = |a: &[KeyValue]| attr_is(a, "network.peer.address", &client);
+    let retransmits = || counter(&sink, "otel_ebpf.tcp.retransmits", to_client);
+    // Loss is random: download until an output drop happened and a data segment was
+    // retransmitted (a lost SYN-ACK is retransmitted too, counted by the kernel but not a
+    // `tcp_retransmit_skb`), giving the metrics a moment to arrive.
     for _ in 0..20 {
         let out = netns::curl_in(
             pair.client_ns(),
             &["-s", "-o", "/dev/null", "-m", "30", &url],
         );
         assert!(out.status.success(), "{out:?}");
-        if pair.dropped_packets(Side::Server) > 0
-            && netns::netstat_counter(pair.server_ns(), "TcpRetransSegs") > retrans0
-        {
-            break;
+        if pair.dropped_packets(Side::Server) > 0 {
+            std::thread::sleep(Duration::from_millis(1200));
+            if retransmits() > 0 {
+                break;
+            }
         }
     }
     let nft = pair.dropped_packets(Side::Server) + pair.dropped_packets(Side::Client);
@@ -217,7 +224,6 @@ fn random_drops_show_as_netfilter_drops_and_retransmits() {
         "no loss happened: nft {nft}, retrans {retrans}"
     );
     let nf = |a: &[KeyValue]| attr_is(a, "otel_ebpf.kernel.drop_reason", "NETFILTER_DROP");
-    let client = pair.client_ip().to_string();
     let seen = || counter(&sink, "otel_ebpf.kernel.drops", nf);
     let nft_now = || pair.dropped_packets(Side::Server) + pair.dropped_packets(Side::Client);
     // Closing handshakes may still lose a packet after the last download: compare once both
@@ -240,9 +246,10 @@ fn random_drops_show_as_netfilter_drops_and_retransmits() {
     );
     // Every packet nft dropped went through kfree_skb with the netfilter reason, once.
     assert_eq!(s, n);
-    let to_client = |a: &[KeyValue]| attr_is(a, "network.peer.address", &client);
-    let r = counter(&sink, "otel_ebpf.tcp.retransmits", to_client);
-    // One tracepoint hit per retransmitted skb; nstat counts segments (a skb may hold several).
+    let retrans = netns::netstat_counter(pair.server_ns(), "TcpRetransSegs") - retrans0;
+    let r = retransmits();
+    // One tracepoint hit per retransmitted skb; nstat counts segments (a skb may hold several,
+    // and SYN-ACK retransmits are segments too).
     assert!(
         r > 0 && r as u64 <= retrans,
         "retransmits {r}, kernel segments {retrans}"
