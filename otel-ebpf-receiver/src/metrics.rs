@@ -28,11 +28,12 @@
 use crate::enrich::ProcessResource;
 use crate::span::{ObservedSpan, find_attr, kv, kv_str};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
     metric,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use otel_ebpf_semconv::metric::{
     DURATION_UNIT, HTTP_CLIENT_REQUEST_DURATION, HTTP_DURATION_BUCKETS,
@@ -238,19 +239,7 @@ impl HttpMetrics {
                 .into_iter()
                 .filter_map(|(name, desc, inst)| inst.metric(name, desc, now_unix_ns))
                 .collect();
-                ResourceMetrics {
-                    resource: Some(p.resource.resource.clone()),
-                    scope_metrics: vec![ScopeMetrics {
-                        scope: Some(InstrumentationScope {
-                            name: value::SDK_NAME.into(),
-                            version: env!("CARGO_PKG_VERSION").into(),
-                            ..Default::default()
-                        }),
-                        metrics,
-                        schema_url: String::new(),
-                    }],
-                    schema_url: String::new(),
-                }
+                resource_metrics(Some(p.resource.resource.clone()), metrics)
             })
             .collect();
         Some(ExportMetricsServiceRequest { resource_metrics })
@@ -405,6 +394,22 @@ impl Hist {
             max: Some(self.max_s),
             ..Default::default()
         }
+    }
+}
+
+/// One `ResourceMetrics` with this receiver's scope (shared with [`crate::kernel::metrics`]).
+pub(crate) fn resource_metrics(
+    resource: Option<Resource>,
+    metrics: Vec<Metric>,
+) -> ResourceMetrics {
+    ResourceMetrics {
+        resource,
+        scope_metrics: vec![ScopeMetrics {
+            scope: Some(crate::export::batch::scope()),
+            metrics,
+            schema_url: String::new(),
+        }],
+        schema_url: String::new(),
     }
 }
 

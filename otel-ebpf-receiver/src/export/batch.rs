@@ -23,7 +23,8 @@ pub(crate) const SCOPE_NAME: &str = "otel-ebpf-receiver";
 /// Instrumentation scope version (this crate's version).
 pub(crate) const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn scope() -> InstrumentationScope {
+/// The instrumentation scope of everything this receiver exports (spans, metrics, logs).
+pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: SCOPE_NAME.into(),
         version: SCOPE_VERSION.into(),

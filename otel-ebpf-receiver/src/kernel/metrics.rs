@@ -12,18 +12,19 @@
 
 use super::event::{ConnectResult, NetSample};
 use crate::enrich::ProcessResource;
+use crate::metrics::resource_metrics;
 use crate::probes::netbtf::ReasonNames;
 use crate::span::{kv, kv_str};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum, metric,
+    number_data_point,
 };
 use otel_ebpf_common::{NetKind, SockRole};
 use otel_ebpf_semconv::anomaly::TYPE as ANOMALY_TYPE;
+use otel_ebpf_semconv::attribute as attr;
 use otel_ebpf_semconv::kernel::{TCP_STATES, attribute as kattr, layer, metric as m};
-use otel_ebpf_semconv::{attribute as attr, value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -352,17 +353,13 @@ impl KernelMetrics {
         }
     }
 
-    /// Adds `n` anomalies of type `kind` (counted under pid 0 with the host resource `res`).
-    pub fn record_anomalies(
+    /// Counts one anomaly of type `kind` (under pid 0 with the host resource `res`).
+    pub fn record_anomaly(
         &mut self,
         res: &Arc<ProcessResource>,
         kind: &'static str,
-        n: u64,
         now_unix_ns: u64,
     ) {
-        if n == 0 {
-            return;
-        }
         let key = Key {
             pid: 0,
             inst: Instrument::Anomalies,
@@ -370,9 +367,6 @@ impl KernelMetrics {
             label: Label::Anomaly(kind),
         };
         self.add(res, key, 1.0, now_unix_ns);
-        if let Some(s) = self.series.get_mut(&key) {
-            s.count += n - 1;
-        }
     }
 
     /// Replaces the reason names (known once the probes are loaded).
@@ -416,19 +410,10 @@ impl KernelMetrics {
                     .iter()
                     .filter_map(|i| insts.get(i).map(|pts| metric_of(*i, pts, now_unix_ns)))
                     .collect();
-                ResourceMetrics {
-                    resource: self.resources.get(&pid).map(|r| r.resource.clone()),
-                    scope_metrics: vec![ScopeMetrics {
-                        scope: Some(InstrumentationScope {
-                            name: value::SDK_NAME.into(),
-                            version: env!("CARGO_PKG_VERSION").into(),
-                            ..Default::default()
-                        }),
-                        metrics,
-                        schema_url: String::new(),
-                    }],
-                    schema_url: String::new(),
-                }
+                resource_metrics(
+                    self.resources.get(&pid).map(|r| r.resource.clone()),
+                    metrics,
+                )
             })
             .collect();
         Some(ExportMetricsServiceRequest { resource_metrics })

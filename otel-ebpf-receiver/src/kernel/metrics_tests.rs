@@ -143,7 +143,9 @@ fn health_counters_carry_reason_direction_state_and_role() {
         &sample(NetKind::Closed, 0, [None; 4], 1, "10.0.0.4"),
         1,
     );
-    km.record_anomalies(&res, "tcp.reset_storm", 3, 1);
+    for _ in 0..3 {
+        km.record_anomaly(&res, "tcp.reset_storm", 1);
+    }
     let req = km.collect(2).unwrap();
     let count = |name: &str, key: &str, val: &str| -> i64 {
         find(&req, name)

@@ -63,7 +63,7 @@ pub fn logs_source(
         let found = detector.lock().ok()?.poll(Clock::monotonic_now_ns());
         if let Ok(mut k) = kmetrics.lock() {
             for a in &found {
-                k.record_anomalies(&host, a.kind.name(), 1, unix_now);
+                k.record_anomaly(&host, a.kind.name(), unix_now);
             }
         }
         anomaly::logs_request(&found, &host.resource, unix_now)

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use otel_ebpf_semconv::{anomaly as names, resource as res, value};
@@ -131,11 +131,7 @@ pub fn logs_request(
     if anomalies.is_empty() {
         return None;
     }
-    let scope = InstrumentationScope {
-        name: value::SDK_NAME.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        ..Default::default()
-    };
+    let scope = crate::export::batch::scope();
     Some(ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(resource.clone()),
