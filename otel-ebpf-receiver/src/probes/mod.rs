@@ -335,12 +335,13 @@ pub struct NetStatus {
 pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
     use crate::kernel::plan::{KernelOffers, POINTS};
     let funcs: Vec<&'static str> = POINTS.iter().filter_map(|p| p.function).collect();
+    // One pass over kallsyms (~120k lines) for all the functions of the plan.
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-    let in_kallsyms = |f: &str| {
-        kallsyms
-            .lines()
-            .any(|l| l.split_whitespace().nth(2) == Some(f))
-    };
+    let in_kallsyms: std::collections::HashSet<&str> = kallsyms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|name| funcs.contains(name))
+        .collect();
     let mut tracepoints: Vec<&'static str> = Vec::new();
     for (name, args, _) in RAW_TRACEPOINTS.iter().chain(NET_TRACEPOINTS) {
         if kbtf.expect_raw_tracepoint(name, args).is_ok() {
@@ -354,7 +355,11 @@ pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
         ),
         kprobe: std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists(),
         btf_funcs: funcs.iter().copied().filter(|f| kbtf.has_func(f)).collect(),
-        kallsyms: funcs.iter().copied().filter(|f| in_kallsyms(f)).collect(),
+        kallsyms: funcs
+            .iter()
+            .copied()
+            .filter(|f| in_kallsyms.contains(f))
+            .collect(),
         tracepoints,
     }
 }

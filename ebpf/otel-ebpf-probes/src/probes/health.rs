@@ -69,20 +69,14 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     if reason == conf!(drop_not_dropped_yet) || reason == conf!(drop_consumed) {
         return 0;
     }
-    let mut sk: u64 = skb_field(skb, conf!(off_skb_sk));
-    if sk == 0 {
-        sk = ctx.arg(3); // rx_sk (Linux ≥ 6.11): the socket a received packet was for
-    }
+    let owner: u64 = skb_field(skb, conf!(off_skb_sk));
+    // rx_sk (Linux ≥ 6.11): the socket a received packet was for.
+    let sk: u64 = if owner != 0 { owner } else { ctx.arg(3) };
     let t = now();
     let e = match tracked(sk) {
         Some(c) => Some(conn_event(NetKind::Drop, &c, t)),
         // Owned by a local socket: outgoing (its source is local); else incoming.
-        None => packet_event(
-            NetKind::Drop,
-            skb,
-            skb_field::<u64>(skb, conf!(off_skb_sk)) != 0,
-            t,
-        ),
+        None => packet_event(NetKind::Drop, skb, owner != 0, t),
     };
     let Some(mut e) = e else {
         return 0;
