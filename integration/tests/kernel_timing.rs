@@ -8,7 +8,7 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    HistogramDataPoint, metric::Data, number_data_point,
+    HistogramDataPoint, Metric, metric::Data, number_data_point,
 };
 use otel_ebpf_integration::netns::{self, NetPair, Side};
 use otel_ebpf_integration::{OtlpSink, Receiver, Span, serial};
@@ -36,21 +36,26 @@ fn latest(sink: &OtlpSink, name: &str) -> Option<ExportMetricsServiceRequest> {
     })
 }
 
+/// The metrics named `name` in the newest export that has them.
+fn metrics_named(sink: &OtlpSink, name: &str) -> Vec<Metric> {
+    latest(sink, name)
+        .into_iter()
+        .flat_map(|req| req.resource_metrics)
+        .flat_map(|rm| rm.scope_metrics)
+        .flat_map(|s| s.metrics)
+        .filter(|m| m.name == name)
+        .collect()
+}
+
 /// Sum of counter `name` over the points whose attributes satisfy `pred`.
 fn counter(sink: &OtlpSink, name: &str, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
-    let Some(req) = latest(sink, name) else {
-        return 0;
-    };
-    req.resource_metrics
-        .iter()
-        .flat_map(|rm| &rm.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .filter(|m| m.name == name)
-        .filter_map(|m| match &m.data {
-            Some(Data::Sum(s)) => Some(s),
+    metrics_named(sink, name)
+        .into_iter()
+        .filter_map(|m| match m.data {
+            Some(Data::Sum(s)) => Some(s.data_points),
             _ => None,
         })
-        .flat_map(|s| &s.data_points)
+        .flatten()
         .filter(|p| pred(&p.attributes))
         .map(|p| match p.value {
             Some(number_data_point::Value::AsInt(v)) => v,
@@ -65,19 +70,13 @@ fn hist(
     name: &str,
     pred: impl Fn(&[KeyValue]) -> bool,
 ) -> Vec<HistogramDataPoint> {
-    let Some(req) = latest(sink, name) else {
-        return Vec::new();
-    };
-    req.resource_metrics
-        .iter()
-        .flat_map(|rm| &rm.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .filter(|m| m.name == name)
-        .filter_map(|m| match &m.data {
-            Some(Data::Histogram(h)) => Some(h),
+    metrics_named(sink, name)
+        .into_iter()
+        .filter_map(|m| match m.data {
+            Some(Data::Histogram(h)) => Some(h.data_points),
             _ => None,
         })
-        .flat_map(|h| h.data_points.clone())
+        .flatten()
         .filter(|p| pred(&p.attributes))
         .collect()
 }
