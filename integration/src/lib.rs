@@ -186,9 +186,14 @@ impl Receiver {
 }
 
 impl Drop for Receiver {
+    /// Stops the receiver and removes its temporary directory (config and stdout), so test
+    /// runs leave nothing in /tmp.
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             self.stop();
+        }
+        if let Some(dir) = self.stdout_path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -29,21 +29,26 @@ func main() {
 "#;
 
 /// Paths of the Go client built normally and with `-ldflags=-s -w` (stripped: no `.symtab`,
-/// no DWARF), built once per test run into a temporary directory. Panics with a clear
-/// message when `go` is missing (scripts/setup.sh installs golang-go).
+/// no DWARF), built once per test process into one fixed temporary directory (reused by
+/// later runs, so test runs do not leave a copy each). Each build writes a file named after
+/// the process and renames it into place, so concurrent test processes never see half a
+/// binary. Panics with a clear message when `go` is missing (scripts/setup.sh installs
+/// golang-go).
 pub fn go_clients() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("otel-ebpf-tls-go-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("otel-ebpf-tls-go");
         std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("main.go");
+        let pid = std::process::id();
+        let src = dir.join(format!("main-{pid}.go"));
         std::fs::write(&src, GO_CLIENT).unwrap();
         let build = |out: &Path, extra: &[&str]| {
+            let tmp = out.with_extension(pid.to_string());
             let status = Command::new("go")
                 .arg("build")
                 .args(extra)
                 .arg("-o")
-                .arg(out)
+                .arg(&tmp)
                 .arg(&src)
                 .current_dir(&dir)
                 .env("GO111MODULE", "off")
@@ -53,11 +58,13 @@ pub fn go_clients() -> &'static (PathBuf, PathBuf) {
                     panic!("`go` is needed for the Go TLS tests (apt-get install golang-go, see scripts/setup.sh): {e}")
                 });
             assert!(status.success(), "go build {extra:?} failed");
+            std::fs::rename(&tmp, out).unwrap();
         };
         let normal = dir.join("client");
         let stripped = dir.join("client-stripped");
         build(&normal, &[]);
         build(&stripped, &["-ldflags=-s -w"]);
+        let _ = std::fs::remove_file(&src);
         (normal, stripped)
     })
 }
