@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod h2work;
+pub mod metrics;
 pub mod netns;
 pub mod sink;
 pub mod workload;

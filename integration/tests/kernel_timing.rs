@@ -5,90 +5,13 @@
 //!
 //! Run as root: `cargo test -p otel-ebpf-integration --test kernel_timing -- --test-threads=1`.
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    HistogramDataPoint, Metric, metric::Data, number_data_point,
-};
+use otel_ebpf_integration::metrics::{attr, attr_is, counter, hist, wait_for};
 use otel_ebpf_integration::netns::{self, NetPair, Side};
 use otel_ebpf_integration::{OtlpSink, Receiver, Span, serial};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 18_480;
-
-fn attr<'a>(a: &'a [KeyValue], k: &str) -> Option<&'a Value> {
-    a.iter()
-        .find(|x| x.key == k)
-        .and_then(|x| x.value.as_ref()?.value.as_ref())
-}
-
-fn attr_is(a: &[KeyValue], k: &str, v: &str) -> bool {
-    matches!(attr(a, k), Some(Value::StringValue(s)) if s == v)
-}
-
-/// The newest export that has metric `name` (cumulative: the newest has the totals).
-fn latest(sink: &OtlpSink, name: &str) -> Option<ExportMetricsServiceRequest> {
-    sink.metrics().into_iter().rev().find(|r| {
-        r.resource_metrics
-            .iter()
-            .flat_map(|rm| &rm.scope_metrics)
-            .any(|s| s.metrics.iter().any(|m| m.name == name))
-    })
-}
-
-/// The metrics named `name` in the newest export that has them.
-fn metrics_named(sink: &OtlpSink, name: &str) -> Vec<Metric> {
-    latest(sink, name)
-        .into_iter()
-        .flat_map(|req| req.resource_metrics)
-        .flat_map(|rm| rm.scope_metrics)
-        .flat_map(|s| s.metrics)
-        .filter(|m| m.name == name)
-        .collect()
-}
-
-/// Sum of counter `name` over the points whose attributes satisfy `pred`.
-fn counter(sink: &OtlpSink, name: &str, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
-    metrics_named(sink, name)
-        .into_iter()
-        .filter_map(|m| match m.data {
-            Some(Data::Sum(s)) => Some(s.data_points),
-            _ => None,
-        })
-        .flatten()
-        .filter(|p| pred(&p.attributes))
-        .map(|p| match p.value {
-            Some(number_data_point::Value::AsInt(v)) => v,
-            _ => 0,
-        })
-        .sum()
-}
-
-/// Histogram points of `name` whose attributes satisfy `pred`.
-fn hist(
-    sink: &OtlpSink,
-    name: &str,
-    pred: impl Fn(&[KeyValue]) -> bool,
-) -> Vec<HistogramDataPoint> {
-    metrics_named(sink, name)
-        .into_iter()
-        .filter_map(|m| match m.data {
-            Some(Data::Histogram(h)) => Some(h.data_points),
-            _ => None,
-        })
-        .flatten()
-        .filter(|p| pred(&p.attributes))
-        .collect()
-}
-
-/// Polls until `cond` holds (metrics arrive every second) or panics with `what`.
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The receiver with TCP health only (the default) or with per-packet layer timing too.
 fn start(sink: &OtlpSink, layers: bool) -> Receiver {

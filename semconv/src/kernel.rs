@@ -20,6 +20,15 @@ pub mod metric {
     /// Histogram (s): outgoing connect, SYN_SENT → ESTABLISHED (or → CLOSE with `error.type`
     /// `connection_refused` / `connect_failed`); attribute `network.peer.address`.
     pub const CONNECT_DURATION: &str = "otel_ebpf.tcp.connect.duration";
+    /// Histogram (s): incoming connection's handshake on the server, SYN-ACK sent → final ACK
+    /// (ESTABLISHED): the kernel's first RTT sample of the connection (`tcp_sock.srtt_us` at
+    /// `sock:inet_sock_set_state` SYN_RECV → ESTABLISHED; SYN → SYN-ACK is the same softirq).
+    /// Under the resource of the process listening on the port (known from its `listen()`, or
+    /// from /proc at start-up); attribute `network.peer.address`. Not the wait in the accept
+    /// queue (ESTABLISHED → `accept()` returned): that needs a hook in `accept()` (a syscall
+    /// tracepoint slows every syscall of the host; fentry/kprobe on `inet_csk_accept` is not
+    /// built).
+    pub const ACCEPT_DURATION: &str = "otel_ebpf.tcp.accept.duration";
     /// Histogram (s): smoothed RTT (`tcp_sock.srtt_us`) sampled with each received skb.
     pub const SRTT: &str = "otel_ebpf.tcp.srtt";
     /// Counter ({segment}): retransmitted segments (`tcp:tcp_retransmit_skb`).
@@ -30,7 +39,8 @@ pub mod metric {
     /// Counter ({packet}): TCP packets dropped by the kernel, by `otel_ebpf.kernel.drop_reason`.
     pub const DROPS: &str = "otel_ebpf.kernel.drops";
     /// Counter ({connection}): connections opened, `otel_ebpf.tcp.role` = client (connect
-    /// succeeded) or server (accepted).
+    /// succeeded, under the connecting process) or server (accepted, under the listening
+    /// process).
     pub const CONNECTIONS_OPENED: &str = "otel_ebpf.tcp.connections.opened";
     /// Counter ({connection}): connections closed, by `otel_ebpf.tcp.state` (the state left for
     /// TCP_CLOSE: ESTABLISHED = aborted/reset, SYN_SENT = connect failed, LAST_ACK /

@@ -311,6 +311,11 @@ pub struct ProbeConfig {
     pub off_tcp_snd_cwnd: u32,
     pub off_tcp_write_seq: u32,
     pub off_tcp_snd_nxt: u32,
+    /// Offset (bytes) of the `struct net *` in `struct sock` (`__sk_common.skc_net.net`) and
+    /// of the network namespace's inode number in `struct net` (`ns.inum`), BTF: the key of
+    /// [`listener_key`].
+    pub off_sk_net: u32,
+    pub off_net_ns_inum: u32,
     /// Values of `enum skb_drop_reason` (BTF) that are not drops: `SKB_NOT_DROPPED_YET`,
     /// `SKB_CONSUMED` (`u32::MAX` when this kernel lacks one).
     pub drop_not_dropped_yet: u32,
@@ -365,7 +370,11 @@ pub enum NetKind {
     /// CLOSE): `d[0]` = duration from SYN_SENT (ns), `aux` = [`CONNECT_OK`] /
     /// [`CONNECT_FAILED`] / [`CONNECT_REFUSED`].
     Connect = 7,
-    /// A connection was accepted (SYN_RECV → ESTABLISHED); `pid` is not known yet (softirq).
+    /// A connection was accepted (SYN_RECV → ESTABLISHED, in softirq): `pid` = the process
+    /// that listens on its port in its network namespace (the `LISTENERS` map; 0 = not
+    /// known), `d[0]` = the handshake's SYN-ACK → final ACK time (ns, the kernel's first RTT
+    /// sample of the connection, `tcp_sock.srtt_us`; [`NOT_MEASURED`] when the kernel took no
+    /// sample, e.g. a syncookie handshake).
     Accepted = 8,
     /// A tracked connection reached TCP_CLOSE; `aux` = the state it left (`TCP_*` value).
     Closed = 9,
@@ -386,6 +395,13 @@ impl NetKind {
             _ => return None,
         })
     }
+}
+
+/// Key of the probes' `LISTENERS` map (listening port → listening process): the network
+/// namespace's inode number (`/proc/<pid>/ns/net`, `net.ns.inum`) in the high 32 bits, the
+/// local port in the low 16.
+pub const fn listener_key(netns_inum: u32, port: u16) -> u64 {
+    ((netns_inum as u64) << 32) | port as u64
 }
 
 /// [`NetKind::Connect`] results (`aux`).

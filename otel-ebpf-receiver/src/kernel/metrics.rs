@@ -38,6 +38,7 @@ pub enum Instrument {
     SendDuration,
     ReceiveDuration,
     ConnectDuration,
+    AcceptDuration,
     Srtt,
     Retransmits,
     Resets,
@@ -48,10 +49,11 @@ pub enum Instrument {
 }
 
 impl Instrument {
-    const ALL: [Instrument; 10] = [
+    const ALL: [Instrument; 11] = [
         Self::SendDuration,
         Self::ReceiveDuration,
         Self::ConnectDuration,
+        Self::AcceptDuration,
         Self::Srtt,
         Self::Retransmits,
         Self::Resets,
@@ -80,6 +82,12 @@ impl Instrument {
                 m::CONNECT_DURATION,
                 m::UNIT_SECONDS,
                 "Duration of outgoing TCP connects.",
+                true,
+            ),
+            Self::AcceptDuration => (
+                m::ACCEPT_DURATION,
+                m::UNIT_SECONDS,
+                "Handshake of incoming TCP connections (SYN-ACK sent to final ACK).",
                 true,
             ),
             Self::Srtt => (
@@ -342,6 +350,14 @@ impl KernelMetrics {
             NetKind::Accepted => {
                 let k = key(Instrument::Opened, Label::Role(SockRole::Server as u8));
                 self.add(res, k, 1.0, now);
+                if let Some(ns) = s.d[0] {
+                    self.add(
+                        res,
+                        key(Instrument::AcceptDuration, Label::None),
+                        secs(ns),
+                        now,
+                    );
+                }
             }
             NetKind::Closed => {
                 let k = key(

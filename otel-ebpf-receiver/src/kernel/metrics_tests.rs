@@ -267,3 +267,43 @@ fn series_are_bounded_with_an_overflow_series() {
     );
     assert!(KernelMetrics::new(5, reasons()).collect(1).is_none());
 }
+
+#[test]
+fn accepts_count_as_server_opens_and_time_the_handshake_when_measured() {
+    let mut km = KernelMetrics::new(100, reasons());
+    let res = test_resource(42, "web");
+    // A 2 ms handshake, a 30 µs one, and a syncookie one (no RTT sample): 3 opens, 2 times.
+    for d in [Some(2_000_000), Some(30_000), None] {
+        let mut s = sample(NetKind::Accepted, 42, [d, None, None, None], 0, "10.0.0.9");
+        s.role = SockRole::Server;
+        km.record(&res, &s, 1);
+    }
+    let req = km.collect(2).unwrap();
+    let h = find(&req, "otel_ebpf.tcp.accept.duration");
+    assert_eq!(h.len(), 1);
+    let Some(Data::Histogram(h)) = &h[0].data else {
+        panic!("not a histogram: {:?}", h[0]);
+    };
+    let p = &h.data_points[0];
+    assert_eq!(p.count, 2);
+    assert!((p.sum.unwrap() - 0.00203).abs() < 1e-12, "{:?}", p.sum);
+    assert_eq!(p.max, Some(0.002));
+    assert_eq!(
+        attr_of(&p.attributes, "network.peer.address").as_deref(),
+        Some("10.0.0.9")
+    );
+    let opened: Vec<_> = find(&req, "otel_ebpf.tcp.connections.opened")
+        .iter()
+        .filter_map(|m| match &m.data {
+            Some(Data::Sum(s)) => Some(s.data_points.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(
+        attr_of(&opened[0].attributes, "otel_ebpf.tcp.role").as_deref(),
+        Some("server")
+    );
+    assert_eq!(opened[0].value, Some(number_data_point::Value::AsInt(3)));
+}

@@ -161,11 +161,18 @@ pub const POINTS: &[Point] = &[
         without: "no received-reset counts, refused connects count as failed",
     },
     Point {
-        what: "connect/accept/close",
+        what: "connect/listen/accept/close",
         function: None,
         tracepoint: Some("inet_sock_set_state"),
         implemented: TP,
         without: "no connection metrics",
+    },
+    Point {
+        what: "accept: returned to the application",
+        function: Some("inet_csk_accept"),
+        tracepoint: None,
+        implemented: &[],
+        without: "accept-queue wait (ESTABLISHED → accept()) not measured",
     },
 ];
 

@@ -9,6 +9,7 @@
 
 pub mod btf;
 pub mod check;
+pub mod listeners;
 pub mod netbtf;
 pub mod tracefs;
 pub mod uprobes;
@@ -312,6 +313,8 @@ fn net_config(
     cfg.off_tcp_snd_cwnd = o.tcp_snd_cwnd;
     cfg.off_tcp_write_seq = o.tcp_write_seq;
     cfg.off_tcp_snd_nxt = o.tcp_snd_nxt;
+    cfg.off_sk_net = o.sk_net;
+    cfg.off_net_ns_inum = o.net_ns_inum;
     cfg.drop_not_dropped_yet = reasons.drop_value("NOT_DROPPED_YET").unwrap_or(u32::MAX);
     cfg.drop_consumed = reasons.drop_value("CONSUMED").unwrap_or(u32::MAX);
     Ok(())
@@ -538,6 +541,12 @@ impl Probes {
                     h.chosen = crate::kernel::plan::Mechanism::None;
                     h.target = None;
                 }
+            }
+            match listeners::seed(&mut ebpf, std::process::id()) {
+                Ok(n) => log::info!("kernel network timing: {n} existing listening sockets"),
+                Err(e) => log::warn!(
+                    "kernel network timing: existing listeners not read ({e}); accepts of servers started before the receiver have no process"
+                ),
             }
             log::info!(
                 "kernel network timing: {} of {} hooks attached; plan:\n{}",

@@ -26,6 +26,10 @@ pub struct NetOffsets {
     pub tcp_snd_cwnd: u32,
     pub tcp_write_seq: u32,
     pub tcp_snd_nxt: u32,
+    /// `sock.__sk_common.skc_net.net` (`struct net *`) and `net.ns.inum` (the network
+    /// namespace's inode number, as in `/proc/<pid>/ns/net`).
+    pub sk_net: u32,
+    pub net_ns_inum: u32,
 }
 
 impl NetOffsets {
@@ -46,6 +50,8 @@ impl NetOffsets {
             tcp_snd_cwnd: tcp("snd_cwnd")?,
             tcp_write_seq: tcp("write_seq")?,
             tcp_snd_nxt: tcp("snd_nxt")?,
+            sk_net: btf.offset("sock", &["__sk_common", "skc_net", "net"])?,
+            net_ns_inum: btf.offset("net", &["ns", "inum"])?,
         })
     }
 }

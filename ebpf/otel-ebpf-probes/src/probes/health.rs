@@ -1,7 +1,7 @@
 //! TCP health (only while `CONFIG.net_timing` is set): `tcp_retransmit_skb`,
 //! `tcp_send_reset` (also without a socket: a RST to a closed port, its tuple from the packet
 //! that caused it), `tcp_receive_reset`, `kfree_skb` with its drop reason (TCP packets only),
-//! and connect / accept / close from `inet_sock_set_state` (called from `sched.rs`).
+//! and connect / listen / accept / close from `inet_sock_set_state` (called from `sched.rs`).
 
 use super::net::*;
 use super::*;
@@ -89,12 +89,16 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `inet_sock_set_state` part of net timing: connect start (CLOSE → SYN_SENT) and end, accepts
-/// and closes. Returns the connecting process for SYN_SENT → ESTABLISHED (so the connection is
-/// owned from its start), else 0.
+/// `inet_sock_set_state` part of net timing: connect start (CLOSE → SYN_SENT) and end, listens
+/// (→ LISTEN, LISTEN → CLOSE), accepts and closes. Returns the connecting process for
+/// SYN_SENT → ESTABLISHED (so the connection is owned from its start), else 0.
 #[inline(always)]
 pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u32 {
     if !health_on() {
+        return 0;
+    }
+    if new == TCP_LISTEN || old == TCP_LISTEN {
+        on_listen(sk, new == TCP_LISTEN);
         return 0;
     }
     let t = now();
@@ -145,11 +149,52 @@ pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u3
         return 0;
     }
     if new == TCP_ESTABLISHED && old == TCP_SYN_RECV {
-        submit_net(&conn_event(NetKind::Accepted, c, t));
+        let mut e = conn_event(NetKind::Accepted, c, t);
+        if let Some(tgid) = unsafe { LISTENERS.get(&listener_key(netns_inum(sk), c.lport)) } {
+            if !pid_allowed(*tgid) || *tgid == conf!(own_tgid) {
+                return 0;
+            }
+            e.pid = *tgid;
+        }
+        // The first RTT sample, taken from the request's SYN-ACK time just before this
+        // transition (`tcp_synack_rtt_meas`): the handshake as the server saw it.
+        let srtt: u32 = skb_field(sk, conf!(off_tcp_srtt_us));
+        if srtt != 0 {
+            e.d[0] = (srtt >> 3) as u64 * 1000;
+        }
+        submit_net(&e);
     } else if new == TCP_CLOSE && (c.confirmed != 0 || c.tgid != 0) {
         let mut e = conn_event(NetKind::Closed, c, t);
         e.aux = old as u32;
         submit_net(&e);
     }
     0
+}
+
+/// The network namespace (inode number) of `sk`; 0 when unreadable.
+#[inline(always)]
+fn netns_inum(sk: u64) -> u32 {
+    let net: u64 = skb_field(sk, conf!(off_sk_net));
+    if net == 0 {
+        return 0;
+    }
+    skb_field(net, conf!(off_net_ns_inum))
+}
+
+/// → LISTEN (`listen()`, in the owner's context): the current process listens on the port.
+/// LISTEN → CLOSE by the owner: forget it (another listener on the port, e.g. with
+/// SO_REUSEPORT in another process, keeps its own entry).
+#[inline(always)]
+fn on_listen(sk: u64, listening: bool) {
+    let port = read_k::<u16>(sk, conf!(off_skc_num)).unwrap_or(0);
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if port == 0 || tgid == 0 {
+        return;
+    }
+    let key = listener_key(netns_inum(sk), port);
+    if listening {
+        let _ = LISTENERS.insert(&key, &tgid, 0);
+    } else if unsafe { LISTENERS.get(&key) }.is_some_and(|t| *t == tgid) {
+        let _ = LISTENERS.remove(&key);
+    }
 }

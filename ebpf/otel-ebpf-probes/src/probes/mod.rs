@@ -67,7 +67,7 @@ use otel_ebpf_common::{
     EventHeader, EventKind, FILTER_EXCLUDE, FILTER_INCLUDE, FILTER_PIDS_EXCLUDE,
     FILTER_PIDS_INCLUDE, FILTER_PORTS_EXCLUDE, FILTER_PORTS_INCLUDE, HEADER_LEN, IPPROTO_TCP,
     MAX_CAPTURE, MAX_IOVECS, NET_HEALTH, NET_LAYERS, NOT_MEASURED, NetEvent, NetKind, ProbeConfig,
-    SYSCALL_COUNT, SockRole, Syscall, TlsSource, tls_fn,
+    SYSCALL_COUNT, SockRole, Syscall, TlsSource, listener_key, tls_fn,
 };
 
 /// Start-up configuration; user space rewrites it (`.rodata`) before load.
@@ -115,6 +115,8 @@ static CONFIG: ProbeConfig = ProbeConfig {
     off_tcp_snd_cwnd: 0,
     off_tcp_write_seq: 0,
     off_tcp_snd_nxt: 0,
+    off_sk_net: 0,
+    off_net_ns_inum: 0,
     drop_not_dropped_yet: u32::MAX,
     drop_consumed: u32::MAX,
 };
@@ -174,6 +176,7 @@ static CONN_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
+const TCP_LISTEN: i32 = 10;
 const TCP_CLOSE: i32 = 7;
 const MSG_PEEK: i32 = 2;
 

@@ -70,9 +70,15 @@ pub(super) static RX_SKB: LruHashMap<u64, RxSkb> = LruHashMap::with_max_entries(
 /// Key: `struct sock` address.
 #[map]
 pub(super) static CONNECTING: LruHashMap<u64, Connecting> = LruHashMap::with_max_entries(16384, 0);
+/// Listening port → listening process (tgid), key [`listener_key`]: written at →LISTEN (the
+/// `listen()` call runs in the owner's context) and seeded by user space at start-up with the
+/// listeners that already exist; read when a connection is accepted in softirq.
+#[map]
+pub(super) static LISTENERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
 /// Data left unsent by the latest write, per socket: [sk] → [end sequence (`write_seq`),
 /// time of the write (ns)].
 #[map]
+
 static SEND_Q: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(65536, 0);
 
 /// Longest a `skb->tstamp` may lie in the past to be taken as this transmit's TCP time (ns);

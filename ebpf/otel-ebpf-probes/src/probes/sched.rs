@@ -10,11 +10,13 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     let old = ctx.arg::<u64>(1) as i32;
     let new = ctx.arg::<u64>(2) as i32;
-    if sk == 0 || (new != TCP_ESTABLISHED && new != TCP_CLOSE && new != TCP_SYN_SENT) || !is_tcp(sk)
+    if sk == 0
+        || (new != TCP_ESTABLISHED && new != TCP_CLOSE && new != TCP_SYN_SENT && new != TCP_LISTEN)
+        || !is_tcp(sk)
     {
         return 0;
     }
-    if new == TCP_SYN_SENT {
+    if new == TCP_SYN_SENT || new == TCP_LISTEN {
         health::on_state(sk, old, new, None);
         return 0;
     }
