@@ -5,8 +5,8 @@
 //!
 //! Run as root: `cargo test -p otel-ebpf-integration --test kernel_timing -- --test-threads=1`.
 
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
-use otel_ebpf_integration::metrics::{attr, attr_is, counter, hist, wait_for};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use otel_ebpf_integration::metrics::{attr_is, counter, hist, latest, wait_for};
 use otel_ebpf_integration::netns::{self, NetPair, Side};
 use otel_ebpf_integration::{OtlpSink, Receiver, Span, serial};
 use std::time::{Duration, Instant};
