@@ -168,7 +168,7 @@ pub const POINTS: &[Point] = &[
         without: "no connection metrics",
     },
     Point {
-        what: "accept: returned to the application",
+        what: "accept() returned",
         function: Some("inet_csk_accept"),
         tracepoint: None,
         implemented: &[],
