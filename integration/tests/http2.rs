@@ -237,6 +237,7 @@ fn nginx_h2c_with_curl_and_h2load() {
     let spans = sink.wait_spans(402, WAIT, on_port(port));
     let _ = nginx.kill();
     let _ = nginx.wait();
+    let _ = std::fs::remove_dir_all(&dir);
     let t = tally(&spans, "url.path", "http.response.status_code");
     let want: BTreeMap<_, _> = [
         ((false, "/".to_string(), "200".to_string()), 1),
