@@ -43,19 +43,7 @@ pub fn metrics_named(sink: &OtlpSink, name: &str) -> Vec<Metric> {
 
 /// Sum of counter `name` over the points whose attributes satisfy `pred`.
 pub fn counter(sink: &OtlpSink, name: &str, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
-    metrics_named(sink, name)
-        .into_iter()
-        .filter_map(|m| match m.data {
-            Some(Data::Sum(s)) => Some(s.data_points),
-            _ => None,
-        })
-        .flatten()
-        .filter(|p| pred(&p.attributes))
-        .map(|p| match p.value {
-            Some(number_data_point::Value::AsInt(v)) => v,
-            _ => 0,
-        })
-        .sum()
+    sum_points(metrics_named(sink, name), pred)
 }
 
 /// Histogram points of `name` whose attributes satisfy `pred`.
@@ -84,9 +72,9 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Histogram points of `name` under the resource of process `pid` (`process.pid`), from the
+/// The metrics named `name` under the resource of process `pid` (`process.pid`), from the
 /// newest export that has the metric.
-pub fn hist_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<HistogramDataPoint> {
+pub fn metrics_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<Metric> {
     latest(sink, name)
         .into_iter()
         .flat_map(|req| req.resource_metrics)
@@ -101,10 +89,44 @@ pub fn hist_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<HistogramDataPo
         .flat_map(|rm| rm.scope_metrics)
         .flat_map(|s| s.metrics)
         .filter(|m| m.name == name)
+        .collect()
+}
+
+/// Histogram points of `name` under the resource of process `pid`.
+pub fn hist_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<HistogramDataPoint> {
+    metrics_of_pid(sink, name, pid)
+        .into_iter()
         .filter_map(|m| match m.data {
             Some(Data::Histogram(h)) => Some(h.data_points),
             _ => None,
         })
         .flatten()
         .collect()
+}
+
+/// Sum of counter `name` under the resource of process `pid`, over the points whose
+/// attributes satisfy `pred`.
+pub fn counter_of_pid(
+    sink: &OtlpSink,
+    name: &str,
+    pid: u32,
+    pred: impl Fn(&[KeyValue]) -> bool,
+) -> i64 {
+    sum_points(metrics_of_pid(sink, name, pid), pred)
+}
+
+fn sum_points(metrics: Vec<Metric>, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
+    metrics
+        .into_iter()
+        .filter_map(|m| match m.data {
+            Some(Data::Sum(s)) => Some(s.data_points),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| pred(&p.attributes))
+        .map(|p| match p.value {
+            Some(number_data_point::Value::AsInt(v)) => v,
+            _ => 0,
+        })
+        .sum()
 }

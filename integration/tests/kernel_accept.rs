@@ -8,7 +8,7 @@
 //! Run as root: `cargo test -p otel-ebpf-integration --test kernel_accept -- --test-threads=1`.
 
 use opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint;
-use otel_ebpf_integration::metrics::hist_of_pid;
+use otel_ebpf_integration::metrics::{attr_is, counter_of_pid, hist_of_pid};
 use otel_ebpf_integration::netns::{self, NetPair, Side};
 use otel_ebpf_integration::{OtlpSink, Receiver, serial};
 use std::time::{Duration, Instant};
@@ -71,6 +71,32 @@ fn accepts_time_the_handshake_under_the_listening_process() {
         // An unloaded veth: the SYN-ACK → ACK round trip is µs.
         assert!(max > 0.0 && max < 0.005, "{who}: handshake max {max} s");
     }
+
+    // The late server's readiness poll connected and closed without a byte: still its
+    // connection (closed by the peer's FIN: LAST_ACK → CLOSE), found through the listener.
+    let closed = |pid| {
+        counter_of_pid(&sink, "otel_ebpf.tcp.connections.closed", pid, |a| {
+            attr_is(a, "otel_ebpf.tcp.role", "server")
+        })
+    };
+    let opened = |pid| {
+        counter_of_pid(&sink, "otel_ebpf.tcp.connections.opened", pid, |a| {
+            attr_is(a, "otel_ebpf.tcp.role", "server")
+        })
+    };
+    let t0 = Instant::now();
+    while closed(late.pid()) < 4 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "server connections: early opened {} closed {}, late opened {} closed {}",
+        opened(early.pid()),
+        closed(early.pid()),
+        opened(late.pid()),
+        closed(late.pid())
+    );
+    assert_eq!((opened(early.pid()), closed(early.pid())), (3, 3));
+    assert_eq!((opened(late.pid()), closed(late.pid())), (4, 4));
 
     // A SYN-ACK queued behind a download in a 4 Mbit/s tbf on the server's veth (stamped
     // before the qdisc): the server sees the handshake take about the queue's delay.

@@ -149,13 +149,11 @@ pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u3
         return 0;
     }
     if new == TCP_ESTABLISHED && old == TCP_SYN_RECV {
+        let Ok(pid) = listener(sk, c.lport) else {
+            return 0;
+        };
         let mut e = conn_event(NetKind::Accepted, c, t);
-        if let Some(tgid) = unsafe { LISTENERS.get(&listener_key(netns_inum(sk), c.lport)) } {
-            if !pid_allowed(*tgid) || *tgid == conf!(own_tgid) {
-                return 0;
-            }
-            e.pid = *tgid;
-        }
+        e.pid = pid;
         // The first RTT sample, taken from the request's SYN-ACK time just before this
         // transition (`tcp_synack_rtt_meas`): the handshake as the server saw it.
         let srtt: u32 = skb_field(sk, conf!(off_tcp_srtt_us));
@@ -163,12 +161,30 @@ pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u3
             e.d[0] = (srtt >> 3) as u64 * 1000;
         }
         submit_net(&e);
-    } else if new == TCP_CLOSE && (c.confirmed != 0 || c.tgid != 0) {
+    } else if new == TCP_CLOSE {
         let mut e = conn_event(NetKind::Closed, c, t);
+        if c.confirmed == 0 && c.tgid == 0 {
+            // Accepted, closed before any data: the listening process's connection.
+            match listener(sk, c.lport) {
+                Ok(pid) if pid != 0 && c.role == SockRole::Server as u8 => e.pid = pid,
+                _ => return 0,
+            }
+        }
         e.aux = old as u32;
         submit_net(&e);
     }
     0
+}
+
+/// The process listening on `port` in `sk`'s network namespace (`LISTENERS`): `Ok(tgid)`,
+/// `Ok(0)` when not known, `Err(())` when it is filtered out or is the receiver itself.
+#[inline(always)]
+fn listener(sk: u64, port: u16) -> Result<u32, ()> {
+    match unsafe { LISTENERS.get(&listener_key(netns_inum(sk), port)) } {
+        Some(t) if !pid_allowed(*t) || *t == conf!(own_tgid) => Err(()),
+        Some(t) => Ok(*t),
+        None => Ok(0),
+    }
 }
 
 /// The network namespace (inode number) of `sk`; 0 when unreadable.
