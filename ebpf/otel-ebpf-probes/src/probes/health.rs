@@ -197,9 +197,9 @@ fn netns_inum(sk: u64) -> u32 {
     skb_field(net, conf!(off_net_ns_inum))
 }
 
-/// → LISTEN (`listen()`, in the owner's context): the current process listens on the port.
-/// LISTEN → CLOSE by the owner: forget it (another listener on the port, e.g. with
-/// SO_REUSEPORT in another process, keeps its own entry).
+/// → LISTEN (`listen()`, in the owner's context): the current process listens on the port
+/// (with SO_REUSEPORT listeners in several processes, the last to listen owns the port).
+/// LISTEN → CLOSE: forgotten only when the closing process is the recorded owner.
 #[inline(always)]
 fn on_listen(sk: u64, listening: bool) {
     let port = read_k::<u16>(sk, conf!(off_skc_num)).unwrap_or(0);

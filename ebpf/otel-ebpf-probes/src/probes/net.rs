@@ -78,7 +78,6 @@ pub(super) static LISTENERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries
 /// Data left unsent by the latest write, per socket: [sk] → [end sequence (`write_seq`),
 /// time of the write (ns)].
 #[map]
-
 static SEND_Q: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(65536, 0);
 
 /// Longest a `skb->tstamp` may lie in the past to be taken as this transmit's TCP time (ns);
