@@ -235,8 +235,7 @@ fn nginx_h2c_with_curl_and_h2load() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("200 done"), "{text}");
     let spans = sink.wait_spans(402, WAIT, on_port(port));
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    otel_ebpf_integration::terminate(&mut nginx);
     let _ = std::fs::remove_dir_all(&dir);
     let t = tally(&spans, "url.path", "http.response.status_code");
     let want: BTreeMap<_, _> = [

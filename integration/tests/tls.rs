@@ -178,12 +178,15 @@ fn go_program() -> &'static PathBuf {
     })
 }
 
-/// Kills and reaps on drop.
-struct Guard(Child);
+/// Stops (SIGTERM, so nginx takes its workers down) and reaps on drop, then removes the
+/// process's working directory if it has one.
+struct Guard(Child, Option<PathBuf>);
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        otel_ebpf_integration::terminate(&mut self.0);
+        if let Some(d) = &self.1 {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 
@@ -194,6 +197,7 @@ fn spawn(cmd: &mut Command) -> Guard {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        None,
     )
 }
 
@@ -350,12 +354,13 @@ fn tls_nginx(dir: &std::path::Path, port: u16, listen: &str) -> Guard {
         d = dir.display()
     );
     std::fs::write(ngx.join("nginx.conf"), conf).unwrap();
-    let g = spawn(
+    let mut g = spawn(
         Command::new("nginx")
             .arg("-c")
             .arg(ngx.join("nginx.conf"))
             .args(["-g", "daemon off;"]),
     );
+    g.1 = Some(ngx);
     wait_listening(port);
     g
 }
