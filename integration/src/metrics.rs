@@ -6,7 +6,7 @@ use crate::sink::OtlpSink;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    HistogramDataPoint, Metric, metric::Data, number_data_point,
+    HistogramDataPoint, Metric, ResourceMetrics, metric::Data, number_data_point,
 };
 use std::time::{Duration, Instant};
 
@@ -30,78 +30,44 @@ pub fn latest(sink: &OtlpSink, name: &str) -> Option<ExportMetricsServiceRequest
     })
 }
 
-/// The metrics named `name` in the newest export that has them.
-pub fn metrics_named(sink: &OtlpSink, name: &str) -> Vec<Metric> {
+/// The metrics named `name` under the resources `keep` accepts, from the newest export that
+/// has the metric.
+fn metrics_where(
+    sink: &OtlpSink,
+    name: &str,
+    keep: impl Fn(&ResourceMetrics) -> bool,
+) -> Vec<Metric> {
     latest(sink, name)
         .into_iter()
         .flat_map(|req| req.resource_metrics)
+        .filter(keep)
         .flat_map(|rm| rm.scope_metrics)
         .flat_map(|s| s.metrics)
         .filter(|m| m.name == name)
         .collect()
 }
 
-/// Sum of counter `name` over the points whose attributes satisfy `pred`.
-pub fn counter(sink: &OtlpSink, name: &str, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
-    sum_points(metrics_named(sink, name), pred)
-}
-
-/// Histogram points of `name` whose attributes satisfy `pred`.
-pub fn hist(
-    sink: &OtlpSink,
-    name: &str,
-    pred: impl Fn(&[KeyValue]) -> bool,
-) -> Vec<HistogramDataPoint> {
-    metrics_named(sink, name)
-        .into_iter()
-        .filter_map(|m| match m.data {
-            Some(Data::Histogram(h)) => Some(h.data_points),
-            _ => None,
-        })
-        .flatten()
-        .filter(|p| pred(&p.attributes))
-        .collect()
-}
-
-/// Polls until `cond` holds (metrics arrive every second) or panics with `what`.
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// The metrics named `name` in the newest export that has them.
+pub fn metrics_named(sink: &OtlpSink, name: &str) -> Vec<Metric> {
+    metrics_where(sink, name, |_| true)
 }
 
 /// The metrics named `name` under the resource of process `pid` (`process.pid`), from the
 /// newest export that has the metric.
 pub fn metrics_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<Metric> {
-    latest(sink, name)
-        .into_iter()
-        .flat_map(|req| req.resource_metrics)
-        .filter(|rm| {
-            let a = rm
-                .resource
-                .as_ref()
-                .map(|r| &r.attributes[..])
-                .unwrap_or(&[]);
-            matches!(attr(a, "process.pid"), Some(Value::IntValue(p)) if *p == pid as i64)
-        })
-        .flat_map(|rm| rm.scope_metrics)
-        .flat_map(|s| s.metrics)
-        .filter(|m| m.name == name)
-        .collect()
+    metrics_where(sink, name, |rm| {
+        let a = rm
+            .resource
+            .as_ref()
+            .map(|r| &r.attributes[..])
+            .unwrap_or(&[]);
+        matches!(attr(a, "process.pid"), Some(Value::IntValue(p)) if *p == pid as i64)
+    })
 }
 
-/// Histogram points of `name` under the resource of process `pid`.
-pub fn hist_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<HistogramDataPoint> {
-    metrics_of_pid(sink, name, pid)
-        .into_iter()
-        .filter_map(|m| match m.data {
-            Some(Data::Histogram(h)) => Some(h.data_points),
-            _ => None,
-        })
-        .flatten()
-        .collect()
+/// Sum of counter `name` over the points whose attributes satisfy `pred`.
+pub fn counter(sink: &OtlpSink, name: &str, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
+    sum_points(metrics_named(sink, name), pred)
 }
 
 /// Sum of counter `name` under the resource of process `pid`, over the points whose
@@ -113,6 +79,32 @@ pub fn counter_of_pid(
     pred: impl Fn(&[KeyValue]) -> bool,
 ) -> i64 {
     sum_points(metrics_of_pid(sink, name, pid), pred)
+}
+
+/// Histogram points of `name` whose attributes satisfy `pred`.
+pub fn hist(
+    sink: &OtlpSink,
+    name: &str,
+    pred: impl Fn(&[KeyValue]) -> bool,
+) -> Vec<HistogramDataPoint> {
+    hist_points(metrics_named(sink, name))
+        .filter(|p| pred(&p.attributes))
+        .collect()
+}
+
+/// Histogram points of `name` under the resource of process `pid`.
+pub fn hist_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<HistogramDataPoint> {
+    hist_points(metrics_of_pid(sink, name, pid)).collect()
+}
+
+fn hist_points(metrics: Vec<Metric>) -> impl Iterator<Item = HistogramDataPoint> {
+    metrics
+        .into_iter()
+        .filter_map(|m| match m.data {
+            Some(Data::Histogram(h)) => Some(h.data_points),
+            _ => None,
+        })
+        .flatten()
 }
 
 fn sum_points(metrics: Vec<Metric>, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
@@ -129,4 +121,13 @@ fn sum_points(metrics: Vec<Metric>, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
             _ => 0,
         })
         .sum()
+}
+
+/// Polls until `cond` holds (metrics arrive every second) or panics with `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -8,7 +8,7 @@
 //! Run as root: `cargo test -p otel-ebpf-integration --test kernel_accept -- --test-threads=1`.
 
 use opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint;
-use otel_ebpf_integration::metrics::{attr_is, counter_of_pid, hist_of_pid};
+use otel_ebpf_integration::metrics::{attr_is, counter_of_pid, hist_of_pid, wait_for};
 use otel_ebpf_integration::netns::{self, NetPair, Side};
 use otel_ebpf_integration::{OtlpSink, Receiver, serial};
 use std::time::{Duration, Instant};
@@ -18,20 +18,15 @@ const LATE_PORT: u16 = 18_491;
 const NAME: &str = "otel_ebpf.tcp.accept.duration";
 
 /// The accept-duration points of `pid` once their count reaches `n` (metrics arrive every
-/// second), or panics after 15 s with what was there.
+/// second), or panics after 15 s.
 fn wait_accepts(sink: &OtlpSink, pid: u32, n: u64) -> Vec<HistogramDataPoint> {
-    let t0 = Instant::now();
-    loop {
-        let p = hist_of_pid(sink, NAME, pid);
-        if p.iter().map(|p| p.count).sum::<u64>() >= n {
-            return p;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "{NAME} of pid {pid}: {p:?}, wanted {n} samples"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let count = || -> u64 { hist_of_pid(sink, NAME, pid).iter().map(|p| p.count).sum() };
+    wait_for(
+        &format!("{n} {NAME} samples of pid {pid}"),
+        Duration::from_secs(15),
+        || count() >= n,
+    );
+    hist_of_pid(sink, NAME, pid)
 }
 
 fn get(pair: &NetPair, port: u16, path: &str) {

@@ -81,7 +81,7 @@ pub struct Observed {
     pub bpf_kt_runs: u64,
     /// BPF programs the receiver held.
     pub bpf_programs: u32,
-    /// Of those, kernel timing programs ([`procstat::KERNEL_TIMING_PROGRAMS`]).
+    /// Of those, kernel timing programs ([`procstat::is_kernel_timing`]).
     pub kt_programs: u32,
     /// Runs and run time during the run per program name (kernel-truncated to 15 bytes).
     pub bpf_by_program: std::collections::BTreeMap<String, procstat::ProgSum>,

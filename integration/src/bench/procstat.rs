@@ -9,6 +9,7 @@
 //! Linux only; errors name the file.
 
 use anyhow::{Context, Result};
+use otel_ebpf_receiver::probes::NET_TRACEPOINTS;
 use std::collections::BTreeMap;
 
 /// user + system CPU time of `pid` (all its threads), seconds.
@@ -35,31 +36,17 @@ pub fn status_bytes(pid: u32, key: &str) -> Result<u64> {
     Ok(kb * 1024)
 }
 
-/// The receiver's kernel network timing / TCP health programs (`receiver.kernel_timing`;
-/// the receiver's `probes::NET_TRACEPOINTS`, checked by a test). Every other program of the
-/// receiver is a capture program (socket calls, connection state, processes, TLS uprobes).
-pub const KERNEL_TIMING_PROGRAMS: [&str; 10] = [
-    "net_dev_queue",
-    "net_dev_start_xmit",
-    "net_dev_xmit",
-    "netif_receive_skb",
-    "tcp_probe",
-    "skb_copy_datagram_iovec",
-    "kfree_skb",
-    "tcp_retransmit_skb",
-    "tcp_send_reset",
-    "tcp_receive_reset",
-];
-
 /// The kernel keeps at most this many bytes of a program's name (`BPF_OBJ_NAME_LEN` − 1).
 const KERNEL_NAME_LEN: usize = 15;
 
-/// Whether a program name as the kernel reports it (truncated to 15 bytes) is one of
-/// [`KERNEL_TIMING_PROGRAMS`].
+/// Whether a program name as the kernel reports it (truncated to 15 bytes) is one of the
+/// receiver's kernel network timing / TCP health programs (`receiver.kernel_timing`: its
+/// `probes::NET_TRACEPOINTS`, program name = tracepoint name). Every other program of the
+/// receiver is a capture program (socket calls, connection state, processes, TLS uprobes).
 pub fn is_kernel_timing(kernel_name: &str) -> bool {
-    KERNEL_TIMING_PROGRAMS
+    NET_TRACEPOINTS
         .iter()
-        .any(|n| &n[..n.len().min(KERNEL_NAME_LEN)] == kernel_name)
+        .any(|(n, _, _)| &n[..n.len().min(KERNEL_NAME_LEN)] == kernel_name)
 }
 
 /// Run time and runs of a group of BPF programs.
@@ -99,7 +86,7 @@ pub struct BpfUsage {
     pub run_cnt: u64,
     /// Programs found.
     pub programs: u32,
-    /// The kernel timing programs among them ([`KERNEL_TIMING_PROGRAMS`]).
+    /// The kernel timing programs among them ([`is_kernel_timing`]).
     pub kernel_timing: ProgSum,
     /// Per program name (as the kernel keeps it, ≤ 15 bytes; "?" if unreadable).
     pub by_name: BTreeMap<String, ProgSum>,
@@ -292,26 +279,6 @@ mod tests {
         assert!(!is_kernel_timing("inet_sock_set_s"));
         assert!(!is_kernel_timing("tcp_probe2"));
         assert!(!is_kernel_timing("net_dev"));
-    }
-
-    /// The list here is the receiver's `NET_TRACEPOINTS` (program = tracepoint name).
-    #[test]
-    fn kernel_timing_list_matches_receiver() {
-        let src = include_str!("../../../otel-ebpf-receiver/src/probes/mod.rs");
-        let block = src
-            .split_once("pub const NET_TRACEPOINTS")
-            .unwrap()
-            .1
-            .split_once("\n];")
-            .unwrap()
-            .0;
-        let names: Vec<&str> = block
-            .split('(')
-            .skip(1)
-            .filter_map(|s| s.trim_start().strip_prefix('"')?.split_once('"'))
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(names, KERNEL_TIMING_PROGRAMS);
     }
 
     /// The names of this process's programs (none) and of a missing id.
