@@ -21,7 +21,7 @@ pub use sink::{OtlpSink, Span};
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,23 +38,29 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Stops `child` with SIGTERM and reaps it, with SIGKILL after 5 s. Servers that fork (nginx)
-/// take their workers down on SIGTERM; SIGKILL to the master would leave them running.
-pub fn terminate(child: &mut Child) {
-    if child.try_wait().ok().flatten().is_some() {
-        return;
+/// Sends `signal` to `child` and reaps it, with SIGKILL once `grace` has passed; returns its
+/// exit status (`None` if it could not be reaped). A child already gone is only reaped.
+pub fn stop_child(child: &mut Child, signal: i32, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(s)) = child.try_wait() {
+        return Some(s);
     }
     // SAFETY: a signal to a child we own and have not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(5) {
-        if child.try_wait().ok().flatten().is_some() {
-            return;
+    while t0.elapsed() < grace {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
-    let _ = child.wait();
+    child.wait().ok()
+}
+
+/// Stops `child` with SIGTERM ([`stop_child`], SIGKILL after 5 s). Servers that fork (nginx)
+/// take their workers down on SIGTERM; SIGKILL to the master would leave them running.
+pub fn terminate(child: &mut Child) {
+    stop_child(child, libc::SIGTERM, Duration::from_secs(5));
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -191,17 +197,7 @@ impl Receiver {
 
     /// SIGINT, then waits for exit; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
-        // SAFETY: kill with a pid we own.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(20) {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        self.child.wait().ok().and_then(|s| s.code())
+        stop_child(&mut self.child, libc::SIGINT, Duration::from_secs(20)).and_then(|s| s.code())
     }
 }
 
@@ -209,9 +205,7 @@ impl Drop for Receiver {
     /// Stops the receiver and removes its temporary directory (config and stdout), so test
     /// runs leave nothing in /tmp.
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.stop();
-        }
+        self.stop();
         if let Some(dir) = self.stdout_path.parent() {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -114,9 +114,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SAFETY: signal to a child we own. SIGTERM = fast shutdown of master and workers.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        crate::terminate(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
