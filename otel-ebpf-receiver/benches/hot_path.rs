@@ -10,10 +10,9 @@ use otel_ebpf_receiver::clock::Clock;
 use otel_ebpf_receiver::config::Config;
 use otel_ebpf_receiver::enrich::Enricher;
 use otel_ebpf_receiver::events::{self, DataEvent, Event, Tuple};
-use otel_ebpf_receiver::export::batch::trace_request;
+use otel_ebpf_receiver::export::encode::TraceEncoder;
 use otel_ebpf_receiver::metrics::HttpMetrics;
 use otel_ebpf_receiver::pipeline::Processor;
-use prost::Message;
 use std::time::Instant;
 
 /// The receiver binary's allocator.
@@ -89,6 +88,7 @@ fn main() {
     let mut metrics = HttpMetrics::default();
     let mut spans = Vec::new();
     let mut items = Vec::new();
+    let mut encoder = TraceEncoder::default();
     let (mut t_parse, mut t_enrich, mut t_encode) = (0u128, 0u128, 0u128);
     let mut bytes_out = 0usize;
     let t0 = Instant::now();
@@ -99,14 +99,14 @@ fn main() {
             proc.on_event(ev, &mut spans);
         }
         let b = Instant::now();
-        for (ex, span) in spans.drain(..) {
-            let res = enricher.resource(ex.pid);
+        for span in spans.drain(..) {
+            let res = enricher.resource(span.pid());
             metrics.record(&res, &span);
-            items.push((res, span.span));
+            items.push((res, span));
         }
         let c = Instant::now();
-        let req = trace_request(std::mem::take(&mut items));
-        bytes_out += req.encode_to_vec().len();
+        bytes_out += encoder.request(&items).len();
+        items.clear();
         let d = Instant::now();
         t_parse += (b - a).as_nanos();
         t_enrich += (c - b).as_nanos();

@@ -1,6 +1,6 @@
 //! Resource enrichment: who is the observed process.
 //!
-//! Stage: span → **enrich** → export. Input: a pid. Output: an OTLP resource for it
+//! Stage: span → **enrich** → export. Input: a pid. Output: the resource attributes for it
 //! (`service.name`, `process.*`, `host.name`, `container.id`, `telemetry.sdk.*`), read from
 //! /proc once per process and cached until the process exits.
 //!
@@ -17,14 +17,11 @@
 //! `process.command_line` may contain secrets passed as arguments; it is capped at
 //! [`MAX_COMMAND_LINE_BYTES`].
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use crate::attr::Attributes;
 use otel_ebpf_semconv::{resource as res, value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use crate::span::{kv, kv_str};
 
 /// Resource of one observed process.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,8 +33,11 @@ pub struct ProcessResource {
     pub service_name: String,
     /// `process.executable.name`: basename of `/proc/PID/exe`, else `comm`; empty if unknown.
     pub executable_name: String,
-    /// The OTLP resource with every attribute listed in the module docs.
-    pub resource: Resource,
+    /// The resource attributes listed in the module docs, in order.
+    pub attributes: Attributes,
+    /// Network namespace inode (`/proc/PID/ns/net`), 0 when unknown: two ends of a
+    /// connection are paired only within one namespace.
+    pub netns: u64,
 }
 
 /// Most processes [`Enricher`] keeps cached by default.
@@ -162,6 +162,10 @@ fn read_process(root: &Path, pid: u32, host_name: &str) -> (ProcessResource, boo
     let env_service = std::fs::read(dir.join("environ"))
         .ok()
         .and_then(|b| service_name_from_environ(&b));
+    let netns = std::fs::read_link(dir.join("ns/net"))
+        .ok()
+        .and_then(|l| netns_inode(&l.to_string_lossy()))
+        .unwrap_or(0);
     let container_id = std::fs::read_to_string(dir.join("cgroup"))
         .ok()
         .and_then(|t| container_id_from_cgroup(&t));
@@ -172,10 +176,9 @@ fn read_process(root: &Path, pid: u32, host_name: &str) -> (ProcessResource, boo
     let service_name = env_service
         .or_else(|| exe_name.clone())
         .unwrap_or_else(|| value::UNKNOWN_SERVICE.to_string());
-    let mut attrs = vec![
-        kv_str(res::SERVICE_NAME, &service_name),
-        kv(res::PROCESS_PID, Value::IntValue(pid.into())),
-    ];
+    let mut attrs = Attributes::new();
+    attrs.push(res::SERVICE_NAME, service_name.clone());
+    attrs.push(res::PROCESS_PID, i64::from(pid));
     let optional = [
         (res::PROCESS_EXECUTABLE_NAME, exe_name.as_deref()),
         (res::PROCESS_EXECUTABLE_PATH, exe_path.as_deref()),
@@ -183,26 +186,27 @@ fn read_process(root: &Path, pid: u32, host_name: &str) -> (ProcessResource, boo
         (res::HOST_NAME, Some(host_name).filter(|h| !h.is_empty())),
         (res::CONTAINER_ID, container_id.as_deref()),
     ];
-    attrs.extend(
-        optional
-            .into_iter()
-            .filter_map(|(k, v)| Some(kv_str(k, v?))),
-    );
-    attrs.extend([
-        kv_str(res::TELEMETRY_SDK_NAME, value::SDK_NAME),
-        kv_str(res::TELEMETRY_SDK_LANGUAGE, value::SDK_LANGUAGE),
-        kv_str(res::TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION")),
-    ]);
+    for (k, v) in optional {
+        if let Some(v) = v {
+            attrs.push(k, v.to_string());
+        }
+    }
+    attrs.push(res::TELEMETRY_SDK_NAME, value::SDK_NAME);
+    attrs.push(res::TELEMETRY_SDK_LANGUAGE, value::SDK_LANGUAGE);
+    attrs.push(res::TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION"));
     let r = ProcessResource {
         pid,
         service_name,
         executable_name: exe_name.unwrap_or_default(),
-        resource: Resource {
-            attributes: attrs,
-            ..Default::default()
-        },
+        attributes: attrs,
+        netns,
     };
     (r, alive)
+}
+
+/// The inode of a `net:[4026531840]` namespace link.
+fn netns_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// NUL-separated arguments joined by spaces, capped at [`MAX_COMMAND_LINE_BYTES`].
@@ -302,12 +306,14 @@ pub fn test_resource(pid: u32, service: &str) -> Arc<ProcessResource> {
         pid,
         service_name: service.into(),
         executable_name: service.into(),
-        resource: Resource {
-            attributes: vec![crate::span::kv_str(
+        attributes: {
+            let mut a = Attributes::new();
+            a.push(
                 otel_ebpf_semconv::resource::SERVICE_NAME,
-                service,
-            )],
-            ..Default::default()
+                service.to_string(),
+            );
+            a
         },
+        netns: 1,
     })
 }

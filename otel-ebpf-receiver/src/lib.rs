@@ -5,6 +5,7 @@
 //! [`probes`] (load/attach) → [`events`] (ring buffer decode) → [`conn`] (per-connection
 //! reassembly) → [`protocol`] (detection, HTTP/1 parser, pairing) → [`span`] → [`enrich`] →
 //! [`export`]. [`pipeline`] wires them; [`config`] and [`telemetry`] serve all stages.
+pub mod attr;
 pub mod clock;
 pub mod config;
 pub mod conn;

@@ -1,13 +1,14 @@
 //! HTTP and gRPC duration metrics aggregated from spans.
 //!
-//! Stage: span/enrich → **metrics** → export. Input: each [`ObservedSpan`] with its process's
+//! Stage: span/enrich → **metrics** → export. Input: each [`SpanRecord`] with its process's
 //! [`ProcessResource`]. Output: on [`HttpMetrics::collect`], an OTLP
 //! [`ExportMetricsServiceRequest`] with CUMULATIVE explicit-bucket histograms
 //! `http.server.request.duration` / `http.client.request.duration` and, for gRPC spans,
 //! `rpc.server.call.duration` / `rpc.client.call.duration` (unit `s`, buckets
 //! [`HTTP_DURATION_BUCKETS`]), one `ResourceMetrics` per process, scope `otel-ebpf-receiver`.
 //!
-//! Attributes of a series are read back from the span (so they match it exactly):
+//! Attributes of a series are the span's own (the same derivations, read from its fields; a
+//! recording into an existing series allocates nothing):
 //! `http.request.method` (HTTP; `_OTHER` when the span has none), `rpc.system.name`,
 //! `rpc.method`, `rpc.response.status_code` (gRPC), `http.response.status_code`, `error.type`,
 //! `network.protocol.name`, `network.protocol.version`, `url.scheme`, plus `server.address` and
@@ -25,8 +26,11 @@
 //! [`HttpMetrics::forget`] after the first [`HttpMetrics::collect`] whose output was exported
 //! following the exit, so the final cumulative values are exported exactly once more.
 
+use crate::attr::Attributes;
 use crate::enrich::ProcessResource;
-use crate::span::{ObservedSpan, find_attr, kv, kv_str};
+use crate::export::otlp::{self, kv};
+use crate::protocol::Side;
+use crate::span::{ErrorType, ServerHost, SpanRecord, grpc};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -34,13 +38,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use otel_ebpf_semconv::metric::{
     DURATION_UNIT, HTTP_CLIENT_REQUEST_DURATION, HTTP_DURATION_BUCKETS,
     HTTP_SERVER_REQUEST_DURATION, RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
 };
 use otel_ebpf_semconv::{attribute as attr, value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Default of [`MetricsLimits::max_series_per_process`].
@@ -90,29 +94,77 @@ struct ProcessSeries {
     client: Instrument,
     rpc_server: Instrument,
     rpc_client: Instrument,
+    /// The variable strings of this process's series keys (`rpc.method`, `server.address`).
+    strings: Interner,
 }
 
 #[derive(Debug, Default)]
 struct Instrument {
-    series: BTreeMap<SeriesKey, Hist>,
+    series: HashMap<SeriesKey, Hist>,
     overflow: Option<Hist>,
 }
 
-/// Attribute set of one series; `None` fields are left out.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Strings interned per process: a series key holds their index, so recording a span into an
+/// existing series allocates nothing. Grows only when a series is created (bounded by the
+/// series limits).
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// `server.address` of a client series: an interned name or an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Addr {
+    Name(u32),
+    Ip(IpAddr),
+}
+
+/// Attribute set of one series; `None` fields are left out. Every field is a fixed value, a
+/// number or an interned string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct SeriesKey {
-    /// `http.request.method` (HTTP series only).
-    method: Option<String>,
-    rpc_system: Option<String>,
-    rpc_method: Option<String>,
-    rpc_status: Option<String>,
-    status: Option<i64>,
-    error_type: Option<String>,
-    protocol_name: Option<String>,
-    protocol_version: Option<String>,
-    scheme: Option<String>,
-    server_address: Option<String>,
-    server_port: Option<i64>,
+    /// `http.request.method` (HTTP series only; `_OTHER` when unknown).
+    method: Option<&'static str>,
+    /// gRPC series (`rpc.system.name=grpc`).
+    rpc: bool,
+    /// `rpc.method` (interned).
+    rpc_method: Option<u32>,
+    /// `rpc.response.status_code` (gRPC status number).
+    rpc_status: Option<u32>,
+    /// `http.response.status_code`.
+    status: Option<u16>,
+    error_type: Option<ErrorType>,
+    protocol_version: Option<&'static str>,
+    scheme: &'static str,
+    server_address: Option<Addr>,
+    server_port: Option<u16>,
+}
+
+/// The variable strings of a span's series key, before interning.
+struct KeyStrings<'a> {
+    rpc_method: Option<&'a str>,
+    server_name: Option<&'a str>,
 }
 
 #[derive(Debug)]
@@ -146,59 +198,63 @@ impl HttpMetrics {
     }
 
     /// Records one span: SERVER spans into `http.server.request.duration`, CLIENT spans into
-    /// `http.client.request.duration` — or, for gRPC spans (`rpc.system.name` set), into
-    /// `rpc.server.call.duration` / `rpc.client.call.duration`; other kinds are ignored. Keyed by `span.pid`; the
-    /// process's resource is replaced by `resource` when it differs.
-    pub fn record(&mut self, resource: &Arc<ProcessResource>, span: &ObservedSpan) {
-        let s = &span.span;
-        let client = match SpanKind::try_from(s.kind) {
-            Ok(SpanKind::Server) => false,
-            Ok(SpanKind::Client) => true,
-            _ => return,
-        };
+    /// `http.client.request.duration` — or, for gRPC spans, into `rpc.server.call.duration` /
+    /// `rpc.client.call.duration`. Keyed by the span's pid; the process's resource is
+    /// replaced by `resource` when it differs. Allocates only when a series is created.
+    pub fn record(&mut self, resource: &Arc<ProcessResource>, span: &SpanRecord) {
+        let client = span.side() == Side::Client;
+        let pid = span.pid();
         self.tick += 1;
-        if !self.processes.contains_key(&span.pid)
-            && self.processes.len() >= self.limits.max_processes
-        {
+        if !self.processes.contains_key(&pid) && self.processes.len() >= self.limits.max_processes {
             self.evict_least_recent();
         }
-        let p = self
-            .processes
-            .entry(span.pid)
-            .or_insert_with(|| ProcessSeries {
-                resource: Arc::clone(resource),
-                last_update: 0,
-                server: Instrument::default(),
-                client: Instrument::default(),
-                rpc_server: Instrument::default(),
-                rpc_client: Instrument::default(),
-            });
+        let p = self.processes.entry(pid).or_insert_with(|| ProcessSeries {
+            resource: Arc::clone(resource),
+            last_update: 0,
+            server: Instrument::default(),
+            client: Instrument::default(),
+            rpc_server: Instrument::default(),
+            rpc_client: Instrument::default(),
+            strings: Interner::default(),
+        });
         if !Arc::ptr_eq(&p.resource, resource) {
             p.resource = Arc::clone(resource);
         }
         p.last_update = self.tick;
-        let key = SeriesKey::from_span(s, client);
-        let inst = match (key.rpc_system.is_some(), client) {
+        let (mut key, strings) = SeriesKey::of(span, client);
+        let known = |id: Option<u32>, s: Option<&str>| s.is_none() || id.is_some();
+        let rpc_id = strings.rpc_method.and_then(|s| p.strings.get(s));
+        let name_id = strings.server_name.and_then(|s| p.strings.get(s));
+        let mut existing = None;
+        if known(rpc_id, strings.rpc_method) && known(name_id, strings.server_name) {
+            key.rpc_method = rpc_id;
+            if let Some(id) = name_id {
+                key.server_address = Some(Addr::Name(id));
+            }
+            existing = Some(key);
+        }
+        let inst = match (key.rpc, client) {
             (false, false) => &mut p.server,
             (false, true) => &mut p.client,
             (true, false) => &mut p.rpc_server,
             (true, true) => &mut p.rpc_client,
         };
-        let duration_ns = s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano);
-        let hist = if let Some(h) = inst.series.get_mut(&key) {
-            h
-        } else if inst.series.len() + 1 < self.limits.max_series_per_process
-            && self.total_series < self.limits.max_total_series
-        {
-            self.total_series += 1;
-            inst.series
-                .entry(key)
-                .or_insert_with(|| Hist::new(s.start_time_unix_nano))
-        } else {
-            inst.overflow
-                .get_or_insert_with(|| Hist::new(s.start_time_unix_nano))
+        let start = span.start_unix_ns;
+        let hist = match existing.and_then(|k| inst.series.contains_key(&k).then_some(k)) {
+            Some(k) => inst.series.get_mut(&k).expect("checked"),
+            None if inst.series.len() + 1 < self.limits.max_series_per_process
+                && self.total_series < self.limits.max_total_series =>
+            {
+                key.rpc_method = strings.rpc_method.map(|s| p.strings.intern(s));
+                if let Some(n) = strings.server_name {
+                    key.server_address = Some(Addr::Name(p.strings.intern(n)));
+                }
+                self.total_series += 1;
+                inst.series.entry(key).or_insert_with(|| Hist::new(start))
+            }
+            None => inst.overflow.get_or_insert_with(|| Hist::new(start)),
         };
-        hist.add(duration_ns);
+        hist.add(span.duration_ns());
     }
 
     /// Cumulative snapshot of every series, stamped `now_unix_ns` (Unix-epoch ns; raised to a
@@ -237,9 +293,9 @@ impl HttpMetrics {
                     ),
                 ]
                 .into_iter()
-                .filter_map(|(name, desc, inst)| inst.metric(name, desc, now_unix_ns))
+                .filter_map(|(name, desc, inst)| inst.metric(name, desc, &p.strings, now_unix_ns))
                 .collect();
-                resource_metrics(Some(p.resource.resource.clone()), metrics)
+                resource_metrics(Some(otlp::resource(&p.resource.attributes)), metrics)
             })
             .collect();
         Some(ExportMetricsServiceRequest { resource_metrics })
@@ -278,12 +334,23 @@ impl HttpMetrics {
 }
 
 impl Instrument {
-    fn metric(&self, name: &str, description: &str, now: u64) -> Option<Metric> {
+    fn metric(
+        &self,
+        name: &str,
+        description: &str,
+        strings: &Interner,
+        now: u64,
+    ) -> Option<Metric> {
         let overflow_attrs = || vec![kv(attr::OTEL_METRIC_OVERFLOW, Value::BoolValue(true))];
-        let data_points: Vec<HistogramDataPoint> = self
+        let mut series: Vec<(SortKey, Attributes, &Hist)> = self
             .series
             .iter()
-            .map(|(k, h)| h.point(k.attributes(), now))
+            .map(|(k, h)| (k.sort_key(strings), k.attributes(strings), h))
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        let data_points: Vec<HistogramDataPoint> = series
+            .into_iter()
+            .map(|(_, a, h)| h.point(otlp::key_values(&a), now))
             .chain(self.overflow.iter().map(|h| h.point(overflow_attrs(), now)))
             .collect();
         (!data_points.is_empty()).then(|| Metric {
@@ -299,61 +366,113 @@ impl Instrument {
     }
 }
 
+/// Order of the series in a collection: by attribute values, as they are emitted.
+type SortKey = (
+    Option<&'static str>,
+    Option<String>,
+    Option<String>,
+    Option<u16>,
+    Option<String>,
+    Option<&'static str>,
+    &'static str,
+    Option<String>,
+    Option<u16>,
+);
+
 impl SeriesKey {
-    fn from_span(s: &Span, client: bool) -> Self {
-        let a = &s.attributes;
-        let string = |key| match find_attr(a, key) {
-            Some(Value::StringValue(v)) => Some(v.clone()),
-            _ => None,
+    /// The key of a span (its interned fields left `None`) and the strings to intern.
+    fn of(span: &SpanRecord, client: bool) -> (Self, KeyStrings<'_>) {
+        let ex = &span.exchange;
+        let rpc = ex.grpc.is_some();
+        let (host, port) = if client {
+            span.server_endpoint()
+        } else {
+            (None, None)
         };
-        let int = |key| match find_attr(a, key) {
-            Some(Value::IntValue(v)) => Some(*v),
-            _ => None,
+        let key = Self {
+            method: (!rpc).then(|| span.method().unwrap_or(value::METHOD_OTHER)),
+            rpc,
+            rpc_method: None,
+            rpc_status: ex.grpc.and_then(|g| g.status),
+            // gRPC spans carry no `http.response.status_code`.
+            status: ex.status.filter(|_| !rpc),
+            error_type: span.error_type(),
+            protocol_version: span.protocol_version(),
+            scheme: span.scheme(),
+            server_address: match host {
+                Some(ServerHost::Ip(ip)) => Some(Addr::Ip(ip)),
+                _ => None,
+            },
+            server_port: port,
         };
-        let rpc_system = string(attr::RPC_SYSTEM_NAME);
-        let rpc = rpc_system.is_some();
-        Self {
-            method: (!rpc).then(|| {
-                string(attr::HTTP_REQUEST_METHOD).unwrap_or_else(|| value::METHOD_OTHER.into())
-            }),
-            rpc_system,
-            rpc_method: string(attr::RPC_METHOD),
-            rpc_status: string(attr::RPC_RESPONSE_STATUS_CODE),
-            status: int(attr::HTTP_RESPONSE_STATUS_CODE),
-            error_type: string(attr::ERROR_TYPE),
-            protocol_name: string(attr::NETWORK_PROTOCOL_NAME),
-            protocol_version: string(attr::NETWORK_PROTOCOL_VERSION),
-            scheme: string(attr::URL_SCHEME),
-            server_address: client.then(|| string(attr::SERVER_ADDRESS)).flatten(),
-            server_port: client.then(|| int(attr::SERVER_PORT)).flatten(),
-        }
+        let strings = KeyStrings {
+            rpc_method: if rpc { grpc::rpc_method_name(ex) } else { None },
+            server_name: match host {
+                Some(ServerHost::Name(n)) => Some(n),
+                _ => None,
+            },
+        };
+        (key, strings)
     }
 
-    fn attributes(&self) -> Vec<KeyValue> {
-        let int = |k, v: Option<i64>| v.map(|v| kv(k, Value::IntValue(v)));
-        let string = |k, v: &Option<String>| v.as_deref().map(|v| kv_str(k, v));
-        let mut out: Vec<KeyValue> = [
-            string(attr::HTTP_REQUEST_METHOD, &self.method),
-            string(attr::RPC_SYSTEM_NAME, &self.rpc_system),
-            string(attr::RPC_METHOD, &self.rpc_method),
-            string(attr::RPC_RESPONSE_STATUS_CODE, &self.rpc_status),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        out.extend(
-            [
-                int(attr::HTTP_RESPONSE_STATUS_CODE, self.status),
-                string(attr::ERROR_TYPE, &self.error_type),
-                string(attr::NETWORK_PROTOCOL_NAME, &self.protocol_name),
-                string(attr::NETWORK_PROTOCOL_VERSION, &self.protocol_version),
-                string(attr::URL_SCHEME, &self.scheme),
-                string(attr::SERVER_ADDRESS, &self.server_address),
-                int(attr::SERVER_PORT, self.server_port),
-            ]
-            .into_iter()
-            .flatten(),
-        );
+    fn address(&self, strings: &Interner) -> Option<String> {
+        self.server_address.map(|a| match a {
+            Addr::Name(id) => strings.name(id).to_string(),
+            Addr::Ip(ip) => ip.to_string(),
+        })
+    }
+
+    fn sort_key(&self, strings: &Interner) -> SortKey {
+        (
+            self.method,
+            self.rpc_method.map(|id| strings.name(id).to_string()),
+            self.rpc_status.map(|c| grpc::status_name(c).to_string()),
+            self.status,
+            self.error_type.map(|e| e.to_string()),
+            self.protocol_version,
+            self.scheme,
+            self.address(strings),
+            self.server_port,
+        )
+    }
+
+    /// The series attributes, in the documented order.
+    fn attributes(&self, strings: &Interner) -> Attributes {
+        let mut out = Attributes::new();
+        if let Some(m) = self.method {
+            out.push(attr::HTTP_REQUEST_METHOD, m);
+        }
+        if self.rpc {
+            out.push(attr::RPC_SYSTEM_NAME, value::RPC_SYSTEM_GRPC);
+        }
+        if let Some(id) = self.rpc_method {
+            out.push(attr::RPC_METHOD, strings.name(id).to_string());
+        }
+        if let Some(c) = self.rpc_status {
+            out.push(
+                attr::RPC_RESPONSE_STATUS_CODE,
+                grpc::status_name(c).to_string(),
+            );
+        }
+        if let Some(c) = self.status {
+            out.push(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(c));
+        }
+        if let Some(e) = self.error_type {
+            out.push(attr::ERROR_TYPE, e.to_string());
+        }
+        out.push(attr::NETWORK_PROTOCOL_NAME, value::PROTOCOL_HTTP);
+        if let Some(v) = self.protocol_version {
+            out.push(attr::NETWORK_PROTOCOL_VERSION, v);
+        }
+        if !self.rpc {
+            out.push(attr::URL_SCHEME, self.scheme);
+        }
+        if let Some(a) = self.address(strings) {
+            out.push(attr::SERVER_ADDRESS, a);
+        }
+        if let Some(p) = self.server_port {
+            out.push(attr::SERVER_PORT, i64::from(p));
+        }
         out
     }
 }
@@ -413,5 +532,6 @@ pub(crate) fn resource_metrics(
     }
 }
 
+pub mod graph;
 #[cfg(test)]
 mod tests;

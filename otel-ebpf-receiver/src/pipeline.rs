@@ -9,6 +9,7 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::TracesConfig;
 use crate::conn::{ConnLimits, ConnTracker};
 use crate::enrich::{self, Enricher};
 use crate::events::{self, Event};
@@ -17,11 +18,14 @@ use crate::filter::Filter;
 use crate::kernel::anomaly::AnomalyDetector;
 use crate::kernel::{self, metrics::KernelMetrics, spans::SpanTiming};
 use crate::metrics::HttpMetrics;
+use crate::metrics::graph::ServiceGraph;
 use crate::probes::uprobes::{self, RESCAN_INTERVAL, TlsCmd};
 use crate::probes::{KernelCounters, KernelFilters, LoadOptions, Probes};
 use crate::protocol::detect;
 use crate::protocol::{HttpExchange, Side};
-use crate::span::{ObservedSpan, SpanOptions, build_span};
+use crate::span::link::{LinkConfig, Linker};
+use crate::span::threads::Threads;
+use crate::span::{SpanOptions, SpanRecord, build_span};
 use crate::telemetry::{self, SelfMetrics};
 use anyhow::Context as _;
 use otel_ebpf_common::Counter;
@@ -49,6 +53,8 @@ pub struct Processor {
     exchanges: Vec<HttpExchange>,
     /// Kernel time per connection, taken by the next span on it.
     pub timing: SpanTiming,
+    /// Which request each thread is serving (in-process causality).
+    threads: Threads,
 }
 
 impl Processor {
@@ -65,43 +71,57 @@ impl Processor {
             },
             exchanges: Vec::new(),
             timing: SpanTiming::default(),
+            threads: Threads::default(),
         }
     }
 
     /// Feeds one decoded event; spans of completed exchanges are appended to `out`.
-    pub fn on_event(&mut self, ev: Event, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
+    pub fn on_event(&mut self, ev: Event, out: &mut Vec<SpanRecord>) {
         let closed = match &ev {
             Event::Net(s) => {
                 self.timing.record(s);
                 return;
             }
+            Event::Data(d) => {
+                self.threads.on_data(d);
+                None
+            }
             Event::Close { conn_id, .. } => Some(*conn_id),
+            _ => None,
+        };
+        let exited = match &ev {
+            Event::ProcessExit { pid, .. } => Some(*pid),
             _ => None,
         };
         self.tracker.on_event(ev, &mut self.exchanges);
         self.drain(out);
+        if let Some(pid) = exited {
+            self.threads.forget_pid(pid);
+        }
         if let Some(id) = closed {
             self.timing.forget(id);
         }
     }
 
     /// Closes out requests older than the timeout at `now_ns` (CLOCK_MONOTONIC).
-    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<SpanRecord>) {
         self.tracker.expire(now_ns, &mut self.exchanges);
         self.drain(out);
     }
 
-    fn drain(&mut self, out: &mut Vec<(HttpExchange, ObservedSpan)>) {
+    fn drain(&mut self, out: &mut Vec<SpanRecord>) {
         for ex in self.exchanges.drain(..) {
-            let mut span = build_span(&ex, &self.clock, &self.opts);
             let sock = self.tracker.socket_of(ex.pid, ex.conn_id);
-            if let Some(t) = self.timing.take(sock) {
-                let client = ex.side == Side::Client;
-                span.span
-                    .attributes
-                    .extend(kernel::spans::attributes(&t, client));
-            }
-            out.push((ex, span));
+            let cause = (ex.side == Side::Client)
+                .then(|| {
+                    self.threads
+                        .cause_of(ex.pid, ex.conn_id, ex.start_ns, ex.end_ns)
+                })
+                .flatten();
+            let mut span = build_span(ex, &self.clock, &self.opts);
+            span.timing = self.timing.take(sock);
+            span.cause_conn = cause;
+            out.push(span);
         }
     }
 }
@@ -223,7 +243,15 @@ struct Runtime {
     detector: Arc<Mutex<AnomalyDetector>>,
     exporter: Exporter,
     me: Arc<SelfMetrics>,
-    spans: Vec<(HttpExchange, ObservedSpan)>,
+    spans: Vec<SpanRecord>,
+    /// The trace join buffer (connected traces, service-graph edges).
+    linker: Linker,
+    /// Spans whose trace is known, waiting to be exported.
+    released: Vec<(Arc<crate::enrich::ProcessResource>, SpanRecord)>,
+    /// Service-graph metrics.
+    graph: Arc<Mutex<ServiceGraph>>,
+    /// `receiver.traces` (peer names).
+    traces: TracesConfig,
     /// Commands for the TLS attacher (None: TLS capture off).
     tls: Option<mpsc::Sender<TlsCmd>>,
     /// Processes that produced TLS plaintext (no dlopen rescan for them).
@@ -331,7 +359,9 @@ impl Runtime {
     }
 
     fn emit(&mut self) {
-        for (ex, span) in self.spans.drain(..) {
+        let now = Clock::monotonic_now_ns();
+        for span in self.spans.drain(..) {
+            let ex = &span.exchange;
             if !self.filter.allows_ports(ex.tuple.as_ref()) {
                 SelfMetrics::add(&self.me.spans_filtered, 1);
                 continue;
@@ -342,10 +372,34 @@ impl Runtime {
                 continue;
             }
             SelfMetrics::add(&self.me.spans_produced, 1);
-            if let Ok(mut m) = self.metrics.lock() {
-                m.record(&res, &span);
+            self.linker.push(res, span, now, &mut self.released);
+        }
+        self.linker.expire(now, &mut self.released);
+        self.submit_released();
+    }
+
+    /// Exports the spans whose trace is known, records their metrics and the service-graph
+    /// edges found.
+    fn submit_released(&mut self) {
+        if self.released.is_empty() {
+            return;
+        }
+        if let Ok(mut m) = self.metrics.lock() {
+            for (res, span) in &self.released {
+                m.record(res, span);
             }
-            self.exporter.submit(res, span.span);
+        }
+        let edges = self.linker.take_edges();
+        if !edges.is_empty()
+            && let Ok(mut g) = self.graph.lock()
+        {
+            let now = self.proc.clock.to_unix_nanos(Clock::monotonic_now_ns());
+            for e in &edges {
+                g.record(e, &self.traces, now);
+            }
+        }
+        for (res, span) in self.released.drain(..) {
+            self.exporter.submit(res, span);
         }
     }
 
@@ -357,6 +411,15 @@ impl Runtime {
             k[Counter::DataLostRingbufFull as usize] + k[Counter::ControlLostRingbufFull as usize];
         self.me.events_lost_kernel.store(lost, Ordering::Relaxed);
         for (slot, v) in self.me.kernel_counters.iter().zip(k) {
+            SelfMetrics::set(slot, v);
+        }
+        let l = self.linker.stats;
+        for (slot, v) in [
+            (&self.me.spans_paired, l.paired),
+            (&self.me.spans_unpaired, l.expired_unpaired),
+            (&self.me.client_spans_linked, l.client_linked),
+            (&self.me.client_spans_unlinked, l.client_unlinked),
+        ] {
             SelfMetrics::set(slot, v);
         }
         let stats = &self.proc.tracker.stats;
@@ -397,7 +460,13 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         cfg.receiver.kernel_timing.anomalies.clone(),
     )));
     let logs = kernel::logs_source(detector.clone(), kmetrics.clone(), &enrich::host_name());
-    let source = kernel::metrics_source(metrics.clone(), kmetrics.clone());
+    let graph = Arc::new(Mutex::new(ServiceGraph::default()));
+    let source = kernel::metrics_source(
+        metrics.clone(),
+        kmetrics.clone(),
+        graph.clone(),
+        kernel::anomaly::receiver_resource(&enrich::host_name()),
+    );
     let exporter = Exporter::start(settings, me.clone(), Some(source), Some(logs))?;
 
     let mut probes = load(&cfg)?;
@@ -449,6 +518,13 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         exporter,
         me,
         spans: Vec::new(),
+        linker: Linker::new(LinkConfig {
+            wait_ns: (cfg.receiver.traces.join_wait_seconds * 1e9) as u64,
+            ..LinkConfig::default()
+        }),
+        released: Vec::new(),
+        graph,
+        traces: cfg.receiver.traces.clone(),
         tls,
         tls_pids: HashSet::new(),
         rescans: HashMap::new(),
@@ -486,6 +562,8 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         rt.on_record(&item);
     }
     rt.tick(&counters);
+    rt.linker.flush(&mut rt.released);
+    rt.submit_released();
     drop(ring);
     let Runtime { exporter, tls, .. } = rt;
     drop(tls);

@@ -1,15 +1,19 @@
-//! Span building.
+//! Span building: the receiver's own compact span.
 //!
-//! Stage: protocol → **span** → enrich/export. Input: one [`HttpExchange`] (monotonic
-//! timestamps, request line, `Host`/`User-Agent`, status, error), the [`Clock`] and
-//! [`SpanOptions`]. Output: an [`ObservedSpan`]: an OTLP span following the stable OTel HTTP
-//! semantic conventions, kind SERVER or CLIENT, without resource (attached in export).
+//! Stage: protocol → **span** → enrich/metrics/export. Input: one [`HttpExchange`]
+//! (monotonic timestamps, request line, `Host`/`User-Agent`, status, error), the [`Clock`] and
+//! [`SpanOptions`]. Output: a [`SpanRecord`]: the exchange as it was parsed, its trace
+//! context, Unix-epoch times and the kernel time of its connection. Nothing is rendered at
+//! build time: name, status and attributes (stable OTel HTTP semantic conventions, or the RPC
+//! conventions for gRPC) are *derived* on demand — [`SpanRecord::name`],
+//! [`SpanRecord::error_type`], [`SpanRecord::attributes`] into any [`AttrSink`] — so the
+//! OTLP encoder in `export/` writes them straight into its buffer and metrics read the fields.
+//! A queued span costs its exchange (a few hundred bytes), not an object tree.
 //!
-//! Limits: every span is a root span with fresh random ids: the bytes carry no trace context we
-//! act on, so client and server spans of one request are not linked. No `http.route` (HTTP/1
-//! bytes carry none), so the span name is just the method. `url.scheme` is `https` for
-//! exchanges rebuilt from TLS plaintext ([`HttpExchange::is_tls`]), else `http`. Pure code,
-//! no IO.
+//! Limits: trace ids are random (a root span) unless the trace-context stage sets them. No
+//! `http.route` (HTTP/1 bytes carry none), so the span name is just the method. `url.scheme`
+//! is `https` for exchanges rebuilt from TLS plaintext ([`HttpExchange::is_tls`]), else
+//! `http`. Pure code, no IO.
 //!
 //! `error.type` values: the status code as a string (e.g. `"500"`) for error statuses (server
 //! spans: ≥ 500; client spans: ≥ 400; both: < 100 or ≥ 600), or for an
@@ -21,23 +25,78 @@
 //! `server.port` and the target. Query values of semconv's sensitive keys (`sig`,
 //! `X-Amz-Signature`, …) are redacted in `url.query` and `url.full`.
 
+pub mod grpc;
+pub mod link;
+pub mod threads;
+pub mod url;
+
+use crate::attr::AttrSink;
 use crate::clock::Clock;
 use crate::config::ReceiverConfig;
+use crate::kernel::spans::ConnTiming;
 use crate::protocol::{ExchangeError, HttpExchange, Side};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::trace::v1::{
-    Span, SpanFlags, Status, span::SpanKind, status::StatusCode,
-};
 use otel_ebpf_semconv::{attribute as attr, value};
+use std::fmt;
 use std::net::SocketAddr;
+use url::{FullUrl, Host, Target, redact_query, split_host_port};
 
-/// A span observed for process `pid` (its resource is attached in export).
+pub use url::Host as ServerHost;
+
+/// W3C trace context of one span (W3C Trace Context §3: 16-byte trace id, 8-byte span id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// Non-zero trace id.
+    pub trace_id: [u8; 16],
+    /// Non-zero span id of this span.
+    pub span_id: [u8; 8],
+    /// The parent's span id; `None` for a root span.
+    pub parent_span_id: Option<[u8; 8]>,
+    /// The parent was observed in another process (OTLP `SPAN_FLAGS_CONTEXT_IS_REMOTE`).
+    pub parent_remote: bool,
+    /// W3C `sampled` trace flag.
+    pub sampled: bool,
+}
+
+impl TraceContext {
+    /// A new root context with random non-zero ids, sampled.
+    pub fn root() -> Self {
+        Self {
+            trace_id: random_nonzero(),
+            span_id: random_nonzero(),
+            parent_span_id: None,
+            parent_remote: false,
+            sampled: true,
+        }
+    }
+
+    /// OTLP `Span.flags`: the W3C trace flags (bit 0 sampled) plus
+    /// `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` (0x100) and, for a remote parent,
+    /// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK` (0x200) (OTLP trace.proto `SpanFlags`).
+    pub fn otlp_flags(&self) -> u32 {
+        u32::from(self.sampled) | 0x100 | if self.parent_remote { 0x200 } else { 0 }
+    }
+}
+
+/// One span: an exchange seen from one process, with its trace context and kernel time.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ObservedSpan {
-    /// Process id (host pid namespace) of the observed process.
-    pub pid: u32,
-    /// The span; timestamps are Unix-epoch ns (converted by [`Clock::to_unix_nanos`]).
-    pub span: Span,
+pub struct SpanRecord {
+    /// The exchange (its `pid` is the observed process; `side` the span kind).
+    pub exchange: HttpExchange,
+    /// Trace and span ids.
+    pub trace: TraceContext,
+    /// W3C `tracestate` carried with the trace, if any (kept as received).
+    pub trace_state: Option<Box<str>>,
+    /// Start, Unix-epoch ns (first byte of the request).
+    pub start_unix_ns: u64,
+    /// End, Unix-epoch ns (last byte of the response), never before the start.
+    pub end_unix_ns: u64,
+    /// Kernel time of the span's connection, when its skbs were timed.
+    pub timing: Option<ConnTiming>,
+    /// Record `url.query` ([`SpanOptions::capture_url_query`]).
+    pub capture_url_query: bool,
+    /// CLIENT spans: the server connection (same process, stream key) whose request the
+    /// sending thread was serving ([`threads`]); the trace linker's evidence for rule 2.
+    pub cause_conn: Option<u64>,
 }
 
 /// What [`build_span`] records beyond the defaults.
@@ -56,85 +115,201 @@ impl SpanOptions {
     }
 }
 
-/// Builds the OTLP span of one exchange.
-///
-/// Name `{method}` (or `HTTP` for unknown methods); kind SERVER for [`Side::Server`], CLIENT
-/// for [`Side::Client`]; start/end = `clock.to_unix_nanos(ex.start_ns / ex.end_ns)`; random
-/// non-zero trace id (16 bytes) and span id (8 bytes); flags: sampled, parent not remote.
-/// Attributes and status: see the module docs and [`otel_ebpf_semconv::attribute`].
-pub fn build_span(ex: &HttpExchange, clock: &Clock, opts: &SpanOptions) -> ObservedSpan {
-    if let Some(call) = &ex.grpc {
-        return grpc::build_span(ex, call, clock);
+/// Builds the span of one exchange: a root trace context with random non-zero ids,
+/// sampled; start/end = `clock.to_unix_nanos(ex.start_ns / ex.end_ns)` (end clamped to start).
+pub fn build_span(ex: HttpExchange, clock: &Clock, opts: &SpanOptions) -> SpanRecord {
+    let start_unix_ns = clock.to_unix_nanos(ex.start_ns);
+    let end_unix_ns = clock.to_unix_nanos(ex.end_ns.max(ex.start_ns));
+    SpanRecord {
+        exchange: ex,
+        trace: TraceContext::root(),
+        trace_state: None,
+        start_unix_ns,
+        end_unix_ns,
+        timing: None,
+        capture_url_query: opts.capture_url_query,
+        cause_conn: None,
     }
-    let known = value::KNOWN_HTTP_METHODS
-        .binary_search(&ex.method.as_str())
-        .is_ok();
-    let name = if known {
-        ex.method.clone()
-    } else {
-        value::SPAN_NAME_OTHER.to_string()
-    };
-    let mut attrs = Vec::with_capacity(16);
-    // An empty method is one HTTP/2 could not decode: left out rather than guessed.
-    if !ex.method.is_empty() {
-        let method = if known {
-            ex.method.as_str()
-        } else {
-            value::METHOD_OTHER
-        };
-        attrs.push(kv_str(attr::HTTP_REQUEST_METHOD, method));
-        if !known {
-            attrs.push(kv_str(attr::HTTP_REQUEST_METHOD_ORIGINAL, &ex.method));
-        }
-    }
-    let target = Target::parse(&ex.target);
-    if let Some(path) = target.path {
-        attrs.push(kv_str(attr::URL_PATH, path));
-    }
-    let query = target
-        .query
-        .filter(|q| opts.capture_url_query && !q.is_empty())
-        .map(redact_query);
-    if let Some(q) = &query {
-        attrs.push(kv_str(attr::URL_QUERY, q));
-    }
-    let scheme = if ex.is_tls() {
-        value::SCHEME_HTTPS
-    } else {
-        value::SCHEME_HTTP
-    };
-    attrs.push(kv_str(attr::URL_SCHEME, scheme));
-    if let Some(code) = ex.status {
-        attrs.push(kv_int(attr::HTTP_RESPONSE_STATUS_CODE, code.into()));
-    }
-
-    let (server_addr, server_port) = server_endpoint(ex, &target);
-    if let Some(a) = &server_addr {
-        attrs.push(kv_str(attr::SERVER_ADDRESS, a));
-    }
-    if let Some(p) = server_port {
-        attrs.push(kv_int(attr::SERVER_PORT, p.into()));
-    }
-    if ex.side == Side::Client
-        && let (Some(host), Some(path)) = (&server_addr, target.path)
-        && path.starts_with('/')
-    {
-        let url = full_url(scheme, host, server_port, path, query.as_deref());
-        attrs.push(kv_str(attr::URL_FULL, &url));
-    }
-    push_network(ex, &mut attrs);
-
-    let error_type = error_type(ex);
-    finish(ex, clock, name, attrs, error_type)
 }
 
-/// `server.address` / `server.port`: client spans take the authority the request names (Host
-/// header / `:authority`, else an absolute-form target's), else the remote end; server spans
-/// the authority's host and the local port.
-pub(crate) fn server_endpoint(
-    ex: &HttpExchange,
-    target: &Target<'_>,
-) -> (Option<String>, Option<u16>) {
+/// `error.type` of a span (see the module docs); formats without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorType {
+    /// A fixed name (`timeout`, an RFC 9113 error name, a gRPC status name).
+    Named(&'static str),
+    /// An HTTP status code, or a gRPC status outside 0–16.
+    Code(u32),
+    /// An RFC 9113 error code without a name (`0x…`).
+    Hex(u32),
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorType::Named(n) => f.write_str(n),
+            ErrorType::Code(c) => write!(f, "{c}"),
+            ErrorType::Hex(c) => write!(f, "{c:#x}"),
+        }
+    }
+}
+
+impl SpanRecord {
+    /// The observed process (host pid namespace).
+    pub fn pid(&self) -> u32 {
+        self.exchange.pid
+    }
+
+    /// SERVER or CLIENT.
+    pub fn side(&self) -> Side {
+        self.exchange.side
+    }
+
+    /// Duration (ns).
+    pub fn duration_ns(&self) -> u64 {
+        self.end_unix_ns - self.start_unix_ns
+    }
+
+    /// The span name: `{method}` (or `HTTP` for unknown methods); gRPC: `{rpc.method}` or
+    /// `grpc`.
+    pub fn name(&self) -> &str {
+        if self.exchange.grpc.is_some() {
+            return grpc::span_name(&self.exchange);
+        }
+        match self.method() {
+            Some(m) if m != value::METHOD_OTHER => m,
+            _ => value::SPAN_NAME_OTHER,
+        }
+    }
+
+    /// `http.request.method`: the method if known to the semantic conventions, `_OTHER`
+    /// otherwise, `None` when it was not decoded (HTTP/2 header lost).
+    pub fn method(&self) -> Option<&'static str> {
+        let m = self.exchange.method.as_str();
+        if m.is_empty() {
+            return None;
+        }
+        Some(match value::KNOWN_HTTP_METHODS.binary_search(&m) {
+            Ok(i) => value::KNOWN_HTTP_METHODS[i],
+            Err(_) => value::METHOD_OTHER,
+        })
+    }
+
+    /// `url.scheme`: `https` for TLS plaintext, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.exchange.is_tls() {
+            value::SCHEME_HTTPS
+        } else {
+            value::SCHEME_HTTP
+        }
+    }
+
+    /// `network.protocol.version` (`1.0`, `1.1`, `2`), when known.
+    pub fn protocol_version(&self) -> Option<&'static str> {
+        match self.exchange.version.as_str() {
+            "1.0" => Some("1.0"),
+            "1.1" => Some("1.1"),
+            "2" => Some("2"),
+            _ => None,
+        }
+    }
+
+    /// `error.type`, per the module docs (gRPC: see [`grpc`]); `None` when it succeeded.
+    pub fn error_type(&self) -> Option<ErrorType> {
+        let ex = &self.exchange;
+        if let Some(e) = ex.error {
+            return Some(exchange_error_type(e));
+        }
+        if let Some(call) = &ex.grpc {
+            return grpc::error_type(ex, call);
+        }
+        let code = ex.status?;
+        let threshold = match ex.side {
+            Side::Server => 500,
+            Side::Client => 400,
+        };
+        (code < 100 || code >= threshold).then_some(ErrorType::Code(code.into()))
+    }
+
+    /// Span status: ERROR iff [`Self::error_type`] is set; the message describes an exchange
+    /// error (empty otherwise).
+    pub fn status(&self) -> (bool, &'static str) {
+        (
+            self.error_type().is_some(),
+            self.exchange.error.map(describe).unwrap_or_default(),
+        )
+    }
+
+    /// `server.address` / `server.port`: client spans take the authority the request names
+    /// (Host header / `:authority`, else an absolute-form target's), else the remote end;
+    /// server spans the authority's host and the local port.
+    pub fn server_endpoint(&self) -> (Option<Host<'_>>, Option<u16>) {
+        server_endpoint(&self.exchange, &Target::parse(&self.exchange.target))
+    }
+
+    /// Hands every attribute of the span, in the documented order, to `sink`: HTTP (or RPC)
+    /// attributes, then `error.type`, then the kernel time of the connection.
+    pub fn attributes(&self, sink: &mut dyn AttrSink) {
+        let ex = &self.exchange;
+        if let Some(call) = &ex.grpc {
+            grpc::attributes(ex, call, sink);
+        } else {
+            self.http_attributes(sink);
+        }
+        if let Some(et) = self.error_type() {
+            sink.display(attr::ERROR_TYPE, &et);
+        }
+        if let Some(t) = &self.timing {
+            crate::kernel::spans::attributes(t, ex.side == Side::Client, sink);
+        }
+    }
+
+    fn http_attributes(&self, sink: &mut dyn AttrSink) {
+        let ex = &self.exchange;
+        if let Some(method) = self.method() {
+            sink.str(attr::HTTP_REQUEST_METHOD, method);
+            if method == value::METHOD_OTHER {
+                sink.str(attr::HTTP_REQUEST_METHOD_ORIGINAL, &ex.method);
+            }
+        }
+        let target = Target::parse(&ex.target);
+        if let Some(path) = target.path {
+            sink.str(attr::URL_PATH, path);
+        }
+        let query = target
+            .query
+            .filter(|q| self.capture_url_query && !q.is_empty())
+            .map(redact_query);
+        if let Some(q) = &query {
+            sink.str(attr::URL_QUERY, q);
+        }
+        let scheme = self.scheme();
+        sink.str(attr::URL_SCHEME, scheme);
+        if let Some(code) = ex.status {
+            sink.int(attr::HTTP_RESPONSE_STATUS_CODE, code.into());
+        }
+        let (host, port) = server_endpoint(ex, &target);
+        push_server(sink, host, port);
+        if ex.side == Side::Client
+            && let (Some(host), Some(path)) = (host, target.path)
+            && path.starts_with('/')
+        {
+            let url = FullUrl {
+                scheme,
+                host,
+                port,
+                path,
+                query: query.as_deref(),
+            };
+            sink.display(attr::URL_FULL, &url);
+        }
+        push_network(ex, sink);
+    }
+}
+
+fn server_endpoint<'a>(
+    ex: &'a HttpExchange,
+    target: &Target<'a>,
+) -> (Option<Host<'a>>, Option<u16>) {
     let authority = ex
         .host
         .as_deref()
@@ -145,8 +320,8 @@ pub(crate) fn server_endpoint(
     match ex.side {
         Side::Client => (
             authority
-                .map(|a| a.0.to_string())
-                .or(remote.map(|r| r.ip().to_string())),
+                .map(|a| Host::Name(a.0))
+                .or(remote.map(|r| Host::Ip(r.ip()))),
             authority
                 .and_then(|a| a.1)
                 .or(remote.map(|r| r.port()))
@@ -154,100 +329,62 @@ pub(crate) fn server_endpoint(
         ),
         Side::Server => (
             authority
-                .map(|a| a.0.to_string())
-                .or(local.map(|l| l.ip().to_string())),
+                .map(|a| Host::Name(a.0))
+                .or(local.map(|l| Host::Ip(l.ip()))),
             local.map(|l| l.port()).or(authority.and_then(|a| a.1)),
         ),
     }
 }
 
+/// `server.address` and `server.port`.
+fn push_server(sink: &mut dyn AttrSink, host: Option<Host<'_>>, port: Option<u16>) {
+    match host {
+        Some(Host::Name(n)) => sink.str(attr::SERVER_ADDRESS, n),
+        Some(Host::Ip(ip)) => sink.display(attr::SERVER_ADDRESS, &ip),
+        None => {}
+    }
+    if let Some(p) = port {
+        sink.int(attr::SERVER_PORT, p.into());
+    }
+}
+
 /// `client.*` (server spans), `network.peer.*`, `network.protocol.*`, `user_agent.original`
 /// and the HTTP/2 incomplete-headers marker.
-pub(crate) fn push_network(ex: &HttpExchange, attrs: &mut Vec<KeyValue>) {
+fn push_network(ex: &HttpExchange, sink: &mut dyn AttrSink) {
     let remote = ex.tuple.map(|t| t.remote);
     if let (Side::Server, Some(r)) = (ex.side, remote) {
-        push_addr(attrs, attr::CLIENT_ADDRESS, attr::CLIENT_PORT, r);
+        push_addr(sink, attr::CLIENT_ADDRESS, attr::CLIENT_PORT, r);
     }
     if let Some(r) = remote {
-        push_addr(
-            attrs,
-            attr::NETWORK_PEER_ADDRESS,
-            attr::NETWORK_PEER_PORT,
-            r,
-        );
+        push_addr(sink, attr::NETWORK_PEER_ADDRESS, attr::NETWORK_PEER_PORT, r);
     }
-    attrs.push(kv_str(attr::NETWORK_PROTOCOL_NAME, value::PROTOCOL_HTTP));
+    sink.str(attr::NETWORK_PROTOCOL_NAME, value::PROTOCOL_HTTP);
     if !ex.version.is_empty() {
-        attrs.push(kv_str(attr::NETWORK_PROTOCOL_VERSION, &ex.version));
+        sink.str(attr::NETWORK_PROTOCOL_VERSION, &ex.version);
     }
     if let Some(ua) = &ex.user_agent {
-        attrs.push(kv_str(attr::USER_AGENT_ORIGINAL, ua));
+        sink.str(attr::USER_AGENT_ORIGINAL, ua);
     }
     if ex.headers_incomplete {
-        attrs.push(kv(attr::HTTP2_HEADERS_INCOMPLETE, Value::BoolValue(true)));
+        sink.bool(attr::HTTP2_HEADERS_INCOMPLETE, true);
     }
 }
 
-/// The span: status ERROR iff `error_type`, message from the exchange error; ids, kind, times.
-pub(crate) fn finish(
-    ex: &HttpExchange,
-    clock: &Clock,
-    name: String,
-    mut attrs: Vec<KeyValue>,
-    error_type: Option<String>,
-) -> ObservedSpan {
-    let status = Status {
-        code: if error_type.is_some() {
-            StatusCode::Error
-        } else {
-            StatusCode::Unset
-        } as i32,
-        message: ex.error.map(describe).unwrap_or_default().to_string(),
-    };
-    if let Some(et) = error_type {
-        attrs.push(kv_str(attr::ERROR_TYPE, &et));
-    }
-    let span = Span {
-        trace_id: random_nonzero::<16>().to_vec(),
-        span_id: random_nonzero::<8>().to_vec(),
-        flags: 0x01 | SpanFlags::ContextHasIsRemoteMask as u32,
-        name,
-        kind: match ex.side {
-            Side::Server => SpanKind::Server,
-            Side::Client => SpanKind::Client,
-        } as i32,
-        start_time_unix_nano: clock.to_unix_nanos(ex.start_ns),
-        end_time_unix_nano: clock.to_unix_nanos(ex.end_ns.max(ex.start_ns)),
-        attributes: attrs,
-        status: Some(status),
-        ..Default::default()
-    };
-    ObservedSpan { pid: ex.pid, span }
-}
-
-/// `error.type` of an exchange, per the module docs; `None` when it succeeded.
-fn error_type(ex: &HttpExchange) -> Option<String> {
-    if let Some(e) = ex.error {
-        return Some(exchange_error_type(e));
-    }
-    let code = ex.status?;
-    let threshold = match ex.side {
-        Side::Server => 500,
-        Side::Client => 400,
-    };
-    (code < 100 || code >= threshold).then(|| code.to_string())
+fn push_addr(sink: &mut dyn AttrSink, addr_key: &str, port_key: &str, a: SocketAddr) {
+    sink.display(addr_key, &a.ip());
+    sink.int(port_key, a.port().into());
 }
 
 /// `error.type` of an exchange error: `timeout`, `connection_closed`, `process_exited`, or the
 /// RFC 9113 §7 name of a stream reset's error code (`0x…` for codes it does not name).
-pub(crate) fn exchange_error_type(e: ExchangeError) -> String {
+pub(crate) fn exchange_error_type(e: ExchangeError) -> ErrorType {
     match e {
-        ExchangeError::Timeout => value::ERROR_TIMEOUT.into(),
-        ExchangeError::ConnectionClosed => value::ERROR_CONNECTION_CLOSED.into(),
-        ExchangeError::ProcessExited => value::ERROR_PROCESS_EXITED.into(),
+        ExchangeError::Timeout => ErrorType::Named(value::ERROR_TIMEOUT),
+        ExchangeError::ConnectionClosed => ErrorType::Named(value::ERROR_CONNECTION_CLOSED),
+        ExchangeError::ProcessExited => ErrorType::Named(value::ERROR_PROCESS_EXITED),
         ExchangeError::StreamReset(code) => value::HTTP2_ERROR_NAMES
             .get(code as usize)
-            .map_or_else(|| format!("{code:#x}"), |n| (*n).to_string()),
+            .map_or(ErrorType::Hex(code), |n| ErrorType::Named(n)),
     }
 }
 
@@ -260,114 +397,8 @@ fn describe(e: ExchangeError) -> &'static str {
     }
 }
 
-/// `scheme://host[:port]path[?query]`; IPv6 hosts in brackets, the scheme's default port
-/// (80 for http, 443 for https) left out.
-fn full_url(
-    scheme: &str,
-    host: &str,
-    port: Option<u16>,
-    path: &str,
-    query: Option<&str>,
-) -> String {
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    let default = if scheme == value::SCHEME_HTTPS {
-        443
-    } else {
-        80
-    };
-    let port = port
-        .filter(|&p| p != default)
-        .map(|p| format!(":{p}"))
-        .unwrap_or_default();
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    format!("{scheme}://{host}{port}{path}{query}")
-}
-
-/// Replaces the values of [`value::SENSITIVE_QUERY_KEYS`] by `REDACTED`, keeping the keys.
-fn redact_query(q: &str) -> String {
-    let redact = |pair: &str| match pair.split_once('=') {
-        Some((k, _)) if value::SENSITIVE_QUERY_KEYS.contains(&k) => {
-            format!("{k}={}", value::REDACTED)
-        }
-        _ => pair.to_string(),
-    };
-    q.split('&').map(redact).collect::<Vec<_>>().join("&")
-}
-
-fn push_addr(attrs: &mut Vec<KeyValue>, addr_key: &str, port_key: &str, a: SocketAddr) {
-    attrs.push(kv_str(addr_key, &a.ip().to_string()));
-    attrs.push(kv_int(port_key, a.port().into()));
-}
-
-/// Parts of a request target (RFC 9112 §3.2).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Target<'a> {
-    pub(crate) path: Option<&'a str>,
-    pub(crate) query: Option<&'a str>,
-    /// `host[:port]` of absolute-form and authority-form targets (userinfo removed).
-    pub(crate) authority: Option<&'a str>,
-}
-
-impl<'a> Target<'a> {
-    pub(crate) fn parse(t: &'a str) -> Self {
-        let t = t.split_once('#').map_or(t, |(before, _)| before);
-        let path_query = |pq: &'a str| {
-            let (p, q) = pq.split_once('?').map_or((pq, None), |(p, q)| (p, Some(q)));
-            (Some(if p.is_empty() { "/" } else { p }), q)
-        };
-        if t.starts_with('/') || t == "*" {
-            let (path, query) = path_query(t);
-            return Self {
-                path,
-                query,
-                authority: None,
-            };
-        }
-        if let Some((_scheme, rest)) = t.split_once("://") {
-            // absolute-form: scheme "://" authority path-abempty [ "?" query ]
-            let end = rest.find(['/', '?']).unwrap_or(rest.len());
-            let (auth, pq) = rest.split_at(end);
-            let (path, query) = path_query(pq);
-            return Self {
-                path,
-                query,
-                authority: strip_userinfo(auth),
-            };
-        }
-        // authority-form (CONNECT host:port): no path.
-        Self {
-            path: None,
-            query: None,
-            authority: strip_userinfo(t),
-        }
-    }
-}
-
-fn strip_userinfo(auth: &str) -> Option<&str> {
-    let a = auth.rsplit_once('@').map_or(auth, |(_, host)| host);
-    (!a.is_empty()).then_some(a)
-}
-
-/// Splits `host[:port]` (`[v6]:port` for IPv6); `None` for an empty host.
-fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    let s = s.trim();
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) if !p.contains(':') => (h, Some(p)),
-            _ => (s, None), // no port, or a bare IPv6 address
-        }
-    };
-    (!host.is_empty()).then(|| (host, port.and_then(|p| p.parse().ok())))
-}
-
-pub(crate) fn random_nonzero<const N: usize>() -> [u8; N] {
+/// `N` random bytes, not all zero (W3C Trace Context: all-zero ids are invalid).
+pub fn random_nonzero<const N: usize>() -> [u8; N] {
     loop {
         let b: [u8; N] = rand::random();
         if b != [0; N] {
@@ -376,36 +407,5 @@ pub(crate) fn random_nonzero<const N: usize>() -> [u8; N] {
     }
 }
 
-/// A string attribute.
-pub(crate) fn kv_str(key: &str, v: &str) -> KeyValue {
-    kv(key, Value::StringValue(v.to_string()))
-}
-
-/// An int attribute.
-pub(crate) fn kv_int(key: &str, v: i64) -> KeyValue {
-    kv(key, Value::IntValue(v))
-}
-
-/// An attribute of any value.
-pub(crate) fn kv(key: &str, v: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
-}
-
-/// The value of attribute `key` in `attrs`, if present.
-pub(crate) fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()?
-        .value
-        .as_ref()
-}
-
-mod grpc;
 #[cfg(test)]
 mod tests;

@@ -7,11 +7,13 @@
 //! Recordings made with kernel timing on carry its records too (`otel_ebpf.kernel.*` and
 //! `otel_ebpf.tcp.*` span attributes).
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use otel_ebpf_receiver::attr::{AttrValue, Attributes};
 use otel_ebpf_receiver::clock::Clock;
 use otel_ebpf_receiver::config::Config;
 use otel_ebpf_receiver::events;
 use otel_ebpf_receiver::pipeline::Processor;
+use otel_ebpf_receiver::protocol::Side;
+use otel_ebpf_receiver::span::SpanRecord;
 use serde_json::{Value as Json, json};
 use std::path::Path;
 
@@ -21,27 +23,32 @@ fn hex_decode(line: &str) -> Vec<u8> {
         .collect()
 }
 
-fn span_json(s: &opentelemetry_proto::tonic::trace::v1::Span) -> Json {
-    let attrs: serde_json::Map<String, Json> = s
-        .attributes
+fn span_json(s: &SpanRecord) -> Json {
+    let mut a = Attributes::new();
+    s.attributes(&mut a);
+    let attrs: serde_json::Map<String, Json> = a
         .iter()
-        .map(|kv| {
-            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Value::StringValue(x)) => json!(x),
-                Some(Value::IntValue(x)) => json!(x),
-                Some(Value::BoolValue(x)) => json!(x),
-                Some(Value::DoubleValue(x)) => json!(x),
-                other => json!(format!("{other:?}")),
+        .map(|(k, v)| {
+            let v = match v {
+                AttrValue::Str(x) => json!(x),
+                AttrValue::Int(x) => json!(x),
+                AttrValue::Bool(x) => json!(x),
+                AttrValue::Double(x) => json!(x),
             };
-            (kv.key.clone(), v)
+            (k.to_string(), v)
         })
         .collect();
+    // OTLP SpanKind numbers and status codes, as the recordings were reviewed with.
+    let kind = match s.side() {
+        Side::Server => 2,
+        Side::Client => 3,
+    };
     json!({
-        "name": s.name,
-        "kind": s.kind,
-        "start_time_unix_nano": s.start_time_unix_nano,
-        "end_time_unix_nano": s.end_time_unix_nano,
-        "status": s.status.as_ref().map(|st| st.code).unwrap_or(0),
+        "name": s.name(),
+        "kind": kind,
+        "start_time_unix_nano": s.start_unix_ns,
+        "end_time_unix_nano": s.end_unix_ns,
+        "status": if s.status().0 { 2 } else { 0 },
         "attributes": attrs,
     })
 }
@@ -68,7 +75,7 @@ fn replay(records: &str) -> Json {
     }
     // Anything still open is closed out as a timeout 60 s after the last record.
     p.expire(last_ts + 60_000_000_000, &mut out);
-    let mut spans: Vec<Json> = out.iter().map(|(_, s)| span_json(&s.span)).collect();
+    let mut spans: Vec<Json> = out.iter().map(span_json).collect();
     spans.sort_by_key(|s| (s["start_time_unix_nano"].as_u64(), s["kind"].as_i64()));
     Json::Array(spans)
 }

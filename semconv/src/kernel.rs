@@ -102,6 +102,29 @@ pub mod attribute {
     pub const SPAN_RETRANSMITS: &str = "otel_ebpf.tcp.retransmits";
     /// Span attribute (double, s): the connection's last smoothed RTT seen during the span.
     pub const SPAN_SRTT: &str = "otel_ebpf.tcp.srtt";
+    /// The full per-layer span attribute names, `[request, response]` × the layer:
+    /// `{REQUEST_PREFIX|RESPONSE_PREFIX}{layer}{DURATION_SUFFIX}` for every layer of
+    /// [`super::layer::SEND`] (`socket`, `ip`, `qdisc`, `driver`; the receive layers are
+    /// `ip` and `socket` of the same table).
+    pub const LAYER_DURATION: [[&str; 4]; 2] = [
+        [
+            "otel_ebpf.kernel.request.socket_duration",
+            "otel_ebpf.kernel.request.ip_duration",
+            "otel_ebpf.kernel.request.qdisc_duration",
+            "otel_ebpf.kernel.request.driver_duration",
+        ],
+        [
+            "otel_ebpf.kernel.response.socket_duration",
+            "otel_ebpf.kernel.response.ip_duration",
+            "otel_ebpf.kernel.response.qdisc_duration",
+            "otel_ebpf.kernel.response.driver_duration",
+        ],
+    ];
+    /// `{REQUEST_PREFIX|RESPONSE_PREFIX}skbs` (int): skbs timed in that direction.
+    pub const SKBS: [&str; 2] = [
+        "otel_ebpf.kernel.request.skbs",
+        "otel_ebpf.kernel.response.skbs",
+    ];
 }
 
 /// Layer names (`otel_ebpf.kernel.layer` values), in path order.

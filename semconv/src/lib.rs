@@ -234,6 +234,32 @@ pub mod metric {
     ];
 }
 
+/// Service-graph metrics, named and labelled as the OpenTelemetry Collector's
+/// `servicegraph` connector (and Tempo's metrics-generator) emit them, so their dashboards
+/// work unchanged.
+pub mod service_graph {
+    /// Counter: requests from `client` to `server`.
+    pub const REQUEST_TOTAL: &str = "traces_service_graph_request_total";
+    /// Counter: failed requests (either side's span is an error).
+    pub const REQUEST_FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
+    /// Histogram (seconds): the server span's duration.
+    pub const REQUEST_SERVER: &str = "traces_service_graph_request_server";
+    /// Histogram (seconds): the client span's duration.
+    pub const REQUEST_CLIENT: &str = "traces_service_graph_request_client";
+    /// Label: the client node's name (`service.name`, or the peer).
+    pub const CLIENT: &str = "client";
+    /// Label: the server node's name.
+    pub const SERVER: &str = "server";
+    /// Label: `virtual_node` when one side was not observed, else empty.
+    pub const CONNECTION_TYPE: &str = "connection_type";
+    /// [`CONNECTION_TYPE`] value for an edge with an unobserved side.
+    pub const VIRTUAL_NODE: &str = "virtual_node";
+    /// The connector's default latency buckets (seconds).
+    pub const BUCKETS: [f64; 16] = [
+        0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0,
+    ];
+}
+
 /// The receiver's own counters, as named in its Prometheus text endpoint (`/metrics`).
 ///
 /// All are Prometheus `counter`s (monotonic totals since start-up, `_total` suffix), unit
@@ -269,13 +295,23 @@ pub mod self_metric {
     pub const EXPORT_FAILURES_TOTAL: &str = "otel_ebpf_export_failures_total";
     /// Counter, unit `{span}`: spans removed by the configured filters.
     pub const SPANS_FILTERED_TOTAL: &str = "otel_ebpf_spans_filtered_total";
+    /// Counter, unit `{span}`: SERVER spans paired with the CLIENT span of the same request
+    /// on this host.
+    pub const SPANS_PAIRED_TOTAL: &str = "otel_ebpf_spans_paired_total";
+    /// Counter, unit `{span}`: SERVER spans whose local client was not found within the join
+    /// wait.
+    pub const SPANS_UNPAIRED_TOTAL: &str = "otel_ebpf_spans_unpaired_total";
+    /// Counter, unit `{span}`: CLIENT spans given a parent.
+    pub const CLIENT_SPANS_LINKED_TOTAL: &str = "otel_ebpf_client_spans_linked_total";
+    /// Counter, unit `{span}`: CLIENT spans without a parent.
+    pub const CLIENT_SPANS_UNLINKED_TOTAL: &str = "otel_ebpf_client_spans_unlinked_total";
     /// Counter, unit `{log_record}`: log records accepted by the backend or written to the
     /// console.
     pub const LOG_RECORDS_EXPORTED_TOTAL: &str = "otel_ebpf_log_records_exported_total";
     /// Counter, unit `{log_record}`: log records dropped (rejected, or the export failed).
     pub const LOG_RECORDS_DROPPED_TOTAL: &str = "otel_ebpf_log_records_dropped_total";
     /// Every name above, in declaration order.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 19] = [
         EVENTS_READ_TOTAL,
         EVENTS_LOST_KERNEL_TOTAL,
         DECODE_ERRORS_TOTAL,
@@ -289,6 +325,10 @@ pub mod self_metric {
         SPANS_DROPPED_TOTAL,
         EXPORT_FAILURES_TOTAL,
         SPANS_FILTERED_TOTAL,
+        SPANS_PAIRED_TOTAL,
+        SPANS_UNPAIRED_TOTAL,
+        CLIENT_SPANS_LINKED_TOTAL,
+        CLIENT_SPANS_UNLINKED_TOTAL,
         LOG_RECORDS_EXPORTED_TOTAL,
         LOG_RECORDS_DROPPED_TOTAL,
     ];

@@ -12,6 +12,7 @@
 //! environment overrides are applied by the exporter, not here; no `${env:VAR}` substitution.
 
 mod kernel;
+mod traces;
 mod validate;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ use std::net::{AddrParseError, SocketAddr};
 use std::time::Duration;
 
 pub use kernel::{AnomalyConfig, KernelTimingConfig};
+pub use traces::TracesConfig;
 
 /// Whole configuration. Every section and key is optional in the YAML; missing ones take the
 /// defaults shown in `config/default.yaml`.
@@ -64,6 +66,9 @@ pub struct ReceiverConfig {
     /// Kernel network timing and TCP health anomalies (issue 6).
     #[serde(deserialize_with = "null_as_default")]
     pub kernel_timing: KernelTimingConfig,
+    /// Trace linking and the service graph.
+    #[serde(deserialize_with = "null_as_default")]
+    pub traces: TracesConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -75,6 +80,7 @@ impl Default for ReceiverConfig {
             capture_url_query: false,
             filters: Filters::default(),
             kernel_timing: KernelTimingConfig::default(),
+            traces: TracesConfig::default(),
         }
     }
 }

@@ -50,6 +50,22 @@ impl Config {
         )?;
         check_filters(&r.filters)?;
         check_anomalies(&r.kernel_timing.anomalies)?;
+        if !(0.0..=10.0).contains(&r.traces.join_wait_seconds) {
+            return fail(
+                "receiver.traces.join_wait_seconds",
+                "must be between 0 and 10 (seconds)",
+            );
+        }
+        for key in r.traces.peer_service.keys() {
+            if key.parse::<std::net::IpAddr>().is_err()
+                && key.parse::<std::net::SocketAddr>().is_err()
+            {
+                return fail(
+                    format!("receiver.traces.peer_service.{key}"),
+                    "keys are an IP address or ip:port",
+                );
+            }
+        }
         if r.kernel_timing.layers && !r.kernel_timing.enabled {
             return fail(
                 "receiver.kernel_timing.layers",

@@ -267,6 +267,7 @@ impl ConnTracker {
         match &mut conn.proto {
             Proto::Other => {}
             Proto::Http(h) => {
+                h.set_tid(d.tid);
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
                 if let Some(next) = after_http1(h, key.1, d, &mut self.stats, out) {
@@ -274,6 +275,7 @@ impl ConnTracker {
                 }
             }
             Proto::Http2(h) => {
+                h.set_tid(d.tid);
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.http2.add(h.take_stats());
             }
@@ -288,6 +290,7 @@ impl ConnTracker {
                     Start::PartialRequest if whole || fresh => {}
                     _ => {
                         if let Some(mut h) = http2_start(d, key.1, fresh, conn.tuple) {
+                            h.set_tid(d.tid);
                             h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                             self.stats.http2.add(h.take_stats());
                             conn.proto = Proto::Http2(h);
@@ -313,6 +316,7 @@ impl ConnTracker {
                     self.limits.max_buffer_bytes,
                     fresh,
                 ));
+                h.set_tid(d.tid);
                 h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
                 self.stats.parse_errors += h.take_parse_errors();
                 conn.proto = match after_http1(&mut h, key.1, d, &mut self.stats, out) {
@@ -366,6 +370,7 @@ fn after_http1(
         let mut h2 = Http2Connection::upgraded(d.pid, conn_id, d.tuple, dir, req);
         if let Some(rest) = d.payload.get(offset..).filter(|r| !r.is_empty()) {
             let total = d.total_len.saturating_sub(offset as u64);
+            h2.set_tid(d.tid);
             h2.feed(d.direction, d.ts_ns, rest, total, out);
         }
         stats.http2.add(h2.take_stats());

@@ -51,16 +51,9 @@ impl Drop for FakeProc {
 
 /// Resource attributes as `key=value` strings, in order.
 fn attrs(r: &ProcessResource) -> Vec<String> {
-    r.resource
-        .attributes
+    r.attributes
         .iter()
-        .map(
-            |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Value::StringValue(v)) => format!("{}={v}", kv.key),
-                Some(Value::IntValue(v)) => format!("{}={v}", kv.key),
-                other => panic!("unexpected value {other:?}"),
-            },
-        )
+        .map(|(k, v)| format!("{k}={v}"))
         .collect()
 }
 

@@ -1,13 +1,13 @@
 //! Console exporter: one human-readable line per span (and per log record) on stdout.
 //!
-//! Stage: a sink of **export**. Input: batches of `(ProcessResource, Span)`, and log export
-//! requests (their line format is in `logs`). Output, per span:
+//! Stage: a sink of **export**. Input: batches of `(ProcessResource, SpanRecord)`, and log
+//! export requests (their line format is in `logs`). Output, per span:
 //! `<start, RFC 3339 UTC ms> <KIND> <method> <path> <status> <duration ms> <client> -> <server>
-//! <service>[<pid>]` and ` error=<error.type>` when set, e.g.
-//! `2026-11-21T10:00:00.123Z SERVER GET /index.html 200 1.234ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234]`.
-//! Missing values print as `-`. Attribute names: OTel HTTP semantic conventions
-//! (`http.request.method`, `url.path`, `http.response.status_code`, `client.*`, `server.*`,
-//! `network.peer.*`, `network.local.*`, `error.type`).
+//! <service>[<pid>] trace=<id> span=<id> parent=<id>` and ` error=<error.type>` when set, e.g.
+//! `2026-11-21T10:00:00.123Z SERVER GET /index.html 200 1.234ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234] trace=4bf92f35 span=00f067aa parent=-`.
+//! Ids are shortened to their first 8 hex digits (enough to follow a chain by eye); `<client>`
+//! is the peer of a server span and the local end of a client span; `<server>` is
+//! `server.address:server.port`. Missing values print as `-`.
 //! Limits: writes through a buffered stdout lock, flushed once per batch; write errors (closed
 //! stdout) are logged once per batch and the spans (log records) count as exported nonetheless.
 
@@ -15,13 +15,11 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::trace::v1::Span;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use otel_ebpf_semconv::otel::attribute as attr;
 
 use super::Item;
 use crate::enrich::ProcessResource;
+use crate::protocol::Side;
+use crate::span::SpanRecord;
 
 /// Writes span and log record lines to stdout.
 pub(crate) struct Console {
@@ -118,96 +116,68 @@ fn write_spans(line: &mut String, out: &mut dyn Write, items: &[Item]) -> std::i
     Ok(())
 }
 
-fn attr_value<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
-    span.attributes
-        .iter()
-        .find(|kv: &&KeyValue| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v: &AnyValue| v.value.as_ref())
-}
-
-fn attr_string(span: &Span, key: &str) -> Option<String> {
-    match attr_value(span, key)? {
-        Value::StringValue(s) if !s.is_empty() => Some(s.clone()),
-        Value::IntValue(i) => Some(i.to_string()),
-        Value::BoolValue(b) => Some(b.to_string()),
-        Value::DoubleValue(d) => Some(d.to_string()),
-        _ => None,
-    }
-}
-
 /// `addr:port`, `[v6]:port`, `addr`, or `-`.
-fn endpoint(span: &Span, addr_keys: &[&str], port_keys: &[&str]) -> String {
-    let addr = addr_keys.iter().find_map(|k| attr_string(span, k));
-    let port = port_keys.iter().find_map(|k| attr_string(span, k));
-    match (addr, port) {
-        (Some(a), Some(p)) if a.contains(':') => format!("[{a}]:{p}"),
-        (Some(a), Some(p)) => format!("{a}:{p}"),
-        (Some(a), None) => a,
-        (None, Some(p)) => format!("-:{p}"),
-        (None, None) => "-".into(),
-    }
+fn endpoint(out: &mut String, host: Option<impl std::fmt::Display>, port: Option<u16>) {
+    let _ = match (host.map(|h| h.to_string()), port) {
+        (Some(a), Some(p)) if a.contains(':') => write!(out, "[{a}]:{p}"),
+        (Some(a), Some(p)) => write!(out, "{a}:{p}"),
+        (Some(a), None) => write!(out, "{a}"),
+        (None, Some(p)) => write!(out, "-:{p}"),
+        (None, None) => write!(out, "-"),
+    };
 }
 
-fn kind_name(kind: i32) -> &'static str {
-    match SpanKind::try_from(kind).unwrap_or(SpanKind::Unspecified) {
-        SpanKind::Unspecified => "UNSPECIFIED",
-        SpanKind::Internal => "INTERNAL",
-        SpanKind::Server => "SERVER",
-        SpanKind::Client => "CLIENT",
-        SpanKind::Producer => "PRODUCER",
-        SpanKind::Consumer => "CONSUMER",
+/// The first 4 bytes of an id as 8 lowercase hex digits.
+fn short_id(out: &mut String, id: &[u8]) {
+    for b in &id[..4] {
+        let _ = write!(out, "{b:02x}");
     }
 }
 
 /// Appends the console line for one span (no newline) to `out`.
-pub(crate) fn format_line(out: &mut String, resource: &ProcessResource, span: &Span) {
-    format_timestamp(out, span.start_time_unix_nano);
-    let dash = || "-".to_string();
-    let method = attr_string(span, attr::HTTP_REQUEST_METHOD).unwrap_or_else(dash);
-    let path = attr_string(span, attr::URL_PATH).unwrap_or_else(dash);
-    let status = attr_string(span, attr::HTTP_RESPONSE_STATUS_CODE).unwrap_or_else(dash);
-    let dur_ns = span
-        .end_time_unix_nano
-        .saturating_sub(span.start_time_unix_nano);
-    let (client, server) = if span.kind == SpanKind::Client as i32 {
-        // We are the client: the peer is the server, the local socket the client.
-        (
-            endpoint(
-                span,
-                &[attr::CLIENT_ADDRESS, attr::NETWORK_LOCAL_ADDRESS],
-                &[attr::CLIENT_PORT, attr::NETWORK_LOCAL_PORT],
-            ),
-            endpoint(
-                span,
-                &[attr::SERVER_ADDRESS, attr::NETWORK_PEER_ADDRESS],
-                &[attr::SERVER_PORT, attr::NETWORK_PEER_PORT],
-            ),
-        )
-    } else {
-        (
-            endpoint(
-                span,
-                &[attr::CLIENT_ADDRESS, attr::NETWORK_PEER_ADDRESS],
-                &[attr::CLIENT_PORT, attr::NETWORK_PEER_PORT],
-            ),
-            endpoint(
-                span,
-                &[attr::SERVER_ADDRESS, attr::NETWORK_LOCAL_ADDRESS],
-                &[attr::SERVER_PORT, attr::NETWORK_LOCAL_PORT],
-            ),
-        )
+pub(crate) fn format_line(out: &mut String, resource: &ProcessResource, span: &SpanRecord) {
+    format_timestamp(out, span.start_unix_ns);
+    let ex = &span.exchange;
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let path = dash(ex.target.split(['?', '#']).next().unwrap_or(""));
+    let status = ex.status.map_or_else(|| "-".into(), |c| c.to_string());
+    let dur_ns = span.duration_ns();
+    let kind = match span.side() {
+        Side::Server => "SERVER",
+        Side::Client => "CLIENT",
     };
     let _ = write!(
         out,
-        " {} {method} {path} {status} {}.{:03}ms {client} -> {server} {}[{}]",
-        kind_name(span.kind),
+        " {kind} {} {path} {status} {}.{:03}ms ",
+        dash(&ex.method),
         dur_ns / 1_000_000,
         (dur_ns / 1_000) % 1_000,
-        resource.service_name,
-        resource.pid,
     );
-    if let Some(err) = attr_string(span, attr::ERROR_TYPE) {
+    let (server_host, server_port) = span.server_endpoint();
+    let (local, remote) = (ex.tuple.map(|t| t.local), ex.tuple.map(|t| t.remote));
+    let client = match span.side() {
+        Side::Server => remote,
+        Side::Client => local,
+    };
+    endpoint(out, client.map(|c| c.ip()), client.map(|c| c.port()));
+    out.push_str(" -> ");
+    endpoint(out, server_host, server_port);
+    let _ = write!(out, " {}[{}] trace=", resource.service_name, resource.pid);
+    short_id(out, &span.trace.trace_id);
+    out.push_str(" span=");
+    short_id(out, &span.trace.span_id);
+    out.push_str(" parent=");
+    match &span.trace.parent_span_id {
+        Some(p) => short_id(out, p),
+        None => out.push('-'),
+    }
+    if let Some(err) = span.error_type() {
         let _ = write!(out, " error={err}");
     }
 }
@@ -246,9 +216,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tests::support::{http_span, kv_i, kv_s, resource};
+    use crate::export::tests::support::{exchange, record, resource};
+    use crate::protocol::ExchangeError;
 
-    fn line(resource: &ProcessResource, span: &Span) -> String {
+    fn line(resource: &ProcessResource, span: &SpanRecord) -> String {
         let mut s = String::new();
         format_line(&mut s, resource, span);
         s
@@ -270,72 +241,76 @@ mod tests {
     }
 
     #[test]
-    fn server_span_line() {
+    fn server_span_line_with_trace_ids() {
         let r = resource(1234, "nginx");
-        let mut sp = http_span(SpanKind::Server, 1_795_255_200_123_000_000, 1_234_567);
-        sp.attributes = vec![
-            kv_s("http.request.method", "GET"),
-            kv_s("url.path", "/index.html"),
-            kv_i("http.response.status_code", 200),
-            kv_s("client.address", "127.0.0.1"),
-            kv_i("client.port", 51234),
-            kv_s("server.address", "127.0.0.1"),
-            kv_i("server.port", 8080),
-        ];
+        let mut sp = record(
+            exchange(Side::Server, "127.0.0.1:8080", "127.0.0.1:51234", Some(200)),
+            1_795_255_200_123_000_000,
+            1_234_567,
+        );
+        sp.trace.trace_id = [0xab; 16];
+        sp.trace.span_id = [0x01; 8];
+        sp.trace.parent_span_id = Some([0x2f; 8]);
         assert_eq!(
             line(&r, &sp),
             "2026-11-21T10:00:00.123Z SERVER GET /index.html 200 1.234ms \
-             127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234]"
+             127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234] trace=abababab span=01010101 \
+             parent=2f2f2f2f"
         );
     }
 
     #[test]
-    fn client_span_uses_peer_as_server_and_shows_error() {
+    fn client_span_shows_local_end_server_and_error() {
         let r = resource(77, "curl");
-        let mut sp = http_span(SpanKind::Client, 1_000_000_000, 25_000_000_000);
-        sp.attributes = vec![
-            kv_s("http.request.method", "POST"),
-            kv_s("url.path", "/api"),
-            kv_s("network.peer.address", "::1"),
-            kv_i("network.peer.port", 443),
-            kv_s("network.local.address", "::1"),
-            kv_i("network.local.port", 40000),
-            kv_s("error.type", "timeout"),
-        ];
+        let mut ex = exchange(Side::Client, "[::1]:40000", "[::1]:443", None);
+        ex.method = "POST".into();
+        ex.target = "/api?x=1".into();
+        ex.host = None;
+        ex.error = Some(ExchangeError::Timeout);
+        let mut sp = record(ex, 1_000_000_000, 25_000_000_000);
+        sp.trace.trace_id = [0; 16];
+        sp.trace.span_id = [0xff; 8];
         assert_eq!(
             line(&r, &sp),
             "1970-01-01T00:00:01.000Z CLIENT POST /api - 25000.000ms \
-             [::1]:40000 -> [::1]:443 curl[77] error=timeout"
+             [::1]:40000 -> [::1]:443 curl[77] trace=00000000 span=ffffffff parent=- \
+             error=timeout"
         );
     }
 
     #[test]
-    fn server_span_falls_back_to_network_peer_and_dashes() {
+    fn unknown_fields_print_as_dashes() {
         let r = resource(5, "app");
-        let mut sp = http_span(SpanKind::Server, 0, 999);
-        sp.attributes = vec![
-            kv_s("network.peer.address", "10.0.0.1"),
-            kv_i("network.peer.port", 1),
-        ];
+        let mut ex = exchange(Side::Server, "10.0.0.2:80", "10.0.0.1:1", None);
+        ex.method.clear();
+        ex.target.clear();
+        ex.host = None;
+        ex.tuple = None;
+        let mut sp = record(ex, 0, 999);
+        sp.trace.trace_id = [1; 16];
+        sp.trace.span_id = [2; 8];
         assert_eq!(
             line(&r, &sp),
-            "1970-01-01T00:00:00.000Z SERVER - - - 0.000ms 10.0.0.1:1 -> - app[5]"
+            "1970-01-01T00:00:00.000Z SERVER - - - 0.000ms - -> - app[5] trace=01010101 \
+             span=02020202 parent=-"
         );
     }
 
     #[test]
     fn write_to_emits_one_line_per_span() {
         let r = resource(1, "a");
+        let ex = exchange(Side::Server, "127.0.0.1:80", "127.0.0.1:2", Some(200));
         let items = vec![
-            (r.clone(), http_span(SpanKind::Server, 0, 2_000_000)),
-            (r, http_span(SpanKind::Internal, 0, 3_000_000)),
+            (r.clone(), record(ex.clone(), 0, 2_000_000)),
+            (r, record(ex, 0, 3_000_000)),
         ];
         let mut out = Vec::new();
         Console::stdout().write_to(&mut out, &items).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "1970-01-01T00:00:00.000Z SERVER - - - 2.000ms - -> - a[1]\n\
-             1970-01-01T00:00:00.000Z INTERNAL - - - 3.000ms - -> - a[1]\n"
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.lines()
+                .all(|l| l.contains(" SERVER GET /index.html 200 "))
         );
     }
 }

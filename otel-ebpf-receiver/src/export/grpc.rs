@@ -13,13 +13,19 @@
 
 use std::str::FromStr;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use tonic::codec::CompressionEncoding;
+use std::marker::PhantomData;
+
+use bytes::{BufMut, Bytes};
+use hyper::http::uri::PathAndQuery;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
@@ -92,22 +98,35 @@ impl GrpcTransport {
         req
     }
 
-    /// Sends one trace request; returns the number of rejected spans.
-    pub async fn export_traces(
+    /// One unary `Export` call with an already encoded request body; returns the response.
+    async fn call<R: Message + Default + Send + 'static>(
         &self,
-        req: &ExportTraceServiceRequest,
-    ) -> Result<u64, AttemptError> {
-        let mut client = TraceServiceClient::new(self.channel.clone())
+        path: &'static str,
+        body: &Bytes,
+    ) -> Result<R, AttemptError> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         if self.gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
+            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
-        let resp = client
-            .export(self.request(req.clone()))
+        grpc.ready()
+            .await
+            .map_err(|e| classify(Status::unavailable(format!("channel not ready: {e}"))))?;
+        let resp = grpc
+            .unary(
+                self.request(body.clone()),
+                PathAndQuery::from_static(path),
+                EncodedCodec::<R>::default(),
+            )
             .await
             .map_err(classify)?;
+        Ok(resp.into_inner())
+    }
+
+    /// Sends one encoded `ExportTraceServiceRequest`; returns the number of rejected spans.
+    pub async fn export_traces(&self, body: &Bytes) -> Result<u64, AttemptError> {
+        let resp: ExportTraceServiceResponse = self.call(TRACES_PATH, body).await?;
         Ok(resp
-            .into_inner()
             .partial_success
             .map_or(0, |p| rejected(p.rejected_spans, &p.error_message, "spans")))
     }
@@ -117,34 +136,76 @@ impl GrpcTransport {
         &self,
         req: &ExportMetricsServiceRequest,
     ) -> Result<u64, AttemptError> {
-        let mut client = MetricsServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        if self.gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
-        }
-        let resp = client
-            .export(self.request(req.clone()))
-            .await
-            .map_err(classify)?;
-        Ok(resp.into_inner().partial_success.map_or(0, |p| {
+        let body = Bytes::from(req.encode_to_vec());
+        let resp: ExportMetricsServiceResponse = self.call(METRICS_PATH, &body).await?;
+        Ok(resp.partial_success.map_or(0, |p| {
             rejected(p.rejected_data_points, &p.error_message, "data points")
         }))
     }
 
     /// Sends one logs request; returns the number of rejected log records.
     pub async fn export_logs(&self, req: &ExportLogsServiceRequest) -> Result<u64, AttemptError> {
-        let mut client = LogsServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        if self.gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
-        }
-        let resp = client
-            .export(self.request(req.clone()))
-            .await
-            .map_err(classify)?;
-        Ok(resp.into_inner().partial_success.map_or(0, |p| {
+        let body = Bytes::from(req.encode_to_vec());
+        let resp: ExportLogsServiceResponse = self.call(LOGS_PATH, &body).await?;
+        Ok(resp.partial_success.map_or(0, |p| {
             rejected(p.rejected_log_records, &p.error_message, "log records")
         }))
+    }
+}
+
+/// gRPC method paths of the OTLP collector services (opentelemetry-proto `collector/*/v1`).
+const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// A tonic codec that sends an already encoded protobuf message as it is and decodes the
+/// response with prost: the request is encoded once per batch, and a retry resends the same
+/// bytes (the generated clients take a message object and clone it per attempt).
+struct EncodedCodec<R>(PhantomData<fn() -> R>);
+
+impl<R> Default for EncodedCodec<R> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<R: Message + Default + Send + 'static> Codec for EncodedCodec<R> {
+    type Encode = Bytes;
+    type Decode = R;
+    type Encoder = BytesEncoder;
+    type Decoder = ProstDecoder<R>;
+
+    fn encoder(&mut self) -> BytesEncoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> ProstDecoder<R> {
+        ProstDecoder(PhantomData)
+    }
+}
+
+struct BytesEncoder;
+
+impl Encoder for BytesEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+struct ProstDecoder<R>(PhantomData<fn() -> R>);
+
+impl<R: Message + Default> Decoder for ProstDecoder<R> {
+    type Item = R;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
+        R::decode(buf)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("undecodable response: {e}")))
     }
 }
 

@@ -25,9 +25,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
 use super::retry::AttemptError;
@@ -97,11 +95,8 @@ impl HttpTransport {
     }
 
     /// Sends one trace request; returns the number of rejected spans.
-    pub async fn export_traces(
-        &self,
-        req: &ExportTraceServiceRequest,
-    ) -> Result<u64, AttemptError> {
-        let body = self.post(req.encode_to_vec()).await?;
+    pub async fn export_traces(&self, body: &Bytes) -> Result<u64, AttemptError> {
+        let body = self.post(body.clone()).await?;
         let resp = ExportTraceServiceResponse::decode(body).map_err(|e| {
             AttemptError::permanent(format!("undecodable ExportTraceServiceResponse: {e}"))
         })?;
@@ -115,7 +110,7 @@ impl HttpTransport {
         &self,
         req: &ExportMetricsServiceRequest,
     ) -> Result<u64, AttemptError> {
-        let body = self.post(req.encode_to_vec()).await?;
+        let body = self.post(Bytes::from(req.encode_to_vec())).await?;
         let resp = ExportMetricsServiceResponse::decode(body).map_err(|e| {
             AttemptError::permanent(format!("undecodable ExportMetricsServiceResponse: {e}"))
         })?;
@@ -126,7 +121,7 @@ impl HttpTransport {
 
     /// Sends one logs request; returns the number of rejected log records.
     pub async fn export_logs(&self, req: &ExportLogsServiceRequest) -> Result<u64, AttemptError> {
-        let body = self.post(req.encode_to_vec()).await?;
+        let body = self.post(Bytes::from(req.encode_to_vec())).await?;
         let resp = ExportLogsServiceResponse::decode(body).map_err(|e| {
             AttemptError::permanent(format!("undecodable ExportLogsServiceResponse: {e}"))
         })?;
@@ -136,8 +131,12 @@ impl HttpTransport {
     }
 
     /// POSTs a protobuf body; returns the 2xx response body.
-    async fn post(&self, body: Vec<u8>) -> Result<Bytes, AttemptError> {
-        let body = if self.gzip { gzip(&body) } else { body };
+    async fn post(&self, body: Bytes) -> Result<Bytes, AttemptError> {
+        let body = if self.gzip {
+            Bytes::from(gzip(&body))
+        } else {
+            body
+        };
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
@@ -146,7 +145,7 @@ impl HttpTransport {
                 header::USER_AGENT,
                 concat!("otel-ebpf-receiver/", env!("CARGO_PKG_VERSION")),
             )
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| AttemptError::permanent(format!("cannot build request: {e}")))?;
         if self.gzip {
             req.headers_mut()

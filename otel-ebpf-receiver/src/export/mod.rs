@@ -1,7 +1,7 @@
 //! Export: console, OTLP/gRPC and OTLP/HTTP (protobuf) for traces, metrics and logs.
 //!
-//! Stage: span/enrich → **export**. Input: spans, each with the `Arc<ProcessResource>` of the
-//! process it was observed in ([`Exporter::submit`]), an optional [`MetricsSource`] polled
+//! Stage: span/enrich → **export**. Input: [`SpanRecord`]s, each with the
+//! `Arc<ProcessResource>` of the process it was observed in ([`Exporter::submit`]), an optional [`MetricsSource`] polled
 //! every metrics interval and an optional [`LogsSource`] polled every flush interval. Output:
 //! OTLP `ExportTraceServiceRequest`s (one `ResourceSpans` per process),
 //! `ExportMetricsServiceRequest`s and `ExportLogsServiceRequest`s, and/or one console line per
@@ -13,14 +13,18 @@
 //! ([`RetrySettings`]); then the batch is dropped and counted.
 //!
 //! Submodules: [`settings`] (config + env), `queue` (bounded queue, batching task, metrics
-//! task), `logs` (logs task, console log lines), `batch` (grouping by resource), `retry`,
+//! task), `logs` (logs task, console log lines), `batch` (instrumentation scope), `encode`
+//! (spans → OTLP protobuf bytes, grouped by resource), `otlp` (our attributes → OTLP
+//! objects for metrics and logs), `retry`,
 //! `transport` (`grpc`, `http`, `tls`), `console`.
 
 pub mod batch;
 mod console;
+pub mod encode;
 mod grpc;
 mod http;
 mod logs;
+pub(crate) mod otlp;
 mod queue;
 mod retry;
 pub mod settings;
@@ -36,11 +40,11 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::enrich::ProcessResource;
+use crate::span::SpanRecord;
 use crate::telemetry::SelfMetrics;
 
 pub use settings::{
@@ -89,9 +93,8 @@ pub enum ExportError {
 /// Safety margin after the shutdown deadline before export tasks are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// One queued span with its process resource.
 /// A queued span with its process resource.
-pub type Item = (Arc<ProcessResource>, Span);
+pub type Item = (Arc<ProcessResource>, SpanRecord);
 
 /// Shared state between the [`Exporter`] handle and its tasks.
 pub(crate) struct Shared {
@@ -178,6 +181,7 @@ impl Exporter {
                     retry: settings.retry,
                     max_batch_size: settings.max_batch_size,
                     flush_interval: settings.flush_interval,
+                    encoder: Default::default(),
                 }
                 .run(),
             ),
@@ -224,7 +228,7 @@ impl Exporter {
 
     /// Non-blocking; when the bounded queue is full the span is dropped and counted
     /// (`spans_dropped`). Returns false if dropped.
-    pub fn submit(&self, resource: Arc<ProcessResource>, span: Span) -> bool {
+    pub fn submit(&self, resource: Arc<ProcessResource>, span: SpanRecord) -> bool {
         self.shared.pending.fetch_add(1, Ordering::Relaxed);
         if self.tx.try_send((resource, span)).is_ok() {
             return true;

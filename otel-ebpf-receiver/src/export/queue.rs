@@ -20,9 +20,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::console::Console;
+use super::encode::TraceEncoder;
 use super::retry::{shutdown_deadline, shutdown_started, with_retry};
 use super::transport::Transport;
-use super::{Item, MetricsSource, RetrySettings, Shared, batch};
+use super::{Item, MetricsSource, RetrySettings, Shared};
 use crate::telemetry::SelfMetrics;
 
 /// The span batching task.
@@ -35,6 +36,7 @@ pub(crate) struct TracePipeline {
     pub retry: RetrySettings,
     pub max_batch_size: usize,
     pub flush_interval: Duration,
+    pub encoder: TraceEncoder,
 }
 
 impl TracePipeline {
@@ -80,9 +82,10 @@ impl TracePipeline {
             }
         }
         if let Some(transport) = &self.otlp {
-            let req = batch::trace_request(items);
+            let body = bytes::Bytes::from(self.encoder.request(&items));
+            drop(items);
             let result = with_retry(&self.retry, &self.closing, metrics, || {
-                transport.export_traces(&req)
+                transport.export_traces(&body)
             })
             .await;
             match result {

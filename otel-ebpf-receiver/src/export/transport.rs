@@ -4,9 +4,9 @@
 //! whose `export_*` methods make exactly one attempt and return the number of items the backend
 //! rejected (partial success) or an [`AttemptError`]. Retrying is the caller's job (`retry`).
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use super::grpc::GrpcTransport;
 use super::http::HttpTransport;
@@ -34,13 +34,11 @@ impl Transport {
     }
 
     /// One attempt to export spans; `Ok(rejected spans)`.
-    pub async fn export_traces(
-        &self,
-        req: &ExportTraceServiceRequest,
-    ) -> Result<u64, AttemptError> {
+    /// `body` is an encoded `ExportTraceServiceRequest` (see `encode`).
+    pub async fn export_traces(&self, body: &Bytes) -> Result<u64, AttemptError> {
         match self {
-            Transport::Grpc(t) => t.export_traces(req).await,
-            Transport::Http(t) => t.export_traces(req).await,
+            Transport::Grpc(t) => t.export_traces(body).await,
+            Transport::Http(t) => t.export_traces(body).await,
         }
     }
 

@@ -12,9 +12,9 @@
 
 use super::event::{ConnectResult, NetSample};
 use crate::enrich::ProcessResource;
+use crate::export::otlp::{kv, kv_str};
 use crate::metrics::resource_metrics;
 use crate::probes::netbtf::ReasonNames;
-use crate::span::{kv, kv_str};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -427,7 +427,9 @@ impl KernelMetrics {
                     .filter_map(|i| insts.get(i).map(|pts| metric_of(*i, pts, now_unix_ns)))
                     .collect();
                 resource_metrics(
-                    self.resources.get(&pid).map(|r| r.resource.clone()),
+                    self.resources
+                        .get(&pid)
+                        .map(|r| crate::export::otlp::resource(&r.attributes)),
                     metrics,
                 )
             })

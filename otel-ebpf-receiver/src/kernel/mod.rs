@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::enrich::ProcessResource;
 use crate::export::{LogsSource, MetricsSource};
 use crate::metrics::HttpMetrics;
+use crate::metrics::graph::ServiceGraph;
 use anomaly::{AnomalyDetector, TcpSignal};
 use metrics::KernelMetrics;
 use otel_ebpf_common::NetKind;
@@ -57,7 +58,8 @@ pub fn logs_source(
         pid: 0,
         service_name: otel_ebpf_semconv::value::SDK_NAME.into(),
         executable_name: String::new(),
-        resource: anomaly::receiver_resource(host_name),
+        attributes: anomaly::receiver_resource(host_name),
+        netns: 0,
     });
     Box::new(move |unix_now| {
         let found = detector.lock().ok()?.poll(Clock::monotonic_now_ns());
@@ -66,24 +68,34 @@ pub fn logs_source(
                 k.record_anomaly(&host, a.kind.name(), unix_now);
             }
         }
-        anomaly::logs_request(&found, &host.resource, unix_now)
+        anomaly::logs_request(&found, &host.attributes, unix_now)
     })
 }
 
-/// The exporter's metrics source: HTTP/RPC duration metrics and kernel metrics in one request.
+/// The exporter's metrics source: HTTP/RPC duration metrics, kernel metrics and the
+/// service graph (under the receiver's own resource, `receiver`) in one request.
 pub fn metrics_source(
     http: Arc<Mutex<HttpMetrics>>,
     kernel: Arc<Mutex<KernelMetrics>>,
+    graph: Arc<Mutex<ServiceGraph>>,
+    receiver: crate::attr::Attributes,
 ) -> MetricsSource {
     Box::new(move |now| {
         let h = http.lock().ok().and_then(|m| m.collect(now));
         let k = kernel.lock().ok().and_then(|m| m.collect(now));
-        match (h, k) {
+        let g = graph.lock().ok().and_then(|g| g.collect(now, &receiver));
+        let mut req = match (h, k) {
             (Some(mut h), Some(k)) => {
                 h.resource_metrics.extend(k.resource_metrics);
                 Some(h)
             }
             (h, k) => h.or(k),
+        };
+        if let Some(g) = g {
+            req.get_or_insert_with(Default::default)
+                .resource_metrics
+                .push(g);
         }
+        req
     })
 }

@@ -16,10 +16,9 @@
 //! that the table is cleared and the loss counted.
 
 use super::event::NetSample;
-use crate::span::{kv, kv_int};
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
+use crate::attr::AttrSink;
 use otel_ebpf_common::NetKind;
-use otel_ebpf_semconv::kernel::{attribute as attr, layer};
+use otel_ebpf_semconv::kernel::attribute as attr;
 use std::collections::HashMap;
 
 /// Most connections with pending kernel time.
@@ -28,9 +27,9 @@ pub const MAX_CONNS: usize = 65_536;
 /// Kernel time accumulated on one connection (ns, the longest per skb and layer).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnTiming {
-    /// Per send layer ([`layer::SEND`] order).
+    /// Per send layer ([`otel_ebpf_semconv::kernel::layer::SEND`] order).
     pub send: [u64; 4],
-    /// Per receive layer ([`layer::RECEIVE`] order).
+    /// Per receive layer ([`otel_ebpf_semconv::kernel::layer::RECEIVE`] order).
     pub recv: [u64; 2],
     pub send_skbs: u32,
     pub recv_skbs: u32,
@@ -104,48 +103,42 @@ impl SpanTiming {
     }
 }
 
-fn double(key: String, v: f64) -> KeyValue {
-    kv(&key, Value::DoubleValue(v))
-}
-
-/// The span attributes for `t` on a span whose process was the `client` (else the server).
-pub fn attributes(t: &ConnTiming, client: bool) -> Vec<KeyValue> {
-    let (send_prefix, recv_prefix) = if client {
-        (attr::REQUEST_PREFIX, attr::RESPONSE_PREFIX)
-    } else {
-        (attr::RESPONSE_PREFIX, attr::REQUEST_PREFIX)
-    };
-    let mut out = Vec::new();
+/// Hands the span attributes for `t` to `sink`, on a span whose process was the `client`
+/// (else the server): per direction that had skbs, `…skbs` then one `…_duration` per layer
+/// (s), then `otel_ebpf.tcp.retransmits` and `otel_ebpf.tcp.srtt` (s) when sampled.
+pub fn attributes(t: &ConnTiming, client: bool, sink: &mut dyn AttrSink) {
+    // Index 0 = request, 1 = response ([`attr::LAYER_DURATION`]).
+    let (send_dir, recv_dir) = if client { (0, 1) } else { (1, 0) };
     let secs = |ns: u64| ns as f64 / 1e9;
     if t.send_skbs > 0 {
-        out.push(kv_int(&format!("{send_prefix}skbs"), t.send_skbs.into()));
-        for (name, ns) in layer::SEND.iter().zip(t.send) {
-            out.push(double(
-                format!("{send_prefix}{name}{}", attr::DURATION_SUFFIX),
-                secs(ns),
-            ));
+        sink.int(attr::SKBS[send_dir], t.send_skbs.into());
+        for (i, ns) in t.send.iter().enumerate() {
+            sink.double(attr::LAYER_DURATION[send_dir][SEND_LAYER[i]], secs(*ns));
         }
     }
     if t.recv_skbs > 0 {
-        out.push(kv_int(&format!("{recv_prefix}skbs"), t.recv_skbs.into()));
-        for (name, ns) in layer::RECEIVE.iter().zip(t.recv) {
-            out.push(double(
-                format!("{recv_prefix}{name}{}", attr::DURATION_SUFFIX),
-                secs(ns),
-            ));
+        sink.int(attr::SKBS[recv_dir], t.recv_skbs.into());
+        for (i, ns) in t.recv.iter().enumerate() {
+            sink.double(attr::LAYER_DURATION[recv_dir][RECV_LAYER[i]], secs(*ns));
         }
     }
-    out.push(kv_int(attr::SPAN_RETRANSMITS, t.retransmits.into()));
+    sink.int(attr::SPAN_RETRANSMITS, t.retransmits.into());
     if let Some(us) = t.srtt_us {
-        out.push(double(attr::SPAN_SRTT.into(), us as f64 / 1e6));
+        sink.double(attr::SPAN_SRTT, us as f64 / 1e6);
     }
-    out
 }
+
+/// Column of [`attr::LAYER_DURATION`] for each send layer ([`otel_ebpf_semconv::kernel::layer::SEND`] order).
+const SEND_LAYER: [usize; 4] = [0, 1, 2, 3];
+/// Column of [`attr::LAYER_DURATION`] for each receive layer ([`otel_ebpf_semconv::kernel::layer::RECEIVE`]: ip, socket).
+const RECV_LAYER: [usize; 2] = [1, 0];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attr::{AttrValue, Attributes};
     use otel_ebpf_common::SockRole;
+    use otel_ebpf_semconv::kernel::layer;
 
     fn s(kind: NetKind, conn_id: u64, d: [Option<u64>; 4], aux: u32) -> NetSample {
         NetSample {
@@ -162,10 +155,29 @@ mod tests {
         }
     }
 
-    fn get(kv: &[KeyValue], k: &str) -> Option<Value> {
-        kv.iter()
-            .find(|x| x.key == k)
-            .and_then(|x| x.value.clone()?.value)
+    fn attrs(t: &ConnTiming, client: bool) -> Attributes {
+        let mut a = Attributes::new();
+        attributes(t, client, &mut a);
+        a
+    }
+
+    fn get(a: &Attributes, k: &str) -> Option<AttrValue> {
+        a.get(k).cloned()
+    }
+
+    #[test]
+    fn attribute_tables_match_the_documented_names() {
+        for (dir, prefix) in [(0, attr::REQUEST_PREFIX), (1, attr::RESPONSE_PREFIX)] {
+            assert_eq!(attr::SKBS[dir], format!("{prefix}skbs"));
+            for (i, name) in layer::SEND.iter().enumerate() {
+                let want = format!("{prefix}{name}{}", attr::DURATION_SUFFIX);
+                assert_eq!(attr::LAYER_DURATION[dir][SEND_LAYER[i]], want);
+            }
+            for (i, name) in layer::RECEIVE.iter().enumerate() {
+                let want = format!("{prefix}{name}{}", attr::DURATION_SUFFIX);
+                assert_eq!(attr::LAYER_DURATION[dir][RECV_LAYER[i]], want);
+            }
+        }
     }
 
     #[test]
@@ -190,31 +202,31 @@ mod tests {
         let c = t.take(7).unwrap();
         assert_eq!(c.send, [10, 1000, 5_000_000, 500]);
         assert_eq!((c.send_skbs, c.recv_skbs, c.retransmits), (2, 1, 1));
-        let client = attributes(&c, true);
+        let client = attrs(&c, true);
         assert_eq!(
             get(&client, "otel_ebpf.kernel.request.qdisc_duration"),
-            Some(Value::DoubleValue(0.005))
+            Some(AttrValue::Double(0.005))
         );
         assert_eq!(
             get(&client, "otel_ebpf.kernel.response.socket_duration"),
-            Some(Value::DoubleValue(0.00003))
+            Some(AttrValue::Double(0.00003))
         );
         assert_eq!(
             get(&client, "otel_ebpf.tcp.retransmits"),
-            Some(Value::IntValue(1))
+            Some(AttrValue::Int(1))
         );
         assert_eq!(
             get(&client, "otel_ebpf.tcp.srtt"),
-            Some(Value::DoubleValue(0.00012))
+            Some(AttrValue::Double(0.00012))
         );
-        let server = attributes(&c, false);
+        let server = attrs(&c, false);
         assert_eq!(
             get(&server, "otel_ebpf.kernel.response.qdisc_duration"),
-            Some(Value::DoubleValue(0.005))
+            Some(AttrValue::Double(0.005))
         );
         assert_eq!(
             get(&server, "otel_ebpf.kernel.request.ip_duration"),
-            Some(Value::DoubleValue(0.000002))
+            Some(AttrValue::Double(0.000002))
         );
         // Taken: the next span on the connection starts from nothing.
         assert_eq!(t.take(7), None);

@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::events::Tuple;
 use crate::protocol::{ExchangeError, HttpExchange, Side};
 use crate::span::{SpanOptions, build_span};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 const OFFSET: i128 = 1_700_000_000_000_000_000;
 const T0: u64 = 5_000_000_000; // monotonic ns of the first request's start
@@ -16,15 +16,17 @@ fn resource(pid: u32) -> Arc<ProcessResource> {
         pid,
         service_name: name.clone(),
         executable_name: name.clone(),
-        resource: Resource {
-            attributes: vec![kv_str("service.name", &name)],
-            ..Default::default()
+        attributes: {
+            let mut a = Attributes::new();
+            a.push("service.name", name.clone());
+            a
         },
+        netns: 1,
     })
 }
 
 /// A span of `dur_ns` starting at monotonic `start`.
-fn span_at(pid: u32, side: Side, status: Option<u16>, start: u64, dur_ns: u64) -> ObservedSpan {
+fn span_at(pid: u32, side: Side, status: Option<u16>, start: u64, dur_ns: u64) -> SpanRecord {
     let ex = HttpExchange {
         pid,
         conn_id: 1,
@@ -46,11 +48,12 @@ fn span_at(pid: u32, side: Side, status: Option<u16>, start: u64, dur_ns: u64) -
         error: None,
         grpc: None,
         headers_incomplete: false,
+        context: Default::default(),
     };
-    build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default())
+    build_span(ex, &Clock::with_offset(OFFSET), &SpanOptions::default())
 }
 
-fn span(pid: u32, side: Side, status: Option<u16>, dur_ns: u64) -> ObservedSpan {
+fn span(pid: u32, side: Side, status: Option<u16>, dur_ns: u64) -> SpanRecord {
     span_at(pid, side, status, T0, dur_ns)
 }
 
@@ -121,7 +124,10 @@ fn server_histogram_buckets_sum_and_attributes() {
     let req = m.collect(now).unwrap();
     assert_eq!(req.resource_metrics.len(), 1);
     let rm = &req.resource_metrics[0];
-    assert_eq!(rm.resource.as_ref().unwrap(), &r.resource);
+    assert_eq!(
+        rm.resource.as_ref().unwrap(),
+        &otlp::resource(&r.attributes)
+    );
     let sm = &rm.scope_metrics[0];
     let scope = sm.scope.as_ref().unwrap();
     assert_eq!(
@@ -162,8 +168,8 @@ fn client_series_carry_server_address_and_error_type() {
     m.record(&r, &span(11, Side::Client, Some(503), 50_000_000));
     m.record(&r, &span(11, Side::Client, Some(200), 1_000_000));
     let mut ex = span(11, Side::Client, None, 30_000_000_000);
-    // A timed-out exchange, built the way the pipeline would.
-    ex.span.attributes.push(kv_str(attr::ERROR_TYPE, "timeout"));
+    // A timed-out exchange.
+    ex.exchange.error = Some(ExchangeError::Timeout);
     m.record(&r, &ex);
     let req = m.collect(unix(T0) + 1).unwrap();
     assert!(points(&req, 0, "http.server.request.duration").is_empty());
@@ -371,15 +377,13 @@ fn least_recently_updated_process_is_evicted() {
 }
 
 #[test]
-fn resource_is_updated_and_other_kinds_ignored() {
+fn resource_is_updated() {
     let mut m = HttpMetrics::new();
     m.record(&resource(7), &span(7, Side::Server, Some(200), 1));
     let mut newer = (*resource(7)).clone();
-    newer.resource.attributes = vec![kv_str("service.name", "renamed")];
+    newer.attributes = Attributes::new();
+    newer.attributes.push("service.name", "renamed");
     m.record(&Arc::new(newer), &span(7, Side::Server, Some(200), 1));
-    let mut internal = span(7, Side::Server, Some(200), 1);
-    internal.span.kind = SpanKind::Internal as i32;
-    m.record(&resource(7), &internal);
     let req = m.collect(unix(T0)).unwrap();
     let r = &req.resource_metrics[0];
     assert_eq!(
@@ -410,8 +414,9 @@ fn exchange_errors_from_build_span_are_series_attributes() {
         error: Some(ExchangeError::ProcessExited),
         grpc: None,
         headers_incomplete: false,
+        context: Default::default(),
     };
-    let s = build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default());
+    let s = build_span(ex, &Clock::with_offset(OFFSET), &SpanOptions::default());
     m.record(&resource(8), &s);
     let p = points(
         &m.collect(unix(T0)).unwrap(),
@@ -455,8 +460,9 @@ fn grpc_spans_go_to_rpc_call_duration() {
             error: None,
             grpc: Some(crate::protocol::GrpcCall { status: Some(code) }),
             headers_incomplete: false,
+            context: Default::default(),
         };
-        let s = build_span(&ex, &Clock::with_offset(OFFSET), &SpanOptions::default());
+        let s = build_span(ex, &Clock::with_offset(OFFSET), &SpanOptions::default());
         m.record(&resource(9), &s);
     }
     let req = m.collect(unix(T0) + 1).unwrap();

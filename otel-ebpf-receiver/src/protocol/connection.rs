@@ -49,8 +49,13 @@ impl Http1Connection {
             } else {
                 Http1Parser::resyncing(MessageKind::Response, max_head)
             },
-            pairing: Pairing::new(pid, conn_id, side, tuple),
+            pairing: Pairing::new(pid, conn_id, side, tuple, from_start),
         }
+    }
+
+    /// The thread of the syscall about to be fed (stamped on the requests it starts).
+    pub fn set_tid(&mut self, tid: u32) {
+        self.pairing.tid = tid;
     }
 
     /// The direction that carries requests.
@@ -65,12 +70,14 @@ impl Http1Connection {
         let (head, start_ns, body_bytes) = self.pairing.take_h2c_upgrade()?;
         let offset = self.responses.take_tunnel_offset().unwrap_or(0);
         let request = Request {
-            method: Some(head.method),
+            method: Some(head.method.clone()),
             path: Some(head.target),
             authority: head.host,
             user_agent: head.user_agent,
             grpc: false,
             incomplete: false,
+            propagated: head.propagation.clone().and_then(Result::ok).map(Box::new),
+            propagation_error: head.propagation.as_ref().is_some_and(Result::is_err),
         };
         Some((
             UpgradedRequest {

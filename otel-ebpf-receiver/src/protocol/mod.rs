@@ -15,6 +15,7 @@ pub mod detect;
 pub mod http1;
 pub mod http2;
 pub mod pairing;
+pub mod propagation;
 
 pub use connection::Http1Connection;
 
@@ -115,4 +116,24 @@ pub struct HttpExchange {
     /// field absent here (method, target, host, status…) may have been sent. Fields present
     /// are always right. Always false for HTTP/1.
     pub headers_incomplete: bool,
+    /// Where the exchange sits among others (thread, order on the connection, stream id,
+    /// propagated trace context): what trace linking needs.
+    pub context: ExchangeContext,
+}
+
+/// What trace linking needs to know of an exchange beyond its content.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExchangeContext {
+    /// Thread (tid, host pid namespace) whose syscall carried the request's first byte: the
+    /// sender on a client, the reader on a server; 0 when unknown.
+    pub tid: u32,
+    /// HTTP/1: order of the request on its connection (0, 1, …), only when the connection was
+    /// seen from its start (so both ends count alike); HTTP/2: `None`.
+    pub seq: Option<u64>,
+    /// HTTP/2 stream id (RFC 9113 §5.1.1); 0 for HTTP/1.
+    pub stream_id: u32,
+    /// Trace context the request carried in its headers (W3C `traceparent`, B3), if valid.
+    pub propagated: Option<Box<propagation::Propagated>>,
+    /// A propagation header was present but malformed (counted, ignored).
+    pub propagation_error: bool,
 }

@@ -11,7 +11,8 @@
 //! Limits: at most [`MAX_PENDING`] requests wait per connection.
 
 use super::http1::{Answered, EndKind, MessageKind, MessageSink, ParseError, RequestHead};
-use super::{ExchangeError, HttpExchange, Side};
+use super::propagation::Propagated;
+use super::{ExchangeContext, ExchangeError, HttpExchange, Side};
 use crate::events::Tuple;
 use std::collections::VecDeque;
 
@@ -24,6 +25,12 @@ pub const MAX_PENDING: usize = 64;
 struct Pending {
     /// Order of the request on the connection (0, 1, …).
     seq: u64,
+    /// Thread of the syscall that carried the head's first byte... (set when the head
+    /// completes; the same thread in practice).
+    tid: u32,
+    /// Trace context from the request head.
+    propagated: Option<Box<Propagated>>,
+    propagation_error: bool,
     head: RequestHead,
     start_ns: u64,
     request_body_bytes: u64,
@@ -58,11 +65,15 @@ pub struct Pairing {
     /// A request with `Upgrade: h2c` answered by 101: it goes on as HTTP/2 stream 1 (no
     /// exchange here). `(head, start_ns, request_body_bytes)`.
     h2c_upgrade: Option<(RequestHead, u64, u64)>,
+    /// Thread of the syscall being fed.
+    pub tid: u32,
+    /// The connection was seen from its start: request order numbers match the peer's.
+    from_start: bool,
 }
 
 impl Pairing {
     /// Empty pairing state for one connection.
-    pub fn new(pid: u32, conn_id: u64, side: Side, tuple: Option<Tuple>) -> Self {
+    pub fn new(pid: u32, conn_id: u64, side: Side, tuple: Option<Tuple>, from_start: bool) -> Self {
         Self {
             pid,
             conn_id,
@@ -74,6 +85,8 @@ impl Pairing {
             open_request: None,
             parse_errors: 0,
             h2c_upgrade: None,
+            tid: 0,
+            from_start,
         }
     }
 
@@ -181,6 +194,13 @@ impl Pairing {
             error,
             grpc: None,
             headers_incomplete: false,
+            context: ExchangeContext {
+                tid: req.tid,
+                seq: self.from_start.then_some(req.seq),
+                stream_id: 0,
+                propagated: req.propagated,
+                propagation_error: req.propagation_error,
+            },
         }
     }
 
@@ -201,7 +221,7 @@ pub struct PairingSink<'a> {
 }
 
 impl MessageSink for PairingSink<'_> {
-    fn request_head(&mut self, head: RequestHead, start_ns: u64) {
+    fn request_head(&mut self, mut head: RequestHead, start_ns: u64) {
         let p = &mut *self.pairing;
         if p.pending.len() >= MAX_PENDING {
             p.open_request = None;
@@ -211,8 +231,16 @@ impl MessageSink for PairingSink<'_> {
         let seq = p.next_seq;
         p.next_seq += 1;
         p.open_request = Some(seq);
+        let (propagated, propagation_error) = match head.propagation.take() {
+            Some(Ok(p)) => (Some(Box::new(p)), false),
+            Some(Err(_)) => (None, true),
+            None => (None, false),
+        };
         p.pending.push_back(Pending {
             seq,
+            tid: p.tid,
+            propagated,
+            propagation_error,
             head,
             start_ns,
             request_body_bytes: 0,

@@ -1,54 +1,57 @@
 //! gRPC spans (OTel RPC and gRPC semantic conventions, release candidate).
 //!
-//! Stage: span (inner step). Input: an [`HttpExchange`] with [`GrpcCall`] details. Output: an
-//! [`ObservedSpan`] named `{rpc.method}` (or `grpc` when the method is unknown), kind SERVER or
-//! CLIENT, with `rpc.system.name=grpc`, `rpc.method` (`package.Service/Method`),
+//! Stage: span (inner step). Input: an [`HttpExchange`] with [`GrpcCall`] details. Output: the
+//! span name `{rpc.method}` (or `grpc` when the method is unknown), `error.type`, and the
+//! attributes `rpc.system.name=grpc`, `rpc.method` (`package.Service/Method`),
 //! `rpc.response.status_code` (status name from `grpc-status`), `server.*`, `client.*`,
-//! `network.*` and `error.type`.
+//! `network.*`, into an [`AttrSink`].
 //!
 //! Status: ERROR on an exchange error (timeout, closed, reset: `error.type` as for HTTP); on a
 //! server span for UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE,
 //! DATA_LOSS; on a client span for every code but OK (`error.type` = the code name); and, when
 //! no `grpc-status` was seen, on a final `:status` other than 200 (`error.type` = that status).
 
-use super::{
-    ObservedSpan, Target, exchange_error_type, finish, kv_str, push_network, server_endpoint,
-};
-use crate::clock::Clock;
+use super::{ErrorType, Target, push_network, push_server, server_endpoint};
+use crate::attr::AttrSink;
 use crate::protocol::{GrpcCall, HttpExchange, Side};
 use otel_ebpf_semconv::{attribute as attr, value};
 
-/// Builds the span of one gRPC call.
-pub(super) fn build_span(ex: &HttpExchange, call: &GrpcCall, clock: &Clock) -> ObservedSpan {
-    let mut attrs = Vec::with_capacity(14);
-    attrs.push(kv_str(attr::RPC_SYSTEM_NAME, value::RPC_SYSTEM_GRPC));
-    let method = rpc_method(&ex.target);
-    let name = match method {
-        Some(RpcMethod::Known(m)) => {
-            attrs.push(kv_str(attr::RPC_METHOD, m));
-            m.to_string()
-        }
+/// The span name of a gRPC call: `{rpc.method}` when the path is `/service/method`, else
+/// `grpc`.
+pub(super) fn span_name(ex: &HttpExchange) -> &str {
+    match rpc_method(&ex.target) {
+        Some(RpcMethod::Known(m)) => m,
+        _ => value::RPC_SYSTEM_GRPC,
+    }
+}
+
+/// The attributes of one gRPC call, in order (without `error.type`).
+pub(super) fn attributes(ex: &HttpExchange, call: &GrpcCall, sink: &mut dyn AttrSink) {
+    sink.str(attr::RPC_SYSTEM_NAME, value::RPC_SYSTEM_GRPC);
+    match rpc_method(&ex.target) {
+        Some(RpcMethod::Known(m)) => sink.str(attr::RPC_METHOD, m),
         Some(RpcMethod::Other(original)) => {
-            attrs.push(kv_str(attr::RPC_METHOD, value::METHOD_OTHER));
-            attrs.push(kv_str(attr::RPC_METHOD_ORIGINAL, original));
-            value::RPC_SYSTEM_GRPC.to_string()
+            sink.str(attr::RPC_METHOD, value::METHOD_OTHER);
+            sink.str(attr::RPC_METHOD_ORIGINAL, original);
         }
-        None => value::RPC_SYSTEM_GRPC.to_string(),
-    };
+        None => {}
+    }
     if let Some(code) = call.status {
-        attrs.push(kv_str(attr::RPC_RESPONSE_STATUS_CODE, &status_name(code)));
+        sink.display(attr::RPC_RESPONSE_STATUS_CODE, &status_name(code));
     }
     let target = Target::parse(&ex.target);
-    let (server_addr, server_port) = server_endpoint(ex, &target);
-    if let Some(a) = &server_addr {
-        attrs.push(kv_str(attr::SERVER_ADDRESS, a));
+    let (host, port) = server_endpoint(ex, &target);
+    push_server(sink, host, port);
+    push_network(ex, sink);
+}
+
+/// `rpc.method` of a call: `package.Service/Method`, `_OTHER` for other paths, `None` when
+/// the path is unknown.
+pub fn rpc_method_name(ex: &HttpExchange) -> Option<&str> {
+    match rpc_method(&ex.target)? {
+        RpcMethod::Known(m) => Some(m),
+        RpcMethod::Other(_) => Some(value::METHOD_OTHER),
     }
-    if let Some(p) = server_port {
-        attrs.push(super::kv_int(attr::SERVER_PORT, p.into()));
-    }
-    push_network(ex, &mut attrs);
-    let error_type = error_type(ex, call);
-    finish(ex, clock, name, attrs, error_type)
 }
 
 /// `rpc.method` from `:path`.
@@ -77,16 +80,14 @@ fn rpc_method(path: &str) -> Option<RpcMethod<'_>> {
 }
 
 /// Name of a gRPC status code (`OK`, …), or its number outside 0–16.
-pub(crate) fn status_name(code: u32) -> String {
+pub fn status_name(code: u32) -> ErrorType {
     value::GRPC_STATUS_NAMES
         .get(code as usize)
-        .map_or_else(|| code.to_string(), |n| (*n).to_string())
+        .map_or(ErrorType::Code(code), |n| ErrorType::Named(n))
 }
 
-fn error_type(ex: &HttpExchange, call: &GrpcCall) -> Option<String> {
-    if let Some(e) = ex.error {
-        return Some(exchange_error_type(e));
-    }
+/// `error.type` of a call without an exchange error.
+pub(super) fn error_type(ex: &HttpExchange, call: &GrpcCall) -> Option<ErrorType> {
     match call.status {
         Some(code) => {
             let error = match ex.side {
@@ -95,18 +96,22 @@ fn error_type(ex: &HttpExchange, call: &GrpcCall) -> Option<String> {
             };
             error.then(|| status_name(code))
         }
-        None => ex.status.filter(|&s| s != 200).map(|s| s.to_string()),
+        None => ex
+            .status
+            .filter(|&s| s != 200)
+            .map(|s| ErrorType::Code(s.into())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attr::Attributes;
+    use crate::clock::Clock;
     use crate::events::Tuple;
     use crate::protocol::ExchangeError;
     use crate::span::SpanOptions;
-    use opentelemetry_proto::tonic::common::v1::any_value::Value;
-    use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
+    use crate::span::SpanRecord;
 
     fn call(side: Side, grpc_status: Option<u32>) -> HttpExchange {
         HttpExchange {
@@ -132,35 +137,28 @@ mod tests {
                 status: grpc_status,
             }),
             headers_incomplete: false,
+            context: Default::default(),
         }
     }
 
-    fn build(ex: &HttpExchange) -> Span {
-        crate::span::build_span(ex, &Clock::with_offset(0), &SpanOptions::default()).span
+    fn build(ex: &HttpExchange) -> SpanRecord {
+        crate::span::build_span(ex.clone(), &Clock::with_offset(0), &SpanOptions::default())
     }
 
-    fn attrs(s: &Span) -> Vec<String> {
-        s.attributes
-            .iter()
-            .map(
-                |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                    Some(Value::StringValue(v)) => format!("{}={v}", kv.key),
-                    Some(Value::IntValue(v)) => format!("{}={v}", kv.key),
-                    Some(Value::BoolValue(v)) => format!("{}={v}", kv.key),
-                    other => panic!("{other:?}"),
-                },
-            )
-            .collect()
+    fn attrs(s: &SpanRecord) -> Vec<String> {
+        let mut a = Attributes::new();
+        s.attributes(&mut a);
+        a.iter().map(|(k, v)| format!("{k}={v}")).collect()
     }
 
-    fn is_error(s: &Span) -> bool {
-        s.status.as_ref().unwrap().code == StatusCode::Error as i32
+    fn is_error(s: &SpanRecord) -> bool {
+        s.status().0
     }
 
     #[test]
     fn server_span_attributes_in_order() {
         let s = build(&call(Side::Server, Some(0)));
-        assert_eq!(s.name, "helloworld.Greeter/SayHello");
+        assert_eq!(s.name(), "helloworld.Greeter/SayHello");
         assert_eq!(
             attrs(&s),
             [
@@ -229,7 +227,7 @@ mod tests {
         ex.target.clear();
         ex.headers_incomplete = true;
         let s = build(&ex);
-        assert_eq!(s.name, "grpc");
+        assert_eq!(s.name(), "grpc");
         assert!(!attrs(&s).iter().any(|a| a.starts_with("rpc.method")));
         assert!(attrs(&s).contains(&"otel_ebpf.http2.headers_incomplete=true".to_string()));
         // A path that is not /service/method.
@@ -247,7 +245,7 @@ mod tests {
         ex.method.clear();
         ex.headers_incomplete = true;
         let s = build(&ex);
-        assert_eq!(s.name, "HTTP");
+        assert_eq!(s.name(), "HTTP");
         let a = attrs(&s);
         assert!(!a.iter().any(|a| a.starts_with("http.request.method")));
         assert!(a.contains(&"network.protocol.version=2".to_string()));
@@ -269,9 +267,9 @@ mod tests {
 
     #[test]
     fn status_names() {
-        assert_eq!(status_name(0), "OK");
-        assert_eq!(status_name(5), "NOT_FOUND");
-        assert_eq!(status_name(16), "UNAUTHENTICATED");
-        assert_eq!(status_name(42), "42");
+        assert_eq!(status_name(0).to_string(), "OK");
+        assert_eq!(status_name(5).to_string(), "NOT_FOUND");
+        assert_eq!(status_name(16).to_string(), "UNAUTHENTICATED");
+        assert_eq!(status_name(42).to_string(), "42");
     }
 }

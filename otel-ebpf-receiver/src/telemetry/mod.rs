@@ -66,6 +66,18 @@ pub struct SelfMetrics {
     /// Spans filtered out by the config's filters (spans). Prometheus:
     /// `otel_ebpf_spans_filtered_total`.
     pub spans_filtered: AtomicU64,
+    /// SERVER spans paired with the CLIENT span of the same request on this host (spans),
+    /// last value read. Prometheus: `otel_ebpf_spans_paired_total`.
+    pub spans_paired: AtomicU64,
+    /// SERVER spans whose client was on this host but not found within the join wait (spans),
+    /// last value read. Prometheus: `otel_ebpf_spans_unpaired_total`.
+    pub spans_unpaired: AtomicU64,
+    /// CLIENT spans given a parent (in-process causality or a propagated context) (spans),
+    /// last value read. Prometheus: `otel_ebpf_client_spans_linked_total`.
+    pub client_spans_linked: AtomicU64,
+    /// CLIENT spans without a parent (spans), last value read. Prometheus:
+    /// `otel_ebpf_client_spans_unlinked_total`.
+    pub client_spans_unlinked: AtomicU64,
     /// Log records (TCP anomalies) accepted by the backend, or written to the console when no
     /// logs endpoint is set (log records). Prometheus: `otel_ebpf_log_records_exported_total`.
     pub log_records_exported: AtomicU64,
@@ -263,6 +275,26 @@ const COUNTERS: &[CounterDesc] = &[
         name: "otel_ebpf_spans_filtered_total",
         help: "Spans filtered out by the configured include/exclude filters.",
         get: |m| &m.spans_filtered,
+    },
+    CounterDesc {
+        name: "otel_ebpf_spans_paired_total",
+        help: "SERVER spans paired with the CLIENT span of the same request on this host.",
+        get: |m| &m.spans_paired,
+    },
+    CounterDesc {
+        name: "otel_ebpf_spans_unpaired_total",
+        help: "SERVER spans whose local client was not found within the join wait.",
+        get: |m| &m.spans_unpaired,
+    },
+    CounterDesc {
+        name: "otel_ebpf_client_spans_linked_total",
+        help: "CLIENT spans given a parent (in-process causality or propagated context).",
+        get: |m| &m.client_spans_linked,
+    },
+    CounterDesc {
+        name: "otel_ebpf_client_spans_unlinked_total",
+        help: "CLIENT spans without a parent.",
+        get: |m| &m.client_spans_unlinked,
     },
     CounterDesc {
         name: "otel_ebpf_log_records_exported_total",

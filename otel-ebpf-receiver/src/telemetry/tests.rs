@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const NAMES: [&str; 15] = [
+const NAMES: [&str; 19] = [
     "otel_ebpf_events_read_total",
     "otel_ebpf_events_lost_kernel_total",
     "otel_ebpf_decode_errors_total",
@@ -22,6 +22,10 @@ const NAMES: [&str; 15] = [
     "otel_ebpf_spans_dropped_total",
     "otel_ebpf_export_failures_total",
     "otel_ebpf_spans_filtered_total",
+    "otel_ebpf_spans_paired_total",
+    "otel_ebpf_spans_unpaired_total",
+    "otel_ebpf_client_spans_linked_total",
+    "otel_ebpf_client_spans_unlinked_total",
     "otel_ebpf_log_records_exported_total",
     "otel_ebpf_log_records_dropped_total",
 ];
@@ -189,6 +193,10 @@ fn exposition_is_valid_and_exact() {
         &m.spans_dropped,
         &m.export_failures,
         &m.spans_filtered,
+        &m.spans_paired,
+        &m.spans_unpaired,
+        &m.client_spans_linked,
+        &m.client_spans_unlinked,
         &m.log_records_exported,
         &m.log_records_dropped,
     ];

@@ -69,6 +69,7 @@ pub fn exchange(side: Side, method: &str, target: &str, status: Option<u16>) -> 
         error: None,
         grpc: None,
         headers_incomplete: false,
+        context: Default::default(),
     }
 }
 
@@ -145,9 +146,57 @@ impl Sim {
         self.t.on_event(ev, &mut self.out);
     }
 
+    /// The exchanges so far, their linking context cleared (checked by
+    /// [`exchanges_carry_thread_and_request_number`]).
     pub fn take(&mut self) -> Vec<HttpExchange> {
+        let mut out = std::mem::take(&mut self.out);
+        for e in &mut out {
+            e.context = Default::default();
+        }
+        out
+    }
+
+    /// The exchanges so far, as built.
+    pub fn take_raw(&mut self) -> Vec<HttpExchange> {
         std::mem::take(&mut self.out)
     }
+}
+
+#[test]
+fn exchanges_carry_thread_and_request_number() {
+    // Seen from its start (the probes saw connect): request numbers count from 0.
+    let mut s = Sim::new(SockRole::Client);
+    for i in 0..3u64 {
+        s.send(10 + i * 10, &get("/a"));
+        s.recv(15 + i * 10, &ok(b"x"));
+    }
+    let got = s.take_raw();
+    let ctx: Vec<_> = got.iter().map(|e| (e.context.tid, e.context.seq)).collect();
+    assert_eq!(ctx, [(PID, Some(0)), (PID, Some(1)), (PID, Some(2))]);
+    // Joined mid-way: no request number (the peer may count differently).
+    let mut s = Sim::new(SockRole::Unknown);
+    s.send(10, &get("/a"));
+    s.recv(15, &ok(b"x"));
+    assert_eq!(s.take_raw()[0].context.seq, None);
+}
+
+#[test]
+fn propagation_headers_reach_the_exchange() {
+    let mut s = Sim::new(SockRole::Server);
+    let req = b"GET / HTTP/1.1\r\nHost: a\r\n\
+        traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
+    s.recv(10, req);
+    s.send(20, &ok(b""));
+    s.recv(
+        30,
+        b"GET / HTTP/1.1\r\nHost: a\r\ntraceparent: bogus\r\n\r\n",
+    );
+    s.send(40, &ok(b""));
+    let got = s.take_raw();
+    let p = got[0].context.propagated.as_ref().expect("context");
+    assert_eq!(p.span_id, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+    assert!(!got[0].context.propagation_error);
+    assert!(got[1].context.propagated.is_none() && got[1].context.propagation_error);
 }
 
 #[test]

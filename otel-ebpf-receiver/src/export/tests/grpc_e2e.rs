@@ -33,11 +33,7 @@ fn names_by_resource(c: &Collector) -> Vec<(String, Vec<String>)> {
                 }
                 v => panic!("{v:?}"),
             };
-            let names = rs
-                .scope_spans
-                .iter()
-                .flat_map(|ss| &ss.spans)
-                .map(|s| s.name.clone());
+            let names = rs.scope_spans.iter().flat_map(|ss| &ss.spans).map(label);
             (svc, names.collect())
         })
         .collect()
@@ -77,7 +73,10 @@ async fn grpc_receives_exactly_the_spans_grouped_by_resource() {
     );
     let st = backend.collector.state();
     let rs = &st.traces[0].resource_spans[1];
-    assert_eq!(rs.resource.as_ref(), Some(&procs[1].resource));
+    assert_eq!(
+        rs.resource,
+        Some(crate::export::otlp::resource(&procs[1].attributes))
+    );
     assert_eq!(rs.scope_spans.len(), 1);
     assert_eq!(
         rs.scope_spans[0].scope.as_ref().unwrap().name,

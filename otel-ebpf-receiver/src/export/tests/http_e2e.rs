@@ -100,7 +100,14 @@ async fn http_gzip_bodies_decode_to_the_submitted_spans() {
     let st = backend.collector.state();
     assert_eq!(header(&st, 0, "content-encoding"), Some("gzip"));
     assert_eq!(st.traces.len(), 1);
-    assert_eq!(st.traces[0].resource_spans[0].scope_spans[0].spans, sent);
+    let got: Vec<String> = st.traces[0].resource_spans[0].scope_spans[0]
+        .spans
+        .iter()
+        .map(label)
+        .collect();
+    let want: Vec<String> = (0..50).map(|i| format!("span-{i}")).collect();
+    assert_eq!(got, want);
+    assert_eq!(sent.len(), 50);
 }
 
 #[tokio::test]

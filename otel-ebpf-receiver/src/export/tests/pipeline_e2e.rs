@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use crate::protocol::Side;
 
 use super::support::*;
 use crate::export::console::Console;
@@ -34,20 +34,11 @@ async fn a_partial_batch_is_sent_after_the_flush_interval() {
 fn console_span(
     pid: u32,
     ms: u64,
-) -> (
-    Arc<crate::enrich::ProcessResource>,
-    opentelemetry_proto::tonic::trace::v1::Span,
-) {
-    let mut sp = http_span(SpanKind::Server, 1_795_255_200_123_000_000, ms * 1_000_000);
-    sp.attributes = vec![
-        kv_s("http.request.method", "GET"),
-        kv_s("url.path", "/index.html"),
-        kv_i("http.response.status_code", 200),
-        kv_s("client.address", "127.0.0.1"),
-        kv_i("client.port", 51234),
-        kv_s("server.address", "127.0.0.1"),
-        kv_i("server.port", 8080),
-    ];
+) -> (Arc<crate::enrich::ProcessResource>, crate::span::SpanRecord) {
+    let ex = exchange(Side::Server, "127.0.0.1:8080", "127.0.0.1:51234", Some(200));
+    let mut sp = record(ex, 1_795_255_200_123_000_000, ms * 1_000_000);
+    sp.trace.trace_id = [0x4b; 16];
+    sp.trace.span_id = [0x0a; 8];
     (resource(pid, "nginx"), sp)
 }
 
@@ -67,9 +58,9 @@ async fn console_only_writes_one_line_per_span_and_counts_them_exported() {
     exp.shutdown().await;
     assert_eq!(
         String::from_utf8(buf.lock().unwrap().clone()).unwrap(),
-        "2026-11-21T10:00:00.123Z SERVER GET /index.html 200 1.000ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234]\n\
-         2026-11-21T10:00:00.123Z SERVER GET /index.html 200 2.000ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234]\n\
-         2026-11-21T10:00:00.123Z SERVER GET /index.html 200 3.000ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[99]\n"
+        "2026-11-21T10:00:00.123Z SERVER GET /index.html 200 1.000ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234] trace=4b4b4b4b span=0a0a0a0a parent=-\n\
+         2026-11-21T10:00:00.123Z SERVER GET /index.html 200 2.000ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[1234] trace=4b4b4b4b span=0a0a0a0a parent=-\n\
+         2026-11-21T10:00:00.123Z SERVER GET /index.html 200 3.000ms 127.0.0.1:51234 -> 127.0.0.1:8080 nginx[99] trace=4b4b4b4b span=0a0a0a0a parent=-\n"
     );
     assert_eq!(counts(&m), (3, 0, 0));
 }

@@ -31,9 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -41,10 +39,15 @@ use tonic::codec::CompressionEncoding;
 use tonic::codegen::{BoxFuture, Context, Poll, Service};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::attr::Attributes;
+use crate::clock::Clock;
 use crate::enrich::ProcessResource;
+use crate::events::Tuple;
 use crate::export::{
     Compression, ExportSettings, OtlpSignalSettings, Protocol, RetrySettings, TlsSettings,
 };
+use crate::protocol::{HttpExchange, Side};
+use crate::span::{SpanOptions, SpanRecord, build_span};
 use crate::telemetry::SelfMetrics;
 
 mod logs;
@@ -72,41 +75,71 @@ pub fn kv_i(k: &str, v: i64) -> KeyValue {
 
 /// Resource of process `pid` named `service`.
 pub fn resource(pid: u32, service: &str) -> Arc<ProcessResource> {
+    let mut attributes = Attributes::new();
+    attributes.push("service.name", service.to_string());
+    attributes.push("process.pid", i64::from(pid));
     Arc::new(ProcessResource {
         pid,
         service_name: service.into(),
         executable_name: service.into(),
-        resource: Resource {
-            attributes: vec![
-                kv_s("service.name", service),
-                kv_i("process.pid", pid as i64),
-            ],
-            ..Default::default()
-        },
+        attributes,
+        netns: 1,
     })
 }
 
-/// A span named `name` with fixed ids.
-pub fn span(name: &str) -> Span {
-    Span {
-        trace_id: vec![1; 16],
-        span_id: vec![2; 8],
-        name: name.into(),
-        kind: SpanKind::Server as i32,
-        start_time_unix_nano: 1_000,
-        end_time_unix_nano: 2_000,
-        ..Default::default()
+/// A `GET /index.html` exchange on `local` ↔ `remote` (`"ip:port"`), HTTP/1.1, `Host:
+/// shop.example`, seen from `side`.
+pub fn exchange(side: Side, local: &str, remote: &str, status: Option<u16>) -> HttpExchange {
+    HttpExchange {
+        pid: 1,
+        conn_id: 1,
+        side,
+        tuple: Some(Tuple {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        }),
+        method: "GET".into(),
+        target: "/index.html".into(),
+        version: "1.1".into(),
+        host: None,
+        user_agent: None,
+        status,
+        start_ns: 0,
+        end_ns: 0,
+        request_body_bytes: 0,
+        response_body_bytes: 0,
+        error: None,
+        grpc: None,
+        headers_incomplete: false,
+        context: Default::default(),
     }
 }
 
-/// A span of `kind` starting at `start` (Unix ns) lasting `dur` ns, without attributes.
-pub fn http_span(kind: SpanKind, start: u64, dur: u64) -> Span {
-    Span {
-        kind: kind as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + dur,
-        ..Default::default()
-    }
+/// The span of `ex` starting at `start` (Unix ns) lasting `dur` ns.
+pub fn record(ex: HttpExchange, start: u64, dur: u64) -> SpanRecord {
+    let mut s = build_span(ex, &Clock::with_offset(0), &SpanOptions::default());
+    s.start_unix_ns = start;
+    s.end_unix_ns = start + dur;
+    s
+}
+
+/// A SERVER span `GET /<label>` (its label comes back from [`label`]).
+pub fn span(label: &str) -> SpanRecord {
+    let mut ex = exchange(Side::Server, "127.0.0.1:8080", "127.0.0.1:40000", Some(200));
+    ex.target = format!("/{label}");
+    record(ex, 1_000, 1_000)
+}
+
+/// The label a [`span`] was made with (its `url.path` without the leading `/`).
+pub fn label(s: &Span) -> String {
+    s.attributes
+        .iter()
+        .find(|kv| kv.key == "url.path")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(p) => Some(p.trim_start_matches('/').to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Path of a file in `src/export/testdata/`.

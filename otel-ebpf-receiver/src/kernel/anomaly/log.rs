@@ -16,11 +16,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use otel_ebpf_semconv::{anomaly as names, resource as res, value};
 
 use super::{Anomaly, AnomalyKind};
-use crate::span::{kv, kv_int, kv_str};
+use crate::attr::Attributes;
+use crate::export::otlp::{self, kv, kv_int, kv_str};
 
 /// Severity text of every anomaly record.
 const SEVERITY_TEXT: &str = "WARN";
@@ -105,27 +105,23 @@ fn clamp_i64(v: u64) -> i64 {
 
 /// The receiver's own resource: `service.name` = `otel-ebpf-receiver`, `host.name` (left out
 /// when empty), `telemetry.sdk.*`.
-pub fn receiver_resource(host_name: &str) -> Resource {
-    let mut attributes = vec![kv_str(res::SERVICE_NAME, value::SDK_NAME)];
+pub fn receiver_resource(host_name: &str) -> Attributes {
+    let mut a = Attributes::new();
+    a.push(res::SERVICE_NAME, value::SDK_NAME);
     if !host_name.is_empty() {
-        attributes.push(kv_str(res::HOST_NAME, host_name));
+        a.push(res::HOST_NAME, host_name.to_string());
     }
-    attributes.extend([
-        kv_str(res::TELEMETRY_SDK_NAME, value::SDK_NAME),
-        kv_str(res::TELEMETRY_SDK_LANGUAGE, value::SDK_LANGUAGE),
-        kv_str(res::TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION")),
-    ]);
-    Resource {
-        attributes,
-        ..Default::default()
-    }
+    a.push(res::TELEMETRY_SDK_NAME, value::SDK_NAME);
+    a.push(res::TELEMETRY_SDK_LANGUAGE, value::SDK_LANGUAGE);
+    a.push(res::TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION"));
+    a
 }
 
 /// One logs request with a record per anomaly (in order) under `resource` (see
 /// [`receiver_resource`]), stamped `unix_ns` (Unix ns); `None` when there is no anomaly.
 pub fn logs_request(
     anomalies: &[Anomaly],
-    resource: &Resource,
+    resource: &Attributes,
     unix_ns: u64,
 ) -> Option<ExportLogsServiceRequest> {
     if anomalies.is_empty() {
@@ -134,7 +130,7 @@ pub fn logs_request(
     let scope = crate::export::batch::scope();
     Some(ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            resource: Some(resource.clone()),
+            resource: Some(otlp::resource(resource)),
             scope_logs: vec![ScopeLogs {
                 scope: Some(scope),
                 log_records: anomalies.iter().map(|a| a.to_log_record(unix_ns)).collect(),
@@ -152,7 +148,7 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::ArrayValue;
 
     use super::*;
-    use crate::span::find_attr;
+    use crate::export::otlp::find_attr;
 
     const S: u64 = 1_000_000_000;
     const W: u64 = 10 * S;
@@ -305,7 +301,7 @@ mod tests {
         );
         // An empty host name is left out.
         let res = receiver_resource("");
-        assert_eq!(find_attr(&res.attributes, "host.name"), None);
-        assert_eq!(res.attributes.len(), 4);
+        assert_eq!(res.get("host.name"), None);
+        assert_eq!(res.len(), 4);
     }
 }

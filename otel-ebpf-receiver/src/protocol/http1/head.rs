@@ -7,6 +7,7 @@
 //! [`MAX_TARGET_BYTES`] / [`MAX_FIELD_BYTES`].
 
 use super::ParseError;
+use crate::protocol::propagation::{Collector, Propagated, PropagationError};
 
 /// Most header fields parsed in one head (more is a parse error).
 pub const MAX_HEADERS: usize = 128;
@@ -30,6 +31,23 @@ pub struct RequestHead {
     pub user_agent: Option<String>,
     /// `Upgrade` lists `h2c` (RFC 7540 §3.2): a 101 answer switches the connection to HTTP/2.
     pub upgrade_h2c: bool,
+    /// Trace context from `traceparent`/`tracestate`/`b3`/`X-B3-*`: `None` when none was
+    /// sent, `Some(Err)` when one was malformed.
+    pub propagation: Option<Result<Propagated, PropagationError>>,
+}
+
+/// The trace context of a request's header fields (see [`crate::protocol::propagation`]).
+fn propagation<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Option<Result<Propagated, PropagationError>> {
+    let mut c = Collector::default();
+    for (name, value) in fields {
+        c.header(name, value);
+    }
+    if !c.seen() {
+        return None;
+    }
+    c.finish().transpose()
 }
 
 /// Body framing fields of one head (RFC 9112 §6.1, §6.2).
@@ -72,6 +90,7 @@ pub fn parse(request: bool, buf: &[u8]) -> Result<Option<(usize, Head)>, ParseEr
             host,
             user_agent,
             upgrade_h2c,
+            propagation: propagation(req.headers.iter().map(|h| (h.name.as_bytes(), h.value))),
         };
         Ok(Some((n, Head::Request(head, framing))))
     } else {
@@ -202,9 +221,11 @@ pub fn salvage(request: bool, buf: &[u8]) -> Option<Salvaged> {
         host: None,
         user_agent: None,
         upgrade_h2c: false,
+        propagation: None,
     };
     // Header lines captured whole.
     let mut rest = &buf[eol + 1..];
+    let mut ctx = Collector::default();
     while let Some(end) = rest.iter().position(|&b| b == b'\n') {
         let line = &rest[..end];
         rest = &rest[end + 1..];
@@ -216,7 +237,12 @@ pub fn salvage(request: bool, buf: &[u8]) -> Option<Salvaged> {
             head.host = Some(truncated(value, MAX_FIELD_BYTES));
         } else if name.eq_ignore_ascii_case(b"user-agent") && head.user_agent.is_none() {
             head.user_agent = Some(truncated(value, MAX_FIELD_BYTES));
+        } else {
+            ctx.header(name, value);
         }
+    }
+    if ctx.seen() {
+        head.propagation = ctx.finish().transpose();
     }
     Some(Salvaged::Request(head))
 }
@@ -247,6 +273,7 @@ mod tests {
                 host: Some("example.com".into()),
                 user_agent: Some("curl/8".into()),
                 upgrade_h2c: false,
+                propagation: None,
             }
         );
         assert_eq!(

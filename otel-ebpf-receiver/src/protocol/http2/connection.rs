@@ -90,6 +90,8 @@ pub(super) struct State {
     /// A header block was decoded or lost (HPACK state is no longer the initial one).
     pub headers_seen: bool,
     pub scratch: HeaderList,
+    /// Thread of the syscall being fed (stamped on streams it opens).
+    pub tid: u32,
 }
 
 /// Index of a direction in per-direction arrays.
@@ -154,6 +156,7 @@ impl Http2Connection {
                 out: Vec::new(),
                 headers_seen: false,
                 scratch: HeaderList::default(),
+                tid: 0,
             },
         }
     }
@@ -167,7 +170,7 @@ impl Http2Connection {
         req: UpgradedRequest,
     ) -> Self {
         let mut c = Self::new(pid, conn_id, tuple, Some(request_dir), true);
-        let mut s = Stream::new(req.request, req.start_ns, true);
+        let mut s = Stream::new(1, req.request, req.start_ns, true);
         s.request_body_bytes = req.body_bytes;
         c.st.streams.insert(1, s);
         c
@@ -209,6 +212,11 @@ impl Http2Connection {
 
     /// Feeds one syscall (`total_len` bytes, of which `captured` were copied); finished
     /// exchanges are appended to `out`.
+    /// The thread of the syscall about to be fed (stamped on the streams it opens).
+    pub fn set_tid(&mut self, tid: u32) {
+        self.st.tid = tid;
+    }
+
     pub fn feed(
         &mut self,
         direction: Direction,

@@ -204,7 +204,9 @@ fn open(st: &mut State, id: u32, request: Request, start_ns: u64, ended: bool) {
         st.stats.streams_dropped += 1;
         return;
     }
-    st.streams.insert(id, Stream::new(request, start_ns, ended));
+    let mut s = Stream::new(id, request, start_ns, ended);
+    s.tid = st.tid;
+    st.streams.insert(id, s);
 }
 
 /// A DATA frame's end (§6.1).

@@ -11,7 +11,8 @@
 use super::hpack::HeaderList;
 use crate::events::Tuple;
 use crate::protocol::http1::head::{MAX_FIELD_BYTES, MAX_TARGET_BYTES};
-use crate::protocol::{ExchangeError, GrpcCall, HttpExchange, Side};
+use crate::protocol::propagation::{self, Propagated};
+use crate::protocol::{ExchangeContext, ExchangeError, GrpcCall, HttpExchange, Side};
 
 /// Identity of the connection, copied into every exchange.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +40,10 @@ pub struct Request {
     pub grpc: bool,
     /// Some field could not be known.
     pub incomplete: bool,
+    /// Trace context from `traceparent`/`tracestate`/`b3`/`x-b3-*`.
+    pub propagated: Option<Box<Propagated>>,
+    /// A propagation header was malformed.
+    pub propagation_error: bool,
 }
 
 impl Request {
@@ -51,6 +56,14 @@ impl Request {
             };
         };
         let text = |name: &str, max: usize| l.get(name).map(|v| truncated(v, max));
+        let mut ctx = propagation::Collector::default();
+        for (name, value) in &l.fields {
+            ctx.header(name, value);
+        }
+        let (propagated, propagation_error) = match ctx.finish() {
+            Ok(p) => (p.map(Box::new), false),
+            Err(_) => (None, true),
+        };
         Self {
             method: text(":method", MAX_FIELD_BYTES),
             path: text(":path", MAX_TARGET_BYTES),
@@ -59,6 +72,8 @@ impl Request {
             user_agent: text("user-agent", MAX_FIELD_BYTES),
             grpc: l.get("content-type").is_some_and(is_grpc_content_type),
             incomplete: l.incomplete(),
+            propagated,
+            propagation_error,
         }
     }
 }
@@ -66,6 +81,8 @@ impl Request {
 /// State of one open stream.
 #[derive(Clone, Debug)]
 pub struct Stream {
+    /// Stream id (RFC 9113 §5.1.1).
+    pub id: u32,
     /// The request's header fields.
     pub request: Request,
     /// ts of the syscall carrying the request HEADERS frame's first byte (ns).
@@ -91,12 +108,15 @@ pub struct Stream {
     /// The response direction lost frame sync while this stream was open: its END_STREAM may
     /// have gone by unseen.
     pub end_lost: bool,
+    /// Thread whose syscall carried the request's first byte (0 = unknown).
+    pub tid: u32,
 }
 
 impl Stream {
     /// A stream opened by a request header block at `start_ns`.
-    pub fn new(request: Request, start_ns: u64, request_ended: bool) -> Self {
+    pub fn new(id: u32, request: Request, start_ns: u64, request_ended: bool) -> Self {
         Self {
+            id,
             request,
             start_ns,
             last_ns: start_ns,
@@ -109,6 +129,7 @@ impl Stream {
             response_grpc: false,
             response_incomplete: false,
             end_lost: false,
+            tid: 0,
         }
     }
 
@@ -186,6 +207,13 @@ impl Stream {
             error,
             grpc,
             headers_incomplete: self.request.incomplete || self.response_incomplete,
+            context: ExchangeContext {
+                tid: self.tid,
+                seq: None,
+                stream_id: self.id,
+                propagated: self.request.propagated,
+                propagation_error: self.request.propagation_error,
+            },
         }
     }
 }

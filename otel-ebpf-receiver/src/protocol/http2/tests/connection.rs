@@ -16,6 +16,9 @@ pub struct Harness {
     pub out: Vec<HttpExchange>,
     pub t: u64,
     pub req_dir: Direction,
+    /// Keep the exchanges' linking context (stream ids); cleared otherwise, so expectations
+    /// built with [`ex`] compare.
+    pub keep_context: bool,
 }
 
 impl Harness {
@@ -34,6 +37,7 @@ impl Harness {
             out: Vec::new(),
             t: 1000,
             req_dir,
+            keep_context: false,
         }
     }
 
@@ -49,6 +53,15 @@ impl Harness {
         self.t += 10;
         let d = self.req_dir;
         self.c.feed(d, self.t, b, b.len() as u64, &mut self.out);
+        self.clear_context();
+    }
+
+    fn clear_context(&mut self) {
+        if !self.keep_context {
+            for e in &mut self.out {
+                e.context = Default::default();
+            }
+        }
     }
 
     /// Server → client bytes, one syscall, at the next tick.
@@ -56,6 +69,7 @@ impl Harness {
         self.t += 10;
         let d = self.other();
         self.c.feed(d, self.t, b, b.len() as u64, &mut self.out);
+        self.clear_context();
     }
 
     pub fn stats(&mut self) -> Http2Stats {
@@ -83,6 +97,7 @@ pub fn ex(side: Side, path: &str, status: Option<u16>, start: u64, end: u64) -> 
         error: None,
         grpc: None,
         headers_incomplete: false,
+        context: Default::default(),
     }
 }
 
@@ -112,6 +127,7 @@ fn prior_knowledge_get_and_data() {
 #[test]
 fn multiplexed_streams_pair_by_id_in_any_order() {
     let mut h = Harness::server();
+    h.keep_context = true;
     opening(&mut h);
     // Three requests in one syscall; the second reuses dynamic-table entries.
     let mut b = headers(1, flag::END_STREAM, &get_block("/one"));
@@ -137,10 +153,13 @@ fn multiplexed_streams_pair_by_id_in_any_order() {
     s5.method = "POST".into();
     s5.user_agent = None;
     s5.request_body_bytes = 5;
-    let s1 = ex(Side::Server, "/one", Some(200), 1030, 1050);
+    let mut s1 = ex(Side::Server, "/one", Some(200), 1030, 1050);
     let mut s3 = ex(Side::Server, "/one", Some(404), 1030, 1060);
     s3.user_agent = None;
     s3.response_body_bytes = 4;
+    for (e, id) in [(&mut s5, 5), (&mut s1, 1), (&mut s3, 3)] {
+        e.context.stream_id = id;
+    }
     assert_eq!(h.out, [s5, s1, s3]);
 }
 
