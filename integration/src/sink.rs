@@ -36,6 +36,16 @@ pub struct Span {
     pub status: i32,
     pub attrs: BTreeMap<String, String>,
     pub resource: BTreeMap<String, String>,
+    /// Trace id (16 bytes).
+    pub trace_id: Vec<u8>,
+    /// Span id (8 bytes).
+    pub span_id: Vec<u8>,
+    /// Parent span id (8 bytes), empty for a root span.
+    pub parent_span_id: Vec<u8>,
+    /// W3C `tracestate`.
+    pub trace_state: String,
+    /// OTLP `Span.flags`.
+    pub flags: u32,
 }
 
 impl Span {
@@ -124,6 +134,11 @@ impl TraceService for Svc {
                         status: s.status.map(|x| x.code).unwrap_or(0),
                         attrs: flatten(&s.attributes),
                         resource: resource.clone(),
+                        trace_id: s.trace_id,
+                        span_id: s.span_id,
+                        parent_span_id: s.parent_span_id,
+                        trace_state: s.trace_state,
+                        flags: s.flags,
                     });
                 }
             }
