@@ -27,6 +27,8 @@
 
 pub mod grpc;
 pub mod link;
+pub mod route;
+pub mod sampling;
 pub mod threads;
 pub mod url;
 

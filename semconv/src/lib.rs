@@ -17,7 +17,10 @@
 pub use opentelemetry_semantic_conventions as otel;
 
 pub mod anomaly;
+pub mod collector;
 pub mod kernel;
+pub mod prometheus;
+pub mod servicegraph;
 
 /// Span and metric-point attributes (stable HTTP semantic conventions; RPC ones, release
 /// candidate, for gRPC).
@@ -92,6 +95,14 @@ pub mod attribute {
     /// absent from the span (method, path, status, …) may have been sent. Attributes present
     /// are right. Spans only.
     pub const HTTP2_HEADERS_INCOMPLETE: &str = "otel_ebpf.http2.headers_incomplete";
+    /// `otel_ebpf.http.route` — string; this project's own (not semconv): the route the
+    /// receiver derived from the request path (built-in heuristic and per-service cardinality
+    /// guard: `/users/{id}`, `/posts/*`), or [`crate::value::ROUTE_OVERFLOW`] on the metrics of
+    /// a service past its span-name limit. Set instead of `http.route`, which semconv reserves
+    /// for the template the application's framework matched (a route declared in
+    /// `receiver.routes.patterns` is that template and goes in `http.route`). Spans and the
+    /// HTTP duration metrics.
+    pub const OTEL_EBPF_HTTP_ROUTE: &str = "otel_ebpf.http.route";
     /// `otel.metric.overflow` — bool `true`; marks the synthetic series that aggregates
     /// measurements past the cardinality limit (OTel metrics SDK spec). Metrics only. Upstream
     /// semconv does not define it.
@@ -202,6 +213,10 @@ pub mod value {
         "INADEQUATE_SECURITY",
         "HTTP_1_1_REQUIRED",
     ];
+    /// Route of the exchanges of a service past its span-name (or the receiver past its
+    /// service) limit, in `otel_ebpf.http.route` on metrics; such spans are named `{method}`.
+    /// The semconv spelling of "other" values (`_OTHER`, as for `http.request.method`).
+    pub const ROUTE_OVERFLOW: &str = "_OTHER";
     /// `service.name` when nothing better is known (OTel resource SDK spec).
     pub const UNKNOWN_SERVICE: &str = "unknown_service";
     /// `telemetry.sdk.name` value and the instrumentation scope name of spans and metrics.
@@ -263,7 +278,7 @@ pub mod service_graph {
 /// The receiver's own counters, as named in its Prometheus text endpoint (`/metrics`).
 ///
 /// All are Prometheus `counter`s (monotonic totals since start-up, `_total` suffix), unit
-/// noted per item; they have no labels.
+/// noted per item; those in `ALL` have no labels, those in `LABELLED` have.
 pub mod self_metric {
     /// Counter, unit `{record}`: BPF ring buffer records read.
     pub const EVENTS_READ_TOTAL: &str = "otel_ebpf_events_read_total";
@@ -310,8 +325,14 @@ pub mod self_metric {
     pub const LOG_RECORDS_EXPORTED_TOTAL: &str = "otel_ebpf_log_records_exported_total";
     /// Counter, unit `{log_record}`: log records dropped (rejected, or the export failed).
     pub const LOG_RECORDS_DROPPED_TOTAL: &str = "otel_ebpf_log_records_dropped_total";
+    /// Counter, unit `{exchange}`: exchanges whose route overflowed (a service past
+    /// `receiver.routes.max_span_names`, or past `max_services`).
+    pub const ROUTES_OVERFLOWED_TOTAL: &str = "otel_ebpf_routes_overflowed_total";
+    /// Counter, unit `{span}`: spans not exported because sampling dropped them (their
+    /// exchanges are in the metrics).
+    pub const SPANS_SAMPLED_OUT_TOTAL: &str = "otel_ebpf_spans_sampled_out_total";
     /// Every name above, in declaration order.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 21] = [
         EVENTS_READ_TOTAL,
         EVENTS_LOST_KERNEL_TOTAL,
         DECODE_ERRORS_TOTAL,
@@ -331,6 +352,24 @@ pub mod self_metric {
         CLIENT_SPANS_UNLINKED_TOTAL,
         LOG_RECORDS_EXPORTED_TOTAL,
         LOG_RECORDS_DROPPED_TOTAL,
+        ROUTES_OVERFLOWED_TOTAL,
+        SPANS_SAMPLED_OUT_TOTAL,
+    ];
+    /// Counter `otel_ebpf_kernel_events_total{counter}`: the probes' own counters.
+    pub const KERNEL_EVENTS_TOTAL: &str = "otel_ebpf_kernel_events_total";
+    /// Counter `otel_ebpf_tls_skipped_total{reason,file}`: files with TLS code not traced
+    /// (`reason="attach_failed"`: a uprobe could not be attached).
+    pub const TLS_SKIPPED_TOTAL: &str = "otel_ebpf_tls_skipped_total";
+    /// Gauge `otel_ebpf_tls_attached_files`: files with TLS uprobes attached now.
+    pub const TLS_ATTACHED_FILES: &str = "otel_ebpf_tls_attached_files";
+    /// Gauge `otel_ebpf_kernel_timing_hook{point,hook}`: 1 hooked, 0 not.
+    pub const KERNEL_TIMING_HOOK: &str = "otel_ebpf_kernel_timing_hook";
+    /// The labelled families above (rendered beside [`ALL`]).
+    pub const LABELLED: [&str; 4] = [
+        KERNEL_EVENTS_TOTAL,
+        TLS_SKIPPED_TOTAL,
+        TLS_ATTACHED_FILES,
+        KERNEL_TIMING_HOOK,
     ];
 }
 

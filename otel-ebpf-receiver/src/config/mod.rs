@@ -11,6 +11,7 @@
 //! section or list left empty (`null`) takes its default; the `OTEL_EXPORTER_OTLP_*`
 //! environment overrides are applied by the exporter, not here; no `${env:VAR}` substitution.
 
+mod apm;
 mod kernel;
 mod traces;
 mod validate;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::net::{AddrParseError, SocketAddr};
 use std::time::Duration;
 
+pub use apm::{RoutesConfig, SamplingConfig};
 pub use kernel::{AnomalyConfig, KernelTimingConfig};
 pub use traces::TracesConfig;
 
@@ -69,6 +71,12 @@ pub struct ReceiverConfig {
     /// Trace linking and the service graph.
     #[serde(deserialize_with = "null_as_default")]
     pub traces: TracesConfig,
+    /// Route derivation for span names and HTTP metrics (`receiver.routes:`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub routes: RoutesConfig,
+    /// Span sampling (`receiver.sampling:`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub sampling: SamplingConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -81,6 +89,8 @@ impl Default for ReceiverConfig {
             filters: Filters::default(),
             kernel_timing: KernelTimingConfig::default(),
             traces: TracesConfig::default(),
+            routes: RoutesConfig::default(),
+            sampling: SamplingConfig::default(),
         }
     }
 }
@@ -221,7 +231,8 @@ impl OtlpConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
-    /// Health check `IP:port` (`GET /`): 200 once every probe is attached, 503 before. Empty
+    /// Health check `IP:port` (`GET /`): 200 once every probe is attached, 503 before, with the
+    /// Collector health_check extension's JSON body. Empty
     /// string disables. Default `127.0.0.1:13133` (the Collector's health_check port).
     pub health_address: String,
     /// Prometheus text self-metrics `IP:port` (`GET /metrics`). Empty string disables. Default

@@ -2,7 +2,9 @@
 
 use super::*;
 
+mod apm;
 mod kernel_timing;
+mod reference;
 
 pub(super) const DEFAULT_YAML: &str = include_str!("../../../config/default.yaml");
 

@@ -7,7 +7,8 @@
 //! `ring_buffer_bytes`.
 
 use super::{
-    AnomalyConfig, Config, ConfigError, ExportersConfig, Filters, OtlpConfig, invalid, parse_addr,
+    AnomalyConfig, Config, ConfigError, ExportersConfig, Filters, OtlpConfig, RoutesConfig,
+    SamplingConfig, invalid, parse_addr,
 };
 use std::fmt::Display;
 
@@ -72,6 +73,8 @@ impl Config {
                 "needs receiver.kernel_timing.enabled: true",
             );
         }
+        check_routes(&r.routes)?;
+        check_sampling(&r.sampling)?;
         check_exporters(&self.exporters)?;
         let t = &self.telemetry;
         check_address("telemetry.health_address", &t.health_address)?;
@@ -355,6 +358,67 @@ fn check_address(key: &str, addr: &str) -> Check {
             "{addr:?} is not IP:port (e.g. 127.0.0.1:13133 or [::1]:13133; host names are not resolved), nor empty to disable"
         );
         return fail(key, msg);
+    }
+    Ok(())
+}
+
+fn check_routes(r: &RoutesConfig) -> Check {
+    const P: &str = "receiver.routes";
+    let mut total = 0;
+    for (service, patterns) in &r.patterns {
+        if service.is_empty() {
+            return fail(
+                format!("{P}.patterns"),
+                "empty service name (use \"*\" for every service)",
+            );
+        }
+        for (i, p) in patterns.iter().enumerate() {
+            if let Err(e) = crate::span::route::check_pattern(p) {
+                return fail(format!("{P}.patterns.{service}[{i}]"), e);
+            }
+        }
+        total += patterns.len();
+    }
+    if total > RoutesConfig::MAX_PATTERNS {
+        return fail(
+            format!("{P}.patterns"),
+            format!(
+                "at most {} patterns in all, got {total}",
+                RoutesConfig::MAX_PATTERNS
+            ),
+        );
+    }
+    for (name, v, max) in [
+        ("max_children", r.max_children, RoutesConfig::MAX_CHILDREN),
+        ("max_span_names", r.max_span_names, RoutesConfig::MAX_NAMES),
+        ("max_services", r.max_services, RoutesConfig::MAX_NAMES),
+    ] {
+        if !(1..=max).contains(&v) {
+            return fail(
+                format!("{P}.{name}"),
+                format!("must be in 1..={max}, got {v}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_sampling(s: &SamplingConfig) -> Check {
+    const P: &str = "receiver.sampling";
+    let p = s.sampling_percentage;
+    if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+        return fail(
+            format!("{P}.sampling_percentage"),
+            format!("must be a percentage in 0..=100, got {p}"),
+        );
+    }
+    if let Some(ms) = s.keep_slower_than_ms
+        && (!ms.is_finite() || ms <= 0.0 || ms > MAX_SECONDS * 1000.0)
+    {
+        return fail(
+            format!("{P}.keep_slower_than_ms"),
+            format!("must be a number of milliseconds > 0 (or null for no such rule), got {ms}"),
+        );
     }
     Ok(())
 }
