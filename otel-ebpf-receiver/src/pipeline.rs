@@ -31,7 +31,7 @@ use anyhow::Context as _;
 use otel_ebpf_common::Counter;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -442,7 +442,7 @@ impl Runtime {
 /// called once the probes are attached (the binary returns start-up memory to the kernel).
 pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let me = Arc::new(SelfMetrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(telemetry::Readiness::default());
     let server = telemetry::serve(
         parse_addr(&cfg.telemetry.health_address)?,
         parse_addr(&cfg.telemetry.metrics_address)?,

@@ -99,8 +99,9 @@ pub type Item = (Arc<ProcessResource>, SpanRecord);
 /// Shared state between the [`Exporter`] handle and its tasks.
 pub(crate) struct Shared {
     pub self_metrics: Arc<SelfMetrics>,
-    /// Spans accepted by `submit` and not yet exported or dropped (queue + batch in flight).
-    pub pending: AtomicU64,
+    /// Spans accepted by `submit` and not yet exported or dropped (queue + batch in flight);
+    /// shared with the self-metrics (`otelcol_exporter_queue_size`).
+    pub pending: Arc<AtomicU64>,
 }
 
 /// Handle to the running export tasks. Cheap `submit` from any thread; `shutdown` to flush.
@@ -163,9 +164,19 @@ impl Exporter {
         if traces_transport.is_none() && console.is_none() {
             log::warn!("no trace endpoint and console off: spans are discarded");
         }
+        let pending = Arc::new(AtomicU64::new(0));
+        let _ = self_metrics.exporter.set(crate::telemetry::ExporterGauges {
+            id: if traces_transport.is_some() {
+                "otlp"
+            } else {
+                "debug"
+            },
+            queue_size: pending.clone(),
+            queue_capacity: settings.queue_size as u64,
+        });
         let shared = Arc::new(Shared {
             self_metrics,
-            pending: AtomicU64::new(0),
+            pending,
         });
         let (tx, rx) = mpsc::channel(settings.queue_size);
         let (closing, closing_rx) = watch::channel(None);
@@ -235,6 +246,7 @@ impl Exporter {
         }
         self.shared.pending.fetch_sub(1, Ordering::Relaxed);
         SelfMetrics::add(&self.shared.self_metrics.spans_dropped, 1);
+        SelfMetrics::add(&self.shared.self_metrics.spans_enqueue_failed, 1);
         false
     }
 
@@ -274,6 +286,7 @@ impl Exporter {
         if left > 0 {
             log::warn!("export shutdown timed out: {left} spans dropped");
             SelfMetrics::add(&shared.self_metrics.spans_dropped, left);
+            SelfMetrics::add(&shared.self_metrics.spans_send_failed, left);
         }
     }
 }

@@ -93,10 +93,12 @@ impl TracePipeline {
                     let rejected = rejected.min(n);
                     SelfMetrics::add(&metrics.spans_exported, n - rejected);
                     SelfMetrics::add(&metrics.spans_dropped, rejected);
+                    SelfMetrics::add(&metrics.spans_send_failed, rejected);
                 }
                 Err(e) => {
                     log::warn!("dropping {n} spans: {}", e.message);
                     SelfMetrics::add(&metrics.spans_dropped, n);
+                    SelfMetrics::add(&metrics.spans_send_failed, n);
                 }
             }
         }

@@ -3,25 +3,30 @@
 //!
 //! Stage: beside every stage, for the whole run. Input: [`SelfMetrics`] (shared atomics that
 //! the stages increment) and a readiness flag (set once every probe is attached).
-//! Output: [`SelfMetrics::render_prometheus`] (text exposition format 0.0.4) and, via
-//! [`serve`], HTTP answers: `GET /` on the health address (200 `{"status":"Server available"}`
-//! when ready, 503 before, like the Collector's health_check extension) and `GET /metrics` on
-//! the metrics address.
-//! Limits: counters only (no histograms, no process metrics); values are read with relaxed
+//! Output: [`SelfMetrics::render_prometheus`] (text exposition format 0.0.4, with the
+//! Collector's `otelcol_*` self-telemetry names beside ours) and, via [`serve`], HTTP answers:
+//! `GET /` on the health address (the Collector health_check extension's answer: 200
+//! `{"status":"Server available","upSince":…,"uptime":…}` when ready, 503 before) and
+//! `GET /metrics` on the metrics address.
+//! Limits: counters and gauges only (no histograms, no process metrics); values are read with relaxed
 //! ordering, so one scrape may mix values from slightly different instants; HTTP/1.1 only,
 //! no TLS or authentication (bind to loopback, the default); at most 64 connections at once
 //! per endpoint, 10 s to send request headers.
 
+mod health;
+mod prometheus;
 mod server;
 
 #[cfg(test)]
 mod tests;
 
-pub use server::{HEALTH_NOT_READY_BODY, HEALTH_READY_BODY, ServerHandle, serve};
+pub use health::{Readiness, STATUS_AVAILABLE, STATUS_NOT_AVAILABLE, go_duration, rfc3339_nanos};
+pub use prometheus::{escape_help, escape_label_value};
+pub use server::{ServerHandle, serve};
 
 use otel_ebpf_common::{COUNTER_COUNT, Counter};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Number of the probes' kernel counters (entries of the BPF `COUNTERS` array).
 pub const KERNEL_COUNTERS: usize = COUNTER_COUNT as usize;
@@ -93,9 +98,38 @@ pub struct SelfMetrics {
     /// one series per (reason label, file path), bounded) and files attached now (gauge
     /// `otel_ebpf_tls_attached_files`).
     pub tls: std::sync::Arc<crate::probes::uprobes::TlsStats>,
+    /// Exchanges whose route overflowed (a service past `receiver.routes.max_span_names`),
+    /// mirrored from `RouteStats::overflowed` with [`SelfMetrics::set`]. Prometheus:
+    /// `otel_ebpf_routes_overflowed_total`.
+    pub routes_overflowed: AtomicU64,
+    /// Spans sampling dropped (spans; their exchanges are in the metrics). Prometheus:
+    /// `otel_ebpf_spans_sampled_out_total`.
+    pub spans_sampled_out: AtomicU64,
+    /// Spans the export queue had no room for (spans; also in `spans_dropped`). Prometheus:
+    /// `otelcol_receiver_refused_spans_total` and `otelcol_exporter_enqueue_failed_spans_total`.
+    pub spans_enqueue_failed: AtomicU64,
+    /// Spans whose export failed: rejected by the backend, failed after retries, or left unsent
+    /// at shutdown (spans; also in `spans_dropped`). Prometheus:
+    /// `otelcol_exporter_send_failed_spans_total`.
+    pub spans_send_failed: AtomicU64,
+    /// The span exporter, once started: its Collector-style id (`otlp`, or `debug` for the
+    /// console alone), its queue's fill (spans queued or in the batch being sent) and its
+    /// capacity (spans). Prometheus: the `otelcol_exporter_*` families, label `exporter`.
+    pub exporter: OnceLock<ExporterGauges>,
     /// The kernel network timing probe plan: (measurement point, hook or `none`, in use).
     /// Prometheus gauge `otel_ebpf_kernel_timing_hook{point,hook}` (1 in use, 0 none).
     pub net_plan: std::sync::Mutex<Vec<(String, String, bool)>>,
+}
+
+/// The span exporter's identity and queue, as the `otelcol_exporter_*` families show them.
+#[derive(Debug)]
+pub struct ExporterGauges {
+    /// Collector-style component id: `otlp` or `debug` (console only).
+    pub id: &'static str,
+    /// Spans accepted by the exporter and not yet exported or dropped (shared with it).
+    pub queue_size: Arc<AtomicU64>,
+    /// The queue's capacity (spans, `exporters.queue_size`).
+    pub queue_capacity: u64,
 }
 
 impl SelfMetrics {
@@ -126,78 +160,6 @@ impl SelfMetrics {
     pub fn set(counter: &AtomicU64, value: u64) {
         counter.store(value, Ordering::Relaxed);
     }
-
-    /// All counters in the Prometheus text exposition format 0.0.4 (serve it with content type
-    /// [`PROMETHEUS_CONTENT_TYPE`]): `# HELP` and `# TYPE … counter` lines, then the samples.
-    pub fn render_prometheus(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        for c in COUNTERS {
-            let v = (c.get)(self).load(Ordering::Relaxed);
-            // Writing to a String cannot fail.
-            let _ = write!(
-                out,
-                "# HELP {n} {h}\n# TYPE {n} counter\n{n} {v}\n",
-                n = c.name,
-                h = c.help
-            );
-        }
-        let n = KERNEL_FAMILY;
-        let _ = write!(out, "# HELP {n} {KERNEL_HELP}\n# TYPE {n} counter\n");
-        for (i, counter) in ALL_KERNEL_COUNTERS.iter().enumerate() {
-            let v = self.kernel_counters[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{n}{{counter=\"{}\"}} {v}",
-                kernel_counter_label(*counter)
-            );
-        }
-        let n = "otel_ebpf_tls_skipped_total";
-        let _ = write!(
-            out,
-            "# HELP {n} Files with TLS code that cannot be traced, by reason and file.\n# TYPE {n} counter\n"
-        );
-        if let Ok(m) = self.tls.skipped.lock() {
-            let mut rows: Vec<_> = m.iter().collect();
-            rows.sort();
-            for ((reason, file), v) in rows {
-                let _ = writeln!(
-                    out,
-                    "{n}{{reason=\"{}\",file=\"{}\"}} {v}",
-                    label_value(reason),
-                    label_value(file)
-                );
-            }
-        }
-        let n = "otel_ebpf_tls_attached_files";
-        let v = self.tls.attached_files.load(Ordering::Relaxed);
-        let _ = write!(
-            out,
-            "# HELP {n} Files with TLS uprobes attached now.\n# TYPE {n} gauge\n{n} {v}\n"
-        );
-        let n = "otel_ebpf_kernel_timing_hook";
-        let _ = write!(
-            out,
-            "# HELP {n} Kernel network timing probe plan: 1 when the point is hooked, 0 when not.\n# TYPE {n} gauge\n"
-        );
-        if let Ok(p) = self.net_plan.lock() {
-            for (point, hook, used) in p.iter() {
-                let _ = writeln!(
-                    out,
-                    "{n}{{point=\"{}\",hook=\"{}\"}} {}",
-                    label_value(point),
-                    label_value(hook),
-                    u8::from(*used)
-                );
-            }
-        }
-        out
-    }
-}
-
-/// A label value without the characters the exposition format would need to escape
-/// (`"`, `\`, newline become `_`).
-fn label_value(s: &str) -> String {
-    s.replace(['"', '\\', '\n'], "_")
 }
 
 /// Content type of [`SelfMetrics::render_prometheus`]'s text.
@@ -305,6 +267,16 @@ const COUNTERS: &[CounterDesc] = &[
         name: "otel_ebpf_log_records_dropped_total",
         help: "Log records dropped: rejected by the backend, or their export failed after retries.",
         get: |m| &m.log_records_dropped,
+    },
+    CounterDesc {
+        name: "otel_ebpf_routes_overflowed_total",
+        help: "Exchanges whose route overflowed: the service had too many span names.",
+        get: |m| &m.routes_overflowed,
+    },
+    CounterDesc {
+        name: "otel_ebpf_spans_sampled_out_total",
+        help: "Spans not exported because sampling dropped them (their exchanges are in the metrics).",
+        get: |m| &m.spans_sampled_out,
     },
 ];
 

@@ -6,7 +6,7 @@
 //! Limits: 64 connections at once per endpoint (more wait to be accepted), 10 s to send the
 //! request headers, request bodies are ignored; on shutdown, requests in flight get 1 s.
 
-use super::{PROMETHEUS_CONTENT_TYPE, SelfMetrics};
+use super::{PROMETHEUS_CONTENT_TYPE, Readiness, SelfMetrics};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,7 +19,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -31,11 +30,6 @@ const MAX_CONNECTIONS: usize = 64;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time requests in flight get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-
-/// Body of the health answer when ready (as the Collector's health_check extension).
-pub const HEALTH_READY_BODY: &str = r#"{"status":"Server available"}"#;
-/// Body of the health answer before ready.
-pub const HEALTH_NOT_READY_BODY: &str = r#"{"status":"Server not available"}"#;
 
 /// Running telemetry servers. Dropping the handle stops them too (without waiting); call
 /// [`ServerHandle::shutdown`] to stop them and wait until they have.
@@ -75,13 +69,13 @@ impl ServerHandle {
 /// Which endpoint a listener serves.
 #[derive(Clone)]
 enum Endpoint {
-    Health(Arc<AtomicBool>),
+    Health(Arc<Readiness>),
     Metrics(Arc<SelfMetrics>),
 }
 
 /// Binds the health and the metrics listeners (each `None` = disabled), both before returning,
-/// and serves them on the current tokio runtime: health `GET /` → 200
-/// [`HEALTH_READY_BODY`] once `ready` is true, 503 [`HEALTH_NOT_READY_BODY`] before;
+/// and serves them on the current tokio runtime: health `GET /` → [`Readiness::answer`] (200
+/// with the Collector health_check extension's body once `ready`, 503 before);
 /// metrics `GET /metrics` → [`SelfMetrics::render_prometheus`]. `HEAD` is answered too; other
 /// paths get 404, other methods 405.
 ///
@@ -91,7 +85,7 @@ pub async fn serve(
     health_address: Option<SocketAddr>,
     metrics_address: Option<SocketAddr>,
     metrics: Arc<SelfMetrics>,
-    ready: Arc<AtomicBool>,
+    ready: Arc<Readiness>,
 ) -> anyhow::Result<ServerHandle> {
     let health = bind("health", health_address).await?;
     let metrics_listener = bind("metrics", metrics_address).await?;
@@ -202,19 +196,9 @@ fn respond(endpoint: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>
             return r;
         }
         Endpoint::Health(ready) => {
-            if ready.load(Ordering::Acquire) {
-                (
-                    StatusCode::OK,
-                    "application/json",
-                    HEALTH_READY_BODY.to_string(),
-                )
-            } else {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "application/json",
-                    HEALTH_NOT_READY_BODY.to_string(),
-                )
-            }
+            let (code, body) = ready.answer();
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, "application/json", body)
         }
         Endpoint::Metrics(m) => (
             StatusCode::OK,

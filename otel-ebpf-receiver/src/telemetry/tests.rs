@@ -5,10 +5,9 @@ use super::*;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const NAMES: [&str; 19] = [
+const NAMES: [&str; 21] = [
     "otel_ebpf_events_read_total",
     "otel_ebpf_events_lost_kernel_total",
     "otel_ebpf_decode_errors_total",
@@ -28,6 +27,8 @@ const NAMES: [&str; 19] = [
     "otel_ebpf_client_spans_unlinked_total",
     "otel_ebpf_log_records_exported_total",
     "otel_ebpf_log_records_dropped_total",
+    "otel_ebpf_routes_overflowed_total",
+    "otel_ebpf_spans_sampled_out_total",
 ];
 
 fn is_name(s: &str, colon: bool) -> bool {
@@ -36,85 +37,160 @@ fn is_name(s: &str, colon: bool) -> bool {
     chars.next().is_some_and(ok) && chars.all(|c| ok(c) || c.is_ascii_digit())
 }
 
-/// Parses text exposition format 0.0.4 strictly; returns `series → value` (series = the sample
-/// line before the value) and the family types. Panics on anything invalid.
-fn parse_exposition(text: &str) -> (BTreeMap<String, u64>, BTreeMap<String, String>) {
+/// Parsed families: name → (type, help, samples as (labels in order, value)).
+type Families = BTreeMap<String, (String, String, Vec<(Vec<(String, String)>, f64)>)>;
+
+/// Reads the text with a Prometheus text-format parser library (`openmetrics-parser`, which
+/// resolves label and HELP escapes) and checks that it took every sample line. Panics on
+/// anything invalid.
+fn parse_families(text: &str) -> Families {
+    use openmetrics_parser::{PrometheusValue, prometheus::parse_prometheus};
     assert!(text.ends_with('\n') && !text.contains('\r'), "line endings");
-    let (mut samples, mut types) = (BTreeMap::new(), BTreeMap::new());
-    let (mut helps, mut done) = (HashSet::new(), HashSet::<String>::new());
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        if let Some(comment) = line.strip_prefix("# ") {
-            let (kind, rest) = comment.split_once(' ').expect(line);
-            let (name, arg) = rest.split_once(' ').expect(line);
-            assert!(is_name(name, true), "{line}");
-            if current.as_deref() != Some(name) {
-                assert!(
-                    done.insert(name.to_string()),
-                    "family {name} is split: {line}"
-                );
-                current = Some(name.to_string());
+    let parsed = parse_prometheus(text).unwrap_or_else(|e| panic!("{e:?} in\n{text}"));
+    let mut out = Families::new();
+    let mut sample_count = 0;
+    for (name, f) in &parsed.families {
+        assert!(is_name(name, true), "{name}");
+        let mut samples = vec![];
+        for smp in f.iter_samples() {
+            let labels = smp.get_labelset().unwrap();
+            let labels: Vec<(String, String)> = f
+                .get_label_names()
+                .iter()
+                .map(|k| (k.clone(), labels.get_label_value(k).unwrap().to_string()))
+                .collect();
+            for (k, _) in &labels {
+                assert!(is_name(k, false), "{name}: label {k}");
             }
-            match kind {
-                "HELP" => {
-                    assert!(
-                        !arg.contains('\\') && helps.insert(name.to_string()),
-                        "{line}"
-                    );
-                    assert!(
-                        !samples.keys().any(|s: &String| s.starts_with(name)),
-                        "HELP after samples"
-                    );
-                }
-                "TYPE" => {
-                    assert!(
-                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&arg),
-                        "{line}"
-                    );
-                    assert!(
-                        types.insert(name.to_string(), arg.to_string()).is_none(),
-                        "TYPE twice: {line}"
-                    );
-                }
-                _ => panic!("unknown comment {line}"),
-            }
-            continue;
+            let v = match &smp.value {
+                PrometheusValue::Counter(c) => c.value.as_f64(),
+                PrometheusValue::Gauge(n) => n.as_f64(),
+                other => panic!("{name}: unexpected {other:?}"),
+            };
+            samples.push((labels, v));
         }
-        assert!(!line.is_empty() && !line.starts_with('#'), "{line:?}");
-        let (series, value) = line.rsplit_once(' ').expect(line);
-        let name = series.split('{').next().unwrap();
-        assert!(is_name(name, true), "{line}");
-        assert_eq!(
-            current.as_deref(),
-            Some(name),
-            "sample outside its family: {line}"
-        );
-        assert!(
-            types.contains_key(name) && helps.contains(name),
-            "no HELP/TYPE before {line}"
-        );
-        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
-            let labels = labels
-                .strip_prefix('{')
-                .and_then(|l| l.strip_suffix('}'))
-                .expect(line);
-            for pair in labels.split(',') {
-                let (k, v) = pair.split_once('=').expect(line);
-                assert!(is_name(k, false), "{line}");
-                let v = v
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .expect(line);
-                assert!(!v.contains(['"', '\\', '\n']), "{line}");
-            }
-        }
-        let value: u64 = value.parse().unwrap_or_else(|_| panic!("value of {line}"));
-        assert!(
-            samples.insert(series.to_string(), value).is_none(),
-            "duplicate series {line}"
+        sample_count += samples.len();
+        out.insert(
+            name.clone(),
+            (f.family_type.to_string(), f.help.clone(), samples),
         );
     }
+    // Every sample line was read (a line the parser skipped would show here).
+    let lines = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(lines, sample_count, "sample lines vs parsed samples");
+    out
+}
+
+/// `series → value` (series = `name{k="v",...}`, labels sorted by name as the parser gives
+/// them, values escaped again) and family types, from
+/// [`parse_families`].
+fn parse_exposition(text: &str) -> (BTreeMap<String, u64>, BTreeMap<String, String>) {
+    let (mut samples, mut types) = (BTreeMap::new(), BTreeMap::new());
+    for (name, (kind, help, rows)) in parse_families(text) {
+        assert!(!help.is_empty(), "{name} has no HELP");
+        types.insert(name.clone(), kind);
+        for (labels, v) in rows {
+            let mut series = name.clone();
+            if !labels.is_empty() {
+                let pairs: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape_label_value(v)))
+                    .collect();
+                series = format!("{series}{{{}}}", pairs.join(","));
+            }
+            assert!(v >= 0.0 && v.fract() == 0.0, "{series} {v}");
+            assert!(
+                samples.insert(series.clone(), v as u64).is_none(),
+                "duplicate {series}"
+            );
+        }
+    }
     (samples, types)
+}
+
+#[test]
+fn label_values_and_help_round_trip() {
+    let m = SelfMetrics::default();
+    let nasty = [
+        "/opt/app \"quoted\"/libssl.so.3",
+        "C:\\DIR\\FILE.TXT",
+        "line one\nline two",
+        "all \\ \" \n at once\\",
+        "ünïcödé ✓",
+        "",
+    ];
+    for (i, file) in nasty.iter().enumerate() {
+        m.tls
+            .skipped
+            .lock()
+            .unwrap()
+            .insert(("attach_failed".into(), file.to_string()), i as u64 + 1);
+    }
+    let text = m.render_prometheus();
+    let fams = parse_families(&text);
+    let rows = &fams["otel_ebpf_tls_skipped_total"].2;
+    assert_eq!(rows.len(), nasty.len());
+    for (i, file) in nasty.iter().enumerate() {
+        let row = rows
+            .iter()
+            .find(|(l, _)| l.contains(&("file".to_string(), file.to_string())))
+            .unwrap_or_else(|| panic!("{file:?} did not round-trip: {rows:?}"));
+        assert!(
+            row.0
+                .contains(&("reason".to_string(), "attach_failed".to_string()))
+        );
+        assert_eq!(row.1, i as f64 + 1.0);
+    }
+    assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    assert_eq!(escape_help("a\\b\"c\nd"), "a\\\\b\"c\\nd");
+    assert!(matches!(
+        escape_label_value("plain"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}
+
+#[test]
+fn collector_names_map_to_our_counters() {
+    use otel_ebpf_semconv::collector as col;
+    let m = SelfMetrics::default();
+    SelfMetrics::add(&m.spans_produced, 100);
+    SelfMetrics::add(&m.spans_enqueue_failed, 7);
+    SelfMetrics::add(&m.spans_exported, 80);
+    SelfMetrics::add(&m.spans_send_failed, 5);
+    // Before the exporter started: the receiver families only.
+    let (samples, types) = parse_exposition(&m.render_prometheus());
+    let r = |n: &str| format!("{n}{{receiver=\"ebpf\",transport=\"ebpf\"}}");
+    assert_eq!(samples[&r(col::RECEIVER_ACCEPTED_SPANS)], 93);
+    assert_eq!(samples[&r(col::RECEIVER_REFUSED_SPANS)], 7);
+    assert!(!types.contains_key(col::EXPORTER_SENT_SPANS));
+    let queue = Arc::new(std::sync::atomic::AtomicU64::new(12));
+    m.exporter
+        .set(ExporterGauges {
+            id: "otlp",
+            queue_size: queue.clone(),
+            queue_capacity: 32768,
+        })
+        .unwrap();
+    let (samples, types) = parse_exposition(&m.render_prometheus());
+    let e = |n: &str| samples[&format!("{n}{{exporter=\"otlp\"}}")];
+    assert_eq!(e(col::EXPORTER_SENT_SPANS), 80);
+    assert_eq!(e(col::EXPORTER_SEND_FAILED_SPANS), 5);
+    assert_eq!(e(col::EXPORTER_ENQUEUE_FAILED_SPANS), 7);
+    assert_eq!(e(col::EXPORTER_QUEUE_SIZE), 12);
+    assert_eq!(e(col::EXPORTER_QUEUE_CAPACITY), 32768);
+    for c in col::COUNTERS {
+        assert_eq!(types[c], "counter", "{c}");
+    }
+    for g in col::GAUGES {
+        assert_eq!(types[g], "gauge", "{g}");
+    }
+    // Every family the endpoint shows is named in semconv.
+    let known: HashSet<String> = otel_ebpf_semconv::prometheus::emitted_series()
+        .into_iter()
+        .collect();
+    for name in types.keys() {
+        assert!(known.contains(name), "{name} is not in semconv");
+    }
 }
 
 #[test]
@@ -154,7 +230,7 @@ fn net_plan_is_exposed_one_series_per_point() {
     assert_eq!(rows.len(), POINTS.len());
     assert_eq!(rows.iter().filter(|(_, v)| **v == 1).count(), 2);
     assert_eq!(
-        samples[r#"otel_ebpf_kernel_timing_hook{point="send: qdisc enqueue",hook="tracepoint net_dev_queue"}"#],
+        samples[r#"otel_ebpf_kernel_timing_hook{hook="tracepoint net_dev_queue",point="send: qdisc enqueue"}"#],
         1
     );
 }
@@ -163,7 +239,8 @@ fn net_plan_is_exposed_one_series_per_point() {
 fn exposition_is_valid_and_exact() {
     let m = SelfMetrics::default();
     let (samples, types) = parse_exposition(&m.render_prometheus());
-    assert_eq!(samples.len(), NAMES.len() + KERNEL_COUNTERS + 1);
+    // Ours, the kernel counters, the attached-files gauge and the two receiver families.
+    assert_eq!(samples.len(), NAMES.len() + KERNEL_COUNTERS + 1 + 2);
     assert!(samples.values().all(|v| *v == 0));
     for name in NAMES {
         assert_eq!(types[name], "counter");
@@ -172,7 +249,7 @@ fn exposition_is_valid_and_exact() {
     assert_eq!(types["otel_ebpf_tls_skipped_total"], "counter");
     assert_eq!(types["otel_ebpf_tls_attached_files"], "gauge");
     assert_eq!(types["otel_ebpf_kernel_timing_hook"], "gauge");
-    assert_eq!(types.len(), NAMES.len() + 4);
+    assert_eq!(types.len(), NAMES.len() + 4 + 2);
     m.tls
         .skipped
         .lock()
@@ -199,6 +276,8 @@ fn exposition_is_valid_and_exact() {
         &m.client_spans_unlinked,
         &m.log_records_exported,
         &m.log_records_dropped,
+        &m.routes_overflowed,
+        &m.spans_sampled_out,
     ];
     for (i, f) in fields.iter().enumerate() {
         SelfMetrics::add(f, 1000 + i as u64);
@@ -222,7 +301,7 @@ fn exposition_is_valid_and_exact() {
     assert_eq!(k("payload_read_failed"), u64::MAX);
     assert_eq!(k("data_events"), 0);
     assert_eq!(
-        samples["otel_ebpf_tls_skipped_total{reason=\"stripped\",file=\"/usr/lib/x_y/libssl.so.3\"}"],
+        samples["otel_ebpf_tls_skipped_total{file=\"/usr/lib/x\\\"y/libssl.so.3\",reason=\"stripped\"}"],
         2
     );
 }
@@ -261,7 +340,7 @@ fn any_port() -> Option<SocketAddr> {
 
 #[tokio::test]
 async fn health_turns_ready() {
-    let ready = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(Readiness::default());
     let h = serve(any_port(), None, Arc::default(), ready.clone())
         .await
         .unwrap();
@@ -269,21 +348,24 @@ async fn health_turns_ready() {
     assert_ne!(addr.port(), 0);
     assert_eq!(h.metrics_addr(), None);
     let (status, headers, body) = request(addr, "GET", "/").await;
-    assert_eq!((status, body.as_str()), (503, HEALTH_NOT_READY_BODY));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            503,
+            r#"{"status":"Server not available","upSince":"0001-01-01T00:00:00Z","uptime":""}"#
+        )
+    );
     assert_eq!(headers["content-type"], "application/json");
     ready.store(true, Ordering::Release);
     let (status, _, body) = request(addr, "GET", "/").await;
-    assert_eq!(
-        (status, body.as_str()),
-        (200, r#"{"status":"Server available"}"#)
-    );
-    assert_eq!(body, HEALTH_READY_BODY);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], STATUS_AVAILABLE);
+    assert!(v["upSince"].as_str().unwrap().ends_with('Z'), "{body}");
+    assert!(v["uptime"].as_str().unwrap().ends_with('s'), "{body}");
     let (status, headers, body) = request(addr, "HEAD", "/").await;
     assert_eq!((status, body.as_str()), (200, ""));
-    assert_eq!(
-        headers["content-length"],
-        HEALTH_READY_BODY.len().to_string()
-    );
+    assert!(headers["content-length"].parse::<usize>().unwrap() > 60);
     assert_eq!(request(addr, "GET", "/metrics").await.0, 404);
     let (status, headers, _) = request(addr, "POST", "/").await;
     assert_eq!((status, headers["allow"].as_str()), (405, "GET, HEAD"));
