@@ -22,6 +22,9 @@ pub mod kernel;
 pub mod prometheus;
 pub mod servicegraph;
 
+#[cfg(test)]
+mod dashboards_tests;
+
 /// Span and metric-point attributes (stable HTTP semantic conventions; RPC ones, release
 /// candidate, for gRPC).
 pub mod attribute {
