@@ -300,3 +300,36 @@ fn guard_bounds_names_and_memory_under_random_paths() {
     assert_eq!(t.stats().services, 50);
     assert!(t.stats().span_names <= 50 * 100);
 }
+
+/// `/users/1` … `/users/500` and 500 distinct slugs under `/posts/`: one route and one span
+/// name each, whatever the order.
+#[test]
+fn five_hundred_users_give_one_route() {
+    let mut t = table(RoutesConfig::default());
+    let mut names = HashSet::new();
+    for i in 1..=500 {
+        names.insert(
+            t.route("api", "GET", &format!("/users/{i}"))
+                .unwrap()
+                .span_name,
+        );
+        let slug = format!(
+            "post-about-{}",
+            ["cats", "dogs", "owls", "bees"][i % 4].repeat(i % 7 + 1)
+        );
+        names.insert(
+            t.route("api", "GET", &format!("/posts/{slug}"))
+                .unwrap()
+                .span_name,
+        );
+    }
+    let mut names: Vec<&str> = names.iter().map(|n| &**n).collect();
+    names.sort_unstable();
+    // The slugs repeat 28 ways; the first 10 kept their names before the node collapsed.
+    assert!(
+        names.contains(&"GET /users/{id}") && names.contains(&"GET /posts/*"),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 1 + 10 + 1, "{names:?}");
+    assert_eq!(t.stats().collapsed, 1);
+}
