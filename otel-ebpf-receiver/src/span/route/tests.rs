@@ -333,3 +333,41 @@ fn five_hundred_users_give_one_route() {
     assert_eq!(names.len(), 1 + 10 + 1, "{names:?}");
     assert_eq!(t.stats().collapsed, 1);
 }
+
+/// Arbitrary bytes as targets (the fuzz target's checks, on 20,000 seeded random inputs so CI
+/// runs them): no panic, routes start with `/`, bounded length, bounded state.
+#[test]
+fn arbitrary_targets_keep_the_invariants() {
+    let cfg = RoutesConfig {
+        max_children: 3,
+        max_span_names: 8,
+        max_services: 3,
+        ..Default::default()
+    };
+    let mut t = table(cfg.clone());
+    let mut rng = StdRng::seed_from_u64(0xf022);
+    let alphabet = b"/ab1F-._:@%?#{}*\\\x00\xff9zZ";
+    for _ in 0..20_000 {
+        let n = rng.random_range(0..120);
+        let bytes: Vec<u8> = (0..n)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        let path = String::from_utf8_lossy(&bytes);
+        let service = ["a", "b", "c", "d"][rng.random_range(0..4)];
+        let Some(r) = t.route(service, "GET", &path) else {
+            continue;
+        };
+        if r.source == RouteSource::Overflow {
+            assert_eq!((&*r.route, &*r.span_name), (ROUTE_OVERFLOW, "GET"));
+        } else {
+            assert!(r.route.starts_with('/'), "{path:?} → {:?}", r.route);
+            assert!(r.route.len() <= MAX_DEPTH * (heuristic::MAX_SEGMENT_BYTES + 1) + 3);
+            assert_eq!(*r.span_name, format!("GET {}", r.route));
+        }
+    }
+    let s = t.stats();
+    assert!(
+        s.services <= 3 && s.span_names <= 3 * 8 && s.nodes <= 3 * 8 * MAX_DEPTH,
+        "{s:?}"
+    );
+}
