@@ -8,7 +8,7 @@
 //! the Collector's exporter or the receiver's endpoint adds. A rename in `semconv/` that a
 //! dashboard does not follow fails here instead of blanking a panel.
 
-use crate::{anomaly, attribute as a, collector, kernel, prometheus, servicegraph};
+use crate::{anomaly, attribute as a, collector, kernel, prometheus, service_graph as sg};
 use promql_parser::parser::{self, Expr};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -141,9 +141,9 @@ fn known_labels() -> BTreeSet<String> {
         kernel::attribute::STATE,
         kernel::attribute::IO_DIRECTION,
         anomaly::TYPE,
-        servicegraph::LABEL_CLIENT,
-        servicegraph::LABEL_SERVER,
-        servicegraph::LABEL_CONNECTION_TYPE,
+        sg::CLIENT,
+        sg::SERVER,
+        sg::CONNECTION_TYPE,
         collector::LABEL_RECEIVER,
         collector::LABEL_EXPORTER,
         collector::LABEL_TRANSPORT,

@@ -20,7 +20,6 @@ pub mod anomaly;
 pub mod collector;
 pub mod kernel;
 pub mod prometheus;
-pub mod servicegraph;
 
 #[cfg(test)]
 mod dashboards_tests;

@@ -12,7 +12,7 @@
 //! annotations), following the Collector's `prometheus` exporter with its default
 //! `add_metric_suffixes: true` and no `namespace`.
 
-use crate::{collector, kernel, metric, self_metric, servicegraph};
+use crate::{collector, kernel, metric, self_metric, service_graph as sg};
 
 /// OTLP instrument kinds, as far as Prometheus naming cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,22 +86,10 @@ pub const OTLP_METRICS: &[(&str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (kernel::metric::ANOMALIES, "{anomaly}", Kind::Counter),
-    (servicegraph::REQUEST_TOTAL, "{request}", Kind::Counter),
-    (
-        servicegraph::REQUEST_FAILED_TOTAL,
-        "{request}",
-        Kind::Counter,
-    ),
-    (
-        servicegraph::REQUEST_SERVER,
-        servicegraph::UNIT_SECONDS,
-        Kind::Histogram,
-    ),
-    (
-        servicegraph::REQUEST_CLIENT,
-        servicegraph::UNIT_SECONDS,
-        Kind::Histogram,
-    ),
+    (sg::REQUEST_TOTAL, "{request}", Kind::Counter),
+    (sg::REQUEST_FAILED_TOTAL, "{request}", Kind::Counter),
+    (sg::REQUEST_SERVER, metric::DURATION_UNIT, Kind::Histogram),
+    (sg::REQUEST_CLIENT, metric::DURATION_UNIT, Kind::Histogram),
 ];
 
 /// A metric or label name as Prometheus spells it: every character outside `[a-zA-Z0-9_:]`

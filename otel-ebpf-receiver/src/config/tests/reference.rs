@@ -7,11 +7,14 @@ use std::collections::BTreeSet;
 
 const REFERENCE: &str = include_str!("../../../../docs/configuration.md");
 
-/// Leaf key paths of a YAML document; free-form maps (`headers`, `patterns`) are leaves.
+/// Leaf key paths of a YAML document; free-form maps (`headers`, `patterns`, `peer_service`)
+/// are leaves.
 fn leaves(v: &serde_yaml_ng::Value, prefix: &str, out: &mut BTreeSet<String>) {
     match v {
         serde_yaml_ng::Value::Mapping(m)
-            if !prefix.ends_with(".headers") && !prefix.ends_with(".patterns") =>
+            if ![".headers", ".patterns", ".peer_service"]
+                .iter()
+                .any(|f| prefix.ends_with(f)) =>
         {
             for (k, v) in m {
                 let key = k.as_str().expect("string keys");
