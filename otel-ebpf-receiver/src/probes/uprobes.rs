@@ -254,7 +254,11 @@ impl TlsAttacher {
     /// Attaches [`PINNED_LIBRARIES`] found through this host's `/etc/ld.so.cache`; returns
     /// the paths attached.
     pub fn pin_system_libraries(&mut self) -> Vec<PathBuf> {
-        let Ok(data) = std::fs::read("/etc/ld.so.cache") else {
+        let Ok(data) = tls::fileio::OpenedFile::open(
+            Path::new("/etc/ld.so.cache"),
+            tls::fileio::MAX_LDCACHE_BYTES,
+        )
+        .and_then(|f| f.read_all()) else {
             return Vec::new();
         };
         let Ok(cache) = tls::ldcache::LdCache::parse(&data) else {

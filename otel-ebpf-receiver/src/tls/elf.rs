@@ -1,7 +1,8 @@
 //! Per-file analysis: which TLS functions a file holds and the file offsets to probe.
 //!
 //! Stage: the last step of discovery, run once per distinct file (see [`super::registry`]).
-//! Input: a path (memory-mapped) or the file's bytes.
+//! Input: a path or an open file (read through [`super::fileio`]: bounded, never mapped) or
+//! the file's bytes.
 //! Output: a [`FileAnalysis`] listing [`TlsTarget`]s: the library found (OpenSSL 1.1/3.x or
 //! BoringSSL, shared or linked into an executable such as `node`; GnuTLS; Go `crypto/tls`)
 //! and its [`Probe`]s as offsets in the file (what a uprobe attach takes). OpenSSL and GnuTLS
@@ -27,7 +28,7 @@ pub fn tls_library_name(file_name: &str) -> bool {
     file_name.starts_with("libssl.so") || file_name.starts_with("libgnutls.so")
 }
 
-/// Analyses the file at `path` (memory-mapped). A file named like a TLS library
+/// Analyses the file at `path` (read whole, see [`super::fileio`]). A file named like a TLS library
 /// ([`tls_library_name`]) with no target is an error ([`AnalyzeReason::NoTlsSymbols`]).
 pub fn analyze_file(path: &Path) -> Result<FileAnalysis, AnalyzeError> {
     let err = |reason: AnalyzeReason| AnalyzeError {

@@ -15,8 +15,11 @@
 //! Limits: x86-64; see each module.
 
 pub mod elf;
+pub mod fileio;
 pub mod godwarf;
 pub mod golang;
+#[cfg(test)]
+mod hostile_tests;
 pub mod image;
 pub mod ldcache;
 pub mod maps;

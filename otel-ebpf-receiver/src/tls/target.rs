@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use super::fileio::FileError;
 use super::godwarf::GoTlsOffsets;
 use super::golang::{self, GoVersion, PclntabFormat};
 use super::image::ImageError;
@@ -224,6 +225,10 @@ impl AnalyzeReason {
     pub fn label(&self) -> &'static str {
         match self {
             AnalyzeReason::Image(ImageError::Io(_)) => "unreadable",
+            AnalyzeReason::Image(ImageError::File(FileError::Io(_))) => "unreadable",
+            AnalyzeReason::Image(ImageError::File(FileError::NotRegular(_))) => "not_regular_file",
+            AnalyzeReason::Image(ImageError::File(FileError::TooLarge { .. })) => "too_large",
+            AnalyzeReason::Image(ImageError::File(FileError::Changed(_))) => "file_changed",
             AnalyzeReason::Image(ImageError::NotElf) => "not_elf",
             AnalyzeReason::Image(ImageError::UnsupportedArch(_)) => "unsupported_arch",
             AnalyzeReason::Image(ImageError::Malformed(_)) => "malformed_elf",
