@@ -20,6 +20,11 @@
 //!   plaintext sends or receives a TLS record (ciphertext) — at most once per
 //!   [`RESCAN_INTERVAL`] per process — and its `/proc/PID/maps` is read again.
 //!
+//! Safety: a file is analysed through one descriptor whose device + inode must be the
+//! candidate's, and attached through another whose identity is checked again and passed to
+//! the kernel as `/proc/self/fd/N` (never a path that can be swapped in between); a file gets
+//! at most [`crate::tls::elf::MAX_PROBES_PER_FILE`] probes.
+//!
 //! Limits: the first requests of a process whose TLS code is in a file not yet attached
 //! (a Go binary, `node`, a library outside ld.so.cache) race with our attach (see the README
 //! for the measured exec → attached time). A file that cannot be traced is logged once and
@@ -142,6 +147,12 @@ impl TlsAttacher {
         }
         let host = host_path(path, key);
         let path = host.as_deref().unwrap_or(path);
+        // Open once and check the identity on the descriptor; the kernel resolves the uprobe
+        // target through `/proc/self/fd/N` to that very inode, so a file swapped in between
+        // the analysis and here never receives the analysis's offsets.
+        let file = tls::fileio::OpenedFile::open(path, u64::MAX).map_err(|e| e.to_string())?;
+        file.check_key(key).map_err(|e| e.to_string())?;
+        let fd_path = file.proc_path();
         let mut links = Vec::new();
         let mut result = Ok(());
         'outer: for target in &analysis.targets {
@@ -158,7 +169,7 @@ impl TlsAttacher {
                     location: UProbeAttachLocation::AbsoluteOffset(probe.offset),
                     cookie,
                 };
-                match prog.attach(point, path, UProbeScope::AllProcesses) {
+                match prog.attach(point, &fd_path, UProbeScope::AllProcesses) {
                     Ok(id) => links.push((name, id)),
                     Err(e) => {
                         result = Err(format!(
@@ -273,7 +284,11 @@ impl TlsAttacher {
                 continue;
             };
             let key = FileKey::from_metadata(&meta);
-            match tls::elf::analyze_file(&path) {
+            let file = ProcessFile {
+                key,
+                path: path.clone(),
+            };
+            match tls::elf::analyze_process_file(&file) {
                 Ok(a) if a.is_tls() => match self.attach(key, &path, &a) {
                     Ok(()) => {
                         self.pinned.insert(key);
@@ -305,7 +320,7 @@ impl TlsAttacher {
         let files: Vec<ProcessFile> = c.files.into_iter().map(|f| f.file).collect();
         let actions = self
             .registry
-            .on_process(pid, &files, |f| tls::elf::analyze_file(&f.path));
+            .on_process(pid, &files, tls::elf::analyze_process_file);
         self.apply(actions)
     }
 

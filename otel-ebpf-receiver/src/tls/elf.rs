@@ -17,15 +17,53 @@
 
 use std::path::Path;
 
+use super::fileio::{MAX_IMAGE_BYTES, OpenedFile};
 use super::godwarf::GoTlsOffsets;
 use super::golang;
-use super::image::{FileBytes, Image};
+use super::image::{FileBytes, Image, ImageError};
+use super::registry::ProcessFile;
 pub use super::target::*;
 
 /// Which TLS library a file name announces: `libssl.so*` / `libgnutls.so*` (not NSS's
 /// `libssl3.so`, whose API is different).
 pub fn tls_library_name(file_name: &str) -> bool {
     file_name.starts_with("libssl.so") || file_name.starts_with("libgnutls.so")
+}
+
+/// Most uprobes attached to one file (entry, return and RET-instruction probes together): a
+/// hostile binary cannot make us plant thousands of breakpoints.
+pub const MAX_PROBES_PER_FILE: usize = 128;
+/// Most RET-instruction probes for one Go function.
+pub const MAX_RETURN_PROBES: usize = 48;
+
+/// [`AnalyzeReason::TooManyProbes`] when `a` has more than [`MAX_PROBES_PER_FILE`] probes.
+pub fn check_probe_cap(a: &FileAnalysis) -> Result<(), AnalyzeReason> {
+    let count: usize = a.targets.iter().map(|t| t.probes.len()).sum();
+    if count > MAX_PROBES_PER_FILE {
+        return Err(AnalyzeReason::TooManyProbes {
+            count,
+            max: MAX_PROBES_PER_FILE,
+        });
+    }
+    Ok(())
+}
+
+/// Analyses a candidate file of a process: opens `file.path` once, checks that the open file
+/// is `file.key` (device + inode; else [`AnalyzeReason::Image`] with `file_changed`: the file
+/// was replaced since it was found), reads it through that descriptor and analyses it
+/// ([`analyze_file`]'s rules).
+pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: file.path.clone(),
+        reason,
+    };
+    let opened = OpenedFile::open(&file.path, MAX_IMAGE_BYTES)
+        .map_err(|e| err(ImageError::from(e).into()))?;
+    opened
+        .check_key(file.key)
+        .map_err(|e| err(ImageError::from(e).into()))?;
+    let bytes = FileBytes::read(&opened).map_err(|e| err(e.into()))?;
+    analyze_named(&file.path, bytes.bytes())
 }
 
 /// Analyses the file at `path` (read whole, see [`super::fileio`]). A file named like a TLS library
@@ -36,7 +74,16 @@ pub fn analyze_file(path: &Path) -> Result<FileAnalysis, AnalyzeError> {
         reason,
     };
     let bytes = FileBytes::open(path).map_err(|e| err(e.into()))?;
-    let analysis = analyze_bytes(path, bytes.bytes())?;
+    analyze_named(path, bytes.bytes())
+}
+
+/// [`analyze_bytes`], plus: a file named like a TLS library with no target is an error.
+fn analyze_named(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let analysis = analyze_bytes(path, data)?;
     let named = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -139,11 +186,13 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
     {
         targets.push(target);
     }
-    Ok(FileAnalysis {
+    let analysis = FileAnalysis {
         path: path.to_path_buf(),
         build_id: img.build_id(),
         targets,
-    })
+    };
+    check_probe_cap(&analysis).map_err(err)?;
+    Ok(analysis)
 }
 
 /// Flavour and version: version strings in the file first, then the SONAME.
@@ -262,6 +311,12 @@ fn go_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
         let offsets = golang::ret_offsets(code);
         if offsets.is_empty() {
             return Err(bad("no RET instruction found"));
+        }
+        if offsets.len() > MAX_RETURN_PROBES {
+            return Err(AnalyzeReason::TooManyProbes {
+                count: offsets.len(),
+                max: MAX_RETURN_PROBES,
+            });
         }
         probes.push(Probe {
             function,

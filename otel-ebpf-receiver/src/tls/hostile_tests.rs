@@ -286,3 +286,52 @@ fn dwarf_bomb_is_not_inflated() {
     let offsets = super::godwarf::GoTlsOffsets::for_image(&img);
     assert_eq!(offsets.source, super::godwarf::OffsetSource::Table);
 }
+
+/// A file replaced (rename over its path) after the candidate was stat'ed: the analysis reads
+/// the descriptor it opened, sees another inode and refuses ("file_changed"), so offsets found
+/// in one binary are never attached to another.
+#[test]
+fn file_swapped_after_stat_is_not_analysed() {
+    let d = tmpdir("swap");
+    let lib = d.join("libssl.so.3");
+    std::fs::copy(LIBSSL, &lib).expect("libssl3 installed (scripts/setup.sh)");
+    let key = super::maps::FileKey::from_metadata(&std::fs::metadata(&lib).unwrap());
+    let file = super::registry::ProcessFile {
+        key,
+        path: lib.clone(),
+    };
+    let ok = super::elf::analyze_process_file(&file).expect("same file analysed");
+    assert!(ok.is_tls());
+    std::fs::copy("/usr/bin/true", d.join("other")).unwrap();
+    std::fs::rename(d.join("other"), &lib).unwrap();
+    let e = super::elf::analyze_process_file(&file).expect_err("swapped file analysed");
+    assert_eq!(e.reason.label(), "file_changed", "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// An analysis with more probes than a file may get (a hostile Go binary with thousands of
+/// RET instructions in `crypto/tls.(*Conn).Read`) is refused as a whole.
+#[test]
+fn probe_count_is_capped_per_file() {
+    use super::elf::{MAX_PROBES_PER_FILE, check_probe_cap};
+    use super::target::{Probe, ProbeKind, TlsFunction, TlsLibrary, TlsTarget};
+    let probes = |n: usize| TlsTarget {
+        library: TlsLibrary::GnuTls { version: None },
+        probes: (0..n as u64)
+            .map(|i| Probe {
+                function: TlsFunction::GnutlsRecordRecv,
+                kind: ProbeKind::ReturnInstruction,
+                offset: i,
+            })
+            .collect(),
+    };
+    let mut a = super::target::FileAnalysis {
+        path: PathBuf::from("/x"),
+        build_id: None,
+        targets: vec![probes(MAX_PROBES_PER_FILE)],
+    };
+    check_probe_cap(&a).unwrap();
+    a.targets.push(probes(1));
+    let e = check_probe_cap(&a).unwrap_err();
+    assert_eq!(e.label(), "too_many_probes");
+}

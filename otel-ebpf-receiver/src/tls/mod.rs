@@ -206,7 +206,7 @@ pub fn discover(pid: u32) -> Result<ProcessTls, DiscoverError> {
     let outcomes = candidates
         .files
         .iter()
-        .map(|c| analyze_file(&c.file.path))
+        .map(|c| elf::analyze_process_file(&c.file))
         .collect();
     Ok(ProcessTls {
         candidates,

@@ -215,6 +215,14 @@ pub enum AnalyzeReason {
     /// A Go binary older than 1.17 (stack-based calling convention).
     #[error("Go {0} is below 1.17 (no register ABI), not supported")]
     GoTooOld(String),
+    /// More probes than a file (or a Go function's RET instructions) may get.
+    #[error("{count} probes, above the cap of {max}")]
+    TooManyProbes {
+        /// Probes the file (or function) would need.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
     /// A stripped Go binary whose `.gopclntab` is unusable.
     #[error(transparent)]
     Pclntab(#[from] golang::PclntabError),
@@ -238,6 +246,7 @@ impl AnalyzeReason {
             AnalyzeReason::GoVersionUnknown => "go_version_unknown",
             AnalyzeReason::GoTooOld(_) => "go_too_old",
             AnalyzeReason::Pclntab(_) => "bad_pclntab",
+            AnalyzeReason::TooManyProbes { .. } => "too_many_probes",
         }
     }
 }
