@@ -32,6 +32,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,12 +77,29 @@ pub struct TlsStats {
     pub attached_files: std::sync::atomic::AtomicU64,
     /// Exec → probes attached, for execs that attached a new file: (count, sum µs, max µs).
     pub exec_attach_us: Mutex<(u64, u64, u64)>,
+    /// Why the attacher thread died (health answers 503 with it).
+    pub failure: Mutex<Option<String>>,
 }
 
 /// Most distinct (reason, file) label pairs kept in [`TlsStats::skipped`].
 pub const MAX_SKIP_LABELS: usize = 256;
 
 impl TlsStats {
+    /// Records why the attacher stopped working (the first reason is kept).
+    pub fn set_failure(&self, reason: &str) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            log::error!("{reason}");
+            *f = Some(reason.to_string());
+        }
+    }
+
+    /// Why the attacher thread died, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
     fn skip(&self, reason: &str, file: &Path) {
         let Ok(mut m) = self.skipped.lock() else {
             return;
@@ -318,14 +336,12 @@ impl TlsAttacher {
             return 0; // gone already, or a kernel thread
         };
         let files: Vec<ProcessFile> = c.files.into_iter().map(|f| f.file).collect();
-        let actions = self
-            .registry
-            .on_process(pid, &files, tls::elf::analyze_process_file);
+        let actions = self.registry.on_process(pid, &files, analyze_guarded);
         self.apply(actions)
     }
 
-    /// Scans every process of the host once (start-up).
-    pub fn scan_all(&mut self) -> usize {
+    /// Scans every process of the host once (start-up); stops early when `stop` is set.
+    pub fn scan_all(&mut self, stop: &AtomicBool) -> usize {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return 0;
         };
@@ -334,6 +350,9 @@ impl TlsAttacher {
             .collect();
         let mut attached = 0;
         for pid in pids {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
             attached += self.on_process(pid);
         }
         attached
@@ -378,6 +397,34 @@ impl TlsAttacher {
     }
 }
 
+/// The text of a panic payload.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}
+
+/// [`tls::elf::analyze_process_file`] with a panic (a parser bug hit by a hostile file) turned
+/// into a skip labelled `analysis_panic`, so one file cannot take the attacher, and with it
+/// every probe, down.
+pub fn analyze_guarded(f: &ProcessFile) -> Result<tls::elf::FileAnalysis, tls::elf::AnalyzeError> {
+    catch_analysis(f, tls::elf::analyze_process_file)
+}
+
+/// Runs `analyze` on `f`, turning a panic into [`tls::elf::AnalyzeReason::Panicked`].
+fn catch_analysis(
+    f: &ProcessFile,
+    analyze: impl FnOnce(&ProcessFile) -> Result<tls::elf::FileAnalysis, tls::elf::AnalyzeError>,
+) -> Result<tls::elf::FileAnalysis, tls::elf::AnalyzeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze(f))).unwrap_or_else(|p| {
+        Err(tls::elf::AnalyzeError {
+            path: f.path.clone(),
+            reason: tls::elf::AnalyzeReason::Panicked(panic_message(&*p)),
+        })
+    })
+}
+
 /// The same file through this host's root when `path` is `/proc/PID/root/X` and `/X` here
 /// is the same file (device and inode): that path outlives process PID (the kernel resolves
 /// the path when the uprobe is created).
@@ -404,44 +451,76 @@ fn describe(a: &FileAnalysis) -> String {
 }
 
 /// Runs the attacher on its own thread: pins the system libraries, scans running processes,
-/// signals `started`, then handles commands until the sender is dropped; the object (every
-/// probe, raw tracepoints included) is detached when the thread ends. With `enabled` false
-/// (uprobe programs not loaded) it only keeps the object until then.
+/// signals `started`, then handles commands until the sender is dropped or `stop` is set (the
+/// commands still queued are then dropped, not worked off: shutdown must not wait for a
+/// backlog of scans); the object (every probe, raw tracepoints included) is detached when the
+/// thread ends. With `enabled` false (uprobe programs not loaded) it only keeps the object
+/// until then. A panic while handling one command is caught and counted
+/// (`otel_ebpf_tls_skipped_total{reason="attacher_panic"}`), the probes stay; a panic that
+/// still ends the thread sets [`TlsStats::failure`] (health 503).
 pub fn spawn(
     ebpf: Ebpf,
     enabled: bool,
     stats: Arc<TlsStats>,
     rx: Receiver<TlsCmd>,
     started: Sender<()>,
+    stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("tls-attach".into())
         .spawn(move || {
-            let mut a = TlsAttacher::new(ebpf, stats);
-            if !enabled {
-                let _ = started.send(());
-                while rx.recv().is_ok() {}
-                return;
+            let st = stats.clone();
+            let body = std::panic::AssertUnwindSafe(move || {
+                attacher_loop(ebpf, enabled, stats, rx, started, stop)
+            });
+            if let Err(p) = std::panic::catch_unwind(body) {
+                st.set_failure(&format!(
+                    "TLS attacher thread panicked: {}",
+                    panic_message(&*p)
+                ));
             }
-            let t = Instant::now();
-            let pinned = a.pin_system_libraries();
-            let scanned = a.scan_all();
-            log::info!(
-                "tls: {} system libraries pinned ({}), {scanned} more files attached from running processes, {} ms",
-                pinned.len(),
-                pinned
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                t.elapsed().as_millis()
-            );
-            let _ = started.send(());
-            while let Ok(cmd) = rx.recv() {
-                a.handle(cmd);
-            }
-            log::debug!("tls: {} files attached at stop", a.attached());
         })
+}
+
+fn attacher_loop(
+    ebpf: Ebpf,
+    enabled: bool,
+    stats: Arc<TlsStats>,
+    rx: Receiver<TlsCmd>,
+    started: Sender<()>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut a = TlsAttacher::new(ebpf, stats.clone());
+    if !enabled {
+        let _ = started.send(());
+        while rx.recv().is_ok() && !stop.load(Ordering::Acquire) {}
+        return;
+    }
+    let t = Instant::now();
+    let pinned = a.pin_system_libraries();
+    let scanned = a.scan_all(&stop);
+    log::info!(
+        "tls: {} system libraries pinned ({}), {scanned} more files attached from running processes, {} ms",
+        pinned.len(),
+        pinned
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        t.elapsed().as_millis()
+    );
+    let _ = started.send(());
+    while let Ok(cmd) = rx.recv() {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.handle(cmd)));
+        if let Err(p) = handled {
+            log::error!("tls: {cmd:?} panicked: {}", panic_message(&*p));
+            stats.skip("attacher_panic", Path::new("other"));
+        }
+    }
+    log::debug!("tls: {} files attached at stop", a.attached());
 }
 
 #[cfg(test)]
@@ -495,6 +574,26 @@ mod tests {
         };
         assert_eq!(host_path(&via_proc, other), None);
         assert_eq!(host_path(&exe, key), None);
+    }
+
+    #[test]
+    fn a_panicking_analysis_is_a_counted_skip() {
+        let f = ProcessFile {
+            key: FileKey {
+                major: 0,
+                minor: 0,
+                inode: 1,
+            },
+            path: PathBuf::from("/x/libssl.so.3"),
+        };
+        let e = catch_analysis(&f, |_| panic!("index out of bounds")).unwrap_err();
+        assert_eq!(e.reason.label(), "analysis_panic");
+        assert!(e.to_string().contains("index out of bounds"), "{e}");
+        let stats = TlsStats::default();
+        assert_eq!(stats.failure(), None);
+        stats.set_failure("first");
+        stats.set_failure("second");
+        assert_eq!(stats.failure().as_deref(), Some("first"));
     }
 
     #[test]

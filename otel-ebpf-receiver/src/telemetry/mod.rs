@@ -81,6 +81,9 @@ pub struct SelfMetrics {
     /// one series per (reason label, file path), bounded) and files attached now (gauge
     /// `otel_ebpf_tls_attached_files`).
     pub tls: std::sync::Arc<crate::probes::uprobes::TlsStats>,
+    /// Why the receiver is no longer working (an export task ended); health answers 503 with
+    /// it. Set once, never cleared.
+    pub failure: std::sync::Mutex<Option<String>>,
     /// The kernel network timing probe plan: (measurement point, hook or `none`, in use).
     /// Prometheus gauge `otel_ebpf_kernel_timing_hook{point,hook}` (1 in use, 0 none).
     pub net_plan: std::sync::Mutex<Vec<(String, String, bool)>>,
@@ -108,6 +111,22 @@ impl SelfMetrics {
         if let Ok(mut p) = self.net_plan.lock() {
             *p = rows;
         }
+    }
+
+    /// Records why the receiver stopped working (the first reason is kept).
+    pub fn set_failure(&self, reason: &str) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            log::error!("{reason}");
+            *f = Some(reason.to_string());
+        }
+    }
+
+    /// The first failure of the pipeline or of the TLS attacher, if any.
+    pub fn failure(&self) -> Option<String> {
+        let own = self.failure.lock().ok().and_then(|f| f.clone());
+        own.or_else(|| self.tls.failure())
     }
 
     /// Sets a counter that mirrors a total kept elsewhere (the kernel's counters).

@@ -75,13 +75,15 @@ impl ServerHandle {
 /// Which endpoint a listener serves.
 #[derive(Clone)]
 enum Endpoint {
-    Health(Arc<AtomicBool>),
+    Health(Arc<AtomicBool>, Arc<SelfMetrics>),
     Metrics(Arc<SelfMetrics>),
 }
 
 /// Binds the health and the metrics listeners (each `None` = disabled), both before returning,
 /// and serves them on the current tokio runtime: health `GET /` → 200
-/// [`HEALTH_READY_BODY`] once `ready` is true, 503 [`HEALTH_NOT_READY_BODY`] before;
+/// [`HEALTH_READY_BODY`] once `ready` is true, 503 [`HEALTH_NOT_READY_BODY`] before, and 503
+/// `{"status":"Server not available","reason":"…"}` once [`SelfMetrics::failure`] is set (a
+/// dead TLS attacher or export task);
 /// metrics `GET /metrics` → [`SelfMetrics::render_prometheus`]. `HEAD` is answered too; other
 /// paths get 404, other methods 405.
 ///
@@ -105,7 +107,11 @@ pub async fn serve(
     if let Some((listener, addr)) = health {
         handle.health_addr = Some(addr);
         log::info!("health check listening on http://{addr}/");
-        let task = accept_loop(listener, Endpoint::Health(ready), handle.stop.subscribe());
+        let task = accept_loop(
+            listener,
+            Endpoint::Health(ready, metrics.clone()),
+            handle.stop.subscribe(),
+        );
         handle.tasks.push(tokio::spawn(task));
     }
     if let Some((listener, addr)) = metrics_listener {
@@ -189,7 +195,7 @@ async fn accept_loop(listener: TcpListener, endpoint: Endpoint, mut stop: watch:
 fn respond(endpoint: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let (status, content_type, body) = match endpoint {
-        Endpoint::Health(_) if path != "/" => {
+        Endpoint::Health(..) if path != "/" => {
             return plain(StatusCode::NOT_FOUND, "not found; try /\n");
         }
         Endpoint::Metrics(_) if path != "/metrics" => {
@@ -201,8 +207,17 @@ fn respond(endpoint: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        Endpoint::Health(ready) => {
-            if ready.load(Ordering::Acquire) {
+        Endpoint::Health(ready, me) => {
+            if let Some(reason) = me.failure() {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    format!(
+                        r#"{{"status":"Server not available","reason":{}}}"#,
+                        serde_json::Value::String(reason)
+                    ),
+                )
+            } else if ready.load(Ordering::Acquire) {
                 (
                     StatusCode::OK,
                     "application/json",

@@ -283,6 +283,33 @@ async fn health_turns_ready() {
 }
 
 #[tokio::test]
+async fn health_is_503_with_the_reason_when_a_component_died() {
+    let ready = Arc::new(AtomicBool::new(true));
+    let me = Arc::new(SelfMetrics::default());
+    let h = serve(any_port(), None, me.clone(), ready).await.unwrap();
+    let addr = h.health_addr().unwrap();
+    assert_eq!(request(addr, "GET", "/").await.0, 200);
+    me.tls
+        .set_failure("TLS attacher thread panicked: boom \"x\"");
+    let (status, _, body) = request(addr, "GET", "/").await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        r#"{"status":"Server not available","reason":"TLS attacher thread panicked: boom \"x\""}"#
+    );
+    let me2 = Arc::new(SelfMetrics::default());
+    me2.set_failure("export task ended");
+    let h2 = serve(any_port(), None, me2, Arc::new(AtomicBool::new(true)))
+        .await
+        .unwrap();
+    let (status, _, body) = request(h2.health_addr().unwrap(), "GET", "/").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("export task ended"), "{body}");
+    h.shutdown().await;
+    h2.shutdown().await;
+}
+
+#[tokio::test]
 async fn metrics_are_served() {
     let metrics = Arc::new(SelfMetrics::default());
     let h = serve(any_port(), any_port(), metrics.clone(), Arc::default())

@@ -215,6 +215,9 @@ pub enum AnalyzeReason {
     /// A Go binary older than 1.17 (stack-based calling convention).
     #[error("Go {0} is below 1.17 (no register ABI), not supported")]
     GoTooOld(String),
+    /// The analysis panicked (a parser bug hit by this file); caught, the file is skipped.
+    #[error("analysis panicked: {0}")]
+    Panicked(String),
     /// More probes than a file (or a Go function's RET instructions) may get.
     #[error("{count} probes, above the cap of {max}")]
     TooManyProbes {
@@ -247,6 +250,7 @@ impl AnalyzeReason {
             AnalyzeReason::GoTooOld(_) => "go_too_old",
             AnalyzeReason::Pclntab(_) => "bad_pclntab",
             AnalyzeReason::TooManyProbes { .. } => "too_many_probes",
+            AnalyzeReason::Panicked(_) => "analysis_panic",
         }
     }
 }
