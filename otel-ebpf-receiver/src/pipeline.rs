@@ -466,7 +466,8 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
 
     let mut rt = Runtime {
         proc: Processor::new(&cfg, Clock::from_system()),
-        enricher: Enricher::new("/proc".into(), enrich::host_name()),
+        enricher: Enricher::new("/proc".into(), enrich::host_name())
+            .with_full_command_line(cfg.receiver.full_command_line),
         filter: Filter::new(&cfg.receiver.filters),
         metrics,
         kmetrics,

@@ -287,15 +287,10 @@ fn full_url(
     format!("{scheme}://{host}{port}{path}{query}")
 }
 
-/// Replaces the values of [`value::SENSITIVE_QUERY_KEYS`] by `REDACTED`, keeping the keys.
+/// Replaces the values of [`value::SENSITIVE_QUERY_KEYS`] and of well-known secret keys
+/// (`password`, `token`, …: [`crate::enrich::redact`]) by `REDACTED`, keeping the keys.
 fn redact_query(q: &str) -> String {
-    let redact = |pair: &str| match pair.split_once('=') {
-        Some((k, _)) if value::SENSITIVE_QUERY_KEYS.contains(&k) => {
-            format!("{k}={}", value::REDACTED)
-        }
-        _ => pair.to_string(),
-    };
-    q.split('&').map(redact).collect::<Vec<_>>().join("&")
+    crate::enrich::redact::query(q)
 }
 
 fn push_addr(attrs: &mut Vec<KeyValue>, addr_key: &str, port_key: &str, a: SocketAddr) {

@@ -111,6 +111,9 @@ pub mod resource {
     pub const PROCESS_EXECUTABLE_PATH: &str = "process.executable.path";
     /// `process.command_line` — string; `/proc/PID/cmdline` arguments joined by spaces.
     pub const PROCESS_COMMAND_LINE: &str = "process.command_line";
+    /// `process.command_args` — string array; the unredacted `/proc/PID/cmdline` arguments,
+    /// only when `receiver.full_command_line` is on (then instead of `process.command_line`).
+    pub const PROCESS_COMMAND_ARGS: &str = "process.command_args";
     /// `host.name` — string; hostname of the machine the receiver runs on.
     pub const HOST_NAME: &str = "host.name";
     /// `container.id` — string; 64-hex container id from `/proc/PID/cgroup`, when in a container.
@@ -343,6 +346,7 @@ mod tests {
             (PROCESS_EXECUTABLE_NAME, up::PROCESS_EXECUTABLE_NAME),
             (PROCESS_EXECUTABLE_PATH, up::PROCESS_EXECUTABLE_PATH),
             (PROCESS_COMMAND_LINE, up::PROCESS_COMMAND_LINE),
+            (PROCESS_COMMAND_ARGS, up::PROCESS_COMMAND_ARGS),
             (HOST_NAME, up::HOST_NAME),
             (CONTAINER_ID, up::CONTAINER_ID),
             (TELEMETRY_SDK_NAME, up::TELEMETRY_SDK_NAME),

@@ -58,6 +58,9 @@ pub struct ReceiverConfig {
     pub request_timeout_seconds: f64,
     /// Record `url.query` (default off: queries often carry secrets).
     pub capture_url_query: bool,
+    /// Export each process's full, unredacted arguments as `process.command_args` (default
+    /// off: `process.command_line` is exported with well-known secrets redacted).
+    pub full_command_line: bool,
     /// Which processes and connections are captured.
     #[serde(deserialize_with = "null_as_default")]
     pub filters: Filters,
@@ -73,6 +76,7 @@ impl Default for ReceiverConfig {
             ring_buffer_bytes: 4 * 1024 * 1024,
             request_timeout_seconds: 30.0,
             capture_url_query: false,
+            full_command_line: false,
             filters: Filters::default(),
             kernel_timing: KernelTimingConfig::default(),
         }
