@@ -277,8 +277,11 @@ pub mod self_metric {
     pub const LOG_RECORDS_EXPORTED_TOTAL: &str = "otel_ebpf_log_records_exported_total";
     /// Counter, unit `{log_record}`: log records dropped (rejected, or the export failed).
     pub const LOG_RECORDS_DROPPED_TOTAL: &str = "otel_ebpf_log_records_dropped_total";
+    /// Counter, unit `{connection}`: connections the receiver stopped tracking to stay within
+    /// its bound (least recently used first); their unfinished exchanges are lost.
+    pub const CONNECTIONS_EVICTED_TOTAL: &str = "otel_ebpf_connections_evicted_total";
     /// Every name above, in declaration order.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         EVENTS_READ_TOTAL,
         EVENTS_LOST_KERNEL_TOTAL,
         DECODE_ERRORS_TOTAL,
@@ -294,6 +297,7 @@ pub mod self_metric {
         SPANS_FILTERED_TOTAL,
         LOG_RECORDS_EXPORTED_TOTAL,
         LOG_RECORDS_DROPPED_TOTAL,
+        CONNECTIONS_EVICTED_TOTAL,
     ];
 }
 

@@ -72,6 +72,10 @@ pub struct SelfMetrics {
     /// Log records dropped: rejected by the backend (partial success) or their export failed
     /// after retries (log records). Prometheus: `otel_ebpf_log_records_dropped_total`.
     pub log_records_dropped: AtomicU64,
+    /// Connections evicted from the user-space tracker (its bound; their unfinished exchanges
+    /// are lost) (connections), last value read. Prometheus:
+    /// `otel_ebpf_connections_evicted_total`.
+    pub connections_evicted: AtomicU64,
     /// The probes' own counters, indexed by [`otel_ebpf_common::Counter`] (`as usize`): the
     /// per-CPU values of the BPF `COUNTERS` array summed over CPUs, last value read (set with
     /// [`SelfMetrics::set`]). Prometheus: `otel_ebpf_kernel_events_total{counter="…"}`, the
@@ -293,6 +297,11 @@ const COUNTERS: &[CounterDesc] = &[
         help: "Log records dropped: rejected by the backend, or their export failed after retries.",
         get: |m| &m.log_records_dropped,
     },
+    CounterDesc {
+        name: "otel_ebpf_connections_evicted_total",
+        help: "Connections evicted from the tracker to stay within its bound (their unfinished exchanges are lost).",
+        get: |m| &m.connections_evicted,
+    },
 ];
 
 const KERNEL_FAMILY: &str = "otel_ebpf_kernel_events_total";
@@ -311,6 +320,7 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::TlsCallMapFull,
     Counter::TlsCiphertextSkipped,
     Counter::NetLostRingbufFull,
+    Counter::TlsCallStale,
 ];
 
 /// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
@@ -327,5 +337,6 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::TlsCallMapFull => "tls_call_map_full",
         Counter::TlsCiphertextSkipped => "tls_ciphertext_skipped",
         Counter::NetLostRingbufFull => "net_lost_ringbuf_full",
+        Counter::TlsCallStale => "tls_call_stale",
     }
 }

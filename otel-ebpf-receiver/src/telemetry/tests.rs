@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const NAMES: [&str; 15] = [
+const NAMES: [&str; 16] = [
     "otel_ebpf_events_read_total",
     "otel_ebpf_events_lost_kernel_total",
     "otel_ebpf_decode_errors_total",
@@ -24,6 +24,7 @@ const NAMES: [&str; 15] = [
     "otel_ebpf_spans_filtered_total",
     "otel_ebpf_log_records_exported_total",
     "otel_ebpf_log_records_dropped_total",
+    "otel_ebpf_connections_evicted_total",
 ];
 
 fn is_name(s: &str, colon: bool) -> bool {
@@ -191,6 +192,7 @@ fn exposition_is_valid_and_exact() {
         &m.spans_filtered,
         &m.log_records_exported,
         &m.log_records_dropped,
+        &m.connections_evicted,
     ];
     for (i, f) in fields.iter().enumerate() {
         SelfMetrics::add(f, 1000 + i as u64);
