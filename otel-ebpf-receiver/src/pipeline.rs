@@ -386,6 +386,9 @@ impl Runtime {
         self.me
             .parse_errors
             .store(stats.parse_errors, Ordering::Relaxed);
+        self.me
+            .connections_evicted
+            .store(stats.connections_evicted, Ordering::Relaxed);
         let h2 = stats.http2;
         for (counter, v) in [
             (&self.me.http2_frame_errors, h2.frame_errors),
@@ -396,6 +399,26 @@ impl Runtime {
             counter.store(v, Ordering::Relaxed);
         }
     }
+}
+
+/// Addresses of the export endpoints (each lookup bounded to 2 s; a name that does not resolve
+/// then is left out, logged).
+async fn resolve_endpoints(hosts: &[(String, u16)]) -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    for (host, port) in hosts {
+        let lookup = tokio::net::lookup_host((host.as_str(), *port));
+        match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+            Ok(Ok(addrs)) => out.extend(addrs),
+            Ok(Err(e)) => log::warn!("export endpoint {host}:{port}: {e}; its traffic is captured"),
+            Err(_) => log::warn!(
+                "export endpoint {host}:{port}: lookup timed out; its traffic is captured"
+            ),
+        }
+    }
+    if !out.is_empty() {
+        log::info!("not capturing connections to the export endpoints {out:?}");
+    }
+    out
 }
 
 /// Runs the receiver until SIGINT/SIGTERM, then flushes and detaches. `after_start` is
@@ -411,6 +434,11 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     )
     .await?;
     let settings = ExportSettings::resolve(&cfg.exporters, &|k| std::env::var(k).ok())?;
+    let own_endpoints = if cfg.receiver.filters.trace_export_endpoints {
+        Vec::new()
+    } else {
+        resolve_endpoints(&settings.endpoint_hosts()).await
+    };
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     let kmetrics = Arc::new(Mutex::new(KernelMetrics::new(
         kernel::metrics::DEFAULT_MAX_SERIES,
@@ -468,7 +496,7 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         proc: Processor::new(&cfg, Clock::from_system()),
         enricher: Enricher::new("/proc".into(), enrich::host_name())
             .with_full_command_line(cfg.receiver.full_command_line),
-        filter: Filter::new(&cfg.receiver.filters),
+        filter: Filter::new(&cfg.receiver.filters).with_excluded_endpoints(own_endpoints),
         metrics,
         kmetrics,
         detector,

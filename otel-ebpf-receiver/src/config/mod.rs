@@ -119,6 +119,9 @@ pub struct Filters {
     /// Connections with one of these ports at either end are never captured; each ≥ 1.
     #[serde(deserialize_with = "null_as_default")]
     pub exclude_ports: Vec<u16>,
+    /// Capture connections to and from the receiver's own OTLP export endpoints too (default
+    /// off: a collector on this host would get a SERVER span per export request).
+    pub trace_export_endpoints: bool,
 }
 
 /// Where spans, metrics and log records go.
