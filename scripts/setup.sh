@@ -12,8 +12,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # 1. Debian packages: tools the integration tests drive and the build needs; libssl3,
 #    libgnutls30 + gnutls-bin, golang-go (and the C compiler) are the real TLS libraries and
 #    toolchains the tls:: discovery tests analyse; nghttp2-client provides h2load; nftables
-#    (nft) and iproute2 (ip, tc, nstat) drive the network-namespace harness (integration/src/netns.rs).
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client bpftrace linux-perf libssl3 openssl libgnutls30 gnutls-bin golang-go nodejs gcc libc6-dev libssl-dev nftables)
+#    (nft) and iproute2 (ip, tc, nstat) drive the network-namespace harness (integration/src/netns.rs);
+#    bpftool lists loaded BPF programs (the shutdown fault test checks none is left).
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client bpftrace bpftool linux-perf libssl3 openssl libgnutls30 gnutls-bin golang-go nodejs gcc libc6-dev libssl-dev nftables)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
