@@ -315,6 +315,9 @@ impl Runtime {
                 self.send(TlsCmd::Exit { pid: *pid });
                 self.tls_pids.remove(pid);
                 self.rescans.remove(pid);
+                if let Ok(mut m) = self.kmetrics.lock() {
+                    m.process_exited(*pid);
+                }
                 Some(*pid)
             }
             _ => None,
