@@ -360,9 +360,7 @@ fn work_per_input_byte_is_bounded() {
     block.extend(std::iter::repeat_n(b'n', 59_000));
     block.extend([0x7f, 0xe1, 0x07]); // value length 127 + 993 = 1,120
     block.extend(std::iter::repeat_n(b'v', 1_120));
-    for _ in 0..4_000 {
-        block.push(0xbe); // index 62: the entry
-    }
+    block.extend(std::iter::repeat_n(0xbe, 4_000)); // index 62: the entry
     for _ in 0..4_000 {
         block.extend([0x7e, 0x00]); // literal, indexed name 62, empty value, incremental
     }
