@@ -33,9 +33,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aya::Ebpf;
 use aya::programs::UProbe;
@@ -46,6 +45,9 @@ use crate::tls::elf::{ProbeKind, TlsFunction};
 use crate::tls::maps::FileKey;
 use crate::tls::registry::{Action, ProcessFile, Registry, RegistryLimits};
 use crate::tls::{self, elf::FileAnalysis};
+
+mod thread;
+pub use thread::{analyze_guarded, spawn};
 
 /// Library names attached at start-up when this host's ld.so.cache has them (OpenSSL 3 and
 /// 1.1, GnuTLS 3).
@@ -397,34 +399,6 @@ impl TlsAttacher {
     }
 }
 
-/// The text of a panic payload.
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".into())
-}
-
-/// [`tls::elf::analyze_process_file`] with a panic (a parser bug hit by a hostile file) turned
-/// into a skip labelled `analysis_panic`, so one file cannot take the attacher, and with it
-/// every probe, down.
-pub fn analyze_guarded(f: &ProcessFile) -> Result<tls::elf::FileAnalysis, tls::elf::AnalyzeError> {
-    catch_analysis(f, tls::elf::analyze_process_file)
-}
-
-/// Runs `analyze` on `f`, turning a panic into [`tls::elf::AnalyzeReason::Panicked`].
-fn catch_analysis(
-    f: &ProcessFile,
-    analyze: impl FnOnce(&ProcessFile) -> Result<tls::elf::FileAnalysis, tls::elf::AnalyzeError>,
-) -> Result<tls::elf::FileAnalysis, tls::elf::AnalyzeError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyze(f))).unwrap_or_else(|p| {
-        Err(tls::elf::AnalyzeError {
-            path: f.path.clone(),
-            reason: tls::elf::AnalyzeReason::Panicked(panic_message(&*p)),
-        })
-    })
-}
-
 /// The same file through this host's root when `path` is `/proc/PID/root/X` and `/X` here
 /// is the same file (device and inode): that path outlives process PID (the kernel resolves
 /// the path when the uprobe is created).
@@ -450,160 +424,5 @@ fn describe(a: &FileAnalysis) -> String {
         .join("; ")
 }
 
-/// Runs the attacher on its own thread: pins the system libraries, scans running processes,
-/// signals `started`, then handles commands until the sender is dropped or `stop` is set (the
-/// commands still queued are then dropped, not worked off: shutdown must not wait for a
-/// backlog of scans); the object (every probe, raw tracepoints included) is detached when the
-/// thread ends. With `enabled` false (uprobe programs not loaded) it only keeps the object
-/// until then. A panic while handling one command is caught and counted
-/// (`otel_ebpf_tls_skipped_total{reason="attacher_panic"}`), the probes stay; a panic that
-/// still ends the thread sets [`TlsStats::failure`] (health 503).
-pub fn spawn(
-    ebpf: Ebpf,
-    enabled: bool,
-    stats: Arc<TlsStats>,
-    rx: Receiver<TlsCmd>,
-    started: Sender<()>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("tls-attach".into())
-        .spawn(move || {
-            let st = stats.clone();
-            let body = std::panic::AssertUnwindSafe(move || {
-                attacher_loop(ebpf, enabled, stats, rx, started, stop)
-            });
-            if let Err(p) = std::panic::catch_unwind(body) {
-                st.set_failure(&format!(
-                    "TLS attacher thread panicked: {}",
-                    panic_message(&*p)
-                ));
-            }
-        })
-}
-
-fn attacher_loop(
-    ebpf: Ebpf,
-    enabled: bool,
-    stats: Arc<TlsStats>,
-    rx: Receiver<TlsCmd>,
-    started: Sender<()>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut a = TlsAttacher::new(ebpf, stats.clone());
-    if !enabled {
-        let _ = started.send(());
-        while rx.recv().is_ok() && !stop.load(Ordering::Acquire) {}
-        return;
-    }
-    let t = Instant::now();
-    let pinned = a.pin_system_libraries();
-    let scanned = a.scan_all(&stop);
-    log::info!(
-        "tls: {} system libraries pinned ({}), {scanned} more files attached from running processes, {} ms",
-        pinned.len(),
-        pinned
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        t.elapsed().as_millis()
-    );
-    let _ = started.send(());
-    while let Ok(cmd) = rx.recv() {
-        if stop.load(Ordering::Acquire) {
-            break;
-        }
-        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.handle(cmd)));
-        if let Err(p) = handled {
-            log::error!("tls: {cmd:?} panicked: {}", panic_message(&*p));
-            stats.skip("attacher_panic", Path::new("other"));
-        }
-    }
-    log::debug!("tls: {} files attached at stop", a.attached());
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_function_and_kind_has_a_program() {
-        use TlsFunction::*;
-        for f in [
-            SslRead,
-            SslWrite,
-            SslReadEx,
-            SslWriteEx,
-            GnutlsRecordRecv,
-            GnutlsRecordSend,
-            GoConnRead,
-            GoConnWrite,
-        ] {
-            let (entry, cookie) = program_for(f, ProbeKind::Entry);
-            assert!(cookie.is_some());
-            assert!(
-                super::super::UPROBE_PROGRAMS
-                    .iter()
-                    .any(|(n, _)| *n == entry)
-            );
-            let (ret, c) = program_for(f, ProbeKind::Return);
-            assert!(c.is_none());
-            assert!(super::super::UPROBE_PROGRAMS.iter().any(|(n, _)| *n == ret));
-        }
-        assert_eq!(
-            program_for(GoConnWrite, ProbeKind::ReturnInstruction),
-            ("go_tls_ret", None)
-        );
-        assert_eq!(
-            program_for(SslWriteEx, ProbeKind::Entry),
-            ("tls_entry", Some(tls_fn::SSL_WRITE_EX))
-        );
-    }
-
-    #[test]
-    fn proc_root_paths_become_host_paths_for_the_same_file() {
-        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
-        let key = FileKey::from_metadata(&std::fs::metadata(&exe).unwrap());
-        let via_proc = Path::new("/proc/self/root").join(exe.strip_prefix("/").unwrap());
-        // "self" is not a pid but resolves the same way; the host path is kept as is.
-        assert_eq!(host_path(&via_proc, key), Some(exe.clone()));
-        let other = FileKey {
-            inode: key.inode + 1,
-            ..key
-        };
-        assert_eq!(host_path(&via_proc, other), None);
-        assert_eq!(host_path(&exe, key), None);
-    }
-
-    #[test]
-    fn a_panicking_analysis_is_a_counted_skip() {
-        let f = ProcessFile {
-            key: FileKey {
-                major: 0,
-                minor: 0,
-                inode: 1,
-            },
-            path: PathBuf::from("/x/libssl.so.3"),
-        };
-        let e = catch_analysis(&f, |_| panic!("index out of bounds")).unwrap_err();
-        assert_eq!(e.reason.label(), "analysis_panic");
-        assert!(e.to_string().contains("index out of bounds"), "{e}");
-        let stats = TlsStats::default();
-        assert_eq!(stats.failure(), None);
-        stats.set_failure("first");
-        stats.set_failure("second");
-        assert_eq!(stats.failure().as_deref(), Some("first"));
-    }
-
-    #[test]
-    fn skipped_labels_are_bounded() {
-        let s = TlsStats::default();
-        for i in 0..(MAX_SKIP_LABELS + 10) {
-            s.skip("stripped", Path::new(&format!("/x/{i}")));
-        }
-        let m = s.skipped.lock().unwrap();
-        assert_eq!(m.len(), MAX_SKIP_LABELS + 1);
-        assert_eq!(m[&("stripped".to_string(), "other".to_string())], 10);
-    }
-}
+mod tests;
