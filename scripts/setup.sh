@@ -67,10 +67,11 @@ fi
 #    linux-perf (the benchmark); libssl3, libgnutls30 + gnutls-bin, golang-go, nodejs and
 #    libssl-dev are the real TLS libraries and toolchains the tls:: discovery tests analyse;
 #    nftables (nft) and iproute2 (ip, tc, nstat) drive the network-namespace harness
-#    (integration/src/netns.rs).
+#    (integration/src/netns.rs); bpftool lists loaded BPF programs (the shutdown fault test
+#    checks none is left).
 had_nginx=0
 dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q "install ok installed" && had_nginx=1
-apt_install curl nginx wrk iproute2 python3 nghttp2-client bpftrace linux-perf libssl3 openssl \
+apt_install curl nginx wrk iproute2 python3 nghttp2-client bpftrace bpftool linux-perf libssl3 openssl \
   libgnutls30 gnutls-bin golang-go nodejs libssl-dev nftables
 if [ "$had_nginx" -eq 0 ]; then
   # nginx's Debian package starts a service on :80 in some environments; we do not want it.

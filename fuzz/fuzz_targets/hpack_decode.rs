@@ -3,8 +3,9 @@
 //! Stage: protocol::http2::hpack. Input: arbitrary bytes; the first byte picks a decoder at a
 //! connection's start or with an unknown table (joined mid-way) and small or default limits;
 //! the rest is a sequence of header blocks, each prefixed by a length byte. Checks: no panic,
-//! the dynamic table and every header list stay within their limits, and any string the
-//! Huffman decoder accepts re-encodes to bytes that decode to it again.
+//! the dynamic table and every header list stay within their limits, the decoder's work (bytes
+//! copied) stays within the input size (no CPU amplification through table references), and
+//! any string the Huffman decoder accepts re-encodes to bytes that decode to it again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -36,7 +37,9 @@ fuzz_target!(|data: &[u8]| {
         let n = usize::from(*len).min(tail.len());
         let (block, next) = tail.split_at(n);
         rest = next;
+        let before = d.copied_bytes();
         let _ = d.decode(block, &mut list);
+        assert!(d.copied_bytes() - before <= block.len() as u64 * 8 / 5 + 1);
         assert!(d.table_bytes() <= limits.max_table_bytes);
         assert!(list.fields.len() <= limits.max_fields);
         let bytes: usize = list

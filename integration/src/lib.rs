@@ -199,6 +199,14 @@ impl Receiver {
     pub fn stop(&mut self) -> Option<i32> {
         stop_child(&mut self.child, libc::SIGINT, Duration::from_secs(20)).and_then(|s| s.code())
     }
+
+    /// Sends `signal`, waits for exit (SIGKILL after `grace`); returns the exit code (`None`
+    /// when killed by a signal) and the time from the signal to the exit.
+    pub fn stop_with(&mut self, signal: i32, grace: Duration) -> (Option<i32>, Duration) {
+        let t0 = Instant::now();
+        let status = stop_child(&mut self.child, signal, grace);
+        (status.and_then(|s| s.code()), t0.elapsed())
+    }
 }
 
 impl Drop for Receiver {

@@ -10,8 +10,8 @@
 //! (about 2 KB per span of 15 attributes), while almost every key is a `&'static str` from
 //! `semconv/` and most values are borrowed from the exchange. Spans therefore keep their
 //! fields and *emit* attributes on demand through [`AttrSink`]; the encoder writes them
-//! straight into the export buffer. Limits: values are strings, 64-bit ints, doubles and
-//! booleans (what this receiver emits); no arrays or maps.
+//! straight into the export buffer. Limits: values are strings, 64-bit ints, doubles,
+//! booleans and string arrays (what this receiver emits); no maps.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -26,6 +26,8 @@ pub trait AttrSink {
     fn double(&mut self, key: &str, v: f64);
     /// A boolean attribute.
     fn bool(&mut self, key: &str, v: bool);
+    /// An array of strings (e.g. `process.command_args`).
+    fn str_array(&mut self, key: &str, v: &[String]);
     /// A string attribute given by its `Display` form (formatted only by sinks that need it
     /// as a string; the default formats into a temporary `String`).
     fn display(&mut self, key: &str, v: &dyn fmt::Display) {
@@ -45,6 +47,8 @@ pub enum AttrValue {
     Double(f64),
     /// Boolean.
     Bool(bool),
+    /// Array of strings.
+    StrArray(Vec<String>),
 }
 
 impl AttrValue {
@@ -55,6 +59,7 @@ impl AttrValue {
             AttrValue::Int(i) => sink.int(key, *i),
             AttrValue::Double(d) => sink.double(key, *d),
             AttrValue::Bool(b) => sink.bool(key, *b),
+            AttrValue::StrArray(v) => sink.str_array(key, v),
         }
     }
 
@@ -74,6 +79,7 @@ impl fmt::Display for AttrValue {
             AttrValue::Int(i) => write!(f, "{i}"),
             AttrValue::Double(d) => write!(f, "{d}"),
             AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::StrArray(v) => write!(f, "{v:?}"),
         }
     }
 }
@@ -158,6 +164,10 @@ impl AttrSink for Attributes {
     }
     fn bool(&mut self, key: &str, v: bool) {
         self.push(key.to_string(), v);
+    }
+    fn str_array(&mut self, key: &str, v: &[String]) {
+        self.0
+            .push((key.to_string().into(), AttrValue::StrArray(v.to_vec())));
     }
 }
 

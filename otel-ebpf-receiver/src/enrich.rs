@@ -14,10 +14,14 @@
 //! invisible). A pid read after the process vanished gets a minimal resource that is not cached
 //! (`service.name=unknown_service`); a pid reused by a new process before [`Enricher::forget`]
 //! was called keeps the old process's resource. The cache is bounded (oldest entry evicted).
-//! `process.command_line` may contain secrets passed as arguments; it is capped at
-//! [`MAX_COMMAND_LINE_BYTES`].
+//! `process.command_line` may contain secrets passed as arguments: well-known ones are
+//! redacted ([`redact`]), and it is capped at [`MAX_COMMAND_LINE_BYTES`]. The unredacted
+//! arguments are exported only when asked ([`Enricher::with_full_command_line`]), as
+//! `process.command_args` instead of `process.command_line`.
 
-use crate::attr::Attributes;
+pub mod redact;
+
+use crate::attr::{AttrValue, Attributes};
 use otel_ebpf_semconv::{resource as res, value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -57,6 +61,8 @@ pub struct Enricher {
     /// insertion sequence number → pid, oldest first.
     order: BTreeMap<u64, u32>,
     next_seq: u64,
+    /// Export the unredacted arguments as `process.command_args`.
+    full_command_line: bool,
 }
 
 impl Enricher {
@@ -71,7 +77,15 @@ impl Enricher {
             cache: HashMap::new(),
             order: BTreeMap::new(),
             next_seq: 0,
+            full_command_line: false,
         }
+    }
+
+    /// Same enricher exporting the full, unredacted arguments as `process.command_args`
+    /// (string array) instead of the redacted `process.command_line`.
+    pub fn with_full_command_line(mut self, full: bool) -> Self {
+        self.full_command_line = full;
+        self
     }
 
     /// Same enricher with a different cache bound (at least 1).
@@ -86,7 +100,12 @@ impl Enricher {
         if let Some((_, r)) = self.cache.get(&pid) {
             return Arc::clone(r);
         }
-        let (r, alive) = read_process(&self.proc_root, pid, &self.host_name);
+        let (r, alive) = read_process(
+            &self.proc_root,
+            pid,
+            &self.host_name,
+            self.full_command_line,
+        );
         let r = Arc::new(r);
         if alive {
             if self.cache.len() >= self.capacity
@@ -139,7 +158,12 @@ pub fn host_name() -> String {
 }
 
 /// Reads one process; the flag is false when `/proc/PID` does not exist (process gone).
-fn read_process(root: &Path, pid: u32, host_name: &str) -> (ProcessResource, bool) {
+fn read_process(
+    root: &Path,
+    pid: u32,
+    host_name: &str,
+    full_command_line: bool,
+) -> (ProcessResource, bool) {
     let dir = root.join(pid.to_string());
     let exe_path = std::fs::read_link(dir.join("exe")).ok().map(|p| {
         let p = p.to_string_lossy().into_owned();
@@ -156,9 +180,16 @@ fn read_process(root: &Path, pid: u32, host_name: &str) -> (ProcessResource, boo
             let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
             Some(comm.trim_end_matches('\n').to_string()).filter(|c| !c.is_empty())
         });
-    let command_line = std::fs::read(dir.join("cmdline"))
-        .ok()
-        .and_then(|b| command_line(&b));
+    let cmdline = std::fs::read(dir.join("cmdline")).ok();
+    let command_line = cmdline
+        .as_deref()
+        .filter(|_| !full_command_line)
+        .and_then(command_line);
+    let command_args = cmdline
+        .as_deref()
+        .filter(|_| full_command_line)
+        .map(command_args)
+        .filter(|a| !a.is_empty());
     let env_service = std::fs::read(dir.join("environ"))
         .ok()
         .and_then(|b| service_name_from_environ(&b));
@@ -191,6 +222,9 @@ fn read_process(root: &Path, pid: u32, host_name: &str) -> (ProcessResource, boo
             attrs.push(k, v.to_string());
         }
     }
+    if let Some(args) = command_args {
+        attrs.push(res::PROCESS_COMMAND_ARGS, AttrValue::StrArray(args));
+    }
     attrs.push(res::TELEMETRY_SDK_NAME, value::SDK_NAME);
     attrs.push(res::TELEMETRY_SDK_LANGUAGE, value::SDK_LANGUAGE);
     attrs.push(res::TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION"));
@@ -209,10 +243,25 @@ fn netns_inode(link: &str) -> Option<u64> {
     link.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// NUL-separated arguments joined by spaces, capped at [`MAX_COMMAND_LINE_BYTES`].
+/// The NUL-separated arguments of `/proc/PID/cmdline` (at most [`MAX_COMMAND_LINE_BYTES`]
+/// bytes of them), unredacted.
+fn command_args(raw: &[u8]) -> Vec<String> {
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    let raw = &raw[..raw.len().min(MAX_COMMAND_LINE_BYTES)];
+    raw.split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// NUL-separated arguments, secrets redacted ([`redact::command_line`]), joined by spaces,
+/// capped at [`MAX_COMMAND_LINE_BYTES`].
 fn command_line(raw: &[u8]) -> Option<String> {
     let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
-    let mut s: String = String::from_utf8_lossy(raw).replace('\0', " ");
+    let args: Vec<String> = raw
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let mut s: String = redact::command_line(&args).join(" ");
     if s.len() > MAX_COMMAND_LINE_BYTES {
         let mut end = MAX_COMMAND_LINE_BYTES;
         while !s.is_char_boundary(end) {

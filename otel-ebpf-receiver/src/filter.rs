@@ -15,6 +15,7 @@
 use crate::config;
 use crate::events::Tuple;
 use std::collections::HashSet;
+use std::net::SocketAddr;
 
 /// Executables to match: bare names against the file name, paths against the whole path.
 #[derive(Clone, Debug, Default)]
@@ -54,9 +55,24 @@ pub struct Filter {
     exclude_executables: Executables,
     include_ports: HashSet<u16>,
     exclude_ports: HashSet<u16>,
+    /// Addresses (IP + port) whose connections are never captured, at either end: the
+    /// receiver's own OTLP export endpoints (a collector on this host would otherwise get a
+    /// SERVER span per export request).
+    exclude_endpoints: HashSet<SocketAddr>,
 }
 
 impl Filter {
+    /// Same filter, also refusing connections with one of `endpoints` at either end
+    /// (IPv4-mapped IPv6 addresses match their IPv4 form).
+    pub fn with_excluded_endpoints(
+        mut self,
+        endpoints: impl IntoIterator<Item = SocketAddr>,
+    ) -> Self {
+        self.exclude_endpoints
+            .extend(endpoints.into_iter().map(canonical));
+        self
+    }
+
     /// Builds the filter from the config section `receiver.filters`.
     pub fn new(filters: &config::Filters) -> Self {
         Self {
@@ -66,6 +82,7 @@ impl Filter {
             exclude_executables: Executables::new(&filters.exclude_executables),
             include_ports: filters.include_ports.iter().copied().collect(),
             exclude_ports: filters.exclude_ports.iter().copied().collect(),
+            exclude_endpoints: HashSet::new(),
         }
     }
 
@@ -97,6 +114,12 @@ impl Filter {
         if self.exclude_ports.contains(&local) || self.exclude_ports.contains(&remote) {
             return false;
         }
+        if !self.exclude_endpoints.is_empty()
+            && (self.exclude_endpoints.contains(&canonical(t.local))
+                || self.exclude_endpoints.contains(&canonical(t.remote)))
+        {
+            return false;
+        }
         self.include_ports.is_empty()
             || self.include_ports.contains(&local)
             || self.include_ports.contains(&remote)
@@ -113,8 +136,15 @@ impl Filter {
 
     /// True when no port rule is set: [`Self::allows_ports`] is always true.
     pub fn allows_all_ports(&self) -> bool {
-        self.include_ports.is_empty() && self.exclude_ports.is_empty()
+        self.include_ports.is_empty()
+            && self.exclude_ports.is_empty()
+            && self.exclude_endpoints.is_empty()
     }
+}
+
+/// `a` with an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) turned into its IPv4 form.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 impl From<&config::Filters> for Filter {
@@ -133,6 +163,24 @@ mod tests {
             local: format!("10.0.0.1:{local}").parse().unwrap(),
             remote: format!("[2001:db8::2]:{remote}").parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn export_endpoints_are_excluded_at_either_end() {
+        let t = |l: &str, r: &str| Tuple {
+            local: l.parse().unwrap(),
+            remote: r.parse().unwrap(),
+        };
+        let f = Filter::default().with_excluded_endpoints(["127.0.0.1:4317".parse().unwrap()]);
+        assert!(!f.allows_all_ports());
+        // The collector's side of our export connection, and a mapped IPv6 form.
+        assert!(!f.allows_ports(Some(&t("127.0.0.1:4317", "127.0.0.1:50000"))));
+        assert!(!f.allows_ports(Some(&t("[::ffff:127.0.0.1]:4317", "[::1]:50000"))));
+        assert!(!f.allows_ports(Some(&t("127.0.0.1:50001", "127.0.0.1:4317"))));
+        // Same port elsewhere, other ports on the same address: kept.
+        assert!(f.allows_ports(Some(&t("10.0.0.1:4317", "10.0.0.2:50000"))));
+        assert!(f.allows_ports(Some(&t("127.0.0.1:8080", "127.0.0.1:50000"))));
+        assert!(Filter::default().allows_all_ports());
     }
 
     fn strings(v: &[&str]) -> Vec<String> {

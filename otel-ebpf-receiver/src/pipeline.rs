@@ -45,6 +45,17 @@ use tokio::signal::unix::{SignalKind, signal};
 /// records wait at most this long.
 pub const RING_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Records handled per turn of the main loop: under load the ring buffer never empties, so
+/// after this many the loop yields (signals, timers and the export tasks on the same thread
+/// get their turn).
+pub const RING_BATCH: usize = 4096;
+/// Whole shutdown after SIGINT/SIGTERM (drain, flush, detach), whatever the backend does.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(4);
+/// Part of [`SHUTDOWN_BUDGET`] spent draining the ring buffer (it refills under load).
+const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
+/// Grace the exporter gets after its flush deadline (see [`Exporter::shutdown_within`]).
+const EXPORT_GRACE: Duration = Duration::from_secs(1);
+
 /// Records → exchanges → spans (with their kernel time per layer), without IO.
 pub struct Processor {
     pub tracker: ConnTracker,
@@ -166,7 +177,15 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     let (tx, rx) = mpsc::channel();
     let (started_tx, started_rx) = mpsc::channel();
     let stats = Arc::new(uprobes::TlsStats::default());
-    let worker = uprobes::spawn(probes.into_ebpf(), enabled, stats, rx, started_tx)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = uprobes::spawn(
+        probes.into_ebpf(),
+        enabled,
+        stats,
+        rx,
+        started_tx,
+        stop.clone(),
+    )?;
     let _ = started_rx.recv_timeout(Duration::from_secs(60));
     log::info!("TLS attacher started (enabled: {enabled})");
     loop {
@@ -218,6 +237,7 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     }
     println!("kernel counters: {:?}", counters.read());
     drop(ring);
+    stop.store(true, Ordering::Release);
     drop(tx);
     let _ = worker.join();
     Ok(())
@@ -323,6 +343,9 @@ impl Runtime {
                 self.send(TlsCmd::Exit { pid: *pid });
                 self.tls_pids.remove(pid);
                 self.rescans.remove(pid);
+                if let Ok(mut m) = self.kmetrics.lock() {
+                    m.process_exited(*pid);
+                }
                 Some(*pid)
             }
             _ => None,
@@ -404,6 +427,9 @@ impl Runtime {
     }
 
     fn tick(&mut self, counters: &KernelCounters) {
+        if let Some(why) = self.exporter.dead() {
+            self.me.set_failure(&why);
+        }
         self.proc.expire(Clock::monotonic_now_ns(), &mut self.spans);
         self.emit();
         let k = counters.read();
@@ -426,6 +452,9 @@ impl Runtime {
         self.me
             .parse_errors
             .store(stats.parse_errors, Ordering::Relaxed);
+        self.me
+            .connections_evicted
+            .store(stats.connections_evicted, Ordering::Relaxed);
         let h2 = stats.http2;
         for (counter, v) in [
             (&self.me.http2_frame_errors, h2.frame_errors),
@@ -436,6 +465,26 @@ impl Runtime {
             counter.store(v, Ordering::Relaxed);
         }
     }
+}
+
+/// Addresses of the export endpoints (each lookup bounded to 2 s; a name that does not resolve
+/// then is left out, logged).
+async fn resolve_endpoints(hosts: &[(String, u16)]) -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    for (host, port) in hosts {
+        let lookup = tokio::net::lookup_host((host.as_str(), *port));
+        match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+            Ok(Ok(addrs)) => out.extend(addrs),
+            Ok(Err(e)) => log::warn!("export endpoint {host}:{port}: {e}; its traffic is captured"),
+            Err(_) => log::warn!(
+                "export endpoint {host}:{port}: lookup timed out; its traffic is captured"
+            ),
+        }
+    }
+    if !out.is_empty() {
+        log::info!("not capturing connections to the export endpoints {out:?}");
+    }
+    out
 }
 
 /// Runs the receiver until SIGINT/SIGTERM, then flushes and detaches. `after_start` is
@@ -451,6 +500,11 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     )
     .await?;
     let settings = ExportSettings::resolve(&cfg.exporters, &|k| std::env::var(k).ok())?;
+    let own_endpoints = if cfg.receiver.filters.trace_export_endpoints {
+        Vec::new()
+    } else {
+        resolve_endpoints(&settings.endpoint_hosts()).await
+    };
     let metrics = Arc::new(Mutex::new(HttpMetrics::default()));
     let kmetrics = Arc::new(Mutex::new(KernelMetrics::new(
         kernel::metrics::DEFAULT_MAX_SERIES,
@@ -485,12 +539,14 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let tls_off = probes.tls_unavailable.clone();
     let (tx, rx) = mpsc::channel();
     let (started_tx, started_rx) = mpsc::channel();
+    let stop_attacher = Arc::new(AtomicBool::new(false));
     let worker = uprobes::spawn(
         probes.into_ebpf(),
         tls_off.is_none(),
         me.tls.clone(),
         rx,
         started_tx,
+        stop_attacher.clone(),
     )?;
     let tls = match tls_off {
         None => {
@@ -510,8 +566,9 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
 
     let mut rt = Runtime {
         proc: Processor::new(&cfg, Clock::from_system()),
-        enricher: Enricher::new("/proc".into(), enrich::host_name()),
-        filter: Filter::new(&cfg.receiver.filters),
+        enricher: Enricher::new("/proc".into(), enrich::host_name())
+            .with_full_command_line(cfg.receiver.full_command_line),
+        filter: Filter::new(&cfg.receiver.filters).with_excluded_endpoints(own_endpoints),
         metrics,
         kmetrics,
         detector,
@@ -542,23 +599,45 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = tick.tick() => rt.tick(&counters),
             _ = poll.tick() => {
-                while let Some(item) = ring.get_mut().next() {
+                let rb = ring.get_mut();
+                let mut n = 0;
+                while n < RING_BATCH && let Some(item) = rb.next() {
                     rt.on_record(&item);
+                    n += 1;
+                }
+                if n == RING_BATCH {
+                    tokio::task::yield_now().await;
                 }
             }
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
+                let mut n = 0;
+                while n < RING_BATCH && let Some(item) = rb.next() {
                     rt.on_record(&item);
+                    n += 1;
                 }
-                guard.clear_ready();
+                if n < RING_BATCH {
+                    guard.clear_ready();
+                } else {
+                    // More waiting: stay readable, but let the rest of the thread run first.
+                    drop(guard);
+                    tokio::task::yield_now().await;
+                }
             }
         }
     }
+    // Shutdown: at most SHUTDOWN_BUDGET (+ the telemetry server's 1 s grace, concurrent)
+    // whatever the backend or the attacher do.
+    let stopping = Instant::now();
     log::info!("stopping: draining, flushing and detaching");
     ready.store(false, Ordering::Release);
-    while let Some(item) = ring.get_mut().next() {
+    // The attacher drops its backlog of scans instead of working it off.
+    stop_attacher.store(true, Ordering::Release);
+    // The ring refills under load: drain for a bounded time only.
+    while stopping.elapsed() < SHUTDOWN_DRAIN
+        && let Some(item) = ring.get_mut().next()
+    {
         rt.on_record(&item);
     }
     rt.tick(&counters);
@@ -568,10 +647,27 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let Runtime { exporter, tls, .. } = rt;
     drop(tls);
     drop(keep_alive);
-    if worker.join().is_err() {
-        log::warn!("TLS attacher thread panicked");
+    // Joined on a plain thread (not spawn_blocking: the runtime would wait for it on exit),
+    // concurrently with the flush; the attacher may be inside one file's analysis. If it does
+    // not end in time we exit anyway: the kernel detaches every probe of a closed object.
+    let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = joined_tx.send(worker.join().is_ok());
+    });
+    let flush = SHUTDOWN_BUDGET
+        .saturating_sub(stopping.elapsed())
+        .saturating_sub(EXPORT_GRACE);
+    let detach_by = stopping + SHUTDOWN_BUDGET;
+    let (_, _, joined) = tokio::join!(
+        exporter.shutdown_within(flush),
+        server.shutdown(),
+        tokio::time::timeout_at(detach_by.into(), joined_rx),
+    );
+    match joined {
+        Ok(Ok(true)) => {}
+        Ok(_) => log::warn!("TLS attacher thread panicked"),
+        Err(_) => log::warn!("TLS attacher still busy at the shutdown deadline; exiting anyway"),
     }
-    exporter.shutdown().await;
-    server.shutdown().await;
+    log::info!("stopped in {} ms", stopping.elapsed().as_millis());
     Ok(())
 }

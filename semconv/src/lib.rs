@@ -124,6 +124,9 @@ pub mod resource {
     pub const PROCESS_EXECUTABLE_PATH: &str = "process.executable.path";
     /// `process.command_line` — string; `/proc/PID/cmdline` arguments joined by spaces.
     pub const PROCESS_COMMAND_LINE: &str = "process.command_line";
+    /// `process.command_args` — string array; the unredacted `/proc/PID/cmdline` arguments,
+    /// only when `receiver.full_command_line` is on (then instead of `process.command_line`).
+    pub const PROCESS_COMMAND_ARGS: &str = "process.command_args";
     /// `host.name` — string; hostname of the machine the receiver runs on.
     pub const HOST_NAME: &str = "host.name";
     /// `container.id` — string; 64-hex container id from `/proc/PID/cgroup`, when in a container.
@@ -333,8 +336,11 @@ pub mod self_metric {
     /// Counter, unit `{span}`: spans not exported because sampling dropped them (their
     /// exchanges are in the metrics).
     pub const SPANS_SAMPLED_OUT_TOTAL: &str = "otel_ebpf_spans_sampled_out_total";
+    /// Counter, unit `{connection}`: connections the receiver stopped tracking to stay within
+    /// its bound (least recently used first); their unfinished exchanges are lost.
+    pub const CONNECTIONS_EVICTED_TOTAL: &str = "otel_ebpf_connections_evicted_total";
     /// Every name above, in declaration order.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 22] = [
         EVENTS_READ_TOTAL,
         EVENTS_LOST_KERNEL_TOTAL,
         DECODE_ERRORS_TOTAL,
@@ -356,6 +362,7 @@ pub mod self_metric {
         LOG_RECORDS_DROPPED_TOTAL,
         ROUTES_OVERFLOWED_TOTAL,
         SPANS_SAMPLED_OUT_TOTAL,
+        CONNECTIONS_EVICTED_TOTAL,
     ];
     /// Counter `otel_ebpf_kernel_events_total{counter}`: the probes' own counters.
     pub const KERNEL_EVENTS_TOTAL: &str = "otel_ebpf_kernel_events_total";
@@ -424,6 +431,7 @@ mod tests {
             (PROCESS_EXECUTABLE_NAME, up::PROCESS_EXECUTABLE_NAME),
             (PROCESS_EXECUTABLE_PATH, up::PROCESS_EXECUTABLE_PATH),
             (PROCESS_COMMAND_LINE, up::PROCESS_COMMAND_LINE),
+            (PROCESS_COMMAND_ARGS, up::PROCESS_COMMAND_ARGS),
             (HOST_NAME, up::HOST_NAME),
             (CONTAINER_ID, up::CONTAINER_ID),
             (TELEMETRY_SDK_NAME, up::TELEMETRY_SDK_NAME),

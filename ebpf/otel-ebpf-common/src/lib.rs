@@ -181,9 +181,13 @@ pub enum Counter {
     TlsCiphertextSkipped = 9,
     /// Kernel network timing / TCP health records lost because the ring buffer was full.
     NetLostRingbufFull = 10,
+    /// TLS calls in flight that never returned, found when their thread started another call
+    /// or exited (the entry is then replaced or removed): their plaintext is lost. Silent LRU
+    /// evictions of the in-flight call maps are not visible to the probes.
+    TlsCallStale = 11,
 }
 /// Number of entries in the `COUNTERS` array.
-pub const COUNTER_COUNT: u32 = 11;
+pub const COUNTER_COUNT: u32 = 12;
 
 /// Header of every ring buffer record. 88 bytes, 8-byte aligned.
 ///

@@ -62,6 +62,9 @@ pub struct ReceiverConfig {
     pub request_timeout_seconds: f64,
     /// Record `url.query` (default off: queries often carry secrets).
     pub capture_url_query: bool,
+    /// Export each process's full, unredacted arguments as `process.command_args` (default
+    /// off: `process.command_line` is exported with well-known secrets redacted).
+    pub full_command_line: bool,
     /// Which processes and connections are captured.
     #[serde(deserialize_with = "null_as_default")]
     pub filters: Filters,
@@ -86,6 +89,7 @@ impl Default for ReceiverConfig {
             ring_buffer_bytes: 4 * 1024 * 1024,
             request_timeout_seconds: 30.0,
             capture_url_query: false,
+            full_command_line: false,
             filters: Filters::default(),
             kernel_timing: KernelTimingConfig::default(),
             traces: TracesConfig::default(),
@@ -131,6 +135,9 @@ pub struct Filters {
     /// Connections with one of these ports at either end are never captured; each ≥ 1.
     #[serde(deserialize_with = "null_as_default")]
     pub exclude_ports: Vec<u16>,
+    /// Capture connections to and from the receiver's own OTLP export endpoints too (default
+    /// off: a collector on this host would get a SERVER span per export request).
+    pub trace_export_endpoints: bool,
 }
 
 /// Where spans, metrics and log records go.

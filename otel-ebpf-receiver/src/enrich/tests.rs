@@ -301,3 +301,61 @@ fn reads_the_real_proc_for_this_process() {
     assert!(!r.service_name.is_empty());
     assert_eq!(e.len(), 1);
 }
+
+#[test]
+fn command_line_secrets_are_redacted_by_default() {
+    let fake = FakeProc::new();
+    fake.process(
+        300,
+        Some("/usr/bin/app"),
+        &[(
+            "cmdline",
+            b"app\0--password=hunter2\0--user\0bob\0--token\0t0k\0https://u:pw@db/x?api_key=k&a=1\0",
+        )],
+    );
+    let r = fake.enricher().resource(300);
+    let line = attrs(&r)
+        .into_iter()
+        .find(|a| a.starts_with("process.command_line="))
+        .unwrap();
+    assert_eq!(
+        line,
+        "process.command_line=app --password=REDACTED --user bob --token REDACTED https://u:REDACTED@db/x?api_key=REDACTED&a=1"
+    );
+    assert!(!format!("{:?}", r.resource).contains("hunter2"));
+}
+
+#[test]
+fn full_command_line_is_opt_in_as_command_args() {
+    let fake = FakeProc::new();
+    fake.process(
+        301,
+        Some("/usr/bin/app"),
+        &[("cmdline", b"app\0--password=hunter2\0")],
+    );
+    let r = fake.enricher().with_full_command_line(true).resource(301);
+    let args = r
+        .resource
+        .attributes
+        .iter()
+        .find(|kv| kv.key == res::PROCESS_COMMAND_ARGS)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref());
+    let Some(Value::ArrayValue(a)) = args else {
+        panic!("no process.command_args: {:?}", r.resource.attributes);
+    };
+    let got: Vec<_> = a
+        .values
+        .iter()
+        .map(|v| match &v.value {
+            Some(Value::StringValue(s)) => s.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got, ["app", "--password=hunter2"]);
+    assert!(
+        !r.resource
+            .attributes
+            .iter()
+            .any(|kv| kv.key == res::PROCESS_COMMAND_LINE)
+    );
+}

@@ -160,6 +160,17 @@ impl AttrSink for KeyValueWriter<'_> {
         // AnyValue.bool_value = 2
         self.kv(key, 2, |b| varint(b, 2, u64::from(v)));
     }
+    fn str_array(&mut self, key: &str, v: &[String]) {
+        // AnyValue.array_value = 5: ArrayValue { values (1): AnyValue { string_value (1) } }.
+        let items: usize = v.iter().map(|s| field_len(field_len(s.len()))).sum();
+        self.kv(key, field_len(items), |b| {
+            header(b, 5, items);
+            for s in v {
+                header(b, 1, field_len(s.len()));
+                string(b, 1, s);
+            }
+        });
+    }
     fn display(&mut self, key: &str, v: &dyn std::fmt::Display) {
         let mut text = std::mem::take(self.text);
         text.clear();

@@ -256,10 +256,26 @@ impl Exporter {
         self.shared.pending.load(Ordering::Relaxed)
     }
 
+    /// Why the exporter no longer works: an export task ended (it panicked) before shutdown.
+    /// Spans submitted then are never sent.
+    pub fn dead(&self) -> Option<String> {
+        let ended = self.tasks.iter().filter(|t| t.is_finished()).count();
+        (ended > 0 && self.closing.borrow().is_none())
+            .then(|| format!("{ended} export task(s) ended unexpectedly; spans are not exported"))
+    }
+
     /// Flushes everything queued (one last metrics collection too) within the timeout
     /// (`shutdown_timeout`, the OTLP timeout), then stops. Spans still unsent at the deadline
     /// are dropped and counted; an attempt running at the deadline is abandoned.
     pub async fn shutdown(self) {
+        let t = self.shutdown_timeout;
+        self.shutdown_within(t).await
+    }
+
+    /// [`Exporter::shutdown`] with a deadline of at most `max` from now (plus a 1 s grace for
+    /// a sink that blocks), whatever the OTLP timeout: a SIGTERM must end within the
+    /// orchestrator's grace period even with the backend down.
+    pub async fn shutdown_within(self, max: Duration) {
         let Self {
             tx,
             shared,
@@ -267,7 +283,7 @@ impl Exporter {
             tasks,
             shutdown_timeout,
         } = self;
-        let deadline = Instant::now() + shutdown_timeout;
+        let deadline = Instant::now() + shutdown_timeout.min(max);
         drop(tx);
         closing.send_replace(Some(deadline));
         // The tasks stop by themselves at the deadline (no attempt runs past it); the grace

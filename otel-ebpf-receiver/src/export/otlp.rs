@@ -5,7 +5,7 @@
 //! for the metrics and logs requests (spans are encoded without objects, see `encode`).
 
 use crate::attr::{AttrValue, Attributes};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 /// An OTLP attribute.
@@ -29,6 +29,14 @@ pub(crate) fn value(v: &AttrValue) -> Value {
         AttrValue::Int(i) => Value::IntValue(*i),
         AttrValue::Double(d) => Value::DoubleValue(*d),
         AttrValue::Bool(b) => Value::BoolValue(*b),
+        AttrValue::StrArray(v) => Value::ArrayValue(ArrayValue {
+            values: v
+                .iter()
+                .map(|s| AnyValue {
+                    value: Some(Value::StringValue(s.clone())),
+                })
+                .collect(),
+        }),
     }
 }
 

@@ -46,6 +46,10 @@ impl AttemptError {
     }
 }
 
+/// Longest server-suggested delay (`Retry-After`) taken as is; longer ones are clamped to it
+/// (a hostile or broken backend may send `18446744073709551615`).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// Un-jittered backoff before retry number `retry` (0-based): `initial × 2^retry`, capped at
 /// `max_backoff`.
 pub(crate) fn backoff(policy: &RetrySettings, retry: u32) -> Duration {
@@ -122,13 +126,18 @@ where
         }
         let delay = err
             .retry_after
+            .map(|d| d.min(MAX_RETRY_AFTER))
             .unwrap_or_else(|| jitter(backoff(policy, retry)));
         retry = retry.saturating_add(1);
-        let mut limit = start + policy.max_elapsed;
+        // Checked: a budget or delay too large for `Instant` means "no limit" / "never".
+        let mut limit = start.checked_add(policy.max_elapsed);
         if let Some(deadline) = shutdown_deadline(closing) {
-            limit = limit.min(deadline);
+            limit = Some(limit.map_or(deadline, |l| l.min(deadline)));
         }
-        if Instant::now() + delay > limit {
+        let Some(retry_at) = Instant::now().checked_add(delay) else {
+            return Err(err);
+        };
+        if limit.is_some_and(|l| retry_at > l) {
             return Err(err);
         }
         tokio::select! {
@@ -216,6 +225,36 @@ mod tests {
         e.retry_after = Some(Duration::from_secs(60));
         let (r, calls, failures) = run(policy(1_000), vec![Err(e.clone()), Ok(1)]).await;
         assert_eq!((r, calls, failures), (Err(e), 1, 1));
+    }
+
+    #[tokio::test]
+    async fn retry_after_extremes_neither_panic_nor_wait() {
+        // A hostile or broken backend: `Retry-After: 18446744073709551615` (u64::MAX seconds)
+        // and the largest Duration. Either must give up at once (beyond any budget), not
+        // overflow `Instant + Duration`.
+        for d in [Duration::from_secs(u64::MAX), Duration::MAX] {
+            let mut e = AttemptError::retryable("throttled");
+            e.retry_after = Some(d);
+            let (r, calls, failures) = run(policy(1_000), vec![Err(e.clone()), Ok(1)]).await;
+            assert_eq!((r, calls, failures), (Err(e), 1, 1));
+        }
+        // Zero means "retry now".
+        let mut e = AttemptError::retryable("throttled");
+        e.retry_after = Some(Duration::ZERO);
+        let (r, calls, _) = run(policy(1_000), vec![Err(e), Ok(1)]).await;
+        assert_eq!((r, calls), (Ok(1), 2));
+    }
+
+    #[tokio::test]
+    async fn huge_retry_budget_does_not_overflow() {
+        let p = RetrySettings {
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            max_elapsed: Duration::MAX,
+        };
+        let e = AttemptError::retryable("down");
+        let (r, calls, _) = run(p, vec![Err(e), Ok(3)]).await;
+        assert_eq!((r, calls), (Ok(3), 2));
     }
 
     async fn run_with_deadline(

@@ -175,6 +175,38 @@ pub struct ExportSettings {
     pub shutdown_timeout: Duration,
 }
 
+impl ExportSettings {
+    /// `(host, port)` of every OTLP endpoint set (traces, metrics, logs; duplicates removed);
+    /// the port defaults to 443 for `https`, 80 otherwise.
+    pub fn endpoint_hosts(&self) -> Vec<(String, u16)> {
+        let mut out: Vec<(String, u16)> = Vec::new();
+        for s in [&self.traces, &self.metrics, &self.logs]
+            .into_iter()
+            .flatten()
+        {
+            let Ok(uri) = s.endpoint.parse::<hyper::Uri>() else {
+                continue;
+            };
+            let Some(host) = uri.host() else { continue };
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri
+                .port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                });
+            if !out.contains(&(host.clone(), port)) {
+                out.push((host, port));
+            }
+        }
+        out
+    }
+}
+
 /// An environment lookup that treats empty values as unset.
 pub(super) struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 

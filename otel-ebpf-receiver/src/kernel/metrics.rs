@@ -8,7 +8,9 @@
 //!
 //! Limits: at most `max_series` series over all processes and instruments; past that a
 //! measurement goes to its instrument's overflow series (`otel.metric.overflow=true`, host
-//! resource). Pure code, no IO.
+//! resource). A process marked exited ([`KernelMetrics::process_exited`]) keeps its series
+//! until the next collection, then [`KernelMetrics::prune_exited`] forgets them (memory does
+//! not grow with every process that ever made a request). Pure code, no IO.
 
 use super::event::{ConnectResult, NetSample};
 use crate::enrich::ProcessResource;
@@ -252,6 +254,8 @@ pub struct KernelMetrics {
     resources: HashMap<u32, Arc<ProcessResource>>,
     max_series: usize,
     reasons: ReasonNames,
+    /// Processes that exited, whose series go after the next collection.
+    exited: std::collections::HashSet<u32>,
 }
 
 fn secs(ns: u64) -> f64 {
@@ -267,7 +271,29 @@ impl KernelMetrics {
             resources: HashMap::new(),
             max_series: max_series.max(1),
             reasons,
+            exited: std::collections::HashSet::new(),
         }
+    }
+
+    /// Marks `pid` as exited (pid 0, the host's series, never is): its series are collected
+    /// once more with their final values, then [`KernelMetrics::prune_exited`] drops them.
+    pub fn process_exited(&mut self, pid: u32) {
+        if pid != 0 && self.resources.contains_key(&pid) {
+            self.exited.insert(pid);
+        }
+    }
+
+    /// Forgets the series and resources of the processes marked exited; call it right after
+    /// a collection. Returns the number of series removed.
+    pub fn prune_exited(&mut self) -> usize {
+        if self.exited.is_empty() {
+            return 0;
+        }
+        let before = self.series.len();
+        let exited = std::mem::take(&mut self.exited);
+        self.series.retain(|k, _| !exited.contains(&k.pid));
+        self.resources.retain(|pid, _| !exited.contains(pid));
+        before - self.series.len()
     }
 
     fn add(&mut self, res: &Arc<ProcessResource>, key: Key, v: f64, now: u64) {

@@ -307,3 +307,39 @@ fn accepts_count_as_server_opens_and_time_the_handshake_when_measured() {
     );
     assert_eq!(opened[0].value, Some(number_data_point::Value::AsInt(3)));
 }
+
+#[test]
+fn exited_process_series_go_after_their_last_export() {
+    let mut km = KernelMetrics::new(100, reasons());
+    let tx = |pid| {
+        sample(
+            NetKind::Tx,
+            pid,
+            [Some(0), Some(2_000), Some(5_000), Some(500)],
+            0,
+            "10.0.0.2",
+        )
+    };
+    km.record(&test_resource(10, "a"), &tx(10), 1_000);
+    km.record(&test_resource(11, "b"), &tx(11), 1_000);
+    let per_process = km.series_count() / 2;
+    assert!(per_process > 0);
+    km.process_exited(10);
+    // The exited process's final values are still exported once...
+    let req = km.collect(2_000).unwrap();
+    assert_eq!(req.resource_metrics.len(), 2);
+    assert_eq!(km.prune_exited(), per_process);
+    // ...then its series and resource are gone: memory does not grow with exited processes.
+    assert_eq!(km.series_count(), per_process);
+    let req = km.collect(3_000).unwrap();
+    assert_eq!(req.resource_metrics.len(), 1);
+    assert_eq!(km.prune_exited(), 0);
+    // Churn: 1,000 short-lived processes leave nothing behind.
+    for pid in 1_000..2_000 {
+        km.record(&test_resource(pid, "c"), &tx(pid), 4_000);
+        km.process_exited(pid);
+    }
+    let _ = km.collect(5_000);
+    km.prune_exited();
+    assert_eq!(km.series_count(), per_process);
+}

@@ -82,7 +82,11 @@ pub fn metrics_source(
 ) -> MetricsSource {
     Box::new(move |now| {
         let h = http.lock().ok().and_then(|m| m.collect(now));
-        let k = kernel.lock().ok().and_then(|m| m.collect(now));
+        let k = kernel.lock().ok().and_then(|mut m| {
+            let k = m.collect(now);
+            m.prune_exited();
+            k
+        });
         let g = graph.lock().ok().and_then(|g| g.collect(now, &receiver));
         let mut req = match (h, k) {
             (Some(mut h), Some(k)) => {

@@ -20,6 +20,11 @@
 //!   plaintext sends or receives a TLS record (ciphertext) — at most once per
 //!   [`RESCAN_INTERVAL`] per process — and its `/proc/PID/maps` is read again.
 //!
+//! Safety: a file is analysed through one descriptor whose device + inode must be the
+//! candidate's, and attached through another whose identity is checked again and passed to
+//! the kernel as `/proc/self/fd/N` (never a path that can be swapped in between); a file gets
+//! at most [`crate::tls::elf::MAX_PROBES_PER_FILE`] probes.
+//!
 //! Limits: the first requests of a process whose TLS code is in a file not yet attached
 //! (a Go binary, `node`, a library outside ld.so.cache) race with our attach (see the README
 //! for the measured exec → attached time). A file that cannot be traced is logged once and
@@ -27,9 +32,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aya::Ebpf;
 use aya::programs::UProbe;
@@ -40,6 +45,9 @@ use crate::tls::elf::{ProbeKind, TlsFunction};
 use crate::tls::maps::FileKey;
 use crate::tls::registry::{Action, ProcessFile, Registry, RegistryLimits};
 use crate::tls::{self, elf::FileAnalysis};
+
+mod thread;
+pub use thread::{analyze_guarded, spawn};
 
 /// Library names attached at start-up when this host's ld.so.cache has them (OpenSSL 3 and
 /// 1.1, GnuTLS 3).
@@ -71,12 +79,29 @@ pub struct TlsStats {
     pub attached_files: std::sync::atomic::AtomicU64,
     /// Exec → probes attached, for execs that attached a new file: (count, sum µs, max µs).
     pub exec_attach_us: Mutex<(u64, u64, u64)>,
+    /// Why the attacher thread died (health answers 503 with it).
+    pub failure: Mutex<Option<String>>,
 }
 
 /// Most distinct (reason, file) label pairs kept in [`TlsStats::skipped`].
 pub const MAX_SKIP_LABELS: usize = 256;
 
 impl TlsStats {
+    /// Records why the attacher stopped working (the first reason is kept).
+    pub fn set_failure(&self, reason: &str) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            log::error!("{reason}");
+            *f = Some(reason.to_string());
+        }
+    }
+
+    /// Why the attacher thread died, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
     fn skip(&self, reason: &str, file: &Path) {
         let Ok(mut m) = self.skipped.lock() else {
             return;
@@ -142,6 +167,12 @@ impl TlsAttacher {
         }
         let host = host_path(path, key);
         let path = host.as_deref().unwrap_or(path);
+        // Open once and check the identity on the descriptor; the kernel resolves the uprobe
+        // target through `/proc/self/fd/N` to that very inode, so a file swapped in between
+        // the analysis and here never receives the analysis's offsets.
+        let file = tls::fileio::OpenedFile::open(path, u64::MAX).map_err(|e| e.to_string())?;
+        file.check_key(key).map_err(|e| e.to_string())?;
+        let fd_path = file.proc_path();
         let mut links = Vec::new();
         let mut result = Ok(());
         'outer: for target in &analysis.targets {
@@ -158,7 +189,7 @@ impl TlsAttacher {
                     location: UProbeAttachLocation::AbsoluteOffset(probe.offset),
                     cookie,
                 };
-                match prog.attach(point, path, UProbeScope::AllProcesses) {
+                match prog.attach(point, &fd_path, UProbeScope::AllProcesses) {
                     Ok(id) => links.push((name, id)),
                     Err(e) => {
                         result = Err(format!(
@@ -254,7 +285,11 @@ impl TlsAttacher {
     /// Attaches [`PINNED_LIBRARIES`] found through this host's `/etc/ld.so.cache`; returns
     /// the paths attached.
     pub fn pin_system_libraries(&mut self) -> Vec<PathBuf> {
-        let Ok(data) = std::fs::read("/etc/ld.so.cache") else {
+        let Ok(data) = tls::fileio::OpenedFile::open(
+            Path::new("/etc/ld.so.cache"),
+            tls::fileio::MAX_LDCACHE_BYTES,
+        )
+        .and_then(|f| f.read_all()) else {
             return Vec::new();
         };
         let Ok(cache) = tls::ldcache::LdCache::parse(&data) else {
@@ -269,7 +304,11 @@ impl TlsAttacher {
                 continue;
             };
             let key = FileKey::from_metadata(&meta);
-            match tls::elf::analyze_file(&path) {
+            let file = ProcessFile {
+                key,
+                path: path.clone(),
+            };
+            match tls::elf::analyze_process_file(&file) {
                 Ok(a) if a.is_tls() => match self.attach(key, &path, &a) {
                     Ok(()) => {
                         self.pinned.insert(key);
@@ -299,14 +338,12 @@ impl TlsAttacher {
             return 0; // gone already, or a kernel thread
         };
         let files: Vec<ProcessFile> = c.files.into_iter().map(|f| f.file).collect();
-        let actions = self
-            .registry
-            .on_process(pid, &files, |f| tls::elf::analyze_file(&f.path));
+        let actions = self.registry.on_process(pid, &files, analyze_guarded);
         self.apply(actions)
     }
 
-    /// Scans every process of the host once (start-up).
-    pub fn scan_all(&mut self) -> usize {
+    /// Scans every process of the host once (start-up); stops early when `stop` is set.
+    pub fn scan_all(&mut self, stop: &AtomicBool) -> usize {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return 0;
         };
@@ -315,6 +352,9 @@ impl TlsAttacher {
             .collect();
         let mut attached = 0;
         for pid in pids {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
             attached += self.on_process(pid);
         }
         attached
@@ -384,108 +424,5 @@ fn describe(a: &FileAnalysis) -> String {
         .join("; ")
 }
 
-/// Runs the attacher on its own thread: pins the system libraries, scans running processes,
-/// signals `started`, then handles commands until the sender is dropped; the object (every
-/// probe, raw tracepoints included) is detached when the thread ends. With `enabled` false
-/// (uprobe programs not loaded) it only keeps the object until then.
-pub fn spawn(
-    ebpf: Ebpf,
-    enabled: bool,
-    stats: Arc<TlsStats>,
-    rx: Receiver<TlsCmd>,
-    started: Sender<()>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("tls-attach".into())
-        .spawn(move || {
-            let mut a = TlsAttacher::new(ebpf, stats);
-            if !enabled {
-                let _ = started.send(());
-                while rx.recv().is_ok() {}
-                return;
-            }
-            let t = Instant::now();
-            let pinned = a.pin_system_libraries();
-            let scanned = a.scan_all();
-            log::info!(
-                "tls: {} system libraries pinned ({}), {scanned} more files attached from running processes, {} ms",
-                pinned.len(),
-                pinned
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                t.elapsed().as_millis()
-            );
-            let _ = started.send(());
-            while let Ok(cmd) = rx.recv() {
-                a.handle(cmd);
-            }
-            log::debug!("tls: {} files attached at stop", a.attached());
-        })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_function_and_kind_has_a_program() {
-        use TlsFunction::*;
-        for f in [
-            SslRead,
-            SslWrite,
-            SslReadEx,
-            SslWriteEx,
-            GnutlsRecordRecv,
-            GnutlsRecordSend,
-            GoConnRead,
-            GoConnWrite,
-        ] {
-            let (entry, cookie) = program_for(f, ProbeKind::Entry);
-            assert!(cookie.is_some());
-            assert!(
-                super::super::UPROBE_PROGRAMS
-                    .iter()
-                    .any(|(n, _)| *n == entry)
-            );
-            let (ret, c) = program_for(f, ProbeKind::Return);
-            assert!(c.is_none());
-            assert!(super::super::UPROBE_PROGRAMS.iter().any(|(n, _)| *n == ret));
-        }
-        assert_eq!(
-            program_for(GoConnWrite, ProbeKind::ReturnInstruction),
-            ("go_tls_ret", None)
-        );
-        assert_eq!(
-            program_for(SslWriteEx, ProbeKind::Entry),
-            ("tls_entry", Some(tls_fn::SSL_WRITE_EX))
-        );
-    }
-
-    #[test]
-    fn proc_root_paths_become_host_paths_for_the_same_file() {
-        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
-        let key = FileKey::from_metadata(&std::fs::metadata(&exe).unwrap());
-        let via_proc = Path::new("/proc/self/root").join(exe.strip_prefix("/").unwrap());
-        // "self" is not a pid but resolves the same way; the host path is kept as is.
-        assert_eq!(host_path(&via_proc, key), Some(exe.clone()));
-        let other = FileKey {
-            inode: key.inode + 1,
-            ..key
-        };
-        assert_eq!(host_path(&via_proc, other), None);
-        assert_eq!(host_path(&exe, key), None);
-    }
-
-    #[test]
-    fn skipped_labels_are_bounded() {
-        let s = TlsStats::default();
-        for i in 0..(MAX_SKIP_LABELS + 10) {
-            s.skip("stripped", Path::new(&format!("/x/{i}")));
-        }
-        let m = s.skipped.lock().unwrap();
-        assert_eq!(m.len(), MAX_SKIP_LABELS + 1);
-        assert_eq!(m[&("stripped".to_string(), "other".to_string())], 10);
-    }
-}
+mod tests;

@@ -249,7 +249,7 @@ fn query_only_when_enabled() {
             capture_url_query: true,
         },
     );
-    assert_eq!(get(&s, "url.query").unwrap(), r#""id=3&token=x""#);
+    assert_eq!(get(&s, "url.query").unwrap(), r#""id=3&token=REDACTED""#);
     assert_eq!(get(&s, "url.path").unwrap(), r#""/api/items""#);
     let cfg = ReceiverConfig {
         capture_url_query: true,
@@ -328,7 +328,7 @@ fn url_full_on_client_spans_only() {
     );
     assert_eq!(
         full(&ex, true).unwrap(),
-        r#""http://api.example/api/items?id=3&token=x""#
+        r#""http://api.example/api/items?id=3&token=REDACTED""#
     );
     ex.host = Some("[2001:db8::5]:8443".into());
     assert_eq!(

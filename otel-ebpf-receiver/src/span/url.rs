@@ -135,23 +135,16 @@ impl fmt::Display for FullUrl<'_> {
     }
 }
 
-/// Replaces the values of [`value::SENSITIVE_QUERY_KEYS`] by `REDACTED`, keeping the keys;
+/// Replaces the values of [`value::SENSITIVE_QUERY_KEYS`] and of well-known secret keys
+/// (`password`, `token`, …: [`crate::enrich::redact`]) by `REDACTED`, keeping the keys;
 /// borrows `q` when nothing is redacted.
 pub(crate) fn redact_query(q: &str) -> Cow<'_, str> {
-    let sensitive = |pair: &str| {
-        pair.split_once('=')
-            .is_some_and(|(k, _)| value::SENSITIVE_QUERY_KEYS.contains(&k))
-    };
-    if !q.split('&').any(sensitive) {
-        return Cow::Borrowed(q);
+    let redacted = crate::enrich::redact::query(q);
+    if redacted == q {
+        Cow::Borrowed(q)
+    } else {
+        Cow::Owned(redacted)
     }
-    let redact = |pair: &str| match pair.split_once('=') {
-        Some((k, _)) if value::SENSITIVE_QUERY_KEYS.contains(&k) => {
-            format!("{k}={}", value::REDACTED)
-        }
-        _ => pair.to_string(),
-    };
-    Cow::Owned(q.split('&').map(redact).collect::<Vec<_>>().join("&"))
 }
 
 #[cfg(test)]

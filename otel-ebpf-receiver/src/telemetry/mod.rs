@@ -89,6 +89,10 @@ pub struct SelfMetrics {
     /// Log records dropped: rejected by the backend (partial success) or their export failed
     /// after retries (log records). Prometheus: `otel_ebpf_log_records_dropped_total`.
     pub log_records_dropped: AtomicU64,
+    /// Connections evicted from the user-space tracker (its bound; their unfinished exchanges
+    /// are lost) (connections), last value read. Prometheus:
+    /// `otel_ebpf_connections_evicted_total`.
+    pub connections_evicted: AtomicU64,
     /// The probes' own counters, indexed by [`otel_ebpf_common::Counter`] (`as usize`): the
     /// per-CPU values of the BPF `COUNTERS` array summed over CPUs, last value read (set with
     /// [`SelfMetrics::set`]). Prometheus: `otel_ebpf_kernel_events_total{counter="…"}`, the
@@ -116,6 +120,9 @@ pub struct SelfMetrics {
     /// console alone), its queue's fill (spans queued or in the batch being sent) and its
     /// capacity (spans). Prometheus: the `otelcol_exporter_*` families, label `exporter`.
     pub exporter: OnceLock<ExporterGauges>,
+    /// Why the receiver is no longer working (an export task ended); health answers 503 with
+    /// it. Set once, never cleared.
+    pub failure: std::sync::Mutex<Option<String>>,
     /// The kernel network timing probe plan: (measurement point, hook or `none`, in use).
     /// Prometheus gauge `otel_ebpf_kernel_timing_hook{point,hook}` (1 in use, 0 none).
     pub net_plan: std::sync::Mutex<Vec<(String, String, bool)>>,
@@ -154,6 +161,22 @@ impl SelfMetrics {
         if let Ok(mut p) = self.net_plan.lock() {
             *p = rows;
         }
+    }
+
+    /// Records why the receiver stopped working (the first reason is kept).
+    pub fn set_failure(&self, reason: &str) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            log::error!("{reason}");
+            *f = Some(reason.to_string());
+        }
+    }
+
+    /// The first failure of the pipeline or of the TLS attacher, if any.
+    pub fn failure(&self) -> Option<String> {
+        let own = self.failure.lock().ok().and_then(|f| f.clone());
+        own.or_else(|| self.tls.failure())
     }
 
     /// Sets a counter that mirrors a total kept elsewhere (the kernel's counters).
@@ -278,6 +301,11 @@ const COUNTERS: &[CounterDesc] = &[
         help: "Spans not exported because sampling dropped them (their exchanges are in the metrics).",
         get: |m| &m.spans_sampled_out,
     },
+    CounterDesc {
+        name: "otel_ebpf_connections_evicted_total",
+        help: "Connections evicted from the tracker to stay within its bound (their unfinished exchanges are lost).",
+        get: |m| &m.connections_evicted,
+    },
 ];
 
 const KERNEL_FAMILY: &str = "otel_ebpf_kernel_events_total";
@@ -296,6 +324,7 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::TlsCallMapFull,
     Counter::TlsCiphertextSkipped,
     Counter::NetLostRingbufFull,
+    Counter::TlsCallStale,
 ];
 
 /// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
@@ -312,5 +341,6 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::TlsCallMapFull => "tls_call_map_full",
         Counter::TlsCiphertextSkipped => "tls_ciphertext_skipped",
         Counter::NetLostRingbufFull => "net_lost_ringbuf_full",
+        Counter::TlsCallStale => "tls_call_stale",
     }
 }

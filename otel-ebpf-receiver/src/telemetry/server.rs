@@ -69,13 +69,15 @@ impl ServerHandle {
 /// Which endpoint a listener serves.
 #[derive(Clone)]
 enum Endpoint {
-    Health(Arc<Readiness>),
+    Health(Arc<Readiness>, Arc<SelfMetrics>),
     Metrics(Arc<SelfMetrics>),
 }
 
 /// Binds the health and the metrics listeners (each `None` = disabled), both before returning,
 /// and serves them on the current tokio runtime: health `GET /` → [`Readiness::answer`] (200
-/// with the Collector health_check extension's body once `ready`, 503 before);
+/// with the Collector health_check extension's body once `ready`, 503 before), and 503
+/// `{"status":"Server not available","reason":"…"}` once [`SelfMetrics::failure`] is set (a
+/// dead TLS attacher or export task);
 /// metrics `GET /metrics` → [`SelfMetrics::render_prometheus`]. `HEAD` is answered too; other
 /// paths get 404, other methods 405.
 ///
@@ -99,7 +101,11 @@ pub async fn serve(
     if let Some((listener, addr)) = health {
         handle.health_addr = Some(addr);
         log::info!("health check listening on http://{addr}/");
-        let task = accept_loop(listener, Endpoint::Health(ready), handle.stop.subscribe());
+        let task = accept_loop(
+            listener,
+            Endpoint::Health(ready, metrics.clone()),
+            handle.stop.subscribe(),
+        );
         handle.tasks.push(tokio::spawn(task));
     }
     if let Some((listener, addr)) = metrics_listener {
@@ -183,7 +189,7 @@ async fn accept_loop(listener: TcpListener, endpoint: Endpoint, mut stop: watch:
 fn respond(endpoint: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let (status, content_type, body) = match endpoint {
-        Endpoint::Health(_) if path != "/" => {
+        Endpoint::Health(..) if path != "/" => {
             return plain(StatusCode::NOT_FOUND, "not found; try /\n");
         }
         Endpoint::Metrics(_) if path != "/metrics" => {
@@ -195,10 +201,22 @@ fn respond(endpoint: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        Endpoint::Health(ready) => {
-            let (code, body) = ready.answer();
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, "application/json", body)
+        Endpoint::Health(ready, me) => {
+            if let Some(reason) = me.failure() {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    format!(
+                        r#"{{"status":"Server not available","reason":{}}}"#,
+                        serde_json::Value::String(reason)
+                    ),
+                )
+            } else {
+                let (code, body) = ready.answer();
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (status, "application/json", body)
+            }
         }
         Endpoint::Metrics(m) => (
             StatusCode::OK,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const NAMES: [&str; 21] = [
+const NAMES: [&str; 22] = [
     "otel_ebpf_events_read_total",
     "otel_ebpf_events_lost_kernel_total",
     "otel_ebpf_decode_errors_total",
@@ -29,6 +29,7 @@ const NAMES: [&str; 21] = [
     "otel_ebpf_log_records_dropped_total",
     "otel_ebpf_routes_overflowed_total",
     "otel_ebpf_spans_sampled_out_total",
+    "otel_ebpf_connections_evicted_total",
 ];
 
 fn is_name(s: &str, colon: bool) -> bool {
@@ -278,6 +279,7 @@ fn exposition_is_valid_and_exact() {
         &m.log_records_dropped,
         &m.routes_overflowed,
         &m.spans_sampled_out,
+        &m.connections_evicted,
     ];
     for (i, f) in fields.iter().enumerate() {
         SelfMetrics::add(f, 1000 + i as u64);
@@ -370,6 +372,33 @@ async fn health_turns_ready() {
     let (status, headers, _) = request(addr, "POST", "/").await;
     assert_eq!((status, headers["allow"].as_str()), (405, "GET, HEAD"));
     h.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_is_503_with_the_reason_when_a_component_died() {
+    let ready = Arc::new(AtomicBool::new(true));
+    let me = Arc::new(SelfMetrics::default());
+    let h = serve(any_port(), None, me.clone(), ready).await.unwrap();
+    let addr = h.health_addr().unwrap();
+    assert_eq!(request(addr, "GET", "/").await.0, 200);
+    me.tls
+        .set_failure("TLS attacher thread panicked: boom \"x\"");
+    let (status, _, body) = request(addr, "GET", "/").await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        r#"{"status":"Server not available","reason":"TLS attacher thread panicked: boom \"x\""}"#
+    );
+    let me2 = Arc::new(SelfMetrics::default());
+    me2.set_failure("export task ended");
+    let h2 = serve(any_port(), None, me2, Arc::new(AtomicBool::new(true)))
+        .await
+        .unwrap();
+    let (status, _, body) = request(h2.health_addr().unwrap(), "GET", "/").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("export task ended"), "{body}");
+    h.shutdown().await;
+    h2.shutdown().await;
 }
 
 #[tokio::test]

@@ -171,7 +171,7 @@ fn registry_over_live_processes_analyses_each_file_once() {
             .into_iter()
             .map(|c| c.file)
             .collect();
-        for action in r.on_process(pid, &files, |f| analyze_file(&f.path)) {
+        for action in r.on_process(pid, &files, elf::analyze_process_file) {
             if let Action::Attach { path, .. } = action {
                 attached.push(path);
             }

@@ -1,7 +1,8 @@
 //! Per-file analysis: which TLS functions a file holds and the file offsets to probe.
 //!
 //! Stage: the last step of discovery, run once per distinct file (see [`super::registry`]).
-//! Input: a path (memory-mapped) or the file's bytes.
+//! Input: a path or an open file (read through [`super::fileio`]: bounded, never mapped) or
+//! the file's bytes.
 //! Output: a [`FileAnalysis`] listing [`TlsTarget`]s: the library found (OpenSSL 1.1/3.x or
 //! BoringSSL, shared or linked into an executable such as `node`; GnuTLS; Go `crypto/tls`)
 //! and its [`Probe`]s as offsets in the file (what a uprobe attach takes). OpenSSL and GnuTLS
@@ -16,9 +17,11 @@
 
 use std::path::Path;
 
+use super::fileio::{MAX_IMAGE_BYTES, OpenedFile};
 use super::godwarf::GoTlsOffsets;
 use super::golang;
-use super::image::{FileBytes, Image};
+use super::image::{FileBytes, Image, ImageError};
+use super::registry::ProcessFile;
 pub use super::target::*;
 
 /// Which TLS library a file name announces: `libssl.so*` / `libgnutls.so*` (not NSS's
@@ -27,7 +30,43 @@ pub fn tls_library_name(file_name: &str) -> bool {
     file_name.starts_with("libssl.so") || file_name.starts_with("libgnutls.so")
 }
 
-/// Analyses the file at `path` (memory-mapped). A file named like a TLS library
+/// Most uprobes attached to one file (entry, return and RET-instruction probes together): a
+/// hostile binary cannot make us plant thousands of breakpoints.
+pub const MAX_PROBES_PER_FILE: usize = 128;
+/// Most RET-instruction probes for one Go function.
+pub const MAX_RETURN_PROBES: usize = 48;
+
+/// [`AnalyzeReason::TooManyProbes`] when `a` has more than [`MAX_PROBES_PER_FILE`] probes.
+pub fn check_probe_cap(a: &FileAnalysis) -> Result<(), AnalyzeReason> {
+    let count: usize = a.targets.iter().map(|t| t.probes.len()).sum();
+    if count > MAX_PROBES_PER_FILE {
+        return Err(AnalyzeReason::TooManyProbes {
+            count,
+            max: MAX_PROBES_PER_FILE,
+        });
+    }
+    Ok(())
+}
+
+/// Analyses a candidate file of a process: opens `file.path` once, checks that the open file
+/// is `file.key` (device + inode; else [`AnalyzeReason::Image`] with `file_changed`: the file
+/// was replaced since it was found), reads it through that descriptor and analyses it
+/// ([`analyze_file`]'s rules).
+pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: file.path.clone(),
+        reason,
+    };
+    let opened = OpenedFile::open(&file.path, MAX_IMAGE_BYTES)
+        .map_err(|e| err(ImageError::from(e).into()))?;
+    opened
+        .check_key(file.key)
+        .map_err(|e| err(ImageError::from(e).into()))?;
+    let bytes = FileBytes::read(&opened).map_err(|e| err(e.into()))?;
+    analyze_named(&file.path, bytes.bytes())
+}
+
+/// Analyses the file at `path` (read whole, see [`super::fileio`]). A file named like a TLS library
 /// ([`tls_library_name`]) with no target is an error ([`AnalyzeReason::NoTlsSymbols`]).
 pub fn analyze_file(path: &Path) -> Result<FileAnalysis, AnalyzeError> {
     let err = |reason: AnalyzeReason| AnalyzeError {
@@ -35,7 +74,16 @@ pub fn analyze_file(path: &Path) -> Result<FileAnalysis, AnalyzeError> {
         reason,
     };
     let bytes = FileBytes::open(path).map_err(|e| err(e.into()))?;
-    let analysis = analyze_bytes(path, bytes.bytes())?;
+    analyze_named(path, bytes.bytes())
+}
+
+/// [`analyze_bytes`], plus: a file named like a TLS library with no target is an error.
+fn analyze_named(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeError> {
+    let err = |reason: AnalyzeReason| AnalyzeError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let analysis = analyze_bytes(path, data)?;
     let named = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -138,11 +186,13 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
     {
         targets.push(target);
     }
-    Ok(FileAnalysis {
+    let analysis = FileAnalysis {
         path: path.to_path_buf(),
         build_id: img.build_id(),
         targets,
-    })
+    };
+    check_probe_cap(&analysis).map_err(err)?;
+    Ok(analysis)
 }
 
 /// Flavour and version: version strings in the file first, then the SONAME.
@@ -261,6 +311,12 @@ fn go_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
         let offsets = golang::ret_offsets(code);
         if offsets.is_empty() {
             return Err(bad("no RET instruction found"));
+        }
+        if offsets.len() > MAX_RETURN_PROBES {
+            return Err(AnalyzeReason::TooManyProbes {
+                count: offsets.len(),
+                max: MAX_RETURN_PROBES,
+            });
         }
         probes.push(Probe {
             function,

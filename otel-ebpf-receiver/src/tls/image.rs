@@ -1,29 +1,38 @@
 //! ELF image access shared by the TLS discovery stages (no TLS knowledge here).
 //!
 //! Stage: first step of file analysis ([`super::elf`], [`super::needed`]).
-//! Input: a file path (memory-mapped read-only) or a byte slice.
+//! Input: a file path or an open file ([`super::fileio`]: read into memory under a size cap,
+//! never mapped), or a byte slice.
 //! Output: an [`Image`]: the parsed 64-bit little-endian ELF with helpers to turn a virtual
 //! address into a file offset (through the `PT_LOAD` segment containing it), look symbols up
 //! (`.dynsym` first, then `.symtab`), read sections and the dynamic section's strings.
 //! Limits: only ELF64 little-endian x86-64 files are accepted ([`ImageError::UnsupportedArch`]
 //! names anything else, e.g. `aarch64`); every read is bounds-checked, so malformed input gives
-//! an error, never a panic. A mapped file that another process truncates while we read it can
-//! raise SIGBUS: callers analyse files that running processes execute or map, which package
-//! managers replace by rename, never truncate in place.
+//! an error, never a panic. Files are read, not mapped, so one truncated by another process
+//! while we analyse it cannot raise SIGBUS. A compressed section that declares more than
+//! [`MAX_SECTION_BYTES`] is not inflated (DWARF decompression bombs).
 
-use std::fs::File;
 use std::path::Path;
 
 use object::elf::{FileHeader64, PT_LOAD};
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
-use object::{Endianness, Object, ObjectSection, ObjectSymbol, SymbolKind};
+use object::{CompressionFormat, Endianness, Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+use super::fileio::{FileError, MAX_IMAGE_BYTES, OpenedFile};
+
+/// Largest inflated size of a compressed section (bytes): DWARF sections of large Go binaries
+/// are tens of MB.
+pub const MAX_SECTION_BYTES: u64 = 128 << 20;
 
 /// Why bytes are not an analysable ELF image. Carries no path: callers add it.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// The file could not be opened, stat'ed or mapped.
+    /// The file could not be opened, stat'ed or read.
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// Not a regular file, too large, or changed while read ([`super::fileio`]).
+    #[error(transparent)]
+    File(FileError),
     /// The first bytes are not `\x7fELF` (script, data file, empty file).
     #[error("not an ELF file")]
     NotElf,
@@ -35,32 +44,42 @@ pub enum ImageError {
     Malformed(String),
 }
 
-/// Owned bytes of a file: a read-only memory map (pages are read lazily, so a 100 MB `node`
-/// costs only the pages we touch).
+/// Owned bytes of a file, read into memory (at most [`MAX_IMAGE_BYTES`]).
 pub struct FileBytes {
-    map: memmap2::Mmap,
+    data: Vec<u8>,
 }
 
 impl FileBytes {
-    /// Maps `path` read-only. Errors: [`ImageError::Io`] (missing, permission, directory),
-    /// [`ImageError::NotElf`] for an empty file (it cannot be mapped).
+    /// Opens and reads `path` ([`OpenedFile::open`]: no blocking open, regular files only, at
+    /// most [`MAX_IMAGE_BYTES`]). Errors: [`ImageError::File`] (not regular, too large,
+    /// changed while read), [`ImageError::Io`] (missing, permission), [`ImageError::NotElf`]
+    /// for an empty file.
     pub fn open(path: &Path) -> Result<FileBytes, ImageError> {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(ImageError::Io(std::io::Error::other("not a regular file")));
-        }
-        if meta.len() == 0 {
+        Self::read(&OpenedFile::open(path, MAX_IMAGE_BYTES).map_err(ImageError::from)?)
+    }
+
+    /// Reads an open file whole.
+    pub fn read(file: &OpenedFile) -> Result<FileBytes, ImageError> {
+        if file.size() == 0 {
             return Err(ImageError::NotElf);
         }
-        // SAFETY: read-only private map of a regular file; see the module doc for truncation.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(FileBytes { map })
+        Ok(FileBytes {
+            data: file.read_all().map_err(ImageError::from)?,
+        })
     }
 
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        &self.data
+    }
+}
+
+impl From<FileError> for ImageError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Io(e) => ImageError::Io(e),
+            other => ImageError::File(other),
+        }
     }
 }
 
@@ -227,10 +246,21 @@ impl<'a> Image<'a> {
     }
 
     /// Uncompressed data of the section named `name` (`None` if absent or unreadable;
-    /// compressed `.debug_*`/`.zdebug_*` sections are inflated).
+    /// compressed `.debug_*`/`.zdebug_*` sections are inflated when they declare at most
+    /// [`MAX_SECTION_BYTES`], else `None`).
     pub fn section_data(&self, name: &str) -> Option<std::borrow::Cow<'a, [u8]>> {
         let section = self.elf.section_by_name(name)?;
-        section.uncompressed_data().ok()
+        let compressed = section.compressed_data().ok()?;
+        if compressed.format != CompressionFormat::None
+            && compressed.uncompressed_size > MAX_SECTION_BYTES
+        {
+            log::debug!(
+                "section {name}: declares {} bytes inflated, above the {MAX_SECTION_BYTES}-byte cap",
+                compressed.uncompressed_size
+            );
+            return None;
+        }
+        compressed.decompress().ok()
     }
 
     /// Whether a section named `name` exists.
@@ -382,7 +412,10 @@ mod tests {
         let empty = dir.join("empty");
         std::fs::write(&empty, b"").unwrap();
         assert!(matches!(FileBytes::open(&empty), Err(ImageError::NotElf)));
-        assert!(matches!(FileBytes::open(&dir), Err(ImageError::Io(_))));
+        assert!(matches!(
+            FileBytes::open(&dir),
+            Err(ImageError::File(FileError::NotRegular("directory")))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,7 +5,7 @@
 //! Stages, in data-flow order:
 //! [`maps`] (`/proc/PID/maps` → mapped files) and [`needed`] (`DT_NEEDED` closure for a
 //! process that has just exec'd, via [`ldcache`]) → [`candidates`] (files keyed by
-//! device+inode, with a path openable from here) → [`elf::analyze_file`] (per file: OpenSSL,
+//! device+inode, with a path openable from here) → [`elf::analyze_process_file`] (per file: OpenSSL,
 //! BoringSSL, GnuTLS, Go `crypto/tls`; offsets from [`image`], Go tables from [`golang`] and
 //! [`godwarf`]; result types in [`target`]) → [`registry`] (attach once per file, detach
 //! after the last user). [`discover`] runs the first three for one pid.
@@ -15,8 +15,11 @@
 //! Limits: x86-64; see each module.
 
 pub mod elf;
+pub mod fileio;
 pub mod godwarf;
 pub mod golang;
+#[cfg(test)]
+mod hostile_tests;
 pub mod image;
 pub mod ldcache;
 pub mod maps;
@@ -28,7 +31,7 @@ mod testutil;
 
 use std::path::PathBuf;
 
-use elf::{AnalyzeError, FileAnalysis, analyze_file, tls_library_name};
+use elf::{AnalyzeError, FileAnalysis, tls_library_name};
 use maps::{Candidate, CandidateReason, FileKey};
 use registry::ProcessFile;
 
@@ -195,7 +198,7 @@ impl ProcessTls {
     }
 }
 
-/// Candidates of `pid` and the analysis of each ([`candidates`] + [`analyze_file`]). For
+/// Candidates of `pid` and the analysis of each ([`candidates`] + [`elf::analyze_process_file`]). For
 /// many processes, feed [`candidates`] to a [`registry::Registry`] instead, which analyses
 /// each distinct file once.
 pub fn discover(pid: u32) -> Result<ProcessTls, DiscoverError> {
@@ -203,7 +206,7 @@ pub fn discover(pid: u32) -> Result<ProcessTls, DiscoverError> {
     let outcomes = candidates
         .files
         .iter()
-        .map(|c| analyze_file(&c.file.path))
+        .map(|c| elf::analyze_process_file(&c.file))
         .collect();
     Ok(ProcessTls {
         candidates,

@@ -14,7 +14,9 @@
 //! ([`super::ldcache`]); the default directories [`DEFAULT_DIRS`]. `$ORIGIN`, `$PLATFORM`
 //! (`x86_64`) and `$LIB` (`lib/x86_64-linux-gnu`, then `lib64`) are expanded. A file found
 //! must be an x86-64 ELF file, else the search goes on (as `ld.so` skips wrong-class files).
-//! Symlinks are resolved inside the namespace root (absolute targets restart at the root).
+//! Symlinks are resolved inside the namespace root (absolute targets restart at the root);
+//! files are opened through [`super::fileio`] (inside the root, no FIFO, device or file above
+//! its size cap: such a library is skipped as if absent, such an `ld.so.cache` ignored).
 //! Limits: [`MAX_DEPTH`] levels, [`MAX_LIBRARIES`] libraries; intermediate loaders' `DT_RPATH`
 //! beyond the executable's, `LD_PRELOAD`, `/etc/ld.so.preload`, hwcaps subdirectories and
 //! relative names with `/` are not followed.
@@ -22,6 +24,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 
+use super::fileio::{MAX_IMAGE_BYTES, MAX_LDCACHE_BYTES, OpenedFile};
 use super::image::{DynamicStrings, FileBytes, Image, check_header};
 use super::ldcache::LdCache;
 
@@ -58,18 +61,29 @@ impl ResolveContext {
     /// Context of live process `pid`: `/proc/PID/root`, its environment's
     /// `LD_LIBRARY_PATH`, and its `/etc/ld.so.cache` (absent or unreadable → `None`).
     pub fn for_pid(pid: u32) -> std::io::Result<ResolveContext> {
-        let root = PathBuf::from(format!("/proc/{pid}/root"));
         let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
-        let cache = resolve_in_root(&root, Path::new("/etc/ld.so.cache"))
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|d| LdCache::parse(&d).ok());
-        Ok(ResolveContext {
+        Ok(Self::for_root(
+            PathBuf::from(format!("/proc/{pid}/root")),
+            &environ,
+        ))
+    }
+
+    /// Context of a namespace root (`/proc/PID/root`) and the process's environment
+    /// (`/proc/PID/environ` bytes).
+    pub fn for_root(root: PathBuf, environ: &[u8]) -> ResolveContext {
+        let cache =
+            OpenedFile::open_in_root(&root, Path::new("/etc/ld.so.cache"), MAX_LDCACHE_BYTES)
+                .and_then(|f| f.read_all())
+                .map_err(|e| log::debug!("{}/etc/ld.so.cache: {e}", root.display()))
+                .ok()
+                .and_then(|d| LdCache::parse(&d).ok());
+        ResolveContext {
             root,
-            ld_library_path: ld_library_path(&environ),
+            ld_library_path: ld_library_path(environ),
             cache,
             max_depth: MAX_DEPTH,
             max_libraries: MAX_LIBRARIES,
-        })
+        }
     }
 }
 
@@ -195,10 +209,13 @@ fn search(
     ctx: &ResolveContext,
 ) -> Option<(PathBuf, PathBuf)> {
     let try_file = |p: PathBuf| -> Option<(PathBuf, PathBuf)> {
-        let host = resolve_in_root(&ctx.root, &p)?;
+        // Opened inside the root (no FIFO, device, huge file or link out of it), then the
+        // host path for later stages.
+        let file = OpenedFile::open_in_root(&ctx.root, &p, MAX_IMAGE_BYTES).ok()?;
         let mut head = [0u8; 64];
-        let n = std::io::Read::read(&mut std::fs::File::open(&host).ok()?, &mut head).ok()?;
+        let n = file.read_head(&mut head).ok()?;
         check_header(&head[..n]).ok()?;
+        let host = resolve_in_root(&ctx.root, &p)?;
         Some((p, host))
     };
     if name.contains('/') {

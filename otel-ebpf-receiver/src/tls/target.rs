@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use super::fileio::FileError;
 use super::godwarf::GoTlsOffsets;
 use super::golang::{self, GoVersion, PclntabFormat};
 use super::image::ImageError;
@@ -214,6 +215,17 @@ pub enum AnalyzeReason {
     /// A Go binary older than 1.17 (stack-based calling convention).
     #[error("Go {0} is below 1.17 (no register ABI), not supported")]
     GoTooOld(String),
+    /// The analysis panicked (a parser bug hit by this file); caught, the file is skipped.
+    #[error("analysis panicked: {0}")]
+    Panicked(String),
+    /// More probes than a file (or a Go function's RET instructions) may get.
+    #[error("{count} probes, above the cap of {max}")]
+    TooManyProbes {
+        /// Probes the file (or function) would need.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
     /// A stripped Go binary whose `.gopclntab` is unusable.
     #[error(transparent)]
     Pclntab(#[from] golang::PclntabError),
@@ -224,6 +236,10 @@ impl AnalyzeReason {
     pub fn label(&self) -> &'static str {
         match self {
             AnalyzeReason::Image(ImageError::Io(_)) => "unreadable",
+            AnalyzeReason::Image(ImageError::File(FileError::Io(_))) => "unreadable",
+            AnalyzeReason::Image(ImageError::File(FileError::NotRegular(_))) => "not_regular_file",
+            AnalyzeReason::Image(ImageError::File(FileError::TooLarge { .. })) => "too_large",
+            AnalyzeReason::Image(ImageError::File(FileError::Changed(_))) => "file_changed",
             AnalyzeReason::Image(ImageError::NotElf) => "not_elf",
             AnalyzeReason::Image(ImageError::UnsupportedArch(_)) => "unsupported_arch",
             AnalyzeReason::Image(ImageError::Malformed(_)) => "malformed_elf",
@@ -233,6 +249,8 @@ impl AnalyzeReason {
             AnalyzeReason::GoVersionUnknown => "go_version_unknown",
             AnalyzeReason::GoTooOld(_) => "go_too_old",
             AnalyzeReason::Pclntab(_) => "bad_pclntab",
+            AnalyzeReason::TooManyProbes { .. } => "too_many_probes",
+            AnalyzeReason::Panicked(_) => "analysis_panic",
         }
     }
 }

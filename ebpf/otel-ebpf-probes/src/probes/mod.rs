@@ -154,13 +154,17 @@ static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(16, 0);
 
-/// TLS calls in progress in C libraries (key: pid_tgid). Bounded; a full map is counted.
+/// TLS calls in progress in C libraries (key: pid_tgid). LRU: calls that never return (a
+/// thread killed inside `SSL_read`) cannot fill it and stop TLS capture host-wide; an exiting
+/// thread's entry is removed (`sched_process_exit`), a thread's next call replaces its stale
+/// one; both counted as `TlsCallStale`.
 #[map]
-static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16384, 0);
+static TLS_CALLS: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(16384, 0);
 
-/// Go TLS calls in progress (key: [tgid, goroutine pointer]).
+/// Go TLS calls in progress (key: [tgid, goroutine pointer]). LRU for the same reason
+/// (goroutines cannot be enumerated at exit; their stale entries age out).
 #[map]
-static GO_CALLS: HashMap<[u64; 2], TlsCall> = HashMap::with_max_entries(16384, 0);
+static GO_CALLS: LruHashMap<[u64; 2], TlsCall> = LruHashMap::with_max_entries(16384, 0);
 
 /// Last socket seen inside a call of a C-library TLS session (key: [tgid, session pointer];
 /// value: [`struct sock` address, its conn_id]): the socket of later calls served from the

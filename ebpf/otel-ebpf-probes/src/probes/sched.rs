@@ -86,6 +86,14 @@ fn submit_process_event(kind: EventKind, id: u64) {
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     let id = bpf_get_current_pid_tgid();
+    // Every exiting thread: its TLS call in flight (if any) will never return.
+    // SAFETY: read-only lookup.
+    if let Some(c) = unsafe { TLS_CALLS.get(&id) } {
+        if c.orphan_ns == 0 {
+            count(Counter::TlsCallStale);
+        }
+        let _ = TLS_CALLS.remove(&id);
+    }
     let tgid = (id >> 32) as u32;
     if tgid != id as u32 || tgid == conf!(own_tgid) || !pid_allowed(tgid) {
         return 0;

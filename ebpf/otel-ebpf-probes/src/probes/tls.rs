@@ -192,6 +192,10 @@ pub fn tls_entry(ctx: ProbeContext) -> u32 {
         func,
         orphan_ns: 0,
     };
+    // SAFETY: read-only lookup of a value this program type may access.
+    if unsafe { TLS_CALLS.get(&id) }.is_some_and(|old| old.orphan_ns == 0) {
+        count(Counter::TlsCallStale); // the thread's previous call never returned
+    }
     if TLS_CALLS.insert(&id, &call, 0).is_err() {
         count(Counter::TlsCallMapFull);
     }

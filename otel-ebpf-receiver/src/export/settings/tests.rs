@@ -502,3 +502,23 @@ fn batch_processor_variables_and_limits() {
         "exporters.metrics_interval_seconds: invalid value \"NaN\": must be a positive number of seconds"
     );
 }
+
+#[test]
+fn endpoint_hosts_of_every_signal_once() {
+    let s = env_only(&[
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://collector:4318/v1/traces",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://collector:4318/v1/metrics",
+        ),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://[::1]/v1/logs"),
+    ]);
+    assert_eq!(
+        s.endpoint_hosts(),
+        vec![("collector".to_string(), 4318), ("::1".to_string(), 443)]
+    );
+    assert!(env_only(&[]).endpoint_hosts().is_empty());
+}

@@ -13,6 +13,12 @@
 //! step but fields are no longer stored ([`HpackError::ListTooLarge`]); a string literal longer
 //! than its block is an error. Integers are bounded to 2^28. No panics on any input.
 //!
+//! Work per input byte is bounded (HPACK CPU amplification): table entries and decoded fields
+//! share their bytes ([`table::Entry`] is reference-counted), so a one-byte reference to a
+//! 64 KiB entry, or a two-byte literal that reuses its name, costs a reference count, not a
+//! copy; only literal strings are copied (at most 8/5 of their input bytes after Huffman
+//! decoding; [`Decoder::copied_bytes`] counts them). Static-table entries are shared too.
+//!
 //! After any error but `ListTooLarge` and `TableTooLarge` the rest of the block is lost, and
 //! with it the table's state: the table becomes incomplete (later dynamic references to entries
 //! we do not know decode as unknown fields, never as wrong ones).
@@ -22,7 +28,12 @@ pub mod table;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use table::{DynamicTable, Lookup};
+
+/// A decoded field name or value (shared with the dynamic table when it came from there).
+pub type Bytes = Arc<[u8]>;
 
 /// Bounds of one decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +82,7 @@ pub enum HpackError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeaderList {
     /// Known fields (name, value), in block order.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub fields: Vec<(Bytes, Bytes)>,
     /// Fields whose name is unknown (they reference dynamic table entries we do not know).
     pub unknown: u32,
     /// Fields dropped by [`Limits`].
@@ -83,7 +94,7 @@ impl HeaderList {
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .iter()
-            .find(|(n, _)| n == name.as_bytes())
+            .find(|(n, _)| &n[..] == name.as_bytes())
             .map(|(_, v)| &v[..])
     }
 
@@ -101,6 +112,8 @@ pub struct Decoder {
     limits: Limits,
     /// Largest SETTINGS_HEADER_TABLE_SIZE the peer (the decoding side) announced (bytes).
     settings_limit: usize,
+    /// Bytes copied into new storage so far (literal strings): the decoder's work.
+    copied: u64,
 }
 
 impl Decoder {
@@ -110,6 +123,7 @@ impl Decoder {
             table: DynamicTable::new(limits.max_table_bytes),
             limits,
             settings_limit: table::DEFAULT_TABLE_SIZE,
+            copied: 0,
         }
     }
 
@@ -144,6 +158,12 @@ impl Decoder {
     /// value seen bounds size updates (lenient about when the SETTINGS takes effect).
     pub fn set_settings_limit(&mut self, n: usize) {
         self.settings_limit = self.settings_limit.max(n);
+    }
+
+    /// Bytes copied into new storage since the decoder was made (literal strings): the
+    /// measure of its work, at most 8/5 of the input bytes.
+    pub fn copied_bytes(&self) -> u64 {
+        self.copied
     }
 
     /// Bytes held by the dynamic table (§4.1 sizes).
@@ -181,7 +201,11 @@ impl Decoder {
                 // Indexed header field (§6.1).
                 let i = r.int(7)?;
                 match self.table.get(i) {
-                    Lookup::Found(n, v) => Field::Known(n.to_vec(), v.to_vec()),
+                    Lookup::Found(..) => {
+                        let (n, v) = self.static_entry(i);
+                        Field::Known(n, v)
+                    }
+                    Lookup::Dynamic((n, v)) => Field::Known(n.clone(), v.clone()),
                     Lookup::Unknown => Field::Unknown,
                     Lookup::Invalid => return Err(HpackError::InvalidIndex),
                 }
@@ -201,19 +225,20 @@ impl Decoder {
                 let indexing = first & 0xc0 == 0x40;
                 let idx = r.int(if indexing { 6 } else { 4 })?;
                 let name = if idx == 0 {
-                    Some(Self::string(&mut r)?)
+                    Some(self.string(&mut r)?)
                 } else {
                     match self.table.get(idx) {
-                        Lookup::Found(n, _) => Some(n.to_vec()),
+                        Lookup::Found(..) => Some(self.static_entry(idx).0),
+                        Lookup::Dynamic((n, _)) => Some(n.clone()),
                         Lookup::Unknown => None,
                         Lookup::Invalid => return Err(HpackError::InvalidIndex),
                     }
                 };
-                let value = Self::string(&mut r)?;
+                let value = self.string(&mut r)?;
                 match name {
                     Some(name) => {
                         if indexing {
-                            self.table.insert(&name, &value);
+                            self.table.insert(name.clone(), value.clone());
                         }
                         Field::Known(name, value)
                     }
@@ -245,27 +270,43 @@ impl Decoder {
         Ok(late)
     }
 
+    /// Static table entry `i` (1..=61) as shared bytes (made once per process).
+    fn static_entry(&self, i: usize) -> (Bytes, Bytes) {
+        static STATICS: std::sync::OnceLock<Box<[(Bytes, Bytes)]>> = std::sync::OnceLock::new();
+        let statics = STATICS.get_or_init(|| {
+            table::STATIC_TABLE
+                .iter()
+                .map(|(n, v)| (Bytes::from(n.as_bytes()), Bytes::from(v.as_bytes())))
+                .collect()
+        });
+        statics[i - 1].clone()
+    }
+
     /// Reads a string literal (§5.2) of at most the rest of the block (Huffman output ≤ 8/5 of
     /// its input).
-    fn string(r: &mut Reader<'_>) -> Result<Vec<u8>, HpackError> {
+    fn string(&mut self, r: &mut Reader<'_>) -> Result<Bytes, HpackError> {
         let huff = r.peek() & 0x80 != 0;
         let len = r.int(7)?;
         let Some(raw) = r.take(len) else {
             return Err(HpackError::Truncated);
         };
         if !huff {
-            return Ok(raw.to_vec());
+            self.copied += raw.len() as u64;
+            return Ok(Bytes::from(raw));
         }
         let mut out = Vec::with_capacity(len + len / 2);
         match huffman::decode(raw, &mut out, len.saturating_mul(2)) {
-            Ok(()) => Ok(out),
+            Ok(()) => {
+                self.copied += out.len() as u64;
+                Ok(Bytes::from(out))
+            }
             Err(_) => Err(HpackError::Huffman),
         }
     }
 }
 
 enum Field {
-    Known(Vec<u8>, Vec<u8>),
+    Known(Bytes, Bytes),
     Unknown,
 }
 

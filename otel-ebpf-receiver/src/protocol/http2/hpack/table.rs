@@ -14,6 +14,7 @@
 //! table) makes it complete again.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Per-entry overhead in the table size (§4.1, bytes).
 pub const ENTRY_OVERHEAD: usize = 32;
@@ -85,14 +86,18 @@ pub const STATIC_TABLE: [(&str, &str); 61] = [
     ("www-authenticate", ""),
 ];
 
-/// One header field (name, value), as octets.
-pub type Entry = (Box<[u8]>, Box<[u8]>);
+/// One header field (name, value), as octets. Shared, not copied: a one-byte reference to a
+/// 64 KiB entry (§6.1), or a literal that reuses an entry's name (§6.2), costs a reference
+/// count, not a 64 KiB copy (HPACK CPU amplification).
+pub type Entry = (Arc<[u8]>, Arc<[u8]>);
 
 /// Result of looking an index up (§2.3.3).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup<'a> {
     /// The entry at that index.
     Found(&'a [u8], &'a [u8]),
+    /// A dynamic table entry (shared storage).
+    Dynamic(&'a Entry),
     /// A dynamic index whose entry predates what we know (incomplete table).
     Unknown,
     /// Index 0, or beyond the table of a complete table: a decoding error (§2.3.3).
@@ -179,7 +184,7 @@ impl DynamicTable {
                 Lookup::Found(n.as_bytes(), v.as_bytes())
             }
             _ => match self.entries.get(i - 62) {
-                Some((n, v)) => Lookup::Found(n, v),
+                Some(e) => Lookup::Dynamic(e),
                 None if self.complete => Lookup::Invalid,
                 None => Lookup::Unknown,
             },
@@ -203,7 +208,7 @@ impl DynamicTable {
 
     /// Adds an entry (§4.4): older entries are evicted to make room; an entry larger than the
     /// table empties it and is not added.
-    pub fn insert(&mut self, name: &[u8], value: &[u8]) {
+    pub fn insert(&mut self, name: Arc<[u8]>, value: Arc<[u8]>) {
         let sz = name.len() + value.len() + ENTRY_OVERHEAD;
         if sz > self.capacity {
             self.entries.clear();
@@ -214,7 +219,7 @@ impl DynamicTable {
         }
         self.evict(sz);
         self.size += sz;
-        self.entries.push_front((name.into(), value.into()));
+        self.entries.push_front((name, value));
     }
 
     /// Evicts oldest entries until `extra` more bytes fit.

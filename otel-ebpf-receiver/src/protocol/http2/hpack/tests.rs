@@ -16,8 +16,8 @@ fn pairs(list: &HeaderList) -> Vec<(String, String)> {
         .iter()
         .map(|(n, v)| {
             (
-                String::from_utf8(n.clone()).unwrap(),
-                String::from_utf8(v.clone()).unwrap(),
+                String::from_utf8(n.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
             )
         })
         .collect()
@@ -33,7 +33,7 @@ fn p(v: &[(&str, &str)]) -> Vec<(String, String)> {
 fn table(d: &Decoder) -> Vec<(String, String)> {
     (62..62 + d.table().len())
         .map(|i| match d.table().get(i) {
-            Lookup::Found(n, v) => (
+            Lookup::Dynamic((n, v)) => (
                 String::from_utf8_lossy(n).into_owned(),
                 String::from_utf8_lossy(v).into_owned(),
             ),
@@ -351,6 +351,38 @@ fn hpack_bomb_costs_an_error_not_memory() {
 }
 
 #[test]
+fn work_per_input_byte_is_bounded() {
+    // HPACK CPU amplification: one 60,000-byte entry, then 4,000 one-byte references to it
+    // (§6.1) and 4,000 two-byte literals that reuse its name with indexing (§6.2.1): before,
+    // each reference copied the entry (~480 MB of copying for a 68 KB block).
+    let mut block = vec![0x3f, 0xe1, 0xff, 0x03]; // table size update to 65,536 (§6.3)
+    block.extend([0x40, 0x7f, 0xf9, 0xcb, 0x03]); // literal, new name of 59,000 bytes
+    block.extend(std::iter::repeat_n(b'n', 59_000));
+    block.extend([0x7f, 0xe1, 0x07]); // value length 127 + 993 = 1,120
+    block.extend(std::iter::repeat_n(b'v', 1_120));
+    block.extend(std::iter::repeat_n(0xbe, 4_000)); // index 62: the entry
+    for _ in 0..4_000 {
+        block.extend([0x7e, 0x00]); // literal, indexed name 62, empty value, incremental
+    }
+    let mut d = Decoder::new(Limits::default());
+    d.set_settings_limit(65_536);
+    let mut out = HeaderList::default();
+    assert_eq!(d.decode(&block, &mut out), Err(HpackError::ListTooLarge));
+    assert_eq!(out.fields.len(), 1);
+    assert_eq!(
+        d.table().len(),
+        1,
+        "the last insertion is the entry's name, empty value"
+    );
+    assert!(
+        d.copied_bytes() <= block.len() as u64,
+        "copied {} bytes for a {}-byte block",
+        d.copied_bytes(),
+        block.len()
+    );
+}
+
+#[test]
 fn size_updates_follow_settings_and_caps() {
     let mut d = Decoder::new(Limits {
         max_table_bytes: 1000,
@@ -407,13 +439,13 @@ fn malformed_blocks_are_errors_and_lose_the_table() {
 #[test]
 fn oversized_entry_empties_the_table() {
     let mut t = DynamicTable::new(4096);
-    t.insert(b"a", b"b");
-    t.insert(b"n", &[b'v'; 5000]);
+    t.insert(b"a"[..].into(), b"b"[..].into());
+    t.insert(b"n"[..].into(), [b'v'; 5000][..].into());
     assert!(t.is_empty() && t.is_complete());
     // Incomplete table with a known capacity below the cap: emptied and known again.
     let mut t = DynamicTable::unknown(65_536);
     t.set_capacity(100);
-    t.insert(b"n", &[b'v'; 200]);
+    t.insert(b"n"[..].into(), [b'v'; 200][..].into());
     assert!(t.is_complete());
     assert_eq!(t.get(62), Lookup::Invalid);
 }
