@@ -13,6 +13,7 @@
 
 mod kernel;
 mod traces;
+mod kubernetes;
 mod validate;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use kernel::{AnomalyConfig, KernelTimingConfig};
 pub use traces::TracesConfig;
+pub use kubernetes::{KubernetesConfig, KubernetesEnabled};
 
 /// Whole configuration. Every section and key is optional in the YAML; missing ones take the
 /// defaults shown in `config/default.yaml`.
@@ -69,6 +71,9 @@ pub struct ReceiverConfig {
     /// Trace linking and the service graph.
     #[serde(deserialize_with = "null_as_default")]
     pub traces: TracesConfig,
+    /// Kubernetes pod identity on every span and metric (`receiver.kubernetes:`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub kubernetes: KubernetesConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -81,6 +86,7 @@ impl Default for ReceiverConfig {
             filters: Filters::default(),
             kernel_timing: KernelTimingConfig::default(),
             traces: TracesConfig::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }

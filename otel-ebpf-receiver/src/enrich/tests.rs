@@ -181,50 +181,6 @@ fn resource_attributes_env_var() {
 }
 
 #[test]
-fn container_ids_from_cgroup_layouts() {
-    let cases = [
-        (format!("0::/system.slice/docker-{ID}.scope"), Some(ID)),
-        (
-            format!("12:memory:/docker/{ID}\n11:cpu:/docker/{ID}"),
-            Some(ID),
-        ),
-        (
-            format!("0::/kubepods/burstable/pod1b2c-33/cri-containerd-{ID}.scope"),
-            Some(ID),
-        ),
-        (
-            format!(
-                "0::/kubepods.slice/kubepods-besteffort.slice/\
-                 kubepods-besteffort-pod1b2c_33.slice/crio-{ID}.scope"
-            ),
-            Some(ID),
-        ),
-        (format!("0::/machine.slice/libpod-{ID}.scope"), Some(ID)),
-        (
-            format!(
-                "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container"
-            ),
-            Some(ID),
-        ),
-        (
-            format!("0::/kubepods/besteffort/pod0f1e2d3c-aaaa-bbbb/{ID}"),
-            Some(ID),
-        ),
-        (format!("0::/machine.slice/libpod-conmon-{ID}.scope"), None),
-        (
-            "0::/user.slice/user-1000.slice/session-2.scope".to_string(),
-            None,
-        ),
-        ("0::/system.slice/docker.service".to_string(), None),
-        (format!("0::/docker-{}.scope", &ID[1..]), None),
-        ("garbage".to_string(), None),
-    ];
-    for (text, want) in cases {
-        assert_eq!(container_id_from_cgroup(&text).as_deref(), want, "{text}");
-    }
-}
-
-#[test]
 fn command_line_joins_and_caps() {
     assert_eq!(command_line(b"a\0b c\0\0d\0").as_deref(), Some("a b c  d"));
     assert_eq!(command_line(b"\0"), None);

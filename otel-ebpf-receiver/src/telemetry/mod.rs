@@ -96,6 +96,9 @@ pub struct SelfMetrics {
     /// The kernel network timing probe plan: (measurement point, hook or `none`, in use).
     /// Prometheus gauge `otel_ebpf_kernel_timing_hook{point,hook}` (1 in use, 0 none).
     pub net_plan: std::sync::Mutex<Vec<(String, String, bool)>>,
+    /// Kubernetes enrichment counters, set once at start-up when it is on (Prometheus
+    /// `otel_ebpf_k8s_watch_errors_total`, `otel_ebpf_k8s_pod_lookup_misses_total`).
+    pub kube: std::sync::OnceLock<std::sync::Arc<crate::enrich::kubernetes::KubeStats>>,
 }
 
 impl SelfMetrics {
@@ -174,6 +177,25 @@ impl SelfMetrics {
             out,
             "# HELP {n} Files with TLS uprobes attached now.\n# TYPE {n} gauge\n{n} {v}\n"
         );
+        if let Some(k) = self.kube.get() {
+            use otel_ebpf_semconv::k8s::{SELF_POD_MISSES_TOTAL, SELF_WATCH_ERRORS_TOTAL};
+            let rows = [
+                (
+                    SELF_WATCH_ERRORS_TOTAL,
+                    "Kubernetes pod list/watch failures (each retry).",
+                    &k.watch_errors,
+                ),
+                (
+                    SELF_POD_MISSES_TOTAL,
+                    "Containerised processes whose pod was not in the cache when looked up.",
+                    &k.pod_misses,
+                ),
+            ];
+            for (n, h, c) in rows {
+                let v = c.load(Ordering::Relaxed);
+                let _ = write!(out, "# HELP {n} {h}\n# TYPE {n} counter\n{n} {v}\n");
+            }
+        }
         let n = "otel_ebpf_kernel_timing_hook";
         let _ = write!(
             out,
