@@ -367,7 +367,9 @@ impl Runtime {
                 continue;
             }
             let res = self.enricher.resource(ex.pid);
-            if !self.filter.allows_process(ex.pid, &res.executable_name) {
+            if !self.filter.allows_process(ex.pid, &res.executable_name)
+                || !self.enricher.in_scope(ex.pid)
+            {
                 SelfMetrics::add(&self.me.spans_filtered, 1);
                 continue;
             }

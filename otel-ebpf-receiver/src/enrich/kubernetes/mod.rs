@@ -145,6 +145,11 @@ impl Kubernetes {
         self.stats.generation()
     }
 
+    /// True in sidecar mode (only this pod's processes are exported).
+    pub fn is_sidecar(&self) -> bool {
+        matches!(self.source, Source::Own(_))
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Arc<KubeStats> {
         &self.stats
