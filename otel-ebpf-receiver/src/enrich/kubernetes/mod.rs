@@ -22,8 +22,9 @@ pub mod identity;
 pub mod sidecar;
 pub mod watch;
 
-#[cfg(test)]
-pub(crate) mod test_pods;
+/// Pod objects shaped as a real API server returns them (tests and the pod-cache benchmark).
+#[doc(hidden)]
+pub mod test_pods;
 
 use crate::config::{KubernetesConfig, KubernetesEnabled};
 use crate::enrich::cgroup::CgroupIds;
