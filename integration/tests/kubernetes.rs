@@ -27,7 +27,14 @@ const UID_A: &str = "0a0a0a0a-1111-4222-8333-444444444444";
 const UID_B: &str = "0b0b0b0b-1111-4222-8333-444444444444";
 
 /// A pod as the API server returns it (trimmed of nothing the receiver must ignore).
-fn pod(name: &str, uid: &str, owner: (&str, &str), container: &str, id: &str, image: &str) -> Value {
+fn pod(
+    name: &str,
+    uid: &str,
+    owner: (&str, &str),
+    container: &str,
+    id: &str,
+    image: &str,
+) -> Value {
     json!({
         "kind": "Pod", "apiVersion": "v1",
         "metadata": {
@@ -165,10 +172,16 @@ fn v2_root() -> PathBuf {
 
 fn python_server(port: u16, env: &[(&str, &str)]) -> Child {
     let mut c = Command::new("python3");
-    c.args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.args([
+        "-m",
+        "http.server",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+    ])
+    .current_dir(std::env::temp_dir())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -185,10 +198,18 @@ fn wait_listening(port: u16) {
 
 fn get(port: u16) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET /nope HTTP/1.1\r\nHost: it\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /nope HTTP/1.1\r\nHost: it\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    assert!(out.starts_with(b"HTTP/1.0 404"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"HTTP/1.0 404"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }
 
 fn servers_on(port: u16) -> impl Fn(&Span) -> bool {
@@ -255,7 +276,9 @@ fn pod_processes_carry_workload_identity_host_process_none() {
     let sink = OtlpSink::start();
     let kc = kubeconfig.to_string_lossy().into_owned();
     let mut rx = Receiver::start(
-        &format!("  kubernetes:\n    enabled: true\n  filters:\n    include_ports: [{pa}, {pb}, {ph}]"),
+        &format!(
+            "  kubernetes:\n    enabled: true\n  filters:\n    include_ports: [{pa}, {pb}, {ph}]"
+        ),
         Some(&sink.endpoint()),
         &[("KUBECONFIG", &kc), ("K8S_NODE_NAME", NODE)],
     );
@@ -301,9 +324,16 @@ fn pod_processes_carry_workload_identity_host_process_none() {
     ];
     for s in &spans_a {
         for (k, v) in want_a {
-            assert_eq!(s.resource.get(k).map(String::as_str), Some(v), "{k}: {s:#?}");
+            assert_eq!(
+                s.resource.get(k).map(String::as_str),
+                Some(v),
+                "{k}: {s:#?}"
+            );
         }
-        assert!(s.resource["container.image.tags"].contains("3.11"), "{s:#?}");
+        assert!(
+            s.resource["container.image.tags"].contains("3.11"),
+            "{s:#?}"
+        );
     }
     let want_b = [
         ("service.name", "db-from-env"),
@@ -315,14 +345,20 @@ fn pod_processes_carry_workload_identity_host_process_none() {
     ];
     for s in &spans_b {
         for (k, v) in want_b {
-            assert_eq!(s.resource.get(k).map(String::as_str), Some(v), "{k}: {s:#?}");
+            assert_eq!(
+                s.resource.get(k).map(String::as_str),
+                Some(v),
+                "{k}: {s:#?}"
+            );
         }
     }
     for s in &spans_h {
         let k8s: Vec<&String> = s
             .resource
             .keys()
-            .filter(|k| k.starts_with("k8s.") || k.starts_with("service.") && *k != "service.name")
+            .filter(|k| {
+                k.starts_with("k8s.") || (k.starts_with("service.") && *k != "service.name")
+            })
             .collect();
         assert!(k8s.is_empty(), "host process got {k8s:?}");
         assert!(s.resource["service.name"].starts_with("python3"), "{s:#?}");

@@ -473,12 +473,9 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let exporter = Exporter::start(settings, me.clone(), Some(source), Some(logs))?;
 
     // Kubernetes pod identity (a down API server only degrades enrichment; never blocks).
-    let kube = enrich::kubernetes::start(
-        &cfg.receiver.kubernetes,
-        &|k| std::env::var(k).ok(),
-        &host,
-    )
-    .await?;
+    let kube =
+        enrich::kubernetes::start(&cfg.receiver.kubernetes, &|k| std::env::var(k).ok(), &host)
+            .await?;
     if let Some(k) = &kube {
         let _ = me.kube.set(Arc::clone(k.stats()));
     }

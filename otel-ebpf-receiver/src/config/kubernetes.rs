@@ -74,18 +74,24 @@ mod tests {
             ("\"true\"", KubernetesEnabled::True),
         ];
         for (v, want) in cases {
-            let c = Config::from_yaml(&format!("receiver:\n  kubernetes:\n    enabled: {v}\n"))
-                .unwrap();
+            let c = Config::from_yaml(
+                &format!("receiver:\n  kubernetes:\n    enabled: {v}\n"),
+                "t",
+            )
+            .unwrap();
             assert_eq!(c.receiver.kubernetes.enabled, want, "{v}");
         }
-        let err = Config::from_yaml("receiver:\n  kubernetes:\n    enabled: maybe\n")
+        let err = Config::from_yaml("receiver:\n  kubernetes:\n    enabled: maybe\n", "t")
             .unwrap_err()
             .to_string();
         assert!(err.contains("receiver.kubernetes.enabled"), "{err}");
-        let err = Config::from_yaml("receiver:\n  kubernetes:\n    peer: true\n")
+        let err = Config::from_yaml("receiver:\n  kubernetes:\n    peer: true\n", "t")
             .unwrap_err()
             .to_string();
         assert!(err.contains("receiver.kubernetes"), "{err}");
-        assert_eq!(Config::builtin().receiver.kubernetes.enabled, KubernetesEnabled::Auto);
+        assert_eq!(
+            Config::builtin().receiver.kubernetes.enabled,
+            KubernetesEnabled::Auto
+        );
     }
 }

@@ -257,3 +257,105 @@ fn reads_the_real_proc_for_this_process() {
     assert!(!r.service_name.is_empty());
     assert_eq!(e.len(), 1);
 }
+
+/// A process of pod `web-7d9f8c6b5-x2x4q` (containerd, systemd driver) as the enricher sees it.
+fn pod_process(fake: &FakeProc, pid: u32, environ: &[u8]) {
+    let cgroup = format!(
+        "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1b2c3d4e_aaaa_4bbb_8ccc_0123456789ab.slice/cri-containerd-{ID}.scope\n"
+    );
+    fake.process(
+        pid,
+        Some("/usr/sbin/nginx"),
+        &[("cgroup", cgroup.as_bytes()), ("environ", environ)],
+    );
+}
+
+#[test]
+fn pod_identity_is_added_and_process_service_name_wins() {
+    use crate::enrich::kubernetes::{Kubernetes, test_pods};
+    let fake = FakeProc::new();
+    pod_process(&fake, 300, b"PATH=/bin\0");
+    pod_process(&fake, 301, b"OTEL_SERVICE_NAME=edge\0");
+    fake.process(
+        302,
+        Some("/usr/bin/curl"),
+        &[("cgroup", b"0::/user.slice\n")],
+    );
+    let (k, mut w) = Kubernetes::test_watch("node-1");
+    k.test_apply(&mut w, &test_pods::pod(&Default::default()));
+    let mut e = fake.enricher().with_kubernetes(Some(k));
+    let r = e.resource(300);
+    assert_eq!(r.service_name, "web");
+    let got = attrs_loose(&r);
+    for want in [
+        "service.name=web",
+        "service.namespace=shop",
+        "service.version=1.27.3",
+        "service.instance.id=shop.web-7d9f8c6b5-x2x4q.web",
+        "k8s.namespace.name=shop",
+        "k8s.pod.name=web-7d9f8c6b5-x2x4q",
+        "k8s.node.name=node-1",
+        "k8s.deployment.name=web",
+        "k8s.container.name=web",
+        "container.image.name=docker.io/library/nginx",
+        "container.image.tags=[1.27.3]",
+    ] {
+        assert!(got.iter().any(|a| a == want), "{want} not in {got:?}");
+    }
+    assert_eq!(e.resource(301).service_name, "edge");
+    assert!(attrs_loose(&e.resource(301)).contains(&"k8s.pod.name=web-7d9f8c6b5-x2x4q".into()));
+    let host = attrs_loose(&e.resource(302));
+    assert!(
+        host.iter()
+            .all(|a| !a.starts_with("k8s.") && !a.starts_with("service.namespace"))
+    );
+    assert!(e.in_scope(300) && e.in_scope(302));
+}
+
+#[test]
+fn process_seen_before_its_pod_is_read_again_once_the_cache_moves() {
+    use crate::enrich::kubernetes::{Kubernetes, test_pods};
+    let fake = FakeProc::new();
+    pod_process(&fake, 400, b"");
+    let (k, mut w) = Kubernetes::test_watch("node-1");
+    let mut e = fake.enricher().with_kubernetes(Some(k.clone()));
+    let first = e.resource(400);
+    assert_eq!(first.service_name, "nginx");
+    // Same generation: the cached resource is reused.
+    assert!(Arc::ptr_eq(&first, &e.resource(400)));
+    k.test_apply(&mut w, &test_pods::pod(&Default::default()));
+    assert_eq!(e.resource(400).service_name, "web");
+    assert_eq!(
+        k.stats()
+            .pod_misses
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+/// Resource attributes as `key=value`, arrays as `key=[a,b]`.
+fn attrs_loose(r: &ProcessResource) -> Vec<String> {
+    r.resource
+        .attributes
+        .iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(v)) => v.clone(),
+                Some(Value::IntValue(v)) => v.to_string(),
+                Some(Value::ArrayValue(a)) => {
+                    let items: Vec<String> = a
+                        .values
+                        .iter()
+                        .map(|v| match &v.value {
+                            Some(Value::StringValue(s)) => s.clone(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }
+                other => format!("{other:?}"),
+            };
+            format!("{}={v}", kv.key)
+        })
+        .collect()
+}

@@ -222,8 +222,11 @@ impl<'a> Owners<'a> {
 pub fn deployment_of_replicaset(rs: &str) -> Option<&str> {
     const SAFE: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let (base, hash) = rs.rsplit_once('-')?;
-    (!base.is_empty() && !hash.is_empty() && hash.len() <= 10 && hash.bytes().all(|b| SAFE.contains(&b)))
-        .then_some(base)
+    (!base.is_empty()
+        && !hash.is_empty()
+        && hash.len() <= 10
+        && hash.bytes().all(|b| SAFE.contains(&b)))
+    .then_some(base)
 }
 
 /// `backup-29000160` → `backup`: the CronJob controller names Jobs `<cronjob>-<scheduled time
@@ -262,7 +265,12 @@ pub fn strip(pod: &Pod) -> Pod {
         .iter()
         .flatten()
         .filter(|(k, _)| {
-            [n::LABEL_APP_INSTANCE, n::LABEL_APP_NAME, n::LABEL_APP_VERSION].contains(&k.as_str())
+            [
+                n::LABEL_APP_INSTANCE,
+                n::LABEL_APP_NAME,
+                n::LABEL_APP_VERSION,
+            ]
+            .contains(&k.as_str())
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();

@@ -179,7 +179,10 @@ fn image_splitting() {
             "registry:5000/team/app:1.2",
             (Some("registry:5000/team/app"), Some("1.2")),
         ),
-        ("registry:5000/team/app", (Some("registry:5000/team/app"), None)),
+        (
+            "registry:5000/team/app",
+            (Some("registry:5000/team/app"), None),
+        ),
         (
             "ghcr.io/a/b:v1@sha256:abcd",
             (Some("ghcr.io/a/b"), Some("v1")),
@@ -220,7 +223,9 @@ fn annotations_and_version_sources() {
         ..Default::default()
     };
     assert_eq!(
-        pod_identity(&pod(&spec), Some(ID), "").service_version.as_deref(),
+        pod_identity(&pod(&spec), Some(ID), "")
+            .service_version
+            .as_deref(),
         Some("9")
     );
 }
@@ -251,7 +256,10 @@ fn container_matching_uses_every_status_list() {
         container_status(&p, &"A".repeat(64)).map(|s| s.name.as_str()),
         Some("init")
     );
-    assert_eq!(container_status(&p, ID).map(|s| s.name.as_str()), Some("web"));
+    assert_eq!(
+        container_status(&p, ID).map(|s| s.name.as_str()),
+        Some("web")
+    );
     assert!(container_status(&p, "").is_none());
 }
 
@@ -264,7 +272,10 @@ fn strip_keeps_exactly_what_identity_uses() {
     };
     let full = pod(&spec);
     let s = strip(&full);
-    assert_eq!(pod_identity(&s, Some(ID), "n"), pod_identity(&full, Some(ID), "n"));
+    assert_eq!(
+        pod_identity(&s, Some(ID), "n"),
+        pod_identity(&full, Some(ID), "n")
+    );
     assert!(s.spec.is_none());
     assert!(s.metadata.managed_fields.is_none());
     assert_eq!(s.metadata.labels.as_ref().unwrap().len(), 1);

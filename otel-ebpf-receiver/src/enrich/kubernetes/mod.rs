@@ -175,6 +175,30 @@ impl Kubernetes {
     }
 }
 
+#[cfg(test)]
+impl Kubernetes {
+    /// An empty watched cache for node `node`, and its writer (tests).
+    pub(crate) fn test_watch(node: &str) -> (Self, kube::runtime::reflector::store::Writer<Pod>) {
+        let w = kube::runtime::reflector::store::Writer::<Pod>::default();
+        let k = Self {
+            source: Source::Watch(w.as_reader()),
+            node: node.into(),
+            stats: Arc::default(),
+        };
+        (k, w)
+    }
+
+    /// Applies `pod` (stripped) as a watch event would (tests).
+    pub(crate) fn test_apply(
+        &self,
+        w: &mut kube::runtime::reflector::store::Writer<Pod>,
+        pod: &Pod,
+    ) {
+        w.apply_watcher_event(&kube::runtime::watcher::Event::Apply(identity::strip(pod)));
+        self.stats.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// Why Kubernetes enrichment could not start (only with `enabled: true`).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -188,14 +212,18 @@ pub enum StartError {
 }
 
 /// Environment lookup (the process environment in production, a map in tests).
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub type Env<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
 
 /// True when `auto` should turn enrichment on: in a pod (`KUBERNETES_SERVICE_HOST`), with
 /// `KUBECONFIG` set, or with the sidecar Downward API variables.
 pub fn auto_enabled(env: Env) -> bool {
-    ["KUBERNETES_SERVICE_HOST", "KUBECONFIG", sidecar::ENV_POD_UID]
-        .iter()
-        .any(|k| env(k).is_some_and(|v| !v.is_empty()))
+    [
+        "KUBERNETES_SERVICE_HOST",
+        "KUBECONFIG",
+        sidecar::ENV_POD_UID,
+    ]
+    .iter()
+    .any(|k| env(k).is_some_and(|v| !v.is_empty()))
 }
 
 /// The node name: `K8S_NODE_NAME`, else `host_name`.

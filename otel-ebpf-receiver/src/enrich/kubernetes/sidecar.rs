@@ -114,7 +114,11 @@ mod tests {
             ("K8S_NAMESPACE_NAME", "shop"),
             ("K8S_POD_UID", "1b2c3d4e-aaaa-4bbb-8ccc-0123456789ab"),
         ];
-        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let env = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
         let p = own_pod(&env, &dir).unwrap();
         assert_eq!(p.metadata.name.as_deref(), Some("cart-0"));
         assert_eq!(p.metadata.labels.unwrap()["app.kubernetes.io/name"], "cart");

@@ -46,7 +46,11 @@ fn lookup_by_container_then_pod_uid() {
     assert_eq!(k.len(), 2);
     let p = found(k.lookup(&ids(Some(ID), Some(UID))));
     assert_eq!(p.service_name, "web");
-    assert!(p.attributes.iter().any(|(a, v)| a == "k8s.container.name" && v == "web"));
+    assert!(
+        p.attributes
+            .iter()
+            .any(|(a, v)| a == "k8s.container.name" && v == "web")
+    );
     // Pod UID only (container not reported yet): the pod without container attributes.
     let p = found(k.lookup(&ids(Some(&"e".repeat(64)), Some(UID))));
     assert_eq!(p.service_instance_id, None);
@@ -75,7 +79,10 @@ fn sidecar_matches_only_its_own_pod() {
         stats: Arc::default(),
     };
     let p = found(k.lookup(&ids(Some(ID), Some(UID))));
-    assert_eq!((p.service_name.as_str(), p.service_namespace.as_str()), ("cart-0", "shop"));
+    assert_eq!(
+        (p.service_name.as_str(), p.service_namespace.as_str()),
+        ("cart-0", "shop")
+    );
     let other_uid = "00000000-1111-4222-8333-444444444444";
     assert_eq!(k.lookup(&ids(Some(ID), Some(other_uid))), Lookup::NotInPod);
     assert_eq!(k.lookup(&ids(None, None)), Lookup::NotInPod);
@@ -112,7 +119,10 @@ async fn start_decisions() {
     let real_cluster = ["KUBECONFIG", "KUBERNETES_SERVICE_HOST"]
         .iter()
         .any(|k| std::env::var_os(k).is_some());
-    assert!(!home_cfg && !real_cluster, "test needs a machine without Kubernetes config");
+    assert!(
+        !home_cfg && !real_cluster,
+        "test needs a machine without Kubernetes config"
+    );
     let on = KubernetesConfig {
         enabled: KubernetesEnabled::True,
     };

@@ -126,7 +126,10 @@ fn handle(api: &Mutex<Api>, req: Request<hyper::body::Incoming>) -> Response<Bod
     let mut a = api.lock().unwrap();
     if req.uri().path() != "/api/v1/pods" || !q.contains("fieldSelector=spec.nodeName%3Dnode-1") {
         let body = Full::new(Bytes::from("not found")).boxed();
-        return Response::builder().status(StatusCode::NOT_FOUND).body(body).unwrap();
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(body)
+            .unwrap();
     }
     if q.contains("watch=true") {
         let rv = q
@@ -144,7 +147,7 @@ fn handle(api: &Mutex<Api>, req: Request<hyper::body::Incoming>) -> Response<Bod
         });
         return Response::builder()
             .header("content-type", "application/json")
-            .body(StreamBody::new(frames).boxed())
+            .body(BodyExt::boxed(StreamBody::new(frames)))
             .unwrap();
     }
     a.log.push("list".into());
@@ -174,7 +177,10 @@ impl Backoff for Fast {
 async fn until(what: &str, f: impl Fn() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -225,16 +231,25 @@ async fn list_then_added_modified_deleted_resume_and_gone() {
 
     // ADDED.
     let g = k.generation();
-    fake.event("ADDED", &spec("b-0", "00000000-0000-4000-8000-00000000000b", &idb));
+    fake.event(
+        "ADDED",
+        &spec("b-0", "00000000-0000-4000-8000-00000000000b", &idb),
+    );
     until("ADDED applied", || k.len() == 2).await;
     assert!(k.generation() > g);
     // MODIFIED: a new annotation renames the service.
     let mut renamed = spec("b-0", "00000000-0000-4000-8000-00000000000b", &idb);
     renamed.annotations = json!({"resource.opentelemetry.io/service.name": "billing"});
     fake.event("MODIFIED", &renamed);
-    until("MODIFIED applied", || service(&k, &b).as_deref() == Some("billing")).await;
+    until("MODIFIED applied", || {
+        service(&k, &b).as_deref() == Some("billing")
+    })
+    .await;
     // DELETED.
-    fake.event("DELETED", &spec("a-0", "00000000-0000-4000-8000-00000000000a", &ida));
+    fake.event(
+        "DELETED",
+        &spec("a-0", "00000000-0000-4000-8000-00000000000a", &ida),
+    );
     until("DELETED applied", || service(&k, &a).is_none()).await;
 
     // The watch ends (server timeout): resumed from the last resourceVersion, no relist.
@@ -242,18 +257,36 @@ async fn list_then_added_modified_deleted_resume_and_gone() {
     fake.end_watch();
     until("watch resumed", || fake.has_watch()).await;
     let log = fake.log();
-    assert_eq!(log.iter().filter(|l| *l == "list").count(), lists, "{log:?}");
+    assert_eq!(
+        log.iter().filter(|l| *l == "list").count(),
+        lists,
+        "{log:?}"
+    );
     let last_rv = fake.api.lock().unwrap().rv;
-    assert_eq!(log.last().unwrap(), &format!("watch rv={last_rv}"), "{log:?}");
-    fake.event("ADDED", &spec("c-0", "00000000-0000-4000-8000-00000000000c", &ida));
+    assert_eq!(
+        log.last().unwrap(),
+        &format!("watch rv={last_rv}"),
+        "{log:?}"
+    );
+    fake.event(
+        "ADDED",
+        &spec("c-0", "00000000-0000-4000-8000-00000000000c", &ida),
+    );
     until("event on the resumed watch", || service(&k, &a).is_some()).await;
 
     // 410 Gone: the watcher relists and sees what changed meanwhile.
-    fake.put_silently(&spec("d-0", "00000000-0000-4000-8000-00000000000d", &format!("containerd://{}", cid(4))));
+    fake.put_silently(&spec(
+        "d-0",
+        "00000000-0000-4000-8000-00000000000d",
+        &format!("containerd://{}", cid(4)),
+    ));
     fake.gone();
     until("relist after 410", || service(&k, &cid(4)).is_some()).await;
     assert_eq!(k.len(), 3);
-    assert_eq!(fake.log().iter().filter(|l| *l == "list").count(), lists + 1);
+    assert_eq!(
+        fake.log().iter().filter(|l| *l == "list").count(),
+        lists + 1
+    );
     assert!(stats.watch_errors.load(Ordering::Relaxed) >= 1);
     task.abort();
 }
@@ -274,7 +307,14 @@ async fn server_down_at_start_then_up() {
     assert!(!stats.synced());
     assert_eq!(store.len(), 0);
     let (fake, _server) = Fake::start(&addr.to_string()).await;
-    fake.put_silently(&spec("a-0", "00000000-0000-4000-8000-00000000000a", "containerd://x"));
-    until("listed once the server is up", || store.len() == 1 && stats.synced()).await;
+    fake.put_silently(&spec(
+        "a-0",
+        "00000000-0000-4000-8000-00000000000a",
+        "containerd://x",
+    ));
+    until("listed once the server is up", || {
+        store.len() == 1 && stats.synced()
+    })
+    .await;
     task.abort();
 }
