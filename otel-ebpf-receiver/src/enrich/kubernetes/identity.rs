@@ -1,6 +1,6 @@
 //! Pod → workload identity (pure: no IO, no API).
 //!
-//! Input: one (stripped) [`Pod`], the container id of a process (if its cgroup named one) and
+//! Input: one (stripped) [`CachedPod`], the container id of a process (if its cgroup named one) and
 //! the node name. Output: a [`PodIdentity`], our own plain attribute list, by the OpenTelemetry
 //! semantic conventions for Kubernetes:
 //! - `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`, `k8s.node.name`, and when the container
@@ -22,7 +22,7 @@
 //! Limits: the owner suffix rules are name heuristics (a ReplicaSet not made by a Deployment
 //! whose name ends in `-<hash-like word>` is reported with a deployment too, as every peer does).
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
+use super::cached::{CachedContainer, CachedPod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use otel_ebpf_semconv::k8s as n;
 use std::borrow::Cow;
@@ -48,7 +48,7 @@ pub struct PodIdentity {
 
 /// The identity of a process whose container id is `container_id` (None: only the pod is
 /// known, e.g. matched by pod UID) in `pod` on node `node` (empty: `k8s.node.name` omitted).
-pub fn pod_identity(pod: &Pod, container_id: Option<&str>, node: &str) -> PodIdentity {
+pub fn pod_identity(pod: &CachedPod, container_id: Option<&str>, node: &str) -> PodIdentity {
     let meta = &pod.metadata;
     let ns = meta.namespace.clone().unwrap_or_default();
     let pod_name = meta.name.clone().unwrap_or_default();
@@ -134,17 +134,8 @@ pub fn pod_identity(pod: &Pod, container_id: Option<&str>, node: &str) -> PodIde
 }
 
 /// The status of the container whose runtime id (`<runtime>://<id>`) is `id`.
-pub fn container_status<'a>(pod: &'a Pod, id: &str) -> Option<&'a ContainerStatus> {
-    let st = pod.status.as_ref()?;
-    [
-        &st.container_statuses,
-        &st.init_container_statuses,
-        &st.ephemeral_container_statuses,
-    ]
-    .into_iter()
-    .flatten()
-    .flatten()
-    .find(|s| {
+pub fn container_status<'a>(pod: &'a CachedPod, id: &str) -> Option<&'a CachedContainer> {
+    pod.status.as_ref()?.all().find(|s| {
         s.container_id
             .as_deref()
             .map(|c| c.rsplit_once("://").map_or(c, |(_, i)| i))
@@ -253,35 +244,35 @@ pub fn split_image(image: &str) -> (Option<&str>, Option<&str>) {
     }
 }
 
-/// The pod reduced to the fields [`pod_identity`] and the cache use (what the reflector keeps):
-/// name, namespace, uid, resourceVersion, the three `app.kubernetes.io` labels, the
-/// `resource.opentelemetry.io/` annotations, the controlling owner's kind and name, and each
-/// container status's name, id and image. Everything else (spec, managedFields, other labels
-/// and annotations, conditions, …) is dropped before caching.
-pub fn strip(pod: &Pod) -> Pod {
-    let m = &pod.metadata;
+/// Reduces a pod's metadata to what [`pod_identity`] and the cache use, in place (the watcher
+/// calls it on every object before the reflector stores it): name, namespace, uid,
+/// resourceVersion, the three `app.kubernetes.io` labels, the `resource.opentelemetry.io/`
+/// annotations and the controlling owner's kind and name. Everything else (managedFields, other
+/// labels and annotations, finalizers, timestamps, …) is dropped; [`CachedPod`] itself never
+/// holds the spec or the rest of the status.
+pub fn strip(pod: &mut CachedPod) {
+    let m = std::mem::take(&mut pod.metadata);
+    let keep_label = |k: &String| {
+        [
+            n::LABEL_APP_INSTANCE,
+            n::LABEL_APP_NAME,
+            n::LABEL_APP_VERSION,
+        ]
+        .contains(&k.as_str())
+    };
     let labels: BTreeMap<String, String> = m
         .labels
-        .iter()
+        .into_iter()
         .flatten()
-        .filter(|(k, _)| {
-            [
-                n::LABEL_APP_INSTANCE,
-                n::LABEL_APP_NAME,
-                n::LABEL_APP_VERSION,
-            ]
-            .contains(&k.as_str())
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|(k, _)| keep_label(k))
         .collect();
     let annotations: BTreeMap<String, String> = m
         .annotations
-        .iter()
+        .into_iter()
         .flatten()
         .filter(|(k, _)| k.starts_with(n::ANNOTATION_RESOURCE_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let refs = m.owner_references.as_deref().unwrap_or_default();
+    let refs = m.owner_references.unwrap_or_default();
     let owner = refs
         .iter()
         .find(|o| o.controller == Some(true))
@@ -292,38 +283,34 @@ pub fn strip(pod: &Pod) -> Pod {
             controller: Some(true),
             ..Default::default()
         });
-    let statuses = |v: &Option<Vec<ContainerStatus>>| {
-        v.as_ref().map(|v| {
-            v.iter()
-                .map(|s| ContainerStatus {
-                    name: s.name.clone(),
-                    container_id: s.container_id.clone(),
-                    image: s.image.clone(),
-                    ..Default::default()
-                })
-                .collect::<Vec<_>>()
-        })
-    };
-    let status = pod.status.as_ref().map(|s| PodStatus {
-        container_statuses: statuses(&s.container_statuses),
-        init_container_statuses: statuses(&s.init_container_statuses),
-        ephemeral_container_statuses: statuses(&s.ephemeral_container_statuses),
+    pod.metadata = ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        labels: (!labels.is_empty()).then_some(labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        owner_references: owner.map(|o| vec![o]),
         ..Default::default()
-    });
-    Pod {
-        metadata: ObjectMeta {
-            name: m.name.clone(),
-            namespace: m.namespace.clone(),
-            uid: m.uid.clone(),
-            resource_version: m.resource_version.clone(),
-            labels: (!labels.is_empty()).then_some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: owner.map(|o| vec![o]),
-            ..Default::default()
-        },
-        spec: None,
-        status,
+    };
+    if let Some(st) = &mut pod.status {
+        for v in [
+            &mut st.container_statuses,
+            &mut st.init_container_statuses,
+            &mut st.ephemeral_container_statuses,
+        ] {
+            v.shrink_to_fit();
+        }
     }
+}
+
+/// A pod as the cache holds it: `pod` read as [`CachedPod`] (what deserializing the API's JSON
+/// gives) and stripped.
+pub fn cache_form(pod: &k8s_openapi::api::core::v1::Pod) -> CachedPod {
+    let json = serde_json::to_value(pod).unwrap_or_default();
+    let mut c: CachedPod = serde_json::from_value(json).unwrap_or_default();
+    strip(&mut c);
+    c
 }
 
 #[cfg(test)]

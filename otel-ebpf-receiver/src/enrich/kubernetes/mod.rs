@@ -13,11 +13,12 @@
 //! backoff, resuming its watch or relisting (410 Gone); capture never waits for it.
 //!
 //! Limits: the cache holds the pods of one node (kubelet's default maximum is 110) stripped to
-//! the fields used ([`identity::strip`]); a lookup scans them (≤ a few hundred container
+//! the fields used ([`cached::CachedPod`], [`identity::strip`]); a lookup scans them (≤ a few hundred container
 //! statuses), and happens once per process (the enricher caches resources). A process whose
 //! pod is not cached yet is looked up again when the cache changes ([`Kubernetes::generation`]).
 //! This is the only module that may use `kube` / `k8s-openapi`.
 
+pub mod cached;
 pub mod identity;
 pub mod sidecar;
 pub mod watch;
@@ -28,8 +29,8 @@ pub mod test_pods;
 
 use crate::config::{KubernetesConfig, KubernetesEnabled};
 use crate::enrich::cgroup::CgroupIds;
+pub use cached::CachedPod;
 pub use identity::PodIdentity;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,9 +65,9 @@ impl KubeStats {
 #[derive(Clone)]
 enum Source {
     /// The pods of this node, kept by the watcher.
-    Watch(Store<Pod>),
+    Watch(Store<CachedPod>),
     /// Sidecar mode: this pod only (from the Downward API).
-    Own(Arc<Pod>),
+    Own(Arc<CachedPod>),
 }
 
 /// Result of looking a process up.
@@ -106,7 +107,7 @@ impl Kubernetes {
             return Lookup::NotInPod;
         }
         let cid = ids.container_id.as_deref();
-        let uid_is = |p: &Pod, uid: &str| p.metadata.uid.as_deref() == Some(uid);
+        let uid_is = |p: &CachedPod, uid: &str| p.metadata.uid.as_deref() == Some(uid);
         let found = match &self.source {
             Source::Own(p) => {
                 let mine = match (&ids.pod_uid, cid) {
@@ -178,8 +179,10 @@ impl Kubernetes {
 #[cfg(test)]
 impl Kubernetes {
     /// An empty watched cache for node `node`, and its writer (tests).
-    pub(crate) fn test_watch(node: &str) -> (Self, kube::runtime::reflector::store::Writer<Pod>) {
-        let w = kube::runtime::reflector::store::Writer::<Pod>::default();
+    pub(crate) fn test_watch(
+        node: &str,
+    ) -> (Self, kube::runtime::reflector::store::Writer<CachedPod>) {
+        let w = kube::runtime::reflector::store::Writer::<CachedPod>::default();
         let k = Self {
             source: Source::Watch(w.as_reader()),
             node: node.into(),
@@ -191,10 +194,12 @@ impl Kubernetes {
     /// Applies `pod` (stripped) as a watch event would (tests).
     pub(crate) fn test_apply(
         &self,
-        w: &mut kube::runtime::reflector::store::Writer<Pod>,
-        pod: &Pod,
+        w: &mut kube::runtime::reflector::store::Writer<CachedPod>,
+        pod: &CachedPod,
     ) {
-        w.apply_watcher_event(&kube::runtime::watcher::Event::Apply(identity::strip(pod)));
+        let mut p = pod.clone();
+        identity::strip(&mut p);
+        w.apply_watcher_event(&kube::runtime::watcher::Event::Apply(p));
         self.stats.generation.fetch_add(1, Ordering::AcqRel);
     }
 }

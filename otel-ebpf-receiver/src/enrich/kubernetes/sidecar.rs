@@ -4,7 +4,7 @@
 //! `K8S_NAMESPACE_NAME`, `K8S_POD_UID` (required, from `metadata.name`, `metadata.namespace`,
 //! `metadata.uid`) and `K8S_NODE_NAME` (`spec.nodeName`); the files `labels` and `annotations`
 //! of a downward API volume mounted at [`PODINFO_DIR`] (optional: without them `service.name`
-//! falls back to the pod name). Output: a [`Pod`] with those fields, fed to the same identity
+//! falls back to the pod name). Output: a [`CachedPod`] with those fields, fed to the same identity
 //! rules as watched pods. Processes are matched to it by the pod UID of their cgroup.
 //!
 //! Limits: the Downward API does not expose owners nor container ids, so no `k8s.deployment.name`
@@ -12,7 +12,7 @@
 //! `resource.opentelemetry.io/` annotations if needed). The files' format is kubelet's
 //! `key="value"` lines with Go string escapes; malformed lines are skipped.
 
-use k8s_openapi::api::core::v1::Pod;
+use super::CachedPod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,7 +25,7 @@ pub const PODINFO_DIR: &str = "/etc/podinfo";
 pub const ENV_POD_UID: &str = "K8S_POD_UID";
 
 /// This pod, when `K8S_POD_NAME`, `K8S_NAMESPACE_NAME` and `K8S_POD_UID` are all set.
-pub fn own_pod(env: Env, podinfo: &Path) -> Option<Pod> {
+pub fn own_pod(env: Env, podinfo: &Path) -> Option<CachedPod> {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let (name, ns, uid) = (
         var("K8S_POD_NAME")?,
@@ -38,7 +38,7 @@ pub fn own_pod(env: Env, podinfo: &Path) -> Option<Pod> {
             .map(|t| parse_downward_map(&t))
             .filter(|m| !m.is_empty())
     };
-    Some(Pod {
+    Some(CachedPod {
         metadata: ObjectMeta {
             name: Some(name),
             namespace: Some(ns),

@@ -113,7 +113,12 @@ pub fn pod_json(p: &PodSpec) -> Value {
     })
 }
 
-/// The same pod as a typed object.
-pub fn pod(p: &PodSpec) -> k8s_openapi::api::core::v1::Pod {
+/// The same pod as `k8s_openapi` reads it (everything kept).
+pub fn full_pod(p: &PodSpec) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(pod_json(p)).expect("test pod deserialises")
+}
+
+/// The same pod as the watcher reads it, before [`super::identity::strip`].
+pub fn pod(p: &PodSpec) -> super::CachedPod {
     serde_json::from_value(pod_json(p)).expect("test pod deserialises")
 }

@@ -2,21 +2,18 @@
 
 use super::*;
 use crate::enrich::kubernetes::test_pods::{PodSpec, pod};
-use kube::runtime::watcher::Event;
 
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const UID: &str = "1b2c3d4e-aaaa-4bbb-8ccc-0123456789ab";
 
-fn watched(pods: &[Pod]) -> Kubernetes {
-    let mut w = kube::runtime::reflector::store::Writer::<Pod>::default();
+fn watched(pods: &[CachedPod]) -> Kubernetes {
+    let (k, mut w) = Kubernetes::test_watch("node-1");
     for p in pods {
-        w.apply_watcher_event(&Event::Apply(identity::strip(p)));
+        k.test_apply(&mut w, p);
     }
-    Kubernetes {
-        source: Source::Watch(w.as_reader()),
-        node: "node-1".into(),
-        stats: Arc::default(),
-    }
+    // Readers keep the store's data after the writer is gone.
+    drop(w);
+    k
 }
 
 fn ids(c: Option<&str>, u: Option<&str>) -> CgroupIds {

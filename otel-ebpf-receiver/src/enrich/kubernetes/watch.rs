@@ -1,8 +1,9 @@
 //! The node's pod watcher: `kube` runtime watcher + reflector into a shared store.
 //!
 //! Stage: enrich (background task). Input: the API server (list + watch of
-//! `/api/v1/pods?fieldSelector=spec.nodeName=<node>`). Output: a [`Store`] of stripped pods
-//! ([`super::identity::strip`] runs on every object before it is cached) and the counters in
+//! `/api/v1/pods?fieldSelector=spec.nodeName=<node>`). Output: a [`Store`] of
+//! [`CachedPod`]s (deserialized with only the fields used, then [`super::identity::strip`] on
+//! every object before it is cached) and the counters in
 //! [`KubeStats`].
 //!
 //! The runtime watcher does the protocol: initial list (paged), watch from its
@@ -12,10 +13,10 @@
 //! an outage is logged at warn, the rest at debug, and the recovery at info. The task never
 //! ends on errors, and nothing in capture waits for it.
 
+use super::CachedPod;
 use super::KubeStats;
 use super::identity::strip;
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::{Backoff, StreamBackoff};
 use kube::runtime::watcher::{self, DefaultBackoff, Event};
@@ -33,7 +34,7 @@ pub async fn client() -> anyhow::Result<Client> {
 
 /// Starts watching the pods of `node` on the current tokio runtime; returns the store the
 /// watcher fills (empty until the first list succeeds).
-pub fn spawn(client: Client, node: &str, stats: Arc<KubeStats>) -> Store<Pod> {
+pub fn spawn(client: Client, node: &str, stats: Arc<KubeStats>) -> Store<CachedPod> {
     spawn_with(client, node, stats, DefaultBackoff::default()).0
 }
 
@@ -43,14 +44,11 @@ pub fn spawn_with<B: Backoff + 'static>(
     node: &str,
     stats: Arc<KubeStats>,
     backoff: B,
-) -> (Store<Pod>, tokio::task::JoinHandle<()>) {
-    let api: Api<Pod> = Api::all(client);
+) -> (Store<CachedPod>, tokio::task::JoinHandle<()>) {
+    let api: Api<CachedPod> = Api::all(client);
     let wc = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let (store, writer) = reflector::store();
-    let events = StreamBackoff::new(
-        watcher::watcher(api, wc).modify(|pod| *pod = strip(pod)),
-        backoff,
-    );
+    let events = StreamBackoff::new(watcher::watcher(api, wc).modify(strip), backoff);
     let stream = reflect(writer, events);
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);

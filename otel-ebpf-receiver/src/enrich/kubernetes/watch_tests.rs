@@ -225,9 +225,10 @@ async fn list_then_added_modified_deleted_resume_and_gone() {
     until("initial list", || stats.synced() && k.len() == 1).await;
     until("watch open", || fake.has_watch()).await;
     assert_eq!(service(&k, &a).as_deref(), Some("web"));
-    // Stored stripped: no spec, no managedFields.
+    // Stored stripped: no managedFields, no other labels.
     let cached = store.state();
-    assert!(cached[0].spec.is_none() && cached[0].metadata.managed_fields.is_none());
+    assert!(cached[0].metadata.managed_fields.is_none());
+    assert_eq!(cached[0].metadata.labels, None);
 
     // ADDED.
     let g = k.generation();
