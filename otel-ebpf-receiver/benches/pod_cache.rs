@@ -70,9 +70,20 @@ fn pods(n: usize) -> Vec<Pod> {
 
 /// `pod` with every field the receiver does not use cleared (still a `k8s_openapi` Pod).
 fn cleared(pod: &Pod) -> Pod {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     let c = cache_form(pod);
+    let mut metadata = c.metadata;
+    metadata.labels = Some(c.labels.into_iter().collect());
+    metadata.annotations = Some(c.annotations.into_iter().collect());
+    metadata.owner_references = c.owner.map(|(kind, name)| {
+        vec![OwnerReference {
+            kind,
+            name,
+            ..Default::default()
+        }]
+    });
     let mut p = Pod {
-        metadata: c.metadata,
+        metadata,
         ..Default::default()
     };
     let statuses = c.status.map(|s| {

@@ -9,8 +9,9 @@
 //!
 //! Why our own type instead of `k8s_openapi::api::core::v1::Pod`: that struct is 2,176 bytes
 //! inline (1,416 of them the `PodSpec`, kept even when `None`) and each container status 752
-//! bytes, so a stripped `Pod` still costs ~4.6 KB per pod in the store; this type ~1 KB
-//! (figures in docs/kubernetes.md).
+//! bytes, so a stripped `Pod` still costs ~4.6 KB per pod in the store; this type with its
+//! labels, annotations and owner moved out of `ObjectMeta`'s `BTreeMap`s ~1.3 KB (the
+//! `pod_cache` benchmark; figures in docs/kubernetes.md).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -26,6 +27,49 @@ pub struct CachedPod {
     /// `status` (only the container status lists).
     #[serde(default)]
     pub status: Option<CachedStatus>,
+    /// Labels kept by [`super::identity::strip`], moved out of `metadata` (a `BTreeMap` costs
+    /// a ~540-byte node even for one entry).
+    #[serde(skip)]
+    pub labels: Vec<(String, String)>,
+    /// Annotations kept by [`super::identity::strip`], moved out of `metadata`.
+    #[serde(skip)]
+    pub annotations: Vec<(String, String)>,
+    /// The controlling owner's (kind, name), moved out of `metadata` by the strip.
+    #[serde(skip)]
+    pub owner: Option<(String, String)>,
+}
+
+impl CachedPod {
+    /// Label `key` (kept or still in `metadata`).
+    pub fn label(&self, key: &str) -> Option<&str> {
+        let kept = self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        kept.or_else(|| self.metadata.labels.as_ref()?.get(key))
+            .map(String::as_str)
+    }
+
+    /// Every annotation (kept, then any still in `metadata`).
+    pub fn annotations(&self) -> impl Iterator<Item = (&str, &str)> {
+        let kept = self
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        let meta = self.metadata.annotations.iter().flatten();
+        kept.chain(meta.map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// The controlling owner's (kind, name): the moved one, else the `ownerReferences` entry
+    /// with `controller: true`, else the first.
+    pub fn controller(&self) -> Option<(&str, &str)> {
+        if let Some((k, n)) = &self.owner {
+            return Some((k, n));
+        }
+        let refs = self.metadata.owner_references.as_deref()?;
+        let o = refs
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .or(refs.first())?;
+        Some((&o.kind, &o.name))
+    }
 }
 
 /// `status.{containerStatuses,initContainerStatuses,ephemeralContainerStatuses}`.

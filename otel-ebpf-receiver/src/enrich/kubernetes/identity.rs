@@ -23,10 +23,9 @@
 //! whose name ends in `-<hash-like word>` is reported with a deployment too, as every peer does).
 
 use super::cached::{CachedContainer, CachedPod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use otel_ebpf_semconv::k8s as n;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 /// Workload identity of one process in a pod.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,19 +53,12 @@ pub fn pod_identity(pod: &CachedPod, container_id: Option<&str>, node: &str) -> 
     let pod_name = meta.name.clone().unwrap_or_default();
     let status = container_id.and_then(|id| container_status(pod, id));
     let annotation = |key: &str| {
-        meta.annotations
-            .as_ref()?
-            .get(&format!("{}{key}", n::ANNOTATION_RESOURCE_PREFIX))
+        pod.annotations()
+            .find(|(k, _)| k.strip_prefix(n::ANNOTATION_RESOURCE_PREFIX) == Some(key))
+            .map(|(_, v)| v.to_string())
             .filter(|v| !v.is_empty())
-            .cloned()
     };
-    let label = |key: &str| {
-        meta.labels
-            .as_ref()?
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
+    let label = |key: &str| pod.label(key).filter(|v| !v.is_empty()).map(str::to_string);
 
     let mut attributes: Vec<(Cow<'static, str>, String)> = Vec::new();
     let mut push = |k: &'static str, v: &str| {
@@ -78,7 +70,7 @@ pub fn pod_identity(pod: &CachedPod, container_id: Option<&str>, node: &str) -> 
     push(n::K8S_POD_NAME, &pod_name);
     push(n::K8S_POD_UID, meta.uid.as_deref().unwrap_or_default());
     push(n::K8S_NODE_NAME, node);
-    let owners = Owners::of(meta);
+    let owners = Owners::of(pod);
     for (k, v) in owners.attributes() {
         push(k, v);
     }
@@ -107,21 +99,21 @@ pub fn pod_identity(pod: &CachedPod, container_id: Option<&str>, node: &str) -> 
     let service_instance_id = annotation("service.instance.id")
         .or_else(|| container.map(|c| format!("{ns}.{pod_name}.{c}")));
 
-    // Other resource.opentelemetry.io/<key> annotations, sorted by key (BTreeMap order).
+    // Other resource.opentelemetry.io/<key> annotations, in the API's (key) order.
     const OURS: [&str; 4] = [
         "service.name",
         "service.namespace",
         "service.version",
         "service.instance.id",
     ];
-    for (k, v) in meta.annotations.iter().flatten() {
+    for (k, v) in pod.annotations() {
         let Some(key) = k.strip_prefix(n::ANNOTATION_RESOURCE_PREFIX) else {
             continue;
         };
         if key.is_empty() || OURS.contains(&key) || attributes.iter().any(|(a, _)| a == key) {
             continue;
         }
-        attributes.push((Cow::Owned(key.to_string()), v.clone()));
+        attributes.push((Cow::Owned(key.to_string()), v.to_string()));
     }
     PodIdentity {
         attributes,
@@ -155,19 +147,12 @@ struct Owners<'a> {
 }
 
 impl<'a> Owners<'a> {
-    fn of(meta: &'a ObjectMeta) -> Self {
-        let refs = meta.owner_references.as_deref().unwrap_or_default();
-        // The controller reference, else the first one.
-        let Some(owner) = refs
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .or(refs.first())
-        else {
+    fn of(pod: &'a CachedPod) -> Self {
+        let Some((kind, name)) = pod.controller() else {
             return Self::default();
         };
-        let name = owner.name.as_str();
         let mut o = Self::default();
-        match owner.kind.as_str() {
+        match kind {
             "ReplicaSet" => {
                 o.replicaset = Some(name);
                 o.deployment = deployment_of_replicaset(name);
@@ -245,13 +230,25 @@ pub fn split_image(image: &str) -> (Option<&str>, Option<&str>) {
 }
 
 /// Reduces a pod's metadata to what [`pod_identity`] and the cache use, in place (the watcher
-/// calls it on every object before the reflector stores it): name, namespace, uid,
-/// resourceVersion, the three `app.kubernetes.io` labels, the `resource.opentelemetry.io/`
-/// annotations and the controlling owner's kind and name. Everything else (managedFields, other
-/// labels and annotations, finalizers, timestamps, …) is dropped; [`CachedPod`] itself never
-/// holds the spec or the rest of the status.
+/// calls it on every object before the reflector stores it): name, namespace, uid and
+/// resourceVersion stay in `metadata`; the three `app.kubernetes.io` labels, the
+/// `resource.opentelemetry.io/` annotations and the controlling owner's kind and name move to
+/// [`CachedPod`]'s own compact fields. Everything else (managedFields, other labels and
+/// annotations, finalizers, timestamps, …) is dropped; [`CachedPod`] never holds the spec or
+/// the rest of the status. Idempotent.
 pub fn strip(pod: &mut CachedPod) {
     let m = std::mem::take(&mut pod.metadata);
+    let owner = pod
+        .controller()
+        .map(|(k, n)| (k.to_string(), n.to_string()));
+    let owner = owner.or_else(|| {
+        let refs = m.owner_references.as_deref()?;
+        let o = refs
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .or(refs.first())?;
+        Some((o.kind.clone(), o.name.clone()))
+    });
     let keep_label = |k: &String| {
         [
             n::LABEL_APP_INSTANCE,
@@ -260,37 +257,26 @@ pub fn strip(pod: &mut CachedPod) {
         ]
         .contains(&k.as_str())
     };
-    let labels: BTreeMap<String, String> = m
-        .labels
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| keep_label(k))
-        .collect();
-    let annotations: BTreeMap<String, String> = m
-        .annotations
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| k.starts_with(n::ANNOTATION_RESOURCE_PREFIX))
-        .collect();
-    let refs = m.owner_references.unwrap_or_default();
-    let owner = refs
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .or(refs.first())
-        .map(|o| OwnerReference {
-            kind: o.kind.clone(),
-            name: o.name.clone(),
-            controller: Some(true),
-            ..Default::default()
-        });
+    pod.labels.extend(
+        m.labels
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| keep_label(k)),
+    );
+    pod.annotations.extend(
+        m.annotations
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.starts_with(n::ANNOTATION_RESOURCE_PREFIX)),
+    );
+    pod.labels.shrink_to_fit();
+    pod.annotations.shrink_to_fit();
+    pod.owner = owner;
     pod.metadata = ObjectMeta {
         name: m.name,
         namespace: m.namespace,
         uid: m.uid,
         resource_version: m.resource_version,
-        labels: (!labels.is_empty()).then_some(labels),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references: owner.map(|o| vec![o]),
         ..Default::default()
     };
     if let Some(st) = &mut pod.status {

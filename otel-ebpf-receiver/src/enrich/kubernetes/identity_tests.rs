@@ -279,10 +279,19 @@ fn strip_keeps_exactly_what_identity_uses() {
         pod_identity(&read, Some(ID), "n")
     );
     assert!(s.metadata.managed_fields.is_none() && s.metadata.creation_timestamp.is_none());
-    assert_eq!(s.metadata.labels.as_ref().unwrap().len(), 1);
-    assert_eq!(s.metadata.annotations.as_ref().unwrap().len(), 1);
+    assert_eq!(s.labels, [("app.kubernetes.io/name".into(), "nm".into())]);
+    assert_eq!(s.annotations.len(), 1);
+    assert_eq!(
+        (s.metadata.labels.as_ref(), s.metadata.annotations.as_ref()),
+        (None, None)
+    );
+    assert_eq!(s.metadata.owner_references, None);
+    assert_eq!(s.owner, Some(("ReplicaSet".into(), "web-7d9f8c6b5".into())));
     assert_eq!(s.metadata.resource_version.as_deref(), Some("1000"));
-    assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].uid, "");
+    // Idempotent.
+    let mut again = s.clone();
+    strip(&mut again);
+    assert_eq!(again, s);
     // The same as going through k8s-openapi's Pod.
     assert_eq!(cache_form(&full_pod(&spec)), s);
 }

@@ -229,6 +229,7 @@ async fn list_then_added_modified_deleted_resume_and_gone() {
     let cached = store.state();
     assert!(cached[0].metadata.managed_fields.is_none());
     assert_eq!(cached[0].metadata.labels, None);
+    assert!(cached[0].labels.is_empty() && cached[0].owner.is_some());
 
     // ADDED.
     let g = k.generation();
