@@ -207,7 +207,6 @@ fn read_process(
     host_name: &str,
     kube: Option<&kubernetes::Kubernetes>,
 ) -> (ProcessResource, bool, PodState) {
-
     let dir = root.join(pid.to_string());
     let exe_path = std::fs::read_link(dir.join("exe")).ok().map(|p| {
         let p = p.to_string_lossy().into_owned();

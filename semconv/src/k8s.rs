@@ -29,7 +29,9 @@ pub const K8S_CRONJOB_NAME: &str = "k8s.cronjob.name";
 /// `container.image.name` — string; the container's image without tag or digest
 /// (`docker.io/library/nginx`), from `status.containerStatuses[].image`.
 pub const CONTAINER_IMAGE_NAME: &str = "container.image.name";
-/// `container.image.tags` — string[]; the image's tag (one element) when the image names one.
+/// `container.image.tags` — string[]; the image's tag. Not emitted today: the receiver's
+/// attribute model has no arrays (the tag feeds `service.version` instead). Declared so the
+/// name is pinned when it is.
 pub const CONTAINER_IMAGE_TAGS: &str = "container.image.tags";
 /// `service.namespace` — string; annotation `resource.opentelemetry.io/service.namespace`, else
 /// the pod's namespace.

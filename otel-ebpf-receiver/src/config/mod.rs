@@ -12,8 +12,8 @@
 //! environment overrides are applied by the exporter, not here; no `${env:VAR}` substitution.
 
 mod kernel;
-mod traces;
 mod kubernetes;
+mod traces;
 mod validate;
 
 #[cfg(test)]
@@ -25,8 +25,8 @@ use std::net::{AddrParseError, SocketAddr};
 use std::time::Duration;
 
 pub use kernel::{AnomalyConfig, KernelTimingConfig};
-pub use traces::TracesConfig;
 pub use kubernetes::{KubernetesConfig, KubernetesEnabled};
+pub use traces::TracesConfig;
 
 /// Whole configuration. Every section and key is optional in the YAML; missing ones take the
 /// defaults shown in `config/default.yaml`.

@@ -286,7 +286,7 @@ fn pod_identity_is_added_and_process_service_name_wins() {
     let mut e = fake.enricher().with_kubernetes(Some(k));
     let r = e.resource(300);
     assert_eq!(r.service_name, "web");
-    let got = attrs_loose(&r);
+    let got = attrs(&r);
     for want in [
         "service.name=web",
         "service.namespace=shop",
@@ -298,13 +298,12 @@ fn pod_identity_is_added_and_process_service_name_wins() {
         "k8s.deployment.name=web",
         "k8s.container.name=web",
         "container.image.name=docker.io/library/nginx",
-        "container.image.tags=[1.27.3]",
     ] {
         assert!(got.iter().any(|a| a == want), "{want} not in {got:?}");
     }
     assert_eq!(e.resource(301).service_name, "edge");
-    assert!(attrs_loose(&e.resource(301)).contains(&"k8s.pod.name=web-7d9f8c6b5-x2x4q".into()));
-    let host = attrs_loose(&e.resource(302));
+    assert!(attrs(&e.resource(301)).contains(&"k8s.pod.name=web-7d9f8c6b5-x2x4q".into()));
+    let host = attrs(&e.resource(302));
     assert!(
         host.iter()
             .all(|a| !a.starts_with("k8s.") && !a.starts_with("service.namespace"))
@@ -331,31 +330,4 @@ fn process_seen_before_its_pod_is_read_again_once_the_cache_moves() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
-}
-
-/// Resource attributes as `key=value`, arrays as `key=[a,b]`.
-fn attrs_loose(r: &ProcessResource) -> Vec<String> {
-    r.resource
-        .attributes
-        .iter()
-        .map(|kv| {
-            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Value::StringValue(v)) => v.clone(),
-                Some(Value::IntValue(v)) => v.to_string(),
-                Some(Value::ArrayValue(a)) => {
-                    let items: Vec<String> = a
-                        .values
-                        .iter()
-                        .map(|v| match &v.value {
-                            Some(Value::StringValue(s)) => s.clone(),
-                            other => format!("{other:?}"),
-                        })
-                        .collect();
-                    format!("[{}]", items.join(","))
-                }
-                other => format!("{other:?}"),
-            };
-            format!("{}={v}", kv.key)
-        })
-        .collect()
 }

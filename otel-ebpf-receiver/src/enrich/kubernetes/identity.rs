@@ -5,7 +5,8 @@
 //! semantic conventions for Kubernetes:
 //! - `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`, `k8s.node.name`, and when the container
 //!   id matches one of `status.{,init,ephemeral}ContainerStatuses[].containerID`:
-//!   `k8s.container.name`, `container.image.name`, `container.image.tags`;
+//!   `k8s.container.name`, `container.image.name` and the image tag ([`PodIdentity::image_tag`],
+//!   `container.image.tags`; not emitted by the enricher: a string array);
 //! - the controlling owner: `k8s.replicaset.name` + `k8s.deployment.name` (the ReplicaSet's name
 //!   without its pod-template-hash suffix: no ReplicaSet watch needed), `k8s.statefulset.name`,
 //!   `k8s.daemonset.name`, `k8s.job.name` + `k8s.cronjob.name` (the Job's name without its
