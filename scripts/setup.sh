@@ -103,4 +103,10 @@ if ! python3 -c "import grpc" >/dev/null 2>&1; then
   log "pip install grpcio"
   pip install -q grpcio || log "grpcio could not be installed; the gRPC test will fail"
 fi
+
+# 8. kubernetes-validate (offline Kubernetes schemas) for the deploy/ manifests and the chart.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "pip install kubernetes-validate"
+  pip install -q kubernetes-validate || log "kubernetes-validate could not be installed; manifest validation will fail"
+fi
 log "ok"

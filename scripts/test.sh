@@ -14,6 +14,7 @@ free_kib="$(df -Pk . | awk 'NR == 2 { print $4 }')"
 if [ "${free_kib:-0}" -lt $((8 * 1024 * 1024)) ]; then
   echo "[test] only $((free_kib / 1024)) MiB free on $(df -P . | awk 'NR == 2 { print $6 }'): the build needs about 6 GiB" >&2
 fi
+bash scripts/validate_manifests.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo build --bins

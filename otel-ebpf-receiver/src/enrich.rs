@@ -7,7 +7,10 @@
 //! Sources, all under the configured proc root (`/proc` in production):
 //! `PID/exe` (symlink: executable path and name), `PID/comm` (name fallback), `PID/cmdline`
 //! (command line), `PID/environ` (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), `PID/cgroup`
-//! (container id). Reading `environ` and `exe` of other users' processes needs root or
+//! (container id and Kubernetes pod UID, [`cgroup`]). With Kubernetes enrichment on
+//! ([`kubernetes`]), a process in a pod also gets its workload identity (`k8s.*`,
+//! `container.image.name`, `service.namespace`, `service.version`, `service.instance.id`, and
+//! `service.name` by the Kubernetes rules unless the process sets `OTEL_SERVICE_NAME`). Reading `environ` and `exe` of other users' processes needs root or
 //! CAP_SYS_PTRACE; whatever cannot be read is left out, never an error.
 //!
 //! Limits: `environ` is the environment the process was exec'd with (later `setenv` calls are
@@ -18,6 +21,11 @@
 //! redacted ([`redact`]), and it is capped at [`MAX_COMMAND_LINE_BYTES`]. The unredacted
 //! arguments are exported only when asked ([`Enricher::with_full_command_line`]), as
 //! `process.command_args` instead of `process.command_line`.
+//! A process in a container whose pod is not in the Kubernetes cache yet is read again on its
+//! next event after the cache changed.
+
+pub mod cgroup;
+pub mod kubernetes;
 
 pub mod redact;
 
@@ -32,8 +40,8 @@ use std::sync::Arc;
 pub struct ProcessResource {
     /// Process id (host pid namespace).
     pub pid: u32,
-    /// `service.name`: `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` of the process, else the
-    /// executable name, else `unknown_service`.
+    /// `service.name`: `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` of the process, else its
+    /// pod's by the Kubernetes rules, else the executable name, else `unknown_service`.
     pub service_name: String,
     /// `process.executable.name`: basename of `/proc/PID/exe`, else `comm`; empty if unknown.
     pub executable_name: String,
@@ -50,19 +58,33 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 16_384;
 /// Longest `process.command_line` kept (bytes, cut at a UTF-8 boundary).
 pub const MAX_COMMAND_LINE_BYTES: usize = 4096;
 
+/// One cached process.
+#[derive(Debug)]
+struct Entry {
+    /// Insertion sequence number (key of `order`).
+    seq: u64,
+    res: Arc<ProcessResource>,
+    /// Kubernetes cache generation when the process's pod was missing: re-read once it moved.
+    pending: Option<u64>,
+    /// Sidecar mode: the process is not in this pod (its spans are not exported).
+    foreign: bool,
+}
+
 /// Builds and caches [`ProcessResource`]s from a /proc tree.
 #[derive(Debug)]
 pub struct Enricher {
     proc_root: PathBuf,
     host_name: String,
     capacity: usize,
-    /// pid → (insertion sequence number, resource).
-    cache: HashMap<u32, (u64, Arc<ProcessResource>)>,
+    /// pid → cached resource.
+    cache: HashMap<u32, Entry>,
     /// insertion sequence number → pid, oldest first.
     order: BTreeMap<u64, u32>,
     next_seq: u64,
     /// Export the unredacted arguments as `process.command_args`.
     full_command_line: bool,
+    /// Pod identity source (None: Kubernetes enrichment off).
+    kube: Option<kubernetes::Kubernetes>,
 }
 
 impl Enricher {
@@ -78,6 +100,7 @@ impl Enricher {
             order: BTreeMap::new(),
             next_seq: 0,
             full_command_line: false,
+            kube: None,
         }
     }
 
@@ -94,17 +117,29 @@ impl Enricher {
         self
     }
 
+    /// Same enricher adding pod identity from `kube` (None: off).
+    pub fn with_kubernetes(mut self, kube: Option<kubernetes::Kubernetes>) -> Self {
+        self.kube = kube;
+        self
+    }
+
     /// The resource of `pid`: cached, or read from /proc now. Never fails: a process that
     /// cannot be read gets a resource with what is known (at least `process.pid`).
     pub fn resource(&mut self, pid: u32) -> Arc<ProcessResource> {
-        if let Some((_, r)) = self.cache.get(&pid) {
-            return Arc::clone(r);
+        if let Some(e) = self.cache.get(&pid) {
+            let stale =
+                (e.pending.zip(self.kube.as_ref())).is_some_and(|(g, k)| k.generation() != g);
+            if !stale {
+                return Arc::clone(&e.res);
+            }
+            self.forget(pid);
         }
-        let (r, alive) = read_process(
+        let (r, alive, pod) = read_process(
             &self.proc_root,
             pid,
             &self.host_name,
             self.full_command_line,
+            self.kube.as_ref(),
         );
         let r = Arc::new(r);
         if alive {
@@ -113,17 +148,35 @@ impl Enricher {
             {
                 self.cache.remove(&oldest);
             }
-            self.cache.insert(pid, (self.next_seq, Arc::clone(&r)));
+            let (pending, foreign) = match pod {
+                PodState::Missing(g) => (Some(g), false),
+                PodState::Foreign => (None, true),
+                PodState::Known => (None, false),
+            };
+            let e = Entry {
+                seq: self.next_seq,
+                res: Arc::clone(&r),
+                pending,
+                foreign,
+            };
+            self.cache.insert(pid, e);
             self.order.insert(self.next_seq, pid);
             self.next_seq += 1;
         }
         r
     }
 
+    /// False when `pid`'s spans must not be exported: in Kubernetes sidecar mode, a process
+    /// that is not in this pod (reads the process if it is not cached).
+    pub fn in_scope(&mut self, pid: u32) -> bool {
+        self.resource(pid);
+        self.cache.get(&pid).is_none_or(|e| !e.foreign)
+    }
+
     /// Drops the cached resource of `pid`; call it when the process exits.
     pub fn forget(&mut self, pid: u32) {
-        if let Some((seq, _)) = self.cache.remove(&pid) {
-            self.order.remove(&seq);
+        if let Some(e) = self.cache.remove(&pid) {
+            self.order.remove(&e.seq);
         }
     }
 
@@ -157,13 +210,24 @@ pub fn host_name() -> String {
         .unwrap_or_default()
 }
 
+/// What the Kubernetes lookup said about a process.
+enum PodState {
+    /// In a known pod, not in a pod, or Kubernetes enrichment off.
+    Known,
+    /// In a container whose pod the cache does not hold (yet), at this cache generation.
+    Missing(u64),
+    /// Sidecar mode: in another pod, or not in a pod.
+    Foreign,
+}
+
 /// Reads one process; the flag is false when `/proc/PID` does not exist (process gone).
 fn read_process(
     root: &Path,
     pid: u32,
     host_name: &str,
     full_command_line: bool,
-) -> (ProcessResource, bool) {
+    kube: Option<&kubernetes::Kubernetes>,
+) -> (ProcessResource, bool, PodState) {
     let dir = root.join(pid.to_string());
     let exe_path = std::fs::read_link(dir.join("exe")).ok().map(|p| {
         let p = p.to_string_lossy().into_owned();
@@ -197,14 +261,22 @@ fn read_process(
         .ok()
         .and_then(|l| netns_inode(&l.to_string_lossy()))
         .unwrap_or(0);
-    let container_id = std::fs::read_to_string(dir.join("cgroup"))
-        .ok()
-        .and_then(|t| container_id_from_cgroup(&t));
+    let ids = std::fs::read_to_string(dir.join("cgroup"))
+        .map(|t| cgroup::parse_cgroup(&t))
+        .unwrap_or_default();
+    let (pod, state) = match kube.map(|k| (k, k.generation(), k.lookup(&ids))) {
+        Some((_, _, kubernetes::Lookup::Found(p))) => (Some(p), PodState::Known),
+        Some((_, g, kubernetes::Lookup::Missing)) => (None, PodState::Missing(g)),
+        Some((k, _, kubernetes::Lookup::NotInPod)) if k.is_sidecar() => (None, PodState::Foreign),
+        _ => (None, PodState::Known),
+    };
+    let container_id = ids.container_id;
     // Checked after the reads: if the directory is still there, what failed was permissions
     // (or a zombie), not a process that vanished half-way.
     let alive = dir.is_dir();
 
     let service_name = env_service
+        .or_else(|| pod.as_ref().map(|p| p.service_name.clone()))
         .or_else(|| exe_name.clone())
         .unwrap_or_else(|| value::UNKNOWN_SERVICE.to_string());
     let mut attrs = Attributes::new();
@@ -225,6 +297,9 @@ fn read_process(
     if let Some(args) = command_args {
         attrs.push(res::PROCESS_COMMAND_ARGS, AttrValue::StrArray(args));
     }
+    if let Some(p) = &pod {
+        pod_attributes(&mut attrs, p);
+    }
     attrs.push(res::TELEMETRY_SDK_NAME, value::SDK_NAME);
     attrs.push(res::TELEMETRY_SDK_LANGUAGE, value::SDK_LANGUAGE);
     attrs.push(res::TELEMETRY_SDK_VERSION, env!("CARGO_PKG_VERSION"));
@@ -235,7 +310,28 @@ fn read_process(
         attributes: attrs,
         netns,
     };
-    (r, alive)
+    (r, alive, state)
+}
+
+/// Appends a pod's identity; keys already present (the process's own) are kept as they are.
+/// `container.image.tags` (a string array by the conventions) is not emitted: the attribute
+/// model has no arrays; the tag still feeds `service.version`.
+fn pod_attributes(attrs: &mut Attributes, pod: &kubernetes::PodIdentity) {
+    use otel_ebpf_semconv::k8s;
+    let service = [
+        (k8s::SERVICE_NAMESPACE, Some(&pod.service_namespace)),
+        (k8s::SERVICE_VERSION, pod.service_version.as_ref()),
+        (k8s::SERVICE_INSTANCE_ID, pod.service_instance_id.as_ref()),
+    ];
+    let strings = service
+        .into_iter()
+        .filter_map(|(k, v)| Some((std::borrow::Cow::Borrowed(k), v?.clone())))
+        .chain(pod.attributes.iter().cloned());
+    for (k, v) in strings {
+        if !v.is_empty() && !attrs.0.iter().any(|(a, _)| *a == k) {
+            attrs.push(k, v);
+        }
+    }
 }
 
 /// The inode of a `net:[4026531840]` namespace link.
@@ -313,36 +409,6 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The container id in a `/proc/PID/cgroup` file (v1 or v2): the deepest path segment that is a
-/// 64-hex id, bare or as `docker-`, `cri-containerd-`, `containerd-`, `crio-` or `libpod-`
-/// `<id>[.scope]`. Runtime monitor scopes (`crio-conmon-…`, `libpod-conmon-…`) are skipped.
-fn container_id_from_cgroup(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let path = line.splitn(3, ':').nth(2)?;
-        path.rsplit('/')
-            .find_map(container_id_from_segment)
-            .map(str::to_string)
-    })
-}
-
-fn container_id_from_segment(seg: &str) -> Option<&str> {
-    if seg.contains("conmon") {
-        return None;
-    }
-    let s = seg.strip_suffix(".scope").unwrap_or(seg);
-    let s = [
-        "docker-",
-        "cri-containerd-",
-        "containerd-",
-        "crio-",
-        "libpod-",
-    ]
-    .iter()
-    .find_map(|p| s.strip_prefix(p))
-    .unwrap_or(s);
-    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
 }
 
 #[cfg(test)]

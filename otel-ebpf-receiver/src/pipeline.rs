@@ -390,7 +390,9 @@ impl Runtime {
                 continue;
             }
             let res = self.enricher.resource(ex.pid);
-            if !self.filter.allows_process(ex.pid, &res.executable_name) {
+            if !self.filter.allows_process(ex.pid, &res.executable_name)
+                || !self.enricher.in_scope(ex.pid)
+            {
                 SelfMetrics::add(&self.me.spans_filtered, 1);
                 continue;
             }
@@ -513,16 +515,24 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let detector = Arc::new(Mutex::new(AnomalyDetector::new(
         cfg.receiver.kernel_timing.anomalies.clone(),
     )));
-    let logs = kernel::logs_source(detector.clone(), kmetrics.clone(), &enrich::host_name());
+    let host = enrich::host_name();
+    let logs = kernel::logs_source(detector.clone(), kmetrics.clone(), &host);
     let graph = Arc::new(Mutex::new(ServiceGraph::default()));
     let source = kernel::metrics_source(
         metrics.clone(),
         kmetrics.clone(),
         graph.clone(),
-        kernel::anomaly::receiver_resource(&enrich::host_name()),
+        kernel::anomaly::receiver_resource(&host),
     );
     let exporter = Exporter::start(settings, me.clone(), Some(source), Some(logs))?;
 
+    // Kubernetes pod identity (a down API server only degrades enrichment; never blocks).
+    let kube =
+        enrich::kubernetes::start(&cfg.receiver.kubernetes, &|k| std::env::var(k).ok(), &host)
+            .await?;
+    if let Some(k) = &kube {
+        let _ = me.kube.set(Arc::clone(k.stats()));
+    }
     let mut probes = load(&cfg)?;
     let mut ring = ring_fd(&mut probes)?;
     let counters = probes.take_counters()?;
@@ -566,8 +576,9 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
 
     let mut rt = Runtime {
         proc: Processor::new(&cfg, Clock::from_system()),
-        enricher: Enricher::new("/proc".into(), enrich::host_name())
-            .with_full_command_line(cfg.receiver.full_command_line),
+        enricher: Enricher::new("/proc".into(), host)
+            .with_full_command_line(cfg.receiver.full_command_line)
+            .with_kubernetes(kube),
         filter: Filter::new(&cfg.receiver.filters).with_excluded_endpoints(own_endpoints),
         metrics,
         kmetrics,

@@ -13,11 +13,12 @@
 //! Modules: [`attribute`] (span and metric-point attributes), [`resource`] (resource
 //! attributes), [`value`] (fixed attribute values we emit), [`metric`] (OTLP metric names, units
 //! and buckets), [`self_metric`] (the receiver's own Prometheus counters), [`anomaly`] (TCP
-//! health anomaly log records).
+//! health anomaly log records), [`k8s`] (Kubernetes workload identity).
 pub use opentelemetry_semantic_conventions as otel;
 
 pub mod anomaly;
 pub mod collector;
+pub mod k8s;
 pub mod kernel;
 pub mod prometheus;
 

@@ -13,6 +13,7 @@
 
 mod apm;
 mod kernel;
+mod kubernetes;
 mod traces;
 mod validate;
 
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use apm::{RoutesConfig, SamplingConfig};
 pub use kernel::{AnomalyConfig, KernelTimingConfig};
+pub use kubernetes::{KubernetesConfig, KubernetesEnabled};
 pub use traces::TracesConfig;
 
 /// Whole configuration. Every section and key is optional in the YAML; missing ones take the
@@ -80,6 +82,9 @@ pub struct ReceiverConfig {
     /// Span sampling (`receiver.sampling:`).
     #[serde(deserialize_with = "null_as_default")]
     pub sampling: SamplingConfig,
+    /// Kubernetes pod identity on every span and metric (`receiver.kubernetes:`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub kubernetes: KubernetesConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -95,6 +100,7 @@ impl Default for ReceiverConfig {
             traces: TracesConfig::default(),
             routes: RoutesConfig::default(),
             sampling: SamplingConfig::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }

@@ -181,50 +181,6 @@ fn resource_attributes_env_var() {
 }
 
 #[test]
-fn container_ids_from_cgroup_layouts() {
-    let cases = [
-        (format!("0::/system.slice/docker-{ID}.scope"), Some(ID)),
-        (
-            format!("12:memory:/docker/{ID}\n11:cpu:/docker/{ID}"),
-            Some(ID),
-        ),
-        (
-            format!("0::/kubepods/burstable/pod1b2c-33/cri-containerd-{ID}.scope"),
-            Some(ID),
-        ),
-        (
-            format!(
-                "0::/kubepods.slice/kubepods-besteffort.slice/\
-                 kubepods-besteffort-pod1b2c_33.slice/crio-{ID}.scope"
-            ),
-            Some(ID),
-        ),
-        (format!("0::/machine.slice/libpod-{ID}.scope"), Some(ID)),
-        (
-            format!(
-                "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container"
-            ),
-            Some(ID),
-        ),
-        (
-            format!("0::/kubepods/besteffort/pod0f1e2d3c-aaaa-bbbb/{ID}"),
-            Some(ID),
-        ),
-        (format!("0::/machine.slice/libpod-conmon-{ID}.scope"), None),
-        (
-            "0::/user.slice/user-1000.slice/session-2.scope".to_string(),
-            None,
-        ),
-        ("0::/system.slice/docker.service".to_string(), None),
-        (format!("0::/docker-{}.scope", &ID[1..]), None),
-        ("garbage".to_string(), None),
-    ];
-    for (text, want) in cases {
-        assert_eq!(container_id_from_cgroup(&text).as_deref(), want, "{text}");
-    }
-}
-
-#[test]
 fn command_line_joins_and_caps() {
     assert_eq!(command_line(b"a\0b c\0\0d\0").as_deref(), Some("a b c  d"));
     assert_eq!(command_line(b"\0"), None);
@@ -322,7 +278,7 @@ fn command_line_secrets_are_redacted_by_default() {
         line,
         "process.command_line=app --password=REDACTED --user bob --token REDACTED https://u:REDACTED@db/x?api_key=REDACTED&a=1"
     );
-    assert!(!format!("{:?}", r.resource).contains("hunter2"));
+    assert!(!format!("{:?}", r.attributes).contains("hunter2"));
 }
 
 #[test]
@@ -334,28 +290,83 @@ fn full_command_line_is_opt_in_as_command_args() {
         &[("cmdline", b"app\0--password=hunter2\0")],
     );
     let r = fake.enricher().with_full_command_line(true).resource(301);
-    let args = r
-        .resource
-        .attributes
-        .iter()
-        .find(|kv| kv.key == res::PROCESS_COMMAND_ARGS)
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref());
-    let Some(Value::ArrayValue(a)) = args else {
-        panic!("no process.command_args: {:?}", r.resource.attributes);
+    let Some(AttrValue::StrArray(got)) = r.attributes.get(res::PROCESS_COMMAND_ARGS) else {
+        panic!("no process.command_args: {:?}", r.attributes);
     };
-    let got: Vec<_> = a
-        .values
-        .iter()
-        .map(|v| match &v.value {
-            Some(Value::StringValue(s)) => s.as_str(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(got, ["app", "--password=hunter2"]);
+    assert_eq!(got, &["app", "--password=hunter2"]);
+    assert!(r.attributes.get(res::PROCESS_COMMAND_LINE).is_none());
+}
+
+/// A process of pod `web-7d9f8c6b5-x2x4q` (containerd, systemd driver) as the enricher sees it.
+fn pod_process(fake: &FakeProc, pid: u32, environ: &[u8]) {
+    let cgroup = format!(
+        "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1b2c3d4e_aaaa_4bbb_8ccc_0123456789ab.slice/cri-containerd-{ID}.scope\n"
+    );
+    fake.process(
+        pid,
+        Some("/usr/sbin/nginx"),
+        &[("cgroup", cgroup.as_bytes()), ("environ", environ)],
+    );
+}
+
+#[test]
+fn pod_identity_is_added_and_process_service_name_wins() {
+    use crate::enrich::kubernetes::{Kubernetes, test_pods};
+    let fake = FakeProc::new();
+    pod_process(&fake, 300, b"PATH=/bin\0");
+    pod_process(&fake, 301, b"OTEL_SERVICE_NAME=edge\0");
+    fake.process(
+        302,
+        Some("/usr/bin/curl"),
+        &[("cgroup", b"0::/user.slice\n")],
+    );
+    let (k, mut w) = Kubernetes::test_watch("node-1");
+    k.test_apply(&mut w, &test_pods::pod(&Default::default()));
+    let mut e = fake.enricher().with_kubernetes(Some(k));
+    let r = e.resource(300);
+    assert_eq!(r.service_name, "web");
+    let got = attrs(&r);
+    for want in [
+        "service.name=web",
+        "service.namespace=shop",
+        "service.version=1.27.3",
+        "service.instance.id=shop.web-7d9f8c6b5-x2x4q.web",
+        "k8s.namespace.name=shop",
+        "k8s.pod.name=web-7d9f8c6b5-x2x4q",
+        "k8s.node.name=node-1",
+        "k8s.deployment.name=web",
+        "k8s.container.name=web",
+        "container.image.name=docker.io/library/nginx",
+    ] {
+        assert!(got.iter().any(|a| a == want), "{want} not in {got:?}");
+    }
+    assert_eq!(e.resource(301).service_name, "edge");
+    assert!(attrs(&e.resource(301)).contains(&"k8s.pod.name=web-7d9f8c6b5-x2x4q".into()));
+    let host = attrs(&e.resource(302));
     assert!(
-        !r.resource
-            .attributes
-            .iter()
-            .any(|kv| kv.key == res::PROCESS_COMMAND_LINE)
+        host.iter()
+            .all(|a| !a.starts_with("k8s.") && !a.starts_with("service.namespace"))
+    );
+    assert!(e.in_scope(300) && e.in_scope(302));
+}
+
+#[test]
+fn process_seen_before_its_pod_is_read_again_once_the_cache_moves() {
+    use crate::enrich::kubernetes::{Kubernetes, test_pods};
+    let fake = FakeProc::new();
+    pod_process(&fake, 400, b"");
+    let (k, mut w) = Kubernetes::test_watch("node-1");
+    let mut e = fake.enricher().with_kubernetes(Some(k.clone()));
+    let first = e.resource(400);
+    assert_eq!(first.service_name, "nginx");
+    // Same generation: the cached resource is reused.
+    assert!(Arc::ptr_eq(&first, &e.resource(400)));
+    k.test_apply(&mut w, &test_pods::pod(&Default::default()));
+    assert_eq!(e.resource(400).service_name, "web");
+    assert_eq!(
+        k.stats()
+            .pod_misses
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
     );
 }

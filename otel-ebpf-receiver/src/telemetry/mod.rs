@@ -126,6 +126,9 @@ pub struct SelfMetrics {
     /// The kernel network timing probe plan: (measurement point, hook or `none`, in use).
     /// Prometheus gauge `otel_ebpf_kernel_timing_hook{point,hook}` (1 in use, 0 none).
     pub net_plan: std::sync::Mutex<Vec<(String, String, bool)>>,
+    /// Kubernetes enrichment counters, set once at start-up when it is on (Prometheus
+    /// `otel_ebpf_k8s_watch_errors_total`, `otel_ebpf_k8s_pod_lookup_misses_total`).
+    pub kube: std::sync::OnceLock<std::sync::Arc<crate::enrich::kubernetes::KubeStats>>,
 }
 
 /// The span exporter's identity and queue, as the `otelcol_exporter_*` families show them.

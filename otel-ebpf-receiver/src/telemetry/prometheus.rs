@@ -128,6 +128,25 @@ impl SelfMetrics {
         let n = "otel_ebpf_tls_attached_files";
         t.family(n, "Files with TLS uprobes attached now.", "gauge");
         t.sample(n, &[], self.tls.attached_files.load(Ordering::Relaxed));
+        if let Some(k) = self.kube.get() {
+            use otel_ebpf_semconv::k8s::{SELF_POD_MISSES_TOTAL, SELF_WATCH_ERRORS_TOTAL};
+            let rows = [
+                (
+                    SELF_WATCH_ERRORS_TOTAL,
+                    "Kubernetes pod list/watch failures (each retry).",
+                    &k.watch_errors,
+                ),
+                (
+                    SELF_POD_MISSES_TOTAL,
+                    "Containerised processes whose pod was not in the cache when looked up.",
+                    &k.pod_misses,
+                ),
+            ];
+            for (n, h, c) in rows {
+                t.family(n, h, "counter");
+                t.sample(n, &[], c.load(Ordering::Relaxed));
+            }
+        }
         let n = "otel_ebpf_kernel_timing_hook";
         t.family(
             n,
