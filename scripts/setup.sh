@@ -12,8 +12,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # 1. Debian packages: tools the integration tests drive and the build needs; libssl3,
 #    libgnutls30 + gnutls-bin, golang-go (and the C compiler) are the real TLS libraries and
 #    toolchains the tls:: discovery tests analyse; nghttp2-client provides h2load; nftables
-#    (nft) and iproute2 (ip, tc, nstat) drive the network-namespace harness (integration/src/netns.rs).
-APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client bpftrace linux-perf libssl3 openssl libgnutls30 gnutls-bin golang-go nodejs gcc libc6-dev libssl-dev nftables)
+#    (nft) and iproute2 (ip, tc, nstat) drive the network-namespace harness (integration/src/netns.rs);
+#    qemu-system-x86 and busybox-static boot Debian's kernels for the kernel matrix test
+#    (scripts/kernel-vm.sh, integration/tests/kernel_matrix.rs).
+APT_PKGS=(curl nginx wrk iproute2 ca-certificates python3 nghttp2-client bpftrace linux-perf libssl3 openssl libgnutls30 gnutls-bin golang-go nodejs gcc libc6-dev libssl-dev nftables qemu-system-x86 busybox-static)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

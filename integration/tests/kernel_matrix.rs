@@ -1,0 +1,191 @@
+//! Kernel matrix: Debian's own cloud kernels (6.1 without the `sock_send_length` /
+//! `sock_recv_length` tracepoints, 6.12 with them) booted under QEMU with the receiver and a
+//! real workload inside (`scripts/kernel-vm.sh`: busybox httpd serving, busybox wget
+//! fetching, each wget a short-lived process). Every kernel, and every hook family of the
+//! socket data path forced in turn (`receiver.capture_hooks`), must give the same spans: the
+//! same count, methods, paths, status codes and addresses. The host's own kernel is covered
+//! by the other integration tests (raw tracepoints).
+//!
+//! Needs root, qemu-system-x86_64, busybox-static and apt sources with Debian's kernel
+//! packages (scripts/setup.sh); kernels are cached outside target/ (see the script).
+
+use otel_ebpf_integration::{serial, workspace_bin};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("scripts/kernel-vm.sh")
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(script())
+        .args(args)
+        .output()
+        .expect("run scripts/kernel-vm.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kernel-vm.sh {args:?} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The lines between `KMATRIX-<name>-BEGIN` and `KMATRIX-<name>-END` of the console.
+fn section<'a>(console: &'a str, name: &str) -> Vec<&'a str> {
+    let begin = format!("KMATRIX-{name}-BEGIN");
+    let end = format!("KMATRIX-{name}-END");
+    console
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .skip_while(|l| !l.contains(&begin))
+        .skip(1)
+        .take_while(|l| !l.contains(&end))
+        .collect()
+}
+
+/// One console span line, reduced to what must be equal on every kernel:
+/// (kind, method, path, status, server address).
+fn span_key(line: &str) -> Option<(String, String, String, String, String)> {
+    // <ts> <KIND> <method> <path> <status> <duration> <client> -> <server> <service>[<pid>]
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() < 10 || !matches!(f[1], "SERVER" | "CLIENT") || f[7] != "->" {
+        return None;
+    }
+    Some((
+        f[1].into(),
+        f[2].into(),
+        f[3].into(),
+        f[4].into(),
+        f[8].into(),
+    ))
+}
+
+struct Boot {
+    console: String,
+    seconds: f64,
+}
+
+fn boot(vmlinuz: &str, initrd: &Path, hooks: &str) -> Boot {
+    let t = Instant::now();
+    let console = run(&["boot", vmlinuz, initrd.to_str().unwrap(), hooks, "400"]);
+    Boot {
+        console,
+        seconds: t.elapsed().as_secs_f64(),
+    }
+}
+
+/// The spans of a boot, sorted.
+fn spans(b: &Boot) -> Vec<(String, String, String, String, String)> {
+    let mut v: Vec<_> = section(&b.console, "OUT")
+        .into_iter()
+        .filter_map(span_key)
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected() -> Vec<(String, String, String, String, String)> {
+    let mut v = Vec::new();
+    for kind in ["CLIENT", "SERVER"] {
+        for _ in 0..3 {
+            v.push((kind, "GET", "/index.html", "200"));
+        }
+        v.push((kind, "GET", "/missing.html", "404"));
+    }
+    let mut v: Vec<_> = v
+        .into_iter()
+        .map(|(k, m, p, s)| (k.into(), m.into(), p.into(), s.into(), "127.0.0.1:8080".into()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn distribution_kernels_capture_the_same_spans_with_every_hook_family() {
+    let _g = serial();
+    let receiver = workspace_bin("otel-ebpf-receiver");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kernel-matrix");
+    std::fs::create_dir_all(&dir).unwrap();
+    let initrd = dir.join("initramfs.cpio");
+    run(&["initramfs", initrd.to_str().unwrap(), receiver.to_str().unwrap()]);
+
+    // (series, hook family, the hook the socket send point must get; None = no hook: the
+    // receiver must refuse to start and say why).
+    let matrix: &[(&str, &str, Option<&str>)] = &[
+        ("6.1", "auto", Some("fexit:tcp_sendmsg")),
+        ("6.1", "kprobe", Some("kprobe+kretprobe:tcp_sendmsg")),
+        ("6.1", "tracepoint", None),
+        ("6.12", "auto", Some("fexit:tcp_sendmsg")),
+        ("6.12", "fentry", Some("fexit:tcp_sendmsg")),
+        ("6.12", "kprobe", Some("kprobe+kretprobe:tcp_sendmsg")),
+        ("6.12", "tracepoint", Some("raw_tp:sock_send_length")),
+    ];
+    let mut report = Vec::new();
+    for (series, hooks, hook) in matrix {
+        let vmlinuz = run(&["fetch", series]).trim().to_string();
+        let b = boot(&vmlinuz, &initrd, hooks);
+        let ctx = format!("Linux {series}, capture_hooks {hooks}");
+        assert!(
+            b.console.contains("KMATRIX-DONE"),
+            "{ctx}: the guest did not finish:\n{}",
+            b.console
+        );
+        let check = section(&b.console, "CHECK").join("\n");
+        let err = section(&b.console, "ERR").join("\n");
+        let got = spans(&b);
+        match hook {
+            Some(hook) => {
+                let send_line = check
+                    .lines()
+                    .find(|l| l.trim_start().starts_with("socket send"))
+                    .unwrap_or_else(|| panic!("{ctx}: no capture plan in check:\n{check}"));
+                assert!(
+                    send_line.contains(hook),
+                    "{ctx}: socket send hook is not {hook}:\n{check}"
+                );
+                let check_rc = b
+                    .console
+                    .lines()
+                    .find_map(|l| l.trim_end().split("KMATRIX-CHECK-END rc=").nth(1));
+                assert_eq!(check_rc, Some("0"), "{ctx}: check failed:\n{check}");
+                assert_eq!(
+                    got,
+                    expected(),
+                    "{ctx}: spans differ\ncheck:\n{check}\nreceiver log:\n{err}\nconsole:\n{}",
+                    section(&b.console, "OUT").join("\n")
+                );
+            }
+            None => {
+                assert!(
+                    err.contains("no hook for the socket data path"),
+                    "{ctx}: the receiver must refuse to start and say why:\n{err}"
+                );
+                assert!(
+                    check.contains("not offered") && check.contains("sock_send_length"),
+                    "{ctx}: check must say why the tracepoint is not offered:\n{check}"
+                );
+                assert!(got.is_empty(), "{ctx}: spans without a hook: {got:?}");
+            }
+        }
+        let accel = b
+            .console
+            .lines()
+            .find_map(|l| l.strip_prefix("KMATRIX-ACCEL "))
+            .unwrap_or("?")
+            .trim()
+            .to_string();
+        report.push(format!(
+            "Linux {series:<5} {hooks:<10} spans {:>2}  {:>5.1} s ({accel})",
+            got.len(),
+            b.seconds
+        ));
+    }
+    eprintln!("kernel matrix:\n{}", report.join("\n"));
+}
