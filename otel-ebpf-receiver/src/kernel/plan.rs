@@ -188,7 +188,8 @@ pub struct KernelOffers {
     pub fentry: bool,
     /// kprobes are built in (`CONFIG_KPROBES`: tracefs `kprobe_events` exists).
     pub kprobe: bool,
-    /// Whether a function is in BTF / kallsyms.
+    /// Functions in BTF (fentry targets) / that kprobes can target (`probes::net_offers`:
+    /// the functions in BTF when kprobes exist).
     pub btf_funcs: Vec<&'static str>,
     pub kallsyms: Vec<&'static str>,
     /// Raw tracepoints present (with the argument types the probes read).

@@ -30,8 +30,9 @@ use std::fmt::Write as _;
 pub struct DataPoint {
     /// What it captures (`socket send`).
     pub what: &'static str,
-    /// Raw tracepoint (= program name), its argument types, minimum Linux version.
-    pub tracepoint: &'static str,
+    /// Raw tracepoint (= program name; `None`: no tracepoint serves the point), its argument
+    /// types, minimum Linux version.
+    pub tracepoint: Option<&'static str>,
     pub tracepoint_args: &'static [&'static str],
     pub tracepoint_since: &'static str,
     /// Kernel function of the fexit and kprobe variants.
@@ -42,13 +43,16 @@ pub struct DataPoint {
     pub fexit_nonblock: &'static str,
     pub kprobe: &'static str,
     pub kretprobe: &'static str,
+    /// `Some(why)`: a point only some kernels have; without a hook the receiver still starts.
+    pub optional: Option<&'static str>,
 }
 
-/// Socket send and receive, in that order.
-pub const DATA_POINTS: [DataPoint; 2] = [
+/// Socket send, socket receive, and `sendfile` where it bypasses `tcp_sendmsg` (Linux < 6.5),
+/// in that order.
+pub const DATA_POINTS: [DataPoint; 3] = [
     DataPoint {
         what: "socket send",
-        tracepoint: "sock_send_length",
+        tracepoint: Some("sock_send_length"),
         tracepoint_args: &["struct sock *", "int", "int"],
         tracepoint_since: "6.3",
         function: "tcp_sendmsg",
@@ -56,10 +60,11 @@ pub const DATA_POINTS: [DataPoint; 2] = [
         fexit_nonblock: "tcp_sendmsg_fexit",
         kprobe: "tcp_sendmsg_kprobe",
         kretprobe: "tcp_sendmsg_kretprobe",
+        optional: None,
     },
     DataPoint {
         what: "socket receive",
-        tracepoint: "sock_recv_length",
+        tracepoint: Some("sock_recv_length"),
         tracepoint_args: &["struct sock *", "int", "int"],
         tracepoint_since: "6.3",
         function: "tcp_recvmsg",
@@ -67,6 +72,19 @@ pub const DATA_POINTS: [DataPoint; 2] = [
         fexit_nonblock: "tcp_recvmsg_fexit_nonblock",
         kprobe: "tcp_recvmsg_kprobe",
         kretprobe: "tcp_recvmsg_kretprobe",
+        optional: None,
+    },
+    DataPoint {
+        what: "socket sendfile",
+        tracepoint: None,
+        tracepoint_args: &[],
+        tracepoint_since: "",
+        function: "tcp_sendpage",
+        fexit: "tcp_sendpage_fexit",
+        fexit_nonblock: "tcp_sendpage_fexit",
+        kprobe: "tcp_sendpage_kprobe",
+        kretprobe: "tcp_sendpage_kretprobe",
+        optional: Some("sendfile goes through tcp_sendmsg from Linux 6.5"),
     },
 ];
 
@@ -80,9 +98,11 @@ pub struct CaptureOffers {
     pub fentry_refusal: String,
     /// kprobes are built in (`/sys/bus/event_source/devices/kprobe`).
     pub kprobe: bool,
-    /// Functions of [`DATA_POINTS`] in BTF / in kallsyms.
+    /// Functions of [`DATA_POINTS`] in BTF: the fentry and kprobe targets (BTF lists the
+    /// kernel's non-inlined functions, the ones kallsyms has; one kprobes may not touch is
+    /// found out at attach). /proc/kallsyms is not read: formatting its ~150k lines takes
+    /// the kernel ~0.1 s, and tens of seconds under software emulation.
     pub btf_funcs: Vec<&'static str>,
-    pub kallsyms: Vec<&'static str>,
     /// Raw tracepoints of [`DATA_POINTS`] present with the expected arguments; the others
     /// with the reason.
     pub tracepoints: Vec<&'static str>,
@@ -92,15 +112,9 @@ pub struct CaptureOffers {
 }
 
 impl CaptureOffers {
-    /// Reads them from the kernel (BTF, /proc/kallsyms, sysfs, a BPF feature probe).
+    /// Reads them from the kernel (BTF, sysfs, a BPF feature probe).
     pub fn probe(kbtf: &super::btf::KernelBtf) -> Self {
         let funcs: Vec<&'static str> = DATA_POINTS.iter().map(|p| p.function).collect();
-        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        let in_kallsyms: std::collections::HashSet<&str> = kallsyms
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(2))
-            .filter(|name| funcs.contains(name))
-            .collect();
         let tracing = aya::sys::is_program_supported(aya::programs::ProgramType::Tracing);
         let mut o = Self {
             fentry: matches!(tracing, Ok(true)),
@@ -114,20 +128,16 @@ impl CaptureOffers {
             },
             kprobe: std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists(),
             btf_funcs: funcs.iter().copied().filter(|f| kbtf.has_func(f)).collect(),
-            kallsyms: funcs
-                .iter()
-                .copied()
-                .filter(|f| in_kallsyms.contains(f))
-                .collect(),
             recv_args: kbtf
                 .func_param_names("tcp_recvmsg")
                 .and_then(|names| recv_arg_positions(&names)),
             ..Self::default()
         };
         for p in DATA_POINTS {
-            match kbtf.expect_raw_tracepoint(p.tracepoint, p.tracepoint_args) {
-                Ok(()) => o.tracepoints.push(p.tracepoint),
-                Err(e) => o.tracepoint_errors.push((p.tracepoint, e.to_string())),
+            let Some(tp) = p.tracepoint else { continue };
+            match kbtf.expect_raw_tracepoint(tp, p.tracepoint_args) {
+                Ok(()) => o.tracepoints.push(tp),
+                Err(e) => o.tracepoint_errors.push((tp, e.to_string())),
             }
         }
         o
@@ -167,20 +177,24 @@ pub fn not_offered(p: &DataPoint, m: Mechanism, o: &CaptureOffers) -> Option<Str
             Some(format!("{} not in BTF", p.function))
         }
         Mechanism::Kprobe if !o.kprobe => Some("kprobes absent (CONFIG_KPROBES off)".into()),
-        Mechanism::Kprobe if !o.kallsyms.contains(&p.function) => {
-            Some(format!("{} not in kallsyms", p.function))
+        Mechanism::Kprobe if !o.btf_funcs.contains(&p.function) => {
+            Some(format!("{} not in BTF", p.function))
         }
         Mechanism::Fentry | Mechanism::Kprobe if recv && o.recv_args.is_none() => Some(
             "tcp_recvmsg's arguments in BTF are not (sk, msg, len, [nonblock,] flags, addr_len)"
                 .into(),
         ),
-        Mechanism::Tracepoint if !o.tracepoints.contains(&p.tracepoint) => Some(
-            o.tracepoint_errors
-                .iter()
-                .find(|(t, _)| *t == p.tracepoint)
-                .map(|(_, e)| format!("{e} (Linux ≥ {})", p.tracepoint_since))
-                .unwrap_or_else(|| format!("{} absent", p.tracepoint)),
-        ),
+        Mechanism::Tracepoint => match p.tracepoint {
+            None => Some("no tracepoint for this point".into()),
+            Some(tp) if !o.tracepoints.contains(&tp) => Some(
+                o.tracepoint_errors
+                    .iter()
+                    .find(|(t, _)| *t == tp)
+                    .map(|(_, e)| format!("{e} (Linux ≥ {})", p.tracepoint_since))
+                    .unwrap_or_else(|| format!("{tp} absent")),
+            ),
+            Some(_) => None,
+        },
         Mechanism::None => Some("not a hook".into()),
         _ => None,
     }
@@ -204,7 +218,7 @@ pub fn hook_name(p: &DataPoint, m: Mechanism) -> String {
     match m {
         Mechanism::Fentry => format!("fexit:{}", p.function),
         Mechanism::Kprobe => format!("kprobe+kretprobe:{}", p.function),
-        Mechanism::Tracepoint => format!("raw_tp:{}", p.tracepoint),
+        Mechanism::Tracepoint => format!("raw_tp:{}", p.tracepoint.unwrap_or("?")),
         Mechanism::None => "none".into(),
     }
 }
@@ -226,14 +240,15 @@ fn try_attach(
     };
     match m {
         Mechanism::Tracepoint => {
-            prog(ebpf, p.tracepoint)?;
+            let name = p.tracepoint.ok_or("no tracepoint for this point")?;
+            prog(ebpf, name)?;
             let tp: &mut RawTracePoint = ebpf
-                .program_mut(p.tracepoint)
+                .program_mut(name)
                 .expect("checked")
                 .try_into()
                 .map_err(|e| format!("{e}"))?;
             tp.load().map_err(|e| format!("load: {e}"))?;
-            if let Err(e) = tp.attach(p.tracepoint) {
+            if let Err(e) = tp.attach(name) {
                 let _ = tp.unload();
                 return Err(format!("attach: {e}"));
             }
@@ -346,6 +361,12 @@ pub fn attach(
             hook: hook_name(p, chosen),
             others,
         };
+        if chosen == Mechanism::None && let Some(why) = p.optional {
+            let mut choice = choice;
+            choice.hook = format!("none ({why})");
+            out.push(choice);
+            continue;
+        }
         if chosen == Mechanism::None {
             return Err(ProbeError::Attach {
                 tp: p.what.into(),
@@ -369,7 +390,7 @@ pub fn serve_send_point(h: &mut crate::kernel::plan::HookPlan, send: &CaptureCho
     }
     h.chosen = send.chosen;
     h.target = Some(match send.chosen {
-        Mechanism::Tracepoint => p.tracepoint,
+        Mechanism::Tracepoint => p.tracepoint.unwrap_or(p.function),
         _ => p.function,
     });
     h.note = "the socket send hook of the capture plan".into();
@@ -422,7 +443,6 @@ mod tests {
             fentry_refusal: String::new(),
             kprobe: true,
             btf_funcs: vec!["tcp_sendmsg", "tcp_recvmsg"],
-            kallsyms: vec!["tcp_sendmsg", "tcp_recvmsg"],
             tracepoints: vec!["sock_send_length", "sock_recv_length"],
             tracepoint_errors: vec![],
             recv_args: Some((3, 5)),

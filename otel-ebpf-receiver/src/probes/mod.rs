@@ -342,18 +342,15 @@ pub struct NetStatus {
     pub reasons: netbtf::ReasonNames,
 }
 
-/// What this kernel offers for the network timing plan (BTF, kallsyms, kprobe and fentry
-/// support).
+/// What this kernel offers for the network timing plan (BTF, kprobe and fentry support).
+/// The kprobe targets are the plan's functions in BTF when kprobes exist (BTF lists the
+/// non-inlined functions, the ones kallsyms has): /proc/kallsyms (~150k lines) is not read,
+/// it costs ~0.1 s of kernel time natively and tens of seconds under software emulation.
 pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
     use crate::kernel::plan::{KernelOffers, POINTS};
     let funcs: Vec<&'static str> = POINTS.iter().filter_map(|p| p.function).collect();
-    // One pass over kallsyms (~120k lines) for all the functions of the plan.
-    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-    let in_kallsyms: std::collections::HashSet<&str> = kallsyms
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(2))
-        .filter(|name| funcs.contains(name))
-        .collect();
+    let kprobe = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let btf_funcs: Vec<&'static str> = funcs.iter().copied().filter(|f| kbtf.has_func(f)).collect();
     let mut tracepoints: Vec<&'static str> = Vec::new();
     for (name, args, _) in RAW_TRACEPOINTS.iter().chain(NET_TRACEPOINTS) {
         if kbtf.expect_raw_tracepoint(name, args).is_ok() {
@@ -361,11 +358,10 @@ pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
         }
     }
     for p in &capture::DATA_POINTS {
-        if kbtf
-            .expect_raw_tracepoint(p.tracepoint, p.tracepoint_args)
-            .is_ok()
+        if let Some(tp) = p.tracepoint
+            && kbtf.expect_raw_tracepoint(tp, p.tracepoint_args).is_ok()
         {
-            tracepoints.push(p.tracepoint);
+            tracepoints.push(tp);
         }
     }
     KernelOffers {
@@ -373,13 +369,9 @@ pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
             aya::sys::is_program_supported(aya::programs::ProgramType::Tracing),
             Ok(true)
         ),
-        kprobe: std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists(),
-        btf_funcs: funcs.iter().copied().filter(|f| kbtf.has_func(f)).collect(),
-        kallsyms: funcs
-            .iter()
-            .copied()
-            .filter(|f| in_kallsyms.contains(f))
-            .collect(),
+        kprobe,
+        kallsyms: if kprobe { btf_funcs.clone() } else { Vec::new() },
+        btf_funcs,
         tracepoints,
     }
 }
@@ -559,7 +551,11 @@ impl Probes {
             capture::mode_name(opts.capture_hooks),
             capture::render(&capture)
         );
-        let mut attached: Vec<String> = capture.iter().map(|c| c.hook.clone()).collect();
+        let mut attached: Vec<String> = capture
+            .iter()
+            .filter(|c| c.chosen != crate::kernel::plan::Mechanism::None)
+            .map(|c| c.hook.clone())
+            .collect();
         for (name, _, _) in RAW_TRACEPOINTS {
             let tp = format!("raw_tp:{name}");
             let err = |msg: String| ProbeError::Attach {

@@ -13,8 +13,9 @@
 //! so the positions of `flags` and of the return value come from the kernel's BTF: user space
 //! loads the fexit program built for that prototype, and the kprobe reads `flags` from the
 //! register `ProbeConfig::recv_flags_arg` names.
-//! These hooks fire for TCP sockets only (the raw tracepoints fire for every socket). Not
-//! seen by them: `sendfile` before Linux 6.5 (`tcp_sendpage`), kTLS records.
+//! These hooks fire for TCP sockets only (the raw tracepoints fire for every socket).
+//! `sendfile` before Linux 6.5 goes through `tcp_sendpage` instead (hooked the same way,
+//! counted only, as on the tracepoint path). Not seen: kTLS records.
 //!
 //! Program types and helpers stay within what Linux 5.15 offers (fexit and kprobe programs,
 //! `bpf_task_pt_regs`, `bpf_get_current_task_btf`); the one loop in the path
@@ -127,5 +128,28 @@ pub fn tcp_recvmsg_kprobe(ctx: ProbeContext) -> u32 {
 #[kretprobe(function = "tcp_recvmsg")]
 pub fn tcp_recvmsg_kretprobe(ctx: RetProbeContext) -> u32 {
     finish_call(ctx.ret::<u64>() as i32, false);
+    0
+}
+
+/// requires: fexit (Linux ≥ 5.5 x86-64, BTF); `int tcp_sendpage(struct sock *sk, struct page
+/// *page, int offset, size_t size, int flags)` (Linux < 6.5: `sendfile` to a TCP socket comes
+/// here, not through `tcp_sendmsg`; from 6.5 it is a `tcp_sendmsg` with MSG_SPLICE_PAGES).
+#[fexit(function = "tcp_sendpage")]
+pub fn tcp_sendpage_fexit(ctx: FExitContext) -> i32 {
+    on_sock_io(ctx.arg::<u64>(0), ctx.arg::<u64>(5) as i32, 0, true);
+    0
+}
+
+/// requires: kprobes (CONFIG_KPROBES); `tcp_sendpage` (Linux < 6.5).
+#[kprobe(function = "tcp_sendpage")]
+pub fn tcp_sendpage_kprobe(ctx: ProbeContext) -> u32 {
+    save_call(ctx.arg::<u64>(0).unwrap_or(0), 0);
+    0
+}
+
+/// requires: kretprobes (CONFIG_KPROBES); pairs with [`tcp_sendpage_kprobe`].
+#[kretprobe(function = "tcp_sendpage")]
+pub fn tcp_sendpage_kretprobe(ctx: RetProbeContext) -> u32 {
+    finish_call(ctx.ret::<u64>() as i32, true);
     0
 }
