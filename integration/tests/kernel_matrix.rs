@@ -59,8 +59,14 @@ fn span_key(line: &str) -> Option<String> {
     if f.len() < 10 || !matches!(f[1], "SERVER" | "CLIENT") || f[7] != "->" {
         return None;
     }
-    let error = f.get(10).and_then(|e| e.strip_prefix("error=")).unwrap_or("-");
-    Some(format!("{} {} {} {} {} {error}", f[1], f[2], f[3], f[4], f[8]))
+    let error = f
+        .get(10)
+        .and_then(|e| e.strip_prefix("error="))
+        .unwrap_or("-");
+    Some(format!(
+        "{} {} {} {} {} {error}",
+        f[1], f[2], f[3], f[4], f[8]
+    ))
 }
 
 struct Boot {
@@ -71,7 +77,14 @@ struct Boot {
 fn boot(vmlinuz: &str, initrd: &Path, hooks: &str, check: bool) -> Boot {
     let t = Instant::now();
     let check = if check { "1" } else { "0" };
-    let console = run(&["boot", vmlinuz, initrd.to_str().unwrap(), hooks, "400", check]);
+    let console = run(&[
+        "boot",
+        vmlinuz,
+        initrd.to_str().unwrap(),
+        hooks,
+        "400",
+        check,
+    ]);
     Boot {
         console,
         seconds: t.elapsed().as_secs_f64(),
@@ -97,7 +110,9 @@ fn expected() -> Vec<String> {
             v.push(format!("{kind} GET /index.html 200 127.0.0.1:8080 -"));
         }
         let error = if kind == "CLIENT" { "404" } else { "-" };
-        v.push(format!("{kind} GET /missing.html 404 127.0.0.1:8080 {error}"));
+        v.push(format!(
+            "{kind} GET /missing.html 404 127.0.0.1:8080 {error}"
+        ));
     }
     v.sort();
     v
@@ -110,7 +125,11 @@ fn distribution_kernels_capture_the_same_spans_with_every_hook_family() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kernel-matrix");
     std::fs::create_dir_all(&dir).unwrap();
     let initrd = dir.join("initramfs.cpio");
-    run(&["initramfs", initrd.to_str().unwrap(), receiver.to_str().unwrap()]);
+    run(&[
+        "initramfs",
+        initrd.to_str().unwrap(),
+        receiver.to_str().unwrap(),
+    ]);
 
     // (series, hook family, the hook the socket send point must get (None = no hook: the
     // receiver must refuse to start and say why), run `check` first). `auto` is fentry on
@@ -120,7 +139,12 @@ fn distribution_kernels_capture_the_same_spans_with_every_hook_family() {
         ("6.1", "kprobe", Some("kprobe+kretprobe:tcp_sendmsg"), false),
         ("6.1", "tracepoint", None, true),
         ("6.12", "auto", Some("fexit:tcp_sendmsg"), true),
-        ("6.12", "kprobe", Some("kprobe+kretprobe:tcp_sendmsg"), false),
+        (
+            "6.12",
+            "kprobe",
+            Some("kprobe+kretprobe:tcp_sendmsg"),
+            false,
+        ),
         ("6.12", "tracepoint", Some("raw_tp:sock_send_length"), false),
     ];
     let mut report = Vec::new();

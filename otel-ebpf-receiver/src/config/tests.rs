@@ -460,10 +460,15 @@ fn capture_hooks_values() {
         assert_eq!(c.receiver.capture_hooks, want, "{text}");
     }
     assert_eq!(
-        parse("receiver: {capture_hooks: null}").receiver.capture_hooks,
+        parse("receiver: {capture_hooks: null}")
+            .receiver
+            .capture_hooks,
         CaptureHooks::Auto
     );
     let (path, msg) = err("receiver: {capture_hooks: uprobe}");
     assert_eq!(path, "receiver.capture_hooks", "{msg}");
-    assert!(msg.contains("`auto`, `fentry`, `kprobe`, `tracepoint`"), "{msg}");
+    assert!(
+        msg.contains("`auto`, `fentry`, `kprobe`, `tracepoint`"),
+        "{msg}"
+    );
 }

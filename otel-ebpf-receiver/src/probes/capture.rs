@@ -361,7 +361,9 @@ pub fn attach(
             hook: hook_name(p, chosen),
             others,
         };
-        if chosen == Mechanism::None && let Some(why) = p.optional {
+        if chosen == Mechanism::None
+            && let Some(why) = p.optional
+        {
             let mut choice = choice;
             choice.hook = format!("none ({why})");
             out.push(choice);
@@ -420,13 +422,22 @@ pub fn render(plan: &[CaptureChoice]) -> String {
             let lines: Vec<&str> = o.lines().filter(|l| !l.trim().is_empty()).collect();
             let shown = if lines.len() > LOG_TAIL_LINES + 1 {
                 let mut v = vec![lines[0].to_string(), "…".into()];
-                v.extend(lines[lines.len() - LOG_TAIL_LINES..].iter().map(|l| l.to_string()));
+                v.extend(
+                    lines[lines.len() - LOG_TAIL_LINES..]
+                        .iter()
+                        .map(|l| l.to_string()),
+                );
                 v
             } else {
                 lines.iter().map(|l| l.to_string()).collect()
             };
             for (i, l) in shown.iter().enumerate() {
-                let _ = writeln!(out, "  {:<30} {}{l}", "", if i == 0 { "- " } else { "    " });
+                let _ = writeln!(
+                    out,
+                    "  {:<30} {}{l}",
+                    "",
+                    if i == 0 { "- " } else { "    " }
+                );
             }
         }
     }
@@ -489,15 +500,30 @@ mod tests {
             "sock_recv_length",
             "raw tracepoint sock_recv_length is not in this kernel's BTF".into(),
         )];
-        assert!(not_offered(p, Mechanism::Kprobe, &o).unwrap().contains("CONFIG_KPROBES"));
+        assert!(
+            not_offered(p, Mechanism::Kprobe, &o)
+                .unwrap()
+                .contains("CONFIG_KPROBES")
+        );
         let tp = not_offered(p, Mechanism::Tracepoint, &o).unwrap();
-        assert!(tp.contains("not in this kernel's BTF") && tp.contains("6.3"), "{tp}");
+        assert!(
+            tp.contains("not in this kernel's BTF") && tp.contains("6.3"),
+            "{tp}"
+        );
         o.recv_args = None;
-        assert!(not_offered(p, Mechanism::Fentry, &o).unwrap().contains("tcp_recvmsg"));
+        assert!(
+            not_offered(p, Mechanism::Fentry, &o)
+                .unwrap()
+                .contains("tcp_recvmsg")
+        );
         // The send point does not depend on tcp_recvmsg's shape.
         assert_eq!(not_offered(&DATA_POINTS[0], Mechanism::Fentry, &o), None);
         o.btf_funcs.clear();
-        assert!(not_offered(&DATA_POINTS[0], Mechanism::Fentry, &o).unwrap().contains("not in BTF"));
+        assert!(
+            not_offered(&DATA_POINTS[0], Mechanism::Fentry, &o)
+                .unwrap()
+                .contains("not in BTF")
+        );
     }
 
     #[test]

@@ -370,7 +370,11 @@ pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
             Ok(true)
         ),
         kprobe,
-        kallsyms: if kprobe { btf_funcs.clone() } else { Vec::new() },
+        kallsyms: if kprobe {
+            btf_funcs.clone()
+        } else {
+            Vec::new()
+        },
         btf_funcs,
         tracepoints,
     }

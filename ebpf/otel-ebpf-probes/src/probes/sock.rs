@@ -77,6 +77,12 @@ pub(super) fn copy_user<const C: usize>(dst: *mut u8, off: u64, len: u64, src: u
     if len == 0 {
         return true;
     }
+    // The 6.1 verifier loses the clamp above on some paths (Go TLS: "invalid access to
+    // memory, off=88 size=16383"). `((len - 1) & (C - 1)) + 1` is `len` for 1 ≤ len ≤ C and
+    // bounds it for every verifier; the volatile read keeps LLVM from folding it away.
+    // SAFETY: reads a local.
+    let len = unsafe { core::ptr::read_volatile(&len) };
+    let len = ((len - 1) & (C as u64 - 1)) + 1;
     unsafe {
         bpf_probe_read_user(
             dst.add(off as usize) as *mut c_void,
@@ -281,13 +287,23 @@ pub(super) fn emit_classes(p: &mut Pending, vectored: bool) {
 /// requires: Linux ≥ 6.3, `sock_send_length(struct sock *sk, int ret, int flags)`.
 #[raw_tracepoint(tracepoint = "sock_send_length")]
 pub fn sock_send_length(ctx: RawTracePointContext) -> i32 {
-    on_sock_io(ctx.arg(0), ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, true);
+    on_sock_io(
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as i32,
+        ctx.arg::<u64>(2) as i32,
+        true,
+    );
     0
 }
 
 /// requires: Linux ≥ 6.3, `sock_recv_length(struct sock *sk, int ret, int flags)`.
 #[raw_tracepoint(tracepoint = "sock_recv_length")]
 pub fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
-    on_sock_io(ctx.arg(0), ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, false);
+    on_sock_io(
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as i32,
+        ctx.arg::<u64>(2) as i32,
+        false,
+    );
     0
 }
