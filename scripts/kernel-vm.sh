@@ -77,7 +77,7 @@ copy_with_libs() {
 cmd_initramfs() {
   local out="$1" receiver="$2" root
   command -v busybox >/dev/null || { log "busybox missing: apt-get install busybox-static (scripts/setup.sh)"; exit 1; }
-  busybox --list | grep -qx httpd || { log "this busybox has no httpd applet: install busybox-static"; exit 1; }
+  busybox --list | grep -x httpd >/dev/null || { log "this busybox has no httpd applet: install busybox-static"; exit 1; }
   root="$(mktemp -d)"
   trap 'rm -rf "$root"' RETURN
   mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,www,etc,run}
@@ -87,6 +87,14 @@ cmd_initramfs() {
   # initramfs into RAM under emulation).
   copy_with_libs "$root" "$receiver" /bin/otel-ebpf-receiver
   strip --strip-debug "$root/bin/otel-ebpf-receiver" 2>/dev/null || true
+  # TLS through the system libssl: openssl s_server and s_client with the host's libssl and
+  # ld.so.cache (the receiver attaches to the libssl it names at start-up), an ECDSA P-256
+  # certificate made here (cheap handshakes under emulation).
+  copy_with_libs "$root" "$(command -v openssl)" /bin/openssl
+  cp /etc/ld.so.cache "$root/etc/ld.so.cache"
+  mkdir -p "$root/etc/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$root/etc/tls/key.pem" -out "$root/etc/tls/cert.pem" 2>/dev/null
   printf 'hello from the kernel matrix\n' > "$root/www/index.html"
   printf 'root:x:0:0:root:/:/bin/sh\n' > "$root/etc/passwd"
   cat > "$root/init" <<'INIT'
@@ -121,10 +129,11 @@ if [ "$CHECK" = 1 ]; then
 fi
 START=$(cut -d' ' -f1 /proc/uptime)
 httpd -p 127.0.0.1:8080 -h /www
+openssl s_server -accept 127.0.0.1:4433 -cert /etc/tls/cert.pem -key /etc/tls/key.pem -www -quiet >/dev/null 2>&1 &
 RUST_LOG=info /bin/otel-ebpf-receiver --config /etc/receiver.yaml > /tmp/out 2> /tmp/err &
 RPID=$!
 i=0
-while [ $i -lt 600 ] && ! grep -q capturing /tmp/err; do
+while [ $i -lt 1500 ] && ! grep -q capturing /tmp/err; do
   kill -0 $RPID 2>/dev/null || break
   sleep 0.2; i=$((i + 1))
 done
@@ -133,6 +142,11 @@ echo "KMATRIX-READY uptime=$(cut -d' ' -f1 /proc/uptime) receiver_started_at=$ST
 # process per request).
 for n in 1 2 3; do wget -q -O /dev/null "http://127.0.0.1:8080/index.html?n=$n" || echo "KMATRIX-WGET-FAILED $n"; done
 wget -q -O /dev/null "http://127.0.0.1:8080/missing.html" 2>/dev/null
+# HTTPS through libssl at both ends (openssl s_server -www answers with a status page),
+# once the receiver has attached to libssl (it does so after it starts capturing).
+i=0
+while [ $i -lt 300 ] && ! grep -q "system libraries pinned" /tmp/err; do sleep 0.2; i=$((i + 1)); done
+printf 'GET / HTTP/1.0\r\n\r\n' | openssl s_client -connect 127.0.0.1:4433 -quiet >/dev/null 2>&1 || echo "KMATRIX-TLS-FAILED"
 sleep 2
 kill -TERM $RPID
 i=0
