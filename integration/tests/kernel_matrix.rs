@@ -104,7 +104,7 @@ fn spans(b: &Boot) -> Vec<String> {
 
 /// Three fetches of a file (busybox httpd sends it with `sendfile`), one of a missing page
 /// (an error page written with `write`; a client span is an error on 4xx), and one HTTPS
-/// request from `openssl s_client` to `openssl s_server -www` (libssl uprobes at both ends).
+/// request from `openssl s_client` (libssl uprobes) to `openssl s_server -www`.
 fn expected() -> Vec<String> {
     let mut v = Vec::new();
     for kind in ["CLIENT", "SERVER"] {
@@ -115,8 +115,11 @@ fn expected() -> Vec<String> {
         v.push(format!(
             "{kind} GET /missing.html 404 127.0.0.1:8080 {error}"
         ));
-        v.push(format!("{kind} GET / 200 127.0.0.1:4433 -"));
     }
+    // `openssl s_server -www` reads and writes through an SSL BIO, which calls libssl's
+    // internal read/write and not the exported SSL_read/SSL_write the uprobes are on: only
+    // the client's side of the HTTPS exchange is a span, on every kernel.
+    v.push("CLIENT GET / 200 127.0.0.1:4433 -".to_string());
     v.sort();
     v
 }
