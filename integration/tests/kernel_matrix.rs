@@ -55,14 +55,14 @@ fn section<'a>(console: &'a str, name: &str) -> Vec<&'a str> {
 /// status server error" (`-` without error).
 fn span_key(line: &str) -> Option<String> {
     // <ts> <KIND> <method> <path> <status> <duration> <client> -> <server> <service>[<pid>]
-    // [error=<error.type>]
+    // trace=<id> span=<id> parent=<id> [error=<error.type>]
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() < 10 || !matches!(f[1], "SERVER" | "CLIENT") || f[7] != "->" {
         return None;
     }
-    let error = f
-        .get(10)
-        .and_then(|e| e.strip_prefix("error="))
+    let error = f[10..]
+        .iter()
+        .find_map(|e| e.strip_prefix("error="))
         .unwrap_or("-");
     Some(format!(
         "{} {} {} {} {} {error}",
