@@ -68,11 +68,12 @@ fi
 #    libssl-dev are the real TLS libraries and toolchains the tls:: discovery tests analyse;
 #    nftables (nft) and iproute2 (ip, tc, nstat) drive the network-namespace harness
 #    (integration/src/netns.rs); bpftool lists loaded BPF programs (the shutdown fault test
-#    checks none is left).
+#    checks none is left); qemu-system-x86 and busybox-static boot Debian's kernels for the
+#    kernel matrix test (scripts/kernel-vm.sh, integration/tests/kernel_matrix.rs).
 had_nginx=0
 dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q "install ok installed" && had_nginx=1
 apt_install curl nginx wrk iproute2 python3 nghttp2-client bpftrace bpftool linux-perf libssl3 openssl \
-  libgnutls30 gnutls-bin golang-go nodejs libssl-dev nftables
+  libgnutls30 gnutls-bin golang-go nodejs libssl-dev nftables qemu-system-x86 busybox-static
 if [ "$had_nginx" -eq 0 ]; then
   # nginx's Debian package starts a service on :80 in some environments; we do not want it.
   $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true

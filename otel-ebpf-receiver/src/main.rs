@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     };
     match cli.cmd {
         Some(Cmd::Check) => {
-            let (report, ok) = probes::check::report();
+            let (report, ok) = probes::check::report(cfg.receiver.capture_hooks);
             print!("{report}");
             if ok {
                 ExitCode::SUCCESS

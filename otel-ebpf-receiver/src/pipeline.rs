@@ -144,6 +144,7 @@ fn load(cfg: &Config) -> anyhow::Result<Probes> {
         filters: KernelFilters::from_config(&cfg.receiver.filters),
         net_timing: cfg.receiver.kernel_timing.enabled,
         net_layers: cfg.receiver.kernel_timing.enabled && cfg.receiver.kernel_timing.layers,
+        capture_hooks: cfg.receiver.capture_hooks,
     })?)
 }
 
@@ -171,7 +172,7 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     // that arrives while the loop is busy between two turns.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    log::info!("attached {} raw tracepoints", probes.attached.len());
+    log::info!("attached {}", probes.attached.join(", "));
     // TLS uprobes follow processes here too, so TLS plaintext can be inspected and recorded.
     let enabled = probes.tls_unavailable.is_none();
     let (tx, rx) = mpsc::channel();
@@ -537,8 +538,9 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let mut ring = ring_fd(&mut probes)?;
     let counters = probes.take_counters()?;
     log::info!(
-        "attached {} raw tracepoints (+{} network timing); capturing",
+        "attached {} ({}) (+{} network timing); capturing",
         probes.attached.len(),
+        probes.attached.join(", "),
         probes.net.attached.len()
     );
     if let Ok(mut k) = kmetrics.lock() {

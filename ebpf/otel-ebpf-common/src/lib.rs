@@ -324,6 +324,10 @@ pub struct ProbeConfig {
     /// `SKB_CONSUMED` (`u32::MAX` when this kernel lacks one).
     pub drop_not_dropped_yet: u32,
     pub drop_consumed: u32,
+    /// Position (0-based) of `flags` among the arguments of `tcp_recvmsg` (BTF): 3 on Linux
+    /// ≥ 5.19 (`tcp_recvmsg(sk, msg, len, flags, addr_len)`), 4 before (a `nonblock`
+    /// argument precedes it). Read only by the kprobe on `tcp_recvmsg`.
+    pub recv_flags_arg: u32,
 }
 
 /// `net_timing`: TCP health (retransmits, resets, drops, connect/accept/close).

@@ -85,6 +85,27 @@ pub struct ReceiverConfig {
     /// Kubernetes pod identity on every span and metric (`receiver.kubernetes:`).
     #[serde(deserialize_with = "null_as_default")]
     pub kubernetes: KubernetesConfig,
+    /// Which hook family serves the socket data path (default `auto`: per hook point the
+    /// first that loads and attaches of fentry/fexit, raw tracepoint, kprobe/kretprobe; see
+    /// `docs/kernels.md`). Forcing one family is for tests and diagnosis: start-up fails when
+    /// that family cannot serve a point on this kernel.
+    #[serde(deserialize_with = "null_as_default")]
+    pub capture_hooks: CaptureHooks,
+}
+
+/// `receiver.capture_hooks`: the hook family of the socket data path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureHooks {
+    /// The first of fentry, tracepoint, kprobe that this kernel offers and that loads.
+    #[default]
+    Auto,
+    /// fexit programs on `tcp_sendmsg` / `tcp_recvmsg` only.
+    Fentry,
+    /// kprobe + kretprobe programs on `tcp_sendmsg` / `tcp_recvmsg` only.
+    Kprobe,
+    /// The `sock_send_length` / `sock_recv_length` raw tracepoints only (Linux ≥ 6.3).
+    Tracepoint,
 }
 
 impl Default for ReceiverConfig {
@@ -101,6 +122,7 @@ impl Default for ReceiverConfig {
             routes: RoutesConfig::default(),
             sampling: SamplingConfig::default(),
             kubernetes: KubernetesConfig::default(),
+            capture_hooks: CaptureHooks::Auto,
         }
     }
 }

@@ -447,3 +447,30 @@ fn load_reads_files_and_names_them() {
     assert!(e.to_string().contains("missing.yaml"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn capture_hooks_values() {
+    use super::CaptureHooks;
+    assert_eq!(parse("{}").receiver.capture_hooks, CaptureHooks::Auto);
+    for (text, want) in [
+        ("auto", CaptureHooks::Auto),
+        ("fentry", CaptureHooks::Fentry),
+        ("kprobe", CaptureHooks::Kprobe),
+        ("tracepoint", CaptureHooks::Tracepoint),
+    ] {
+        let c = parse(&format!("receiver: {{capture_hooks: {text}}}"));
+        assert_eq!(c.receiver.capture_hooks, want, "{text}");
+    }
+    assert_eq!(
+        parse("receiver: {capture_hooks: null}")
+            .receiver
+            .capture_hooks,
+        CaptureHooks::Auto
+    );
+    let (path, msg) = err("receiver: {capture_hooks: uprobe}");
+    assert_eq!(path, "receiver.capture_hooks", "{msg}");
+    assert!(
+        msg.contains("`auto`, `fentry`, `kprobe`, `tracepoint`"),
+        "{msg}"
+    );
+}

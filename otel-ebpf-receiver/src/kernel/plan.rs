@@ -8,7 +8,8 @@
 //! and what a missing point costs the breakdown. Pure code: the offers are gathered by
 //! [`KernelOffers::probe`].
 //!
-//! Limits: the probes implement raw tracepoint programs only. The L3 split points (IP output,
+//! Limits: the probes implement raw tracepoint programs only, but for the send socket layer
+//! (the capture plan's socket send hook, see `probes::capture`). The L3 split points (IP output,
 //! netfilter, neighbour, IP input) exist as fentry/kprobe targets only; no program is built for
 //! them yet, so they are reported as `none` with the reason, and the L3 time stays one `ip`
 //! layer (TCP transmit → qdisc, NIC → TCP).
@@ -53,13 +54,17 @@ pub struct Point {
 
 const TP: &[Mechanism] = &[Mechanism::Tracepoint];
 
+/// The send socket layer point: served by the capture plan's socket send hook
+/// (`probes::capture`), whatever its family.
+pub const SEND_SOCKET_POINT: &str = "send: write left data queued";
+
 /// Every point of the breakdown, send path first.
 pub const POINTS: &[Point] = &[
     Point {
-        what: "send: write left data queued",
+        what: SEND_SOCKET_POINT,
         function: Some("tcp_sendmsg"),
         tracepoint: Some("sock_send_length"),
-        implemented: TP,
+        implemented: &[Mechanism::Fentry, Mechanism::Kprobe, Mechanism::Tracepoint],
         without: "no socket layer on send",
     },
     Point {
@@ -183,7 +188,8 @@ pub struct KernelOffers {
     pub fentry: bool,
     /// kprobes are built in (`CONFIG_KPROBES`: tracefs `kprobe_events` exists).
     pub kprobe: bool,
-    /// Whether a function is in BTF / kallsyms.
+    /// Functions in BTF (fentry targets) / that kprobes can target (`probes::net_offers`:
+    /// the functions in BTF when kprobes exist).
     pub btf_funcs: Vec<&'static str>,
     pub kallsyms: Vec<&'static str>,
     /// Raw tracepoints present (with the argument types the probes read).

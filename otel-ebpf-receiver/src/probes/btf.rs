@@ -160,6 +160,29 @@ impl KernelBtf {
             .is_ok_and(|ts| ts.iter().any(|t| matches!(t, Type::Func(_))))
     }
 
+    /// Parameter names of function `name` in BTF (e.g. `["sk", "msg", "size"]` for
+    /// `tcp_sendmsg`); `None` when the function is not in BTF.
+    pub fn func_param_names(&self, name: &str) -> Option<Vec<String>> {
+        let f = self
+            .btf
+            .resolve_types_by_name(name)
+            .ok()?
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Func(f) => Some(f),
+                _ => None,
+            })?;
+        let Ok(Type::FuncProto(fp)) = self.btf.resolve_chained_type(&f) else {
+            return None;
+        };
+        Some(
+            fp.parameters
+                .iter()
+                .map(|prm| self.btf.resolve_name(prm).unwrap_or_default())
+                .collect(),
+        )
+    }
+
     /// A short C-like spelling of a type: `int`, `struct sock *`, `bool`.
     fn describe(&self, t: Type, depth: u32) -> String {
         if depth > 8 {
@@ -372,6 +395,19 @@ mod tests {
         // skc_family follows the address/hash words; sk_protocol lies past sock_common.
         assert!(o.skc_family > o.skc_num && o.skc_family < o.skc_v6_daddr);
         assert!(o.sk_protocol > o.skc_v6_rcv_saddr);
+    }
+
+    #[test]
+    fn reads_function_parameter_names_from_running_kernel() {
+        let Ok(btf) = KernelBtf::open(VMLINUX) else {
+            return;
+        };
+        // One prototype since Linux 4.1.
+        assert_eq!(
+            btf.func_param_names("tcp_sendmsg").unwrap(),
+            ["sk", "msg", "size"]
+        );
+        assert!(btf.func_param_names("no_such_function_here").is_none());
     }
 
     #[test]

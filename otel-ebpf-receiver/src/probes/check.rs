@@ -1,10 +1,14 @@
 //! `otel-ebpf-receiver check`: what this kernel and this process allow, and the probe plan.
 //!
 //! Input: tracefs, /sys/kernel/btf/vmlinux, /proc/self/status, the kernel's answers to BPF
-//! feature probes. Output: a report (one line per item, with the reason for anything missing).
-//! Nothing is attached.
+//! feature probes, `receiver.capture_hooks`. Output: a report (one line per item, with the
+//! reason for anything missing). The socket data path's hooks are loaded and attached for a
+//! moment, exactly as at start-up, so the capture plan says what this kernel really accepts
+//! (a refused hook shows the verifier's or the attach error); everything is detached before
+//! the report is printed.
 
-use super::{RAW_TRACEPOINTS, UPROBE_PROGRAMS, btf, tracefs, uprobes};
+use super::{RAW_TRACEPOINTS, UPROBE_PROGRAMS, btf, capture, tracefs, uprobes};
+use crate::config::CaptureHooks;
 use aya::maps::MapType;
 use aya::programs::ProgramType;
 use aya::sys::{is_map_supported, is_program_supported};
@@ -59,8 +63,9 @@ fn optional(out: &mut String, ok: bool, what: &str, detail: &str) {
     );
 }
 
-/// Builds the report; returns it and whether every required item is present.
-pub fn report() -> (String, bool) {
+/// Builds the report for `receiver.capture_hooks` = `mode`; returns it and whether every
+/// required item is present.
+pub fn report(mode: CaptureHooks) -> (String, bool) {
     let mut out = String::new();
     let mut all = true;
     let _ = writeln!(
@@ -152,9 +157,9 @@ pub fn report() -> (String, bool) {
         kprobes,
         "kprobes",
         if kprobes {
-            "available (optional; see the kernel network timing plan)"
+            "available (capture plan and kernel network timing plan)"
         } else {
-            "absent (CONFIG_KPROBES off) — optional, tracepoints are used instead"
+            "absent (CONFIG_KPROBES off) — optional, fentry or tracepoints are used instead"
         },
     );
     let uprobes = Path::new("/sys/bus/event_source/devices/uprobe").exists();
@@ -176,6 +181,8 @@ pub fn report() -> (String, bool) {
         &format!("program type {fentry:?} (optional; attach may still be refused by lockdown/LSM)"),
     );
 
+    let send = capture_plan(&mut out, mode);
+    all &= send.is_some();
     let _ = writeln!(out, "probe plan (all required):");
     for (name, args, since) in RAW_TRACEPOINTS {
         let res = match &kbtf {
@@ -195,15 +202,39 @@ pub fn report() -> (String, bool) {
             },
         );
     }
-    net_plan(&mut out, kbtf.as_ref().ok());
+    net_plan(&mut out, kbtf.as_ref().ok(), send.as_ref());
     tls_plan(&mut out, uprobes);
     (out, all)
+}
+
+/// The socket data path: the hook each point gets here (by a real load and attach), and why
+/// not the others. Returns the socket send point's choice when every point has a hook.
+fn capture_plan(out: &mut String, mode: CaptureHooks) -> Option<capture::CaptureChoice> {
+    let _ = writeln!(
+        out,
+        "capture plan (required; receiver.capture_hooks: {}; auto order fentry > tracepoint > kprobe):",
+        capture::mode_name(mode)
+    );
+    match super::capture_trial(mode) {
+        Ok(plan) => {
+            out.push_str(&capture::render(&plan));
+            plan.into_iter().next()
+        }
+        Err(e) => {
+            line(out, false, "socket data path", &e.to_string());
+            None
+        }
+    }
 }
 
 /// The kernel network timing part of the plan (optional: `receiver.kernel_timing`): which hook
 /// serves each measurement point on this kernel (fentry > kprobe > tracepoint > none), and
 /// whether the struct offsets resolve.
-fn net_plan(out: &mut String, kbtf: Option<&btf::KernelBtf>) {
+fn net_plan(
+    out: &mut String,
+    kbtf: Option<&btf::KernelBtf>,
+    send: Option<&capture::CaptureChoice>,
+) {
     let _ = writeln!(
         out,
         "kernel network timing plan (optional, receiver.kernel_timing; fentry > kprobe > tracepoint > none):"
@@ -229,7 +260,12 @@ fn net_plan(out: &mut String, kbtf: Option<&btf::KernelBtf>) {
             &format!("{e}: network timing off"),
         ),
     }
-    let plan = crate::kernel::plan::plan(&super::net_offers(b));
+    let mut plan = crate::kernel::plan::plan(&super::net_offers(b));
+    if let Some(send) = send {
+        for h in plan.iter_mut() {
+            capture::serve_send_point(h, send);
+        }
+    }
     out.push_str(&crate::kernel::plan::render(&plan));
 }
 

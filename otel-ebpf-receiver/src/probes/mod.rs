@@ -2,12 +2,15 @@
 //!
 //! Stage: **probes** → events. Input: the BPF object embedded at build time
 //! (`ebpf/otel-ebpf-probes`), this kernel's BTF (struct offsets, raw tracepoint prototypes),
-//! the kernel-side filters. Output: attached raw tracepoints, the ring buffer to read, and the
-//! kernel-side counters. Every raw tracepoint in [`RAW_TRACEPOINTS`] is required; a missing
-//! one, or one whose arguments differ from what the probes read, is an error that names it.
-//! No syscall tracepoint is attached (see `ebpf/otel-ebpf-probes` for why).
+//! the kernel-side filters, `receiver.capture_hooks`. Output: attached programs, the ring
+//! buffer to read, and the kernel-side counters. The socket data path takes one hook per
+//! point from [`capture`] (fentry, raw tracepoint or kprobe, by what this kernel offers and
+//! loads); every raw tracepoint in [`RAW_TRACEPOINTS`] is required; a missing one, or one whose
+//! arguments differ from what the probes read, is an error that names it. No syscall
+//! tracepoint is attached (see `ebpf/otel-ebpf-probes` for why).
 
 pub mod btf;
+pub mod capture;
 pub mod check;
 pub mod listeners;
 pub mod netbtf;
@@ -29,8 +32,6 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ot
 /// (raw tracepoint = program name, the argument types the program reads after the context,
 /// as [`btf::KernelBtf::raw_tracepoint_params`] spells them, minimum Linux version).
 pub const RAW_TRACEPOINTS: &[(&str, &[&str], &str)] = &[
-    ("sock_send_length", &["struct sock *", "int", "int"], "6.3"),
-    ("sock_recv_length", &["struct sock *", "int", "int"], "6.3"),
     (
         "inet_sock_set_state",
         &["struct sock *", "int", "int"],
@@ -170,6 +171,8 @@ pub struct LoadOptions {
     pub net_timing: bool,
     /// Attach the per-packet layer timing hooks ([`LAYER_TRACEPOINTS`]) too.
     pub net_layers: bool,
+    /// Hook family of the socket data path (`receiver.capture_hooks`).
+    pub capture_hooks: crate::config::CaptureHooks,
 }
 
 /// The part of `receiver.filters` the probes can apply themselves: pids and ports.
@@ -255,6 +258,11 @@ fn probe_config_with(
     let regs = btf::RegsOffsets::resolve(kbtf)?;
     let task = btf::TaskOffsets::resolve(kbtf)?;
     let go = crate::tls::godwarf::GoTlsOffsets::TABLE;
+    // Only read by the tcp_recvmsg hooks, which are not offered when this is `None`.
+    let (recv_flags_arg, _) = kbtf
+        .func_param_names("tcp_recvmsg")
+        .and_then(|n| capture::recv_arg_positions(&n))
+        .unwrap_or((3, 5));
     Ok(ProbeConfig {
         own_tgid: std::process::id(),
         capture_bytes,
@@ -287,6 +295,7 @@ fn probe_config_with(
         wakeup_bytes: wakeup_bytes(ring_buffer_bytes),
         drop_not_dropped_yet: u32::MAX,
         drop_consumed: u32::MAX,
+        recv_flags_arg,
         ..ProbeConfig::default()
     })
 }
@@ -333,22 +342,26 @@ pub struct NetStatus {
     pub reasons: netbtf::ReasonNames,
 }
 
-/// What this kernel offers for the network timing plan (BTF, kallsyms, kprobe and fentry
-/// support).
+/// What this kernel offers for the network timing plan (BTF, kprobe and fentry support).
+/// The kprobe targets are the plan's functions in BTF when kprobes exist (BTF lists the
+/// non-inlined functions, the ones kallsyms has): /proc/kallsyms (~150k lines) is not read,
+/// it costs ~0.1 s of kernel time natively and tens of seconds under software emulation.
 pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
     use crate::kernel::plan::{KernelOffers, POINTS};
     let funcs: Vec<&'static str> = POINTS.iter().filter_map(|p| p.function).collect();
-    // One pass over kallsyms (~120k lines) for all the functions of the plan.
-    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-    let in_kallsyms: std::collections::HashSet<&str> = kallsyms
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(2))
-        .filter(|name| funcs.contains(name))
-        .collect();
+    let kprobe = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let btf_funcs: Vec<&'static str> = funcs.iter().copied().filter(|f| kbtf.has_func(f)).collect();
     let mut tracepoints: Vec<&'static str> = Vec::new();
     for (name, args, _) in RAW_TRACEPOINTS.iter().chain(NET_TRACEPOINTS) {
         if kbtf.expect_raw_tracepoint(name, args).is_ok() {
             tracepoints.push(name);
+        }
+    }
+    for p in &capture::DATA_POINTS {
+        if let Some(tp) = p.tracepoint
+            && kbtf.expect_raw_tracepoint(tp, p.tracepoint_args).is_ok()
+        {
+            tracepoints.push(tp);
         }
     }
     KernelOffers {
@@ -356,13 +369,13 @@ pub fn net_offers(kbtf: &btf::KernelBtf) -> crate::kernel::plan::KernelOffers {
             aya::sys::is_program_supported(aya::programs::ProgramType::Tracing),
             Ok(true)
         ),
-        kprobe: std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists(),
-        btf_funcs: funcs.iter().copied().filter(|f| kbtf.has_func(f)).collect(),
-        kallsyms: funcs
-            .iter()
-            .copied()
-            .filter(|f| in_kallsyms.contains(f))
-            .collect(),
+        kprobe,
+        kallsyms: if kprobe {
+            btf_funcs.clone()
+        } else {
+            Vec::new()
+        },
+        btf_funcs,
         tracepoints,
     }
 }
@@ -402,6 +415,8 @@ pub struct Probes {
     pub tls_unavailable: Option<String>,
     /// Network timing at start-up.
     pub net: NetStatus,
+    /// The hook serving each point of the socket data path, and why not the others.
+    pub capture: Vec<capture::CaptureChoice>,
 }
 
 /// Writes the pid and port filters into `FILTER_PIDS` / `FILTER_PORTS`.
@@ -450,6 +465,34 @@ fn raise_memlock() {
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
 }
 
+/// Loads the object and attaches the socket data path's hooks as start-up would, then
+/// detaches everything (for `check`: which hook actually loads and attaches here, with the
+/// verifier's answer for those refused). Nothing else is attached.
+pub fn capture_trial(
+    mode: crate::config::CaptureHooks,
+) -> Result<Vec<capture::CaptureChoice>, ProbeError> {
+    if let Some(missing) = check::missing_privilege() {
+        return Err(ProbeError::Permission(missing));
+    }
+    let kbtf = btf::KernelBtf::open(btf::VMLINUX)?;
+    let cfg = probe_config_with(
+        otel_ebpf_common::DEFAULT_CAPTURE,
+        4096 * 16,
+        &KernelFilters::default(),
+        &kbtf,
+    )?;
+    let offers = capture::CaptureOffers::probe(&kbtf);
+    drop(kbtf);
+    raise_memlock();
+    let mut ebpf = EbpfLoader::new()
+        .btf(None)
+        .override_global("CONFIG", &cfg, true)
+        .map_max_entries("EVENTS", 4096 * 16)
+        .load(OBJECT)
+        .map_err(|e| ProbeError::Load(format!("{e:#}")))?;
+    capture::attach(&mut ebpf, &offers, mode)
+}
+
 impl Probes {
     /// Loads the object with this kernel's offsets and attaches every tracepoint.
     pub fn load(opts: LoadOptions) -> Result<Self, ProbeError> {
@@ -463,6 +506,7 @@ impl Probes {
             &opts.filters,
             &kbtf,
         )?;
+        let capture_offers = capture::CaptureOffers::probe(&kbtf);
         let mut net = NetStatus::default();
         let mut offered = Vec::new();
         if opts.net_timing {
@@ -505,7 +549,17 @@ impl Probes {
                 }
             })?;
         fill_filters(&mut ebpf, &opts.filters)?;
-        let mut attached = Vec::new();
+        let capture = capture::attach(&mut ebpf, &capture_offers, opts.capture_hooks)?;
+        log::info!(
+            "capture plan (receiver.capture_hooks: {}):\n{}",
+            capture::mode_name(opts.capture_hooks),
+            capture::render(&capture)
+        );
+        let mut attached: Vec<String> = capture
+            .iter()
+            .filter(|c| c.chosen != crate::kernel::plan::Mechanism::None)
+            .map(|c| c.hook.clone())
+            .collect();
         for (name, _, _) in RAW_TRACEPOINTS {
             let tp = format!("raw_tp:{name}");
             let err = |msg: String| ProbeError::Attach {
@@ -526,6 +580,9 @@ impl Probes {
             net.enabled = !net.attached.is_empty();
             // What is not attached is not in use, whatever the kernel offers.
             for h in net.plan.iter_mut() {
+                if capture::serve_send_point(h, &capture[0]) {
+                    continue;
+                }
                 let used = match h.target {
                     Some(t) if h.chosen == crate::kernel::plan::Mechanism::Tracepoint => {
                         net.attached.contains(&t) || RAW_TRACEPOINTS.iter().any(|r| r.0 == t)
@@ -577,6 +634,7 @@ impl Probes {
             attached,
             tls_unavailable,
             net,
+            capture,
         })
     }
 

@@ -57,9 +57,9 @@ use aya_ebpf::{
             bpf_get_attach_cookie, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
         },
     },
-    macros::{map, raw_tracepoint, uprobe, uretprobe},
+    macros::{fexit, kprobe, kretprobe, map, raw_tracepoint, uprobe, uretprobe},
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::{ProbeContext, RawTracePointContext, RetProbeContext},
+    programs::{FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
 };
 use core::ffi::c_void;
 use otel_ebpf_common::{
@@ -119,6 +119,7 @@ static CONFIG: ProbeConfig = ProbeConfig {
     off_net_ns_inum: 0,
     drop_not_dropped_yet: u32::MAX,
     drop_consumed: u32::MAX,
+    recv_flags_arg: 3,
 };
 
 /// Volatile read of one config field (so the loader's rewrite of `.rodata` is seen).
@@ -392,6 +393,7 @@ mod health;
 mod net;
 mod sched;
 mod sock;
+mod sockfn;
 mod tls;
 
 use sock::*;

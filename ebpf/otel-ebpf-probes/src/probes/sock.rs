@@ -1,5 +1,8 @@
 //! Socket data path: `sock_send_length` / `sock_recv_length` raw tracepoints → data events
 //! (payload copied from the user buffer of the syscall in progress, size classes).
+//! [`on_sock_io`] is the one body of every socket data hook: the fentry/fexit and
+//! kprobe/kretprobe variants for kernels without these tracepoints (`sockfn.rs`) call it with
+//! the same (socket, bytes moved, flags) the tracepoints carry.
 
 use super::*;
 
@@ -74,6 +77,12 @@ pub(super) fn copy_user<const C: usize>(dst: *mut u8, off: u64, len: u64, src: u
     if len == 0 {
         return true;
     }
+    // The 6.1 verifier loses the clamp above on some paths (Go TLS: "invalid access to
+    // memory, off=88 size=16383"). `((len - 1) & (C - 1)) + 1` is `len` for 1 ≤ len ≤ C and
+    // bounds it for every verifier; the volatile read keeps LLVM from folding it away.
+    // SAFETY: reads a local.
+    let len = unsafe { core::ptr::read_volatile(&len) };
+    let len = ((len - 1) & (C as u64 - 1)) + 1;
     unsafe {
         bpf_probe_read_user(
             dst.add(off as usize) as *mut c_void,
@@ -143,17 +152,14 @@ pub(super) fn emit<const C: usize, const R: usize>(p: &mut Pending, vectored: bo
     count(Counter::DataEvents);
 }
 
-/// One socket send or receive of `ret` bytes on `sk`.
+/// One socket send or receive of `ret` bytes on `sk` (`flags`: the receive's MSG_* flags).
 #[inline(always)]
-pub(super) fn on_sock_io(ctx: &RawTracePointContext, egress: bool) {
+pub(super) fn on_sock_io(sk: u64, ret: i32, flags: i32, egress: bool) {
     let id = bpf_get_current_pid_tgid();
     let tgid = (id >> 32) as u32;
     if tgid == conf!(own_tgid) || tgid == 0 {
         return;
     }
-    let sk: u64 = ctx.arg(0);
-    let ret = ctx.arg::<u64>(1) as i32;
-    let flags = ctx.arg::<u64>(2) as i32;
     if ret <= 0 || sk == 0 || (!egress && flags & MSG_PEEK != 0) || !pid_allowed(tgid) {
         return;
     }
@@ -278,14 +284,26 @@ pub(super) fn emit_classes(p: &mut Pending, vectored: bool) {
     }
 }
 
+/// requires: Linux ≥ 6.3, `sock_send_length(struct sock *sk, int ret, int flags)`.
 #[raw_tracepoint(tracepoint = "sock_send_length")]
 pub fn sock_send_length(ctx: RawTracePointContext) -> i32 {
-    on_sock_io(&ctx, true);
+    on_sock_io(
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as i32,
+        ctx.arg::<u64>(2) as i32,
+        true,
+    );
     0
 }
 
+/// requires: Linux ≥ 6.3, `sock_recv_length(struct sock *sk, int ret, int flags)`.
 #[raw_tracepoint(tracepoint = "sock_recv_length")]
 pub fn sock_recv_length(ctx: RawTracePointContext) -> i32 {
-    on_sock_io(&ctx, false);
+    on_sock_io(
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as i32,
+        ctx.arg::<u64>(2) as i32,
+        false,
+    );
     0
 }
