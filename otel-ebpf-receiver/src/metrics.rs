@@ -159,12 +159,16 @@ struct SeriesKey {
     scheme: &'static str,
     server_address: Option<Addr>,
     server_port: Option<u16>,
+    /// The route: (declared → `http.route`, else `otel_ebpf.http.route`; interned).
+    route: Option<(bool, u32)>,
 }
 
 /// The variable strings of a span's series key, before interning.
 struct KeyStrings<'a> {
     rpc_method: Option<&'a str>,
     server_name: Option<&'a str>,
+    /// (declared, route).
+    route: Option<(bool, &'a str)>,
 }
 
 #[derive(Debug)]
@@ -225,12 +229,17 @@ impl HttpMetrics {
         let known = |id: Option<u32>, s: Option<&str>| s.is_none() || id.is_some();
         let rpc_id = strings.rpc_method.and_then(|s| p.strings.get(s));
         let name_id = strings.server_name.and_then(|s| p.strings.get(s));
+        let route_id = strings.route.and_then(|(_, r)| p.strings.get(r));
         let mut existing = None;
-        if known(rpc_id, strings.rpc_method) && known(name_id, strings.server_name) {
+        if known(rpc_id, strings.rpc_method)
+            && known(name_id, strings.server_name)
+            && known(route_id, strings.route.map(|r| r.1))
+        {
             key.rpc_method = rpc_id;
             if let Some(id) = name_id {
                 key.server_address = Some(Addr::Name(id));
             }
+            key.route = strings.route.zip(route_id).map(|((d, _), id)| (d, id));
             existing = Some(key);
         }
         let inst = match (key.rpc, client) {
@@ -249,6 +258,7 @@ impl HttpMetrics {
                 if let Some(n) = strings.server_name {
                     key.server_address = Some(Addr::Name(p.strings.intern(n)));
                 }
+                key.route = strings.route.map(|(d, r)| (d, p.strings.intern(r)));
                 self.total_series += 1;
                 inst.series.entry(key).or_insert_with(|| Hist::new(start))
             }
@@ -371,6 +381,7 @@ type SortKey = (
     Option<&'static str>,
     Option<String>,
     Option<String>,
+    Option<String>,
     Option<u16>,
     Option<String>,
     Option<&'static str>,
@@ -404,8 +415,17 @@ impl SeriesKey {
                 _ => None,
             },
             server_port: port,
+            route: None,
+        };
+        let route = match &span.route {
+            Some(r) if !rpc => Some((
+                r.source == crate::span::route::RouteSource::Declared,
+                &*r.route,
+            )),
+            _ => None,
         };
         let strings = KeyStrings {
+            route,
             rpc_method: if rpc { grpc::rpc_method_name(ex) } else { None },
             server_name: match host {
                 Some(ServerHost::Name(n)) => Some(n),
@@ -425,6 +445,7 @@ impl SeriesKey {
     fn sort_key(&self, strings: &Interner) -> SortKey {
         (
             self.method,
+            self.route.map(|(_, id)| strings.name(id).to_string()),
             self.rpc_method.map(|id| strings.name(id).to_string()),
             self.rpc_status.map(|c| grpc::status_name(c).to_string()),
             self.status,
@@ -441,6 +462,14 @@ impl SeriesKey {
         let mut out = Attributes::new();
         if let Some(m) = self.method {
             out.push(attr::HTTP_REQUEST_METHOD, m);
+        }
+        if let Some((declared, id)) = self.route {
+            let key = if declared {
+                attr::HTTP_ROUTE
+            } else {
+                attr::OTEL_EBPF_HTTP_ROUTE
+            };
+            out.push(key, strings.name(id).to_string());
         }
         if self.rpc {
             out.push(attr::RPC_SYSTEM_NAME, value::RPC_SYSTEM_GRPC);

@@ -24,6 +24,8 @@ use crate::probes::{KernelCounters, KernelFilters, LoadOptions, Probes};
 use crate::protocol::detect;
 use crate::protocol::{HttpExchange, Side};
 use crate::span::link::{LinkConfig, Linker};
+use crate::span::route::RouteTable;
+use crate::span::sampling::{SampleInput, Sampler};
 use crate::span::threads::Threads;
 use crate::span::{SpanOptions, SpanRecord, build_span};
 use crate::telemetry::{self, SelfMetrics};
@@ -273,6 +275,10 @@ struct Runtime {
     graph: Arc<Mutex<ServiceGraph>>,
     /// `receiver.traces` (peer names).
     traces: TracesConfig,
+    /// Route derivation (span names, route attributes, metrics per route).
+    routes: RouteTable,
+    /// Span sampling (after the metrics).
+    sampler: Sampler,
     /// Commands for the TLS attacher (None: TLS capture off).
     tls: Option<mpsc::Sender<TlsCmd>>,
     /// Processes that produced TLS plaintext (no dlopen rescan for them).
@@ -398,6 +404,14 @@ impl Runtime {
                 continue;
             }
             SelfMetrics::add(&self.me.spans_produced, 1);
+            let mut span = span;
+            if span.exchange.grpc.is_none()
+                && let Some(method) = span.method()
+            {
+                span.route = self
+                    .routes
+                    .route(&res.service_name, method, &span.exchange.target);
+            }
             self.linker.push(res, span, now, &mut self.released);
         }
         self.linker.expire(now, &mut self.released);
@@ -424,9 +438,28 @@ impl Runtime {
                 g.record(e, &self.traces, now);
             }
         }
+        let mut sampled_out = 0;
         for (res, span) in self.released.drain(..) {
-            self.exporter.submit(res, span);
+            // Metrics took every exchange above; only spans are sampled.
+            let input = SampleInput {
+                trace_id: span.trace.trace_id,
+                parent_sampled: span
+                    .exchange
+                    .context
+                    .propagated
+                    .as_ref()
+                    .and_then(|p| p.sampled),
+                is_error: span.status().0,
+                duration_ns: span.duration_ns(),
+            };
+            if self.sampler.decide(&input).keep() {
+                self.exporter.submit(res, span);
+            } else {
+                sampled_out += 1;
+            }
         }
+        SelfMetrics::add(&self.me.spans_sampled_out, sampled_out);
+        SelfMetrics::set(&self.me.routes_overflowed, self.routes.stats().overflowed);
     }
 
     fn tick(&mut self, counters: &KernelCounters) {
@@ -595,6 +628,9 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         released: Vec::new(),
         graph,
         traces: cfg.receiver.traces.clone(),
+        routes: RouteTable::new(&cfg.receiver.routes)
+            .map_err(|e| anyhow::anyhow!("receiver.routes: {e}"))?,
+        sampler: Sampler::new(&cfg.receiver.sampling),
         tls,
         tls_pids: HashSet::new(),
         rescans: HashMap::new(),

@@ -99,6 +99,8 @@ pub struct SpanRecord {
     /// CLIENT spans: the server connection (same process, stream key) whose request the
     /// sending thread was serving ([`threads`]); the trace linker's evidence for rule 2.
     pub cause_conn: Option<u64>,
+    /// HTTP route and span name ([`route`]), when one was derived or declared.
+    pub route: Option<route::Route>,
 }
 
 /// What [`build_span`] records beyond the defaults.
@@ -131,6 +133,7 @@ pub fn build_span(ex: HttpExchange, clock: &Clock, opts: &SpanOptions) -> SpanRe
         timing: None,
         capture_url_query: opts.capture_url_query,
         cause_conn: None,
+        route: None,
     }
 }
 
@@ -171,11 +174,14 @@ impl SpanRecord {
         self.end_unix_ns - self.start_unix_ns
     }
 
-    /// The span name: `{method}` (or `HTTP` for unknown methods); gRPC: `{rpc.method}` or
-    /// `grpc`.
+    /// The span name: `{method} {route}` when a route is known ([`route`]), else `{method}`
+    /// (or `HTTP` for unknown methods); gRPC: `{rpc.method}` or `grpc`.
     pub fn name(&self) -> &str {
         if self.exchange.grpc.is_some() {
             return grpc::span_name(&self.exchange);
+        }
+        if let Some(r) = &self.route {
+            return &r.span_name;
         }
         match self.method() {
             Some(m) if m != value::METHOD_OTHER => m,
@@ -241,6 +247,17 @@ impl SpanRecord {
         )
     }
 
+    /// The route attribute of the span: `http.route` for a declared route, `otel_ebpf.http.route`
+    /// for a derived one, none on overflow (see [`route`]).
+    pub fn route_attribute(&self) -> Option<(&'static str, &str)> {
+        let r = self.route.as_ref()?;
+        match r.source {
+            route::RouteSource::Declared => Some((attr::HTTP_ROUTE, &r.route)),
+            route::RouteSource::Derived => Some((attr::OTEL_EBPF_HTTP_ROUTE, &r.route)),
+            route::RouteSource::Overflow => None,
+        }
+    }
+
     /// `server.address` / `server.port`: client spans take the authority the request names
     /// (Host header / `:authority`, else an absolute-form target's), else the remote end;
     /// server spans the authority's host and the local port.
@@ -288,6 +305,9 @@ impl SpanRecord {
         sink.str(attr::URL_SCHEME, scheme);
         if let Some(code) = ex.status {
             sink.int(attr::HTTP_RESPONSE_STATUS_CODE, code.into());
+        }
+        if let Some((key, route)) = self.route_attribute() {
+            sink.str(key, route);
         }
         let (host, port) = server_endpoint(ex, &target);
         push_server(sink, host, port);
