@@ -1,4 +1,4 @@
-//! Accepted connections, end to end (issue 6): the server-side handshake time
+//! Accepted connections, end to end: the server-side handshake time
 //! (`otel_ebpf.tcp.accept.duration`, SYN-ACK → final ACK) and the listening process the
 //! accepts are attributed to, for a server started before the receiver (found in /proc at
 //! start-up) and one started after it (seen at `inet_sock_set_state` → LISTEN). Real traffic

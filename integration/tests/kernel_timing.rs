@@ -1,4 +1,4 @@
-//! Kernel network timing and TCP health, end to end (issue 6): the real receiver with its
+//! Kernel network timing and TCP health, end to end: the real receiver with its
 //! skb/net/tcp tracepoints, real traffic between two network namespaces over a veth pair,
 //! real impairments (tbf, nftables drops, a closed port, a slow server). Figures are asserted
 //! against the kernel's own counters (nft rule counters, nstat) where one exists.

@@ -594,7 +594,7 @@ fn a_short_lived_process_is_captured_and_named() {
 
 /// HTTP/2 over TLS (ALPN h2): curl → nginx `listen … ssl http2`, both on OpenSSL. The
 /// plaintext the uprobes see starts with the connection preface, so the HTTP/2 parser runs on
-/// it (issue #5's "over TLS" case).
+/// it (HTTP/2 over TLS).
 #[test]
 fn curl_http2_over_tls_against_nginx() {
     let _g = serial();

@@ -1,4 +1,4 @@
-//! Hot-path benchmark of the user-space pipeline (issue #3), without the kernel: encoded ring
+//! Hot-path benchmark of the user-space pipeline, without the kernel: encoded ring
 //! buffer records of keep-alive HTTP/1.1 exchanges, as nginx and a load generator produce
 //! them (four records per request: client write, server read, server write, client read),
 //! pass through decode → connection tracking and parsing → span → process resource →

@@ -1,4 +1,4 @@
-//! TCP health anomalies exported as OTLP log records (issue 6): event names (carried in the
+//! TCP health anomalies exported as OTLP log records: event names (carried in the
 //! OTLP `LogRecord.event_name` field, which replaced the deprecated `event.name` attribute) and
 //! this project's own attributes (not semconv; prefixed `otel_ebpf.`).
 //!

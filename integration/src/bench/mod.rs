@@ -1,4 +1,4 @@
-//! The overhead benchmark (issue #3): nginx + wrk/oha with and without the receiver.
+//! The overhead benchmark: nginx + wrk/oha with and without the receiver.
 //!
 //! Stage: a tool, not part of the pipeline. Inputs: [`Plan`] (pairs, durations, rates, CPUs).
 //! Output: [`report::Report`] (a table on stdout and JSON). Every run is real: nginx (one

@@ -153,7 +153,7 @@ impl KernelTimingRow {
     }
 }
 
-/// One target of issue #3 and whether this run met it.
+/// One overhead target and whether this run met it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Target {
     pub name: String,

@@ -1,4 +1,4 @@
-//! `bench`: the overhead benchmark of issue #3 (see README "Overhead").
+//! `bench`: the overhead benchmark (see docs/overhead.md).
 //!
 //! Runs nginx + wrk/oha alternately without (A) and with the release receiver, in its default
 //! config (B-off: capture + TCP health) and with per-packet layer timing (B, `layers: true`),

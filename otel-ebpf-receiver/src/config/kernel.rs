@@ -1,5 +1,5 @@
 //! The `receiver.kernel_timing` section: per-layer kernel network timing and TCP health
-//! (issue 6).
+//! and their anomaly rules.
 //!
 //! Stage: configuration, read at start-up. Input: YAML under `receiver.kernel_timing`.
 //! Output: [`KernelTimingConfig`] (whether the skb/net/tcp tracepoints are attached) and the

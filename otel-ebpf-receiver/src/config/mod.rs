@@ -70,7 +70,7 @@ pub struct ReceiverConfig {
     /// Which processes and connections are captured.
     #[serde(deserialize_with = "null_as_default")]
     pub filters: Filters,
-    /// Kernel network timing and TCP health anomalies (issue 6).
+    /// Kernel network timing and TCP health anomalies.
     #[serde(deserialize_with = "null_as_default")]
     pub kernel_timing: KernelTimingConfig,
     /// Trace linking and the service graph.

@@ -1,6 +1,6 @@
 //! Logs task and console log lines: polls the [`LogsSource`] and exports what it returns.
 //!
-//! Stage: the running part of **export** for log records (TCP anomalies, issue 6). Input: a
+//! Stage: the running part of **export** for log records (TCP anomalies). Input: a
 //! [`LogsSource`] polled with the current time (Unix ns) every `flush_interval` and once more
 //! when shutdown starts. Output: one OTLP `ExportLogsServiceRequest` per non-empty poll (the
 //! request the source built, as is) and/or one console line per log record:

@@ -1,4 +1,4 @@
-//! Kernel network timing and TCP health (issue 6).
+//! Kernel network timing and TCP health.
 //!
 //! Stage: events → **kernel** → spans (attributes), metrics and logs. Input: [`event::NetSample`]s
 //! decoded from the probes' skb/net/tcp tracepoints. Output: per-span kernel time per layer

@@ -1,4 +1,4 @@
-//! TLS discovery (issue #4): for a live process, which files hold TLS functions and at which
+//! TLS discovery: for a live process, which files hold TLS functions and at which
 //! file offsets uprobes go. Pure user space: no eBPF here; the attach code consumes
 //! [`registry::Action`]s.
 //!
