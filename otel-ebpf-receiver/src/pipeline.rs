@@ -33,7 +33,7 @@ use anyhow::Context as _;
 use otel_ebpf_common::Counter;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -34,6 +34,7 @@ fn span_json(s: &SpanRecord) -> Json {
                 AttrValue::Int(x) => json!(x),
                 AttrValue::Bool(x) => json!(x),
                 AttrValue::Double(x) => json!(x),
+                AttrValue::StrArray(x) => json!(x),
             };
             (k.to_string(), v)
         })
