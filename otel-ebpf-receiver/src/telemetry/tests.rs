@@ -379,7 +379,9 @@ async fn health_is_503_with_the_reason_when_a_component_died() {
     let ready = Arc::new(Readiness::default());
     ready.store(true, std::sync::atomic::Ordering::Release);
     let me = Arc::new(SelfMetrics::default());
-    let h = serve(any_port(), None, me.clone(), ready.clone()).await.unwrap();
+    let h = serve(any_port(), None, me.clone(), ready.clone())
+        .await
+        .unwrap();
     let addr = h.health_addr().unwrap();
     assert_eq!(request(addr, "GET", "/").await.0, 200);
     me.tls
@@ -392,9 +394,7 @@ async fn health_is_503_with_the_reason_when_a_component_died() {
     );
     let me2 = Arc::new(SelfMetrics::default());
     me2.set_failure("export task ended");
-    let h2 = serve(any_port(), None, me2, ready)
-        .await
-        .unwrap();
+    let h2 = serve(any_port(), None, me2, ready).await.unwrap();
     let (status, _, body) = request(h2.health_addr().unwrap(), "GET", "/").await;
     assert_eq!(status, 503);
     assert!(body.contains("export task ended"), "{body}");
