@@ -257,9 +257,15 @@ fn pod_processes_carry_workload_identity_host_process_none() {
             "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_a}.slice/cri-containerd-{CID_A}.scope"
         ),
     );
-    // CRI-O + cgroupfs driver, cgroup v1 (pids hierarchy).
+    // CRI-O + cgroupfs driver, cgroup v1 (pids hierarchy; the v2 tree on a pure v2 host).
+    let v1_pids = Path::new("/sys/fs/cgroup/pids");
+    let root_b = if v1_pids.join("cgroup.procs").exists() {
+        v1_pids.to_path_buf()
+    } else {
+        v2_root()
+    };
     let cg_b = Cgroup::create(
-        Path::new("/sys/fs/cgroup/pids"),
+        &root_b,
         &format!("kubepods/burstable/pod{UID_B}/crio-{CID_B}"),
     );
     let (pa, pb, ph) = (free_port(), free_port(), free_port());
