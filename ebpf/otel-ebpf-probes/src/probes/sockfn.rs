@@ -76,7 +76,7 @@ fn save_call(sk: u64, flags: u64) {
     if tgid == conf!(own_tgid) || tgid == 0 || sk == 0 {
         return;
     }
-    let _ = SOCK_CALLS.insert(&id, &[sk, flags], 0);
+    let _ = SOCK_CALLS.insert(id, [sk, flags], 0);
 }
 
 /// Takes back the thread's saved call and handles it as the tracepoints would.
@@ -84,10 +84,10 @@ fn save_call(sk: u64, flags: u64) {
 fn finish_call(ret: i32, egress: bool) {
     let id = bpf_get_current_pid_tgid();
     // SAFETY: map value, copied out before the remove.
-    let Some(v) = (unsafe { SOCK_CALLS.get(&id) }).copied() else {
+    let Some(v) = (unsafe { SOCK_CALLS.get(id) }).copied() else {
         return;
     };
-    let _ = SOCK_CALLS.remove(&id);
+    let _ = SOCK_CALLS.remove(id);
     on_sock_io(v[0], ret, v[1] as i32, egress);
 }
 
