@@ -91,7 +91,8 @@ fn curl_against_python_http_server() {
     let spans = sink.wait_spans(6, WAIT, on_port(port));
     assert_eq!(count(&spans), (3, 3), "{spans:#?}");
     for s in &spans {
-        assert_eq!(s.name, "GET");
+        let route = s.attr("otel_ebpf.http.route").or(s.attr("http.route"));
+        assert_eq!(s.name, format!("GET {}", route.expect("a route")), "{s:?}");
         assert_eq!(s.attr("http.request.method"), Some("GET"));
         assert_eq!(s.attr("url.scheme"), Some("http"));
         assert_eq!(s.attr("network.protocol.version"), Some("1.1"));

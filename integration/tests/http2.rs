@@ -122,7 +122,8 @@ fn h2_client_and_server_streams_flow_control_continuation_and_reset() {
     for s in &spans {
         assert_eq!(s.attr("network.protocol.version"), Some("2"), "{s:?}");
         assert_eq!(s.attr("http.request.method"), Some("GET"), "{s:?}");
-        assert_eq!(s.name, "GET");
+        let route = s.attr("otel_ebpf.http.route").or(s.attr("http.route"));
+        assert_eq!(s.name, format!("GET {}", route.expect("a route")), "{s:?}");
         assert_eq!(s.attr("otel_ebpf.http2.headers_incomplete"), None, "{s:?}");
         assert!(s.end_ns >= s.start_ns && s.start_ns > 0);
         let path = s.attr("url.path").unwrap();

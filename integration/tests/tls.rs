@@ -282,7 +282,12 @@ fn check(spans: &[Span], port: u16, paths: &[&str], client: Option<&str>, server
     assert_eq!((c.len(), s.len()), (want_c, want_s), "{spans:#?}");
     for sp in spans {
         assert_eq!(sp.attr("url.scheme"), Some("https"), "{sp:#?}");
-        assert_eq!(sp.name, "GET");
+        let route = sp.attr("otel_ebpf.http.route").or(sp.attr("http.route"));
+        assert_eq!(
+            sp.name,
+            format!("GET {}", route.expect("a route")),
+            "{sp:?}"
+        );
         let path = sp.attr("url.path").unwrap();
         let code = if path.starts_with("/missing") {
             "404"

@@ -398,3 +398,35 @@ fn hpack_table_size_follows_settings() {
     h.req(&headers(3, flag::END_STREAM, &b));
     assert_eq!(h.stats().hpack_errors, 1);
 }
+
+/// A Huffman-coded `traceparent` (RFC 7541 §5.2) reaches the exchange's propagated context;
+/// a malformed one is counted on the exchange and ignored.
+#[test]
+fn huffman_coded_traceparent_is_read() {
+    use crate::protocol::http2::hpack::huffman;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let coded = huffman::encode(tp.as_bytes());
+    let mut field = vec![0x00]; // literal without indexing, new name
+    field.extend(int(7, 0, "traceparent".len()));
+    field.extend(b"traceparent");
+    field.extend(int(7, 0x80, coded.len())); // H bit: Huffman
+    field.extend(&coded);
+    let mut h = Harness::client();
+    h.keep_context = true;
+    opening(&mut h);
+    let mut block = get_block("/a");
+    block.extend(&field);
+    h.req(&headers(1, flag::END_STREAM, &block));
+    h.resp(&headers(1, flag::END_STREAM, &status_block(200)));
+    let mut bad = get_block("/b");
+    bad.extend(lit("traceparent", "00-nothex-01"));
+    h.req(&headers(3, flag::END_STREAM, &bad));
+    h.resp(&headers(3, flag::END_STREAM, &status_block(200)));
+    assert_eq!(h.out.len(), 2);
+    let p = h.out[0].context.propagated.as_ref().expect("context");
+    assert_eq!(p.trace_id[..2], [0x4b, 0xf9]);
+    assert_eq!(p.span_id[7], 0xb7);
+    assert_eq!(p.sampled, Some(true));
+    assert_eq!(h.out[0].context.stream_id, 1);
+    assert!(h.out[1].context.propagated.is_none() && h.out[1].context.propagation_error);
+}
