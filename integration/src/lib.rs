@@ -63,6 +63,37 @@ pub fn terminate(child: &mut Child) {
     stop_child(child, libc::SIGTERM, Duration::from_secs(5));
 }
 
+/// `python3 -m http.server` on 127.0.0.1:`port`, serving the integration crate's directory,
+/// once it accepts connections (panics after 10 s).
+pub fn python_http_server(port: u16) -> Child {
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    child
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (panics after 10 s).
+pub fn wait_listening(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

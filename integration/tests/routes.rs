@@ -2,8 +2,8 @@
 //! route, one span name and one HTTP duration series (never one per raw path).
 
 use otel_ebpf_integration::metrics::{attr_is, hist_of_pid, wait_for};
-use otel_ebpf_integration::{OtlpSink, Receiver, free_port, serial, terminate};
-use std::process::{Command, Stdio};
+use otel_ebpf_integration::{OtlpSink, Receiver, free_port, python_http_server, serial, terminate};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -13,30 +13,12 @@ fn five_hundred_user_ids_are_one_route_and_one_series() {
     let _g = serial();
     let sink = OtlpSink::start();
     let port = free_port();
-    let mut py = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut py = python_http_server(port);
     let mut rx = Receiver::start(
         &format!("  filters:\n    include_ports: [{port}]"),
         Some(&sink.endpoint()),
         &[],
     );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
     // One curl, 500 URLs (curl's [1-500] globbing), one keep-alive connection.
     let st = Command::new("curl")
         .args(["-s", "-o", "/dev/null"])

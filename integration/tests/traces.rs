@@ -8,7 +8,10 @@
 //!   have exactly the chains' edges.
 //! - A W3C `traceparent` sent by curl is continued; a malformed one is ignored.
 
-use otel_ebpf_integration::{OtlpSink, Receiver, Span, free_port, serial, terminate, workload};
+use otel_ebpf_integration::{
+    OtlpSink, Receiver, Span, free_port, python_http_server, serial, terminate, wait_listening,
+    workload,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -31,16 +34,6 @@ class H(BaseHTTPRequestHandler):
         pass
 ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 "#;
-
-fn wait_listening(port: u16) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("nothing listens on {port}");
-}
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -242,25 +235,12 @@ fn w3c_traceparent_is_continued_and_a_bad_one_ignored() {
     let _g = serial();
     let sink = OtlpSink::start();
     let port = free_port();
-    let mut py = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut py = python_http_server(port);
     let mut rx = Receiver::start(
         &format!("  filters:\n    include_ports: [{port}]"),
         Some(&sink.endpoint()),
         &[],
     );
-    wait_listening(port);
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     for (path, header) in [("/Cargo.toml", tp), ("/src/", "00-zz-bad-01")] {
         let st = Command::new("curl")
