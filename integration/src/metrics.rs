@@ -1,6 +1,7 @@
 //! Reading OTLP metrics the [`crate::sink::OtlpSink`] received: the newest cumulative export
-//! of a metric, counter sums and histogram points filtered by attributes or by the process
-//! (`process.pid` resource attribute). Test support only.
+//! of a metric, counter sums (each series at its newest value over all exports) and histogram
+//! points filtered by attributes or by the process (`process.pid` resource attribute). Test
+//! support only.
 
 use crate::sink::OtlpSink;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -65,9 +66,27 @@ pub fn metrics_of_pid(sink: &OtlpSink, name: &str, pid: u32) -> Vec<Metric> {
     })
 }
 
-/// Sum of counter `name` over the points whose attributes satisfy `pred`.
+/// Sum of counter `name` over the points whose attributes satisfy `pred`: each series (its
+/// resource and attributes) counts with its newest value in any export, since the receiver
+/// exports the series of an exited process once more and then forgets it.
 pub fn counter(sink: &OtlpSink, name: &str, pred: impl Fn(&[KeyValue]) -> bool) -> i64 {
-    sum_points(metrics_named(sink, name), pred)
+    let mut last: std::collections::BTreeMap<String, i64> = Default::default();
+    for req in sink.metrics() {
+        for rm in &req.resource_metrics {
+            let res = format!("{:?}", rm.resource);
+            for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                let Some(Data::Sum(sum)) = m.data.as_ref().filter(|_| m.name == name) else {
+                    continue;
+                };
+                for p in sum.data_points.iter().filter(|p| pred(&p.attributes)) {
+                    if let Some(number_data_point::Value::AsInt(v)) = p.value {
+                        last.insert(format!("{res}|{:?}", p.attributes), v);
+                    }
+                }
+            }
+        }
+    }
+    last.values().sum()
 }
 
 /// Sum of counter `name` under the resource of process `pid`, over the points whose
