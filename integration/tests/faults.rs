@@ -9,7 +9,7 @@
 //! Run as root: `cargo test -p otel-ebpf-integration --test faults -- --test-threads=1`
 //! (needs `bpftool` and `wrk`: scripts/setup.sh).
 
-use otel_ebpf_integration::{Receiver, free_port, serial, terminate};
+use otel_ebpf_integration::{Receiver, free_port, python_http_server, serial, terminate};
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,25 +82,7 @@ impl Drop for Load {
 
 /// A Python HTTP server on `port` and `wrk` hammering it for 60 s.
 fn load(port: u16) -> Load {
-    let server = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = python_http_server(port);
     let wrk = Command::new("wrk")
         .args([
             "-t2",

@@ -2,7 +2,9 @@
 //! clients and servers exchange HTTP on loopback, and spans arrive at a real OTLP/gRPC
 //! receiver over the network. Every test asserts exact span counts and attributes.
 
-use otel_ebpf_integration::{OtlpSink, Receiver, Span, free_port, prom_value, serial, workload};
+use otel_ebpf_integration::{
+    OtlpSink, Receiver, Span, free_port, prom_value, python_http_server, serial, workload,
+};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -55,27 +57,9 @@ fn curl_against_python_http_server() {
     let _g = serial();
     let sink = OtlpSink::start();
     let port = free_port();
-    let mut py = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Listening before the receiver starts (the readiness connects are not HTTP exchanges).
+    let mut py = python_http_server(port);
     let mut rx = Receiver::start(&only_port(port), Some(&sink.endpoint()), &[]);
-    // Wait for the server to listen (its connect is not an HTTP exchange).
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
     for path in ["/Cargo.toml", "/src/", "/missing?q=1"] {
         let st = Command::new("curl")
             .args([
