@@ -421,10 +421,11 @@ impl Runtime {
     /// Exports the spans whose trace is known, records their metrics and the service-graph
     /// edges found.
     fn submit_released(&mut self) {
-        if self.released.is_empty() {
-            return;
-        }
-        if let Ok(mut m) = self.metrics.lock() {
+        // Edges can come without released spans (a client's pairing window ended), so they
+        // are taken every time, also at shutdown.
+        if !self.released.is_empty()
+            && let Ok(mut m) = self.metrics.lock()
+        {
             for (res, span) in &self.released {
                 m.record(res, span);
             }

@@ -62,7 +62,7 @@ impl Hist {
 pub struct ServiceGraph {
     edges: BTreeMap<EdgeKey, EdgeStats>,
     overflow: Option<EdgeStats>,
-    /// Peer names interned (a few distinct strings).
+    /// Node names interned (service names and peers; at most [`MAX_EDGES`]).
     names: BTreeMap<String, Arc<str>>,
     /// Edges that went to the overflow series.
     pub overflowed: u64,
@@ -97,19 +97,25 @@ impl ServiceGraph {
         }
     }
 
+    /// The node's name, interned (recording an edge of known nodes allocates nothing).
     fn name(&mut self, n: &Node, cfg: &TracesConfig) -> Arc<str> {
-        let s = match n {
-            Node::Process(r) => return Arc::from(r.service_name.as_str()),
-            Node::Peer(addr) => cfg
-                .peer_name(*addr)
-                .map_or_else(|| addr.ip().to_string(), str::to_string),
+        let peer;
+        let s: &str = match n {
+            Node::Process(r) => &r.service_name,
+            Node::Peer(addr) => match cfg.peer_name(*addr) {
+                Some(name) => name,
+                None => {
+                    peer = addr.ip().to_string();
+                    &peer
+                }
+            },
         };
-        if let Some(a) = self.names.get(&s) {
+        if let Some(a) = self.names.get(s) {
             return a.clone();
         }
-        let a: Arc<str> = Arc::from(s.as_str());
+        let a: Arc<str> = Arc::from(s);
         if self.names.len() < MAX_EDGES {
-            self.names.insert(s, a.clone());
+            self.names.insert(s.to_string(), a.clone());
         }
         a
     }

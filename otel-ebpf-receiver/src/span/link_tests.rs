@@ -145,8 +145,8 @@ fn client_first_then_server_pairs_the_same_way() {
     let (cu, be) = (res(1, "curl", 9), res(2, "backend", 9));
     let (c, s) = server_client_pair();
     let (cid, sid) = (c.trace.span_id, s.trace.span_id);
-    // A server must have been seen on this address before a client is held for it? No: the
-    // client is released at once (it has no parent to wait for) and remembered.
+    // The client has no parent to wait for: it is released at once and remembered for its
+    // server.
     r.push(&cu, c, 20);
     assert_eq!(r.out.len(), 1);
     r.push(&be, s, 21);
