@@ -488,11 +488,11 @@ impl Runtime {
         let stats = &self.proc.tracker.stats;
         self.me
             .parse_errors
-            .store(stats.parse_errors, Ordering::Relaxed);
+            .store(stats.parsers.parse_errors, Ordering::Relaxed);
         self.me
             .connections_evicted
             .store(stats.connections_evicted, Ordering::Relaxed);
-        let h2 = stats.http2;
+        let h2 = stats.parsers.http2;
         for (counter, v) in [
             (&self.me.http2_frame_errors, h2.frame_errors),
             (&self.me.hpack_errors, h2.hpack_errors),

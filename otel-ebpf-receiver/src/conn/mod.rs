@@ -1,14 +1,13 @@
 //! Per-connection stream reassembly.
 //!
 //! Stage: events → **conn** → protocol. Input: decoded [`Event`]s in ring buffer order.
-//! Output: [`HttpExchange`]s appended to the caller's vector. Each connection, keyed by
-//! (pid, conn_id), is first *probed*: the start of each syscall's bytes is checked for an
-//! HTTP/1 request-line ([`crate::protocol::detect`]), then for HTTP/2
-//! ([`crate::protocol::http2::detect`]): the client preface (either side, any time), a server's
-//! SETTINGS as the first bytes of a connection seen from its start, or — on a connection
-//! joined mid-way — a syscall that is exactly a sequence of valid frames (two or more, or one
-//! HEADERS). An HTTP/1 request with `Upgrade: h2c` answered by 101 switches the connection to
-//! HTTP/2 (the request becomes stream 1). A connection seen from its start
+//! Output: [`HttpExchange`]s appended to the caller's vector. The tracker knows no protocol:
+//! each connection, keyed by (pid, conn_id), is first *probed* by the protocol detectors
+//! ([`crate::protocol::parser::DETECTORS`]: an HTTP/1 request-line, then HTTP/2's preface,
+//! server SETTINGS or a run of valid frames), then driven through the
+//! [`ProtocolConnection`] interface, which may hand the stream to another protocol (HTTP/1
+//! `Upgrade: h2c` answered by 101 → HTTP/2, the request becoming stream 1) or stop parsing it
+//! (a tunnel). A connection seen from its start
 //! (`role` Client/Server: the probes saw connect/accept) whose first bytes are neither, a
 //! TLS record, or a joined-mid-way connection with no request-line or frames within
 //! [`PROBE_WINDOW_SYSCALLS`] syscalls is marked not-HTTP and its bytes are dropped unbuffered.
@@ -30,11 +29,12 @@ mod lru;
 mod tests;
 
 use crate::events::{DataEvent, Event};
-use crate::protocol::detect::{self, Start};
-use crate::protocol::http2::{self, Http2Connection, Http2Stats};
-use crate::protocol::{ExchangeError, Http1Connection, HttpExchange};
+use crate::protocol::detect;
+use crate::protocol::parser::{
+    DETECTORS, Next, ParserStats, ProtocolConnection, StartContext, Syscall,
+};
+use crate::protocol::{ExchangeError, HttpExchange};
 use lru::Lru;
-use otel_ebpf_common::Direction;
 use otel_ebpf_common::SockRole;
 use std::collections::{BTreeSet, HashMap};
 
@@ -70,12 +70,10 @@ impl Default for ConnLimits {
 /// Counters kept by the tracker (read by self-telemetry).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnStats {
-    /// Parse errors in HTTP/1 streams (each [`crate::protocol::http1::ParseError`] once).
-    pub parse_errors: u64,
+    /// The parsers' error counts.
+    pub parsers: ParserStats,
     /// Connections dropped to stay within [`ConnLimits::max_connections`].
     pub connections_evicted: u64,
-    /// HTTP/2 errors (frames, HPACK, lost header blocks, dropped streams).
-    pub http2: Http2Stats,
 }
 
 /// (pid, conn_id).
@@ -85,13 +83,28 @@ type ConnKey = (u32, u64);
 #[derive(Debug)]
 enum Proto {
     /// Not recognised yet; `syscalls` checked so far.
-    Probing {
-        syscalls: u32,
-    },
-    Http(Box<Http1Connection>),
-    Http2(Box<Http2Connection>),
-    /// Not HTTP (or tunnelled): bytes are dropped.
+    Probing { syscalls: u32 },
+    /// Recognised: its parser.
+    Parsing(Box<dyn ProtocolConnection>),
+    /// Not parsed (not a known protocol, or tunnelled): bytes are dropped.
     Other,
+}
+
+impl Proto {
+    fn parser(&self) -> Option<&dyn ProtocolConnection> {
+        match self {
+            Proto::Parsing(p) => Some(p.as_ref()),
+            _ => None,
+        }
+    }
+
+    fn after(next: Next, current: Box<dyn ProtocolConnection>) -> Proto {
+        match next {
+            Next::Keep => Proto::Parsing(current),
+            Next::Become(p) => Proto::Parsing(p),
+            Next::Stop => Proto::Other,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -140,11 +153,8 @@ impl ConnTracker {
     pub fn buffered_bytes(&self) -> usize {
         self.conns
             .iter()
-            .map(|(_, c)| match &c.proto {
-                Proto::Http(h) => h.buffered(),
-                Proto::Http2(h) => h.buffered(),
-                _ => 0,
-            })
+            .filter_map(|(_, c)| c.proto.parser())
+            .map(|p| p.buffered())
             .sum()
     }
 
@@ -153,11 +163,8 @@ impl ConnTracker {
     pub fn pending_requests(&self) -> usize {
         self.conns
             .iter()
-            .map(|(_, c)| match &c.proto {
-                Proto::Http(h) => h.pending_len(),
-                Proto::Http2(h) => h.pending_len(),
-                _ => 0,
-            })
+            .filter_map(|(_, c)| c.proto.parser())
+            .map(|p| p.pending_len())
             .sum()
     }
 
@@ -206,10 +213,8 @@ impl ConnTracker {
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<HttpExchange>) {
         let timeout = self.limits.request_timeout_ns;
         for (_, conn) in self.conns.iter_mut() {
-            match &mut conn.proto {
-                Proto::Http(h) => h.expire(now_ns, timeout, out),
-                Proto::Http2(h) => h.expire(now_ns, timeout, out),
-                _ => {}
+            if let Proto::Parsing(p) = &mut conn.proto {
+                p.expire(now_ns, timeout, out);
             }
         }
     }
@@ -257,74 +262,55 @@ impl ConnTracker {
         }
         if conn.tuple.is_none() && d.tuple.is_some() {
             conn.tuple = d.tuple;
-            match &mut conn.proto {
-                Proto::Http(h) => h.set_tuple(d.tuple),
-                Proto::Http2(h) => h.set_tuple(d.tuple),
-                _ => {}
+            if let Proto::Parsing(p) = &mut conn.proto {
+                p.set_tuple(d.tuple);
             }
         }
-        let payload = &d.payload[..];
-        match &mut conn.proto {
-            Proto::Other => {}
-            Proto::Http(h) => {
-                h.set_tid(d.tid);
-                h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
-                self.stats.parse_errors += h.take_parse_errors();
-                if let Some(next) = after_http1(h, key.1, d, &mut self.stats, out) {
-                    conn.proto = next;
-                }
-            }
-            Proto::Http2(h) => {
-                h.set_tid(d.tid);
-                h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
-                self.stats.http2.add(h.take_stats());
+        let s = Syscall {
+            pid: d.pid,
+            stream: key.1,
+            tid: d.tid,
+            direction: d.direction,
+            ts_ns: d.ts_ns,
+            payload: &d.payload[..],
+            total_len: d.total_len,
+            tuple: d.tuple,
+            role: d.role,
+        };
+        let stats = &mut self.stats.parsers;
+        let proto = std::mem::replace(&mut conn.proto, Proto::Other);
+        conn.proto = match proto {
+            Proto::Other => Proto::Other,
+            Proto::Parsing(mut p) => {
+                let next = p.on_syscall(&s, stats, out);
+                Proto::after(next, p)
             }
             Proto::Probing { syscalls } => {
                 // Seen from its start: connect/accept traced and this is its first syscall.
-                let fresh = d.role != SockRole::Unknown && *syscalls == 0;
-                let whole = d.total_len <= payload.len() as u64;
-                match detect::request_start(payload) {
-                    Start::Request => {}
-                    // A cut request-line is trusted at a connection's very start, or when the
-                    // syscall was captured whole (the line goes on in the next one).
-                    Start::PartialRequest if whole || fresh => {}
-                    _ => {
-                        if let Some(mut h) = http2_start(d, key.1, fresh, conn.tuple) {
-                            h.set_tid(d.tid);
-                            h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
-                            self.stats.http2.add(h.take_stats());
-                            conn.proto = Proto::Http2(h);
-                            return;
-                        }
-                        // Fresh and not opening with a request: not HTTP. Joined mid-way:
-                        // give it a window.
-                        *syscalls += 1;
-                        if fresh
-                            || detect::is_tls_record(payload)
-                            || *syscalls >= PROBE_WINDOW_SYSCALLS
-                        {
-                            conn.proto = Proto::Other;
-                        }
-                        return;
-                    }
-                }
-                let mut h = Box::new(Http1Connection::new(
-                    d.pid,
-                    key.1,
-                    d.direction,
-                    conn.tuple,
-                    self.limits.max_buffer_bytes,
-                    fresh,
-                ));
-                h.set_tid(d.tid);
-                h.feed(d.direction, d.ts_ns, payload, d.total_len, out);
-                self.stats.parse_errors += h.take_parse_errors();
-                conn.proto = match after_http1(&mut h, key.1, d, &mut self.stats, out) {
-                    Some(next) => next,
-                    None => Proto::Http(h),
+                let ctx = StartContext {
+                    fresh: d.role != SockRole::Unknown && syscalls == 0,
+                    tuple: conn.tuple,
+                    max_buffer_bytes: self.limits.max_buffer_bytes,
                 };
+                match DETECTORS.iter().find_map(|detect| detect(&s, &ctx)) {
+                    Some(mut p) => {
+                        let next = p.on_syscall(&s, stats, out);
+                        Proto::after(next, p)
+                    }
+                    // Fresh and not opening with a known protocol: not parsed. Joined
+                    // mid-way: give it a window.
+                    None if ctx.fresh
+                        || detect::is_tls_record(s.payload)
+                        || syscalls + 1 >= PROBE_WINDOW_SYSCALLS =>
+                    {
+                        Proto::Other
+                    }
+                    None => Proto::Probing {
+                        syscalls: syscalls + 1,
+                    },
+                }
             }
-        }
+        };
     }
 
     /// Ends a connection: everything unfinished on it is closed out with `error` at `ts_ns`.
@@ -342,82 +328,8 @@ impl ConnTracker {
         if conn.sock != 0 {
             self.tls_by_sock.remove(&(key.0, conn.sock));
         }
-        match conn.proto {
-            Proto::Http(mut h) => {
-                h.close(error, ts_ns, out);
-                self.stats.parse_errors += h.take_parse_errors();
-            }
-            Proto::Http2(mut h) => {
-                h.close(error, ts_ns, out);
-                self.stats.http2.add(h.take_stats());
-            }
-            _ => {}
+        if let Proto::Parsing(mut p) = conn.proto {
+            p.close(error, ts_ns, &mut self.stats.parsers, out);
         }
-    }
-}
-
-/// What an HTTP/1 connection becomes after a syscall: HTTP/2 after an `h2c` upgrade (the rest
-/// of that syscall fed to it), not-HTTP after another tunnel, or unchanged (`None`).
-fn after_http1(
-    h: &mut Http1Connection,
-    conn_id: u64,
-    d: &DataEvent,
-    stats: &mut ConnStats,
-    out: &mut Vec<HttpExchange>,
-) -> Option<Proto> {
-    if let Some((req, offset)) = h.take_h2c_upgrade() {
-        let dir = h.request_direction();
-        let mut h2 = Http2Connection::upgraded(d.pid, conn_id, d.tuple, dir, req);
-        if let Some(rest) = d.payload.get(offset..).filter(|r| !r.is_empty()) {
-            let total = d.total_len.saturating_sub(offset as u64);
-            h2.set_tid(d.tid);
-            h2.feed(d.direction, d.ts_ns, rest, total, out);
-        }
-        stats.http2.add(h2.take_stats());
-        return Some(Proto::Http2(Box::new(h2)));
-    }
-    h.is_finished().then_some(Proto::Other) // other upgrade / CONNECT tunnel
-}
-
-/// An HTTP/2 connection (exchanges carry `conn_id`: the stream key, so TLS streams keep
-/// their marker) if this syscall (not HTTP/1) starts one: the client preface (its
-/// sender is the client), a server's SETTINGS first on a connection seen from its start (its
-/// sender is the server), or on a connection joined mid-way a syscall that is exactly valid
-/// frames (two or more, or a HEADERS) — then the request direction comes from the socket's
-/// role when the probes saw it.
-fn http2_start(
-    d: &DataEvent,
-    conn_id: u64,
-    fresh: bool,
-    tuple: Option<crate::events::Tuple>,
-) -> Option<Box<Http2Connection>> {
-    let p = &d.payload[..];
-    let whole = d.total_len <= p.len() as u64;
-    let (dir, from_start) = if http2::detect::is_preface(p) && (whole || p.len() >= 24) {
-        (Some(d.direction), true)
-    } else if fresh && http2::detect::is_server_preface(p) {
-        (Some(opposite(d.direction)), true)
-    } else if !fresh
-        && http2::detect::frame_chain(p, d.total_len)
-            .is_some_and(|c| c.frames >= 2 || c.has_headers)
-    {
-        let dir = match d.role {
-            SockRole::Client => Some(Direction::Egress),
-            SockRole::Server => Some(Direction::Ingress),
-            SockRole::Unknown => None,
-        };
-        (dir, false)
-    } else {
-        return None;
-    };
-    Some(Box::new(Http2Connection::new(
-        d.pid, conn_id, tuple, dir, from_start,
-    )))
-}
-
-fn opposite(d: Direction) -> Direction {
-    match d {
-        Direction::Egress => Direction::Ingress,
-        Direction::Ingress => Direction::Egress,
     }
 }

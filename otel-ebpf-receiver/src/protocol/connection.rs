@@ -4,13 +4,16 @@
 //! detected as HTTP/1, each with its [`Direction`] (from the traced process's view), ts (ns),
 //! captured bytes and full byte count. The direction that carried the first request is the
 //! request direction for the connection's life (Egress → [`Side::Client`], Ingress →
-//! [`Side::Server`]). Output: [`HttpExchange`]s. Limits: two head buffers of at most
+//! [`Side::Server`]). Output: [`HttpExchange`]s. [`detect_http1`] and the
+//! [`ProtocolConnection`] implementation plug it into the connection tracker. Limits: two head buffers of at most
 //! `max_head` bytes each and [`super::pairing::MAX_PENDING`] waiting requests.
 
+use super::detect::{self, Start};
 use super::http1::{Http1Parser, MessageKind};
-use super::http2::connection::UpgradedRequest;
+use super::http2::connection::{Http2Connection, UpgradedRequest};
 use super::http2::stream::Request;
 use super::pairing::Pairing;
+use super::parser::{Next, ParserStats, ProtocolConnection, StartContext, Syscall};
 use super::{ExchangeError, HttpExchange, Side};
 use crate::events::Tuple;
 use otel_ebpf_common::Direction;
@@ -159,5 +162,85 @@ impl Http1Connection {
     pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, out: &mut Vec<HttpExchange>) {
         let progress = (self.responses.last_ns(), self.responses.body_bytes());
         self.pairing.expire(now_ns, timeout_ns, progress, out);
+    }
+}
+
+/// [`super::parser::Detector`] for HTTP/1: a request-line at the start of the syscall; a cut
+/// request-line only at a stream's very start or when the syscall was captured whole (the line
+/// goes on in the next one). The syscall's direction becomes the request direction.
+pub fn detect_http1(s: &Syscall<'_>, ctx: &StartContext) -> Option<Box<dyn ProtocolConnection>> {
+    match detect::request_start(s.payload) {
+        Start::Request => {}
+        Start::PartialRequest if s.whole() || ctx.fresh => {}
+        _ => return None,
+    }
+    Some(Box::new(Http1Connection::new(
+        s.pid,
+        s.stream,
+        s.direction,
+        ctx.tuple,
+        ctx.max_buffer_bytes,
+        ctx.fresh,
+    )))
+}
+
+impl ProtocolConnection for Http1Connection {
+    /// Feeds the syscall; after a `101` answering `Upgrade: h2c` the stream becomes HTTP/2
+    /// (the upgraded request is stream 1, the rest of the syscall is fed to it), after another
+    /// upgrade or a CONNECT tunnel parsing stops.
+    fn on_syscall(
+        &mut self,
+        s: &Syscall<'_>,
+        stats: &mut ParserStats,
+        out: &mut Vec<HttpExchange>,
+    ) -> Next {
+        self.set_tid(s.tid);
+        self.feed(s.direction, s.ts_ns, s.payload, s.total_len, out);
+        stats.parse_errors += self.take_parse_errors();
+        if let Some((req, offset)) = self.take_h2c_upgrade() {
+            let dir = self.request_direction();
+            let mut h2 = Http2Connection::upgraded(s.pid, s.stream, s.tuple, dir, req);
+            if let Some(rest) = s.payload.get(offset..).filter(|r| !r.is_empty()) {
+                let rest = Syscall {
+                    payload: rest,
+                    total_len: s.total_len.saturating_sub(offset as u64),
+                    ..*s
+                };
+                h2.on_syscall(&rest, stats, out);
+            }
+            return Next::Become(Box::new(h2));
+        }
+        if self.is_finished() {
+            Next::Stop
+        } else {
+            Next::Keep
+        }
+    }
+
+    fn set_tuple(&mut self, tuple: Option<Tuple>) {
+        Http1Connection::set_tuple(self, tuple);
+    }
+
+    fn close(
+        &mut self,
+        error: ExchangeError,
+        ts_ns: u64,
+        stats: &mut ParserStats,
+        out: &mut Vec<HttpExchange>,
+    ) {
+        Http1Connection::close(self, error, ts_ns, out);
+        stats.parse_errors += self.take_parse_errors();
+    }
+
+    fn expire(&mut self, now_ns: u64, timeout_ns: u64, out: &mut Vec<HttpExchange>) {
+        Http1Connection::expire(self, now_ns, timeout_ns, out);
+    }
+
+    fn buffered(&self) -> usize {
+        Http1Connection::buffered(self)
+    }
+
+    fn pending_len(&self) -> usize {
+        Http1Connection::pending_len(self)
     }
 }

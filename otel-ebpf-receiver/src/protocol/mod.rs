@@ -8,13 +8,14 @@
 //!
 //! Submodules: [`detect`] (is this HTTP/1, where does a message start), [`http1`] (stream
 //! parser per direction), [`pairing`] (request FIFO → exchanges), [`connection`] (both parsers
-//! and the pairing of one connection), [`http2`] (HTTP/2 frames, HPACK, streams and gRPC).
+//! and the pairing of one connection), [`parser`] (the interface the connection tracker drives), [`http2`] (HTTP/2 frames, HPACK, streams and gRPC).
 
 pub mod connection;
 pub mod detect;
 pub mod http1;
 pub mod http2;
 pub mod pairing;
+pub mod parser;
 pub mod propagation;
 
 pub use connection::Http1Connection;

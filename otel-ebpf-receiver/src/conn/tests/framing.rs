@@ -31,7 +31,7 @@ fn chunked_response_split_at_every_byte_boundary() {
             },
         ];
         assert_eq!(s.take(), want, "split {split}");
-        assert_eq!(s.t.stats.parse_errors, 0, "split {split}");
+        assert_eq!(s.t.stats.parsers.parse_errors, 0, "split {split}");
     }
 }
 
@@ -100,7 +100,7 @@ fn one_mib_bodies_with_4096_byte_capture_keep_pairing() {
         },
     ];
     assert_eq!(s.take(), want);
-    assert_eq!(s.t.stats.parse_errors, 0);
+    assert_eq!(s.t.stats.parsers.parse_errors, 0);
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn one_mib_chunked_response_one_chunk_per_syscall_with_4096_byte_capture() {
         },
     ];
     assert_eq!(s.take(), want);
-    assert_eq!(s.t.stats.parse_errors, 0);
+    assert_eq!(s.t.stats.parsers.parse_errors, 0);
 }
 
 #[test]
@@ -309,5 +309,5 @@ fn upgrade_and_connect_end_http_parsing() {
         ..exchange(Side::Client, "CONNECT", "example.com:443", Some(200))
     };
     assert_eq!(s.take(), vec![want]);
-    assert_eq!(s.t.stats.parse_errors, 0);
+    assert_eq!(s.t.stats.parsers.parse_errors, 0);
 }

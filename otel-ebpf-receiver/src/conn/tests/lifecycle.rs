@@ -247,7 +247,7 @@ fn waiting_requests_are_bounded_per_connection() {
         .collect();
     s.recv(10, &burst);
     assert_eq!(s.t.pending_requests(), MAX_PENDING);
-    assert_eq!(s.t.stats.parse_errors, 6);
+    assert_eq!(s.t.stats.parsers.parse_errors, 6);
     s.close(20);
     let out = s.take();
     let targets: Vec<String> = (0..MAX_PENDING).map(|i| format!("/{i}")).collect();

@@ -271,5 +271,5 @@ fn request_head_over_many_syscalls_starts_at_first_byte() {
         ..exchange(Side::Client, "GET", "/slow", Some(200))
     };
     assert_eq!(s.take(), vec![want]);
-    assert_eq!(s.t.stats.parse_errors, 0);
+    assert_eq!(s.t.stats.parsers.parse_errors, 0);
 }

@@ -65,7 +65,7 @@ fn joined_mid_body_resynchronises_at_next_request() {
         ..exchange(Side::Server, "GET", "/next", Some(200))
     };
     assert_eq!(s.take(), vec![want]);
-    assert_eq!(s.t.stats.parse_errors, 0);
+    assert_eq!(s.t.stats.parsers.parse_errors, 0);
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn garbage_inside_an_http_connection_counts_and_resynchronises() {
             ex("/four", 50, 51, 0)
         ]
     );
-    assert_eq!(s.t.stats.parse_errors, 2);
+    assert_eq!(s.t.stats.parsers.parse_errors, 2);
     s.close(60);
     assert_eq!(s.take(), vec![]);
 }
@@ -155,7 +155,7 @@ fn head_larger_than_the_buffer_is_an_error_then_resync() {
         },
     ];
     assert_eq!(s.take(), want);
-    assert_eq!(s.t.stats.parse_errors, 1);
+    assert_eq!(s.t.stats.parsers.parse_errors, 1);
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn head_cut_by_the_capture_is_salvaged_and_pairs() {
             ex("/last", 50, 60, 0)
         ]
     );
-    assert_eq!(s.t.stats.parse_errors, 2);
+    assert_eq!(s.t.stats.parsers.parse_errors, 2);
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn uncaptured_bytes_in_chunk_framing_resynchronise() {
         },
     ];
     assert_eq!(s.take(), want);
-    assert_eq!(s.t.stats.parse_errors, 1);
+    assert_eq!(s.t.stats.parsers.parse_errors, 1);
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn fresh_connection_with_a_request_line_longer_than_the_capture_stays_http() {
         ..exchange(Side::Client, "GET", "/next", Some(200))
     };
     assert_eq!(s.take(), vec![want]);
-    assert_eq!(s.t.stats.parse_errors, 1);
+    assert_eq!(s.t.stats.parsers.parse_errors, 1);
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn lost_first_syscall_of_a_response_does_not_shift_later_pairs() {
             ..exchange(Side::Client, "GET", "/b", Some(200))
         });
         assert_eq!(s.take(), want, "warm_up {warm_up}");
-        assert_eq!(s.t.stats.parse_errors, 1);
+        assert_eq!(s.t.stats.parsers.parse_errors, 1);
         assert_eq!(s.t.pending_requests(), 0);
     }
 }

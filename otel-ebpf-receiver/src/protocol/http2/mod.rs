@@ -9,13 +9,14 @@
 //!
 //! Submodules: [`frame`] (frame decoder per direction), [`hpack`] (header blocks), [`detect`]
 //! (is this HTTP/2), [`stream`] (per-stream state → exchange), [`connection`] (everything of one
-//! connection).
+//! connection), [`parser`] (its detector and connection-tracker interface).
 
 pub mod connection;
 pub mod detect;
 pub mod frame;
 mod handlers;
 pub mod hpack;
+pub mod parser;
 pub mod stream;
 #[cfg(test)]
 mod tests;
