@@ -29,18 +29,15 @@ mod lru;
 mod tests;
 
 use crate::events::{DataEvent, Event};
+use crate::protocol::DETECTORS;
 use crate::protocol::detect;
-use crate::protocol::parser::{
-    DETECTORS, Next, ParserStats, ProtocolConnection, StartContext, Syscall,
-};
+use crate::protocol::parser::{Next, ParserStats, ProtocolConnection, StartContext, Syscall};
 use crate::protocol::{ExchangeError, HttpExchange};
 use lru::Lru;
 use otel_ebpf_common::SockRole;
 use std::collections::{BTreeSet, HashMap};
 
-/// Bit set in the stream key (and the exchanges' `conn_id`) of TLS plaintext streams; the
-/// low 48 bits are the session pointer. Probe connection ids never reach bit 63.
-pub const TLS_STREAM: u64 = 1 << 63;
+pub use crate::protocol::TLS_STREAM;
 
 /// Syscalls checked for a request-line on a connection joined mid-way before it is marked
 /// not-HTTP.

@@ -12,8 +12,8 @@
 //! until the next collection, then [`KernelMetrics::prune_exited`] forgets them (memory does
 //! not grow with every process that ever made a request). Pure code, no IO.
 
-use super::event::{ConnectResult, NetSample};
 use crate::enrich::ProcessResource;
+use crate::events::net::{ConnectResult, NetSample};
 use crate::export::otlp::{kv, kv_str};
 use crate::metrics::resource_metrics;
 use crate::probes::netbtf::ReasonNames;

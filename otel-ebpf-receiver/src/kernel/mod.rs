@@ -1,12 +1,11 @@
 //! Kernel network timing and TCP health.
 //!
-//! Stage: events → **kernel** → spans (attributes), metrics and logs. Input: [`event::NetSample`]s
+//! Stage: events → **kernel** → spans (attributes), metrics and logs. Input: [`crate::events::net::NetSample`]s
 //! decoded from the probes' skb/net/tcp tracepoints. Output: per-span kernel time per layer
 //! ([`spans`]), OTLP metrics ([`metrics`]), TCP anomaly log records ([`anomaly`]), and the
 //! probe plan ([`plan`]).
 
 pub mod anomaly;
-pub mod event;
 pub mod metrics;
 pub mod plan;
 pub mod spans;
@@ -22,7 +21,7 @@ use otel_ebpf_common::NetKind;
 use std::sync::{Arc, Mutex};
 
 /// The anomaly detector's view of a kernel event (resets, connects, accepts).
-pub fn tcp_signal(n: &event::NetSample) -> Option<TcpSignal> {
+pub fn tcp_signal(n: &crate::events::net::NetSample) -> Option<TcpSignal> {
     let peer = n.tuple?.remote.ip();
     let pid = n.pid;
     Some(match n.kind {
@@ -39,7 +38,7 @@ pub fn tcp_signal(n: &event::NetSample) -> Option<TcpSignal> {
         NetKind::Connect => TcpSignal::Connect {
             peer,
             pid,
-            ok: n.connect_result() == Some(event::ConnectResult::Ok),
+            ok: n.connect_result() == Some(crate::events::net::ConnectResult::Ok),
         },
         NetKind::Accepted => TcpSignal::Accepted { peer, pid },
         _ => return None,

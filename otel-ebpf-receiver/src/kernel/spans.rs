@@ -15,8 +15,8 @@
 //! it (the first span to end takes it). At most [`MAX_CONNS`] connections are tracked; past
 //! that the table is cleared and the loss counted.
 
-use super::event::NetSample;
 use crate::attr::AttrSink;
+use crate::events::net::NetSample;
 use otel_ebpf_common::NetKind;
 use otel_ebpf_semconv::kernel::attribute as attr;
 use std::collections::HashMap;

@@ -20,6 +20,14 @@ pub mod propagation;
 
 pub use connection::Http1Connection;
 
+/// Bit set in the stream key (and the exchanges' `conn_id`) of TLS plaintext streams; the
+/// low 48 bits are the session pointer. Probe connection ids never reach bit 63.
+pub const TLS_STREAM: u64 = 1 << 63;
+
+/// Detectors in the order they are tried on a stream not recognised yet: HTTP/1 (a
+/// request-line), then HTTP/2 (preface, server SETTINGS, or a run of valid frames).
+pub const DETECTORS: &[parser::Detector] = &[connection::detect_http1, http2::parser::detect_http2];
+
 use crate::events::Tuple;
 use otel_ebpf_common::SockRole;
 
@@ -70,7 +78,7 @@ impl HttpExchange {
     /// True when the exchange was rebuilt from TLS plaintext (uprobes on a TLS library):
     /// the request went over `https`.
     pub fn is_tls(&self) -> bool {
-        self.conn_id & crate::conn::TLS_STREAM != 0
+        self.conn_id & TLS_STREAM != 0
     }
 }
 
@@ -80,7 +88,7 @@ pub struct HttpExchange {
     /// Process (tgid) that owns the connection.
     pub pid: u32,
     /// Connection id from the probes (unique per socket lifetime); for TLS plaintext streams
-    /// the stream key: [`crate::conn::TLS_STREAM`] | session pointer (see [`Self::is_tls`]).
+    /// the stream key: [`TLS_STREAM`] | session pointer (see [`Self::is_tls`]).
     pub conn_id: u64,
     /// Whether the process sent (Client) or received (Server) the request.
     pub side: Side,

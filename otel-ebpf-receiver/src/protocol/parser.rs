@@ -1,10 +1,11 @@
 //! The protocol-connection interface: what the connection tracker needs from a parser.
 //!
 //! Stage: conn → **protocol** (interface). The tracker in `conn/` knows no protocol: it keeps
-//! one [`ProtocolConnection`] per stream once one of the [`DETECTORS`] recognised the stream's
+//! one [`ProtocolConnection`] per stream once one of the [`super::DETECTORS`] recognised the stream's
 //! bytes, feeds it every later syscall ([`Syscall`]), asks it to close out at a close, a process
 //! exit or a timeout, and reads its counters ([`ParserStats`]). Adding a protocol is one module
-//! implementing [`ProtocolConnection`] plus its detector appended to [`DETECTORS`].
+//! implementing [`ProtocolConnection`] plus its detector appended to
+//! [`super::DETECTORS`].
 //!
 //! Inputs: one captured syscall of one stream. Outputs: [`HttpExchange`]s appended to the
 //! caller's vector, and the next state of the stream ([`Next`]: keep parsing, become another
@@ -110,16 +111,10 @@ pub struct StartContext {
 /// Recognises a protocol from a stream's syscall: a new parser (not yet fed), or `None`.
 pub type Detector = fn(&Syscall<'_>, &StartContext) -> Option<Box<dyn ProtocolConnection>>;
 
-/// Detectors in the order they are tried on a stream not recognised yet: HTTP/1 (a
-/// request-line), then HTTP/2 (preface, server SETTINGS, or a run of valid frames).
-pub const DETECTORS: &[Detector] = &[
-    super::connection::detect_http1,
-    super::http2::parser::detect_http2,
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::DETECTORS;
 
     fn syscall(payload: &[u8], role: SockRole) -> Syscall<'_> {
         Syscall {

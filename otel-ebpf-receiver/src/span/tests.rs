@@ -360,7 +360,7 @@ fn sensitive_query_values_are_redacted() {
 #[test]
 fn tls_exchanges_are_https() {
     let mut ex = exchange(Side::Client, Some(200));
-    ex.conn_id |= crate::conn::TLS_STREAM;
+    ex.conn_id |= crate::protocol::TLS_STREAM;
     ex.host = Some("example.com".into());
     ex.tuple = None;
     let s = build_span(ex, &Clock::with_offset(0), &SpanOptions::default());

@@ -15,8 +15,8 @@
 //! Limits: at most [`MAX_THREADS`] threads and [`MAX_CAUSES`] client connections are tracked;
 //! past that the tables are cleared (links are lost, never wrong). Pure code, no IO.
 
-use crate::conn::TLS_STREAM;
 use crate::events::DataEvent;
+use crate::protocol::TLS_STREAM;
 use otel_ebpf_common::{Direction, SockRole};
 use std::collections::{HashMap, HashSet};
 

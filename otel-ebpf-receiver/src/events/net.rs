@@ -1,10 +1,10 @@
-//! Decoding of kernel network timing / TCP health records.
+//! Decoding of kernel network timing / TCP health records (used by `kernel/`).
 //!
 //! Stage: probes → **events** (the [`EventKind::Net`] branch of `events::decode`). Input: one
 //! ring buffer record laid out as [`otel_ebpf_common::NetEvent`] (112 bytes). Output: an owned
 //! [`NetSample`]. Errors: a short record or an unknown [`NetKind`] is a [`DecodeError`].
 
-use crate::events::{DecodeError, Tuple, addr};
+use super::{DecodeError, Tuple, addr};
 
 use otel_ebpf_common::{
     CONNECT_FAILED, CONNECT_OK, CONNECT_REFUSED, EventKind, NET_EVENT_LEN, NOT_MEASURED, NetEvent,

@@ -5,6 +5,8 @@
 //! Errors: short records, unknown kinds or lengths that disagree with the header give a
 //! [`DecodeError`]; the caller counts it and goes on.
 
+pub mod net;
+
 use bytes::Bytes;
 use otel_ebpf_common::{
     AF_INET, AF_INET6, Direction, EventHeader, EventKind, HEADER_LEN, MAX_CAPTURE, SockRole,
@@ -81,7 +83,7 @@ pub enum Event {
         ts_ns: u64,
     },
     /// Kernel network timing or TCP health (skb/net/tcp tracepoints; see [`crate::kernel`]).
-    Net(crate::kernel::event::NetSample),
+    Net(net::NetSample),
     /// TCP state change (sock:inet_sock_set_state); states as in `include/net/tcp_states.h`.
     TcpState {
         old: u8,
@@ -181,7 +183,7 @@ fn syscall(v: u8) -> Result<Syscall, DecodeError> {
 /// Decodes one ring buffer record. The payload is copied once into an owned [`Bytes`].
 pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     if record.first() == Some(&(EventKind::Net as u8)) {
-        return crate::kernel::event::decode(record).map(Event::Net);
+        return net::decode(record).map(Event::Net);
     }
     let h = header_from(record)?;
     let kind = EventKind::from_u8(h.kind).ok_or(DecodeError::UnknownKind(h.kind))?;
@@ -294,7 +296,7 @@ pub fn encode(ev: &Event) -> Vec<u8> {
         }
     };
     match ev {
-        Event::Net(s) => return crate::kernel::event::encode(s),
+        Event::Net(s) => return net::encode(s),
         Event::Data(d) => {
             h.kind = EventKind::Data as u8;
             h.pid = d.pid;
