@@ -353,6 +353,9 @@ impl Runtime {
                 if let Ok(mut m) = self.kmetrics.lock() {
                     m.process_exited(*pid);
                 }
+                if let Ok(mut m) = self.metrics.lock() {
+                    m.process_exited(*pid);
+                }
                 Some(*pid)
             }
             _ => None,

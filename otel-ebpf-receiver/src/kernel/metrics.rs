@@ -15,7 +15,7 @@
 use crate::enrich::ProcessResource;
 use crate::events::net::{ConnectResult, NetSample};
 use crate::export::otlp::{kv, kv_str};
-use crate::metrics::resource_metrics;
+use crate::metrics::{exited::ExitedProcesses, resource_metrics};
 use crate::probes::netbtf::ReasonNames;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
@@ -255,7 +255,7 @@ pub struct KernelMetrics {
     max_series: usize,
     reasons: ReasonNames,
     /// Processes that exited, whose series go after the next collection.
-    exited: std::collections::HashSet<u32>,
+    exited: ExitedProcesses,
 }
 
 fn secs(ns: u64) -> f64 {
@@ -271,15 +271,15 @@ impl KernelMetrics {
             resources: HashMap::new(),
             max_series: max_series.max(1),
             reasons,
-            exited: std::collections::HashSet::new(),
+            exited: ExitedProcesses::default(),
         }
     }
 
     /// Marks `pid` as exited (pid 0, the host's series, never is): its series are collected
     /// once more with their final values, then [`KernelMetrics::prune_exited`] drops them.
     pub fn process_exited(&mut self, pid: u32) {
-        if pid != 0 && self.resources.contains_key(&pid) {
-            self.exited.insert(pid);
+        if self.resources.contains_key(&pid) {
+            self.exited.mark(pid);
         }
     }
 
@@ -290,7 +290,7 @@ impl KernelMetrics {
             return 0;
         }
         let before = self.series.len();
-        let exited = std::mem::take(&mut self.exited);
+        let exited = self.exited.take();
         self.series.retain(|k, _| !exited.contains(&k.pid));
         self.resources.retain(|pid, _| !exited.contains(pid));
         before - self.series.len()
