@@ -28,6 +28,7 @@ pub(crate) mod otlp;
 mod queue;
 mod retry;
 pub mod settings;
+pub mod split;
 mod tls;
 mod transport;
 
@@ -205,6 +206,7 @@ impl Exporter {
                 closing_rx.clone(),
                 settings.retry,
                 settings.metrics_interval,
+                settings.max_metrics_request_bytes,
             ))),
             (Some(_), None) => log::info!("no metrics endpoint: metrics are not exported"),
             _ => {}
