@@ -7,6 +7,7 @@
 
 pub mod anomaly;
 pub mod metrics;
+pub mod peers;
 pub mod plan;
 pub mod spans;
 
