@@ -26,6 +26,7 @@ mod http;
 mod logs;
 pub(crate) mod otlp;
 mod queue;
+pub mod reply;
 mod retry;
 pub mod settings;
 pub mod split;

@@ -30,17 +30,13 @@ pub const DEFAULT_MAX_METRICS_REQUEST_BYTES: usize = 3_670_016;
 const FIELD_OVERHEAD: usize = 6;
 
 /// Splits `req` into requests of at most `max_bytes` encoded bytes each (see the module docs).
-/// An empty request gives none.
+/// A request within the budget (an empty one too) is returned as is.
 pub fn split_metrics(
     req: ExportMetricsServiceRequest,
     max_bytes: usize,
 ) -> Vec<ExportMetricsServiceRequest> {
     if req.encoded_len() <= max_bytes {
-        return if req.resource_metrics.is_empty() {
-            Vec::new()
-        } else {
-            vec![req]
-        };
+        return vec![req];
     }
     let mut items = Vec::new();
     for rm in req.resource_metrics {
