@@ -337,6 +337,7 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::TlsCiphertextSkipped,
     Counter::NetLostRingbufFull,
     Counter::TlsCallStale,
+    Counter::ConnCloseUntracked,
 ];
 
 /// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
@@ -354,5 +355,6 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::TlsCiphertextSkipped => "tls_ciphertext_skipped",
         Counter::NetLostRingbufFull => "net_lost_ringbuf_full",
         Counter::TlsCallStale => "tls_call_stale",
+        Counter::ConnCloseUntracked => "conn_close_untracked",
     }
 }
