@@ -24,9 +24,10 @@
 //!
 //! Process exit policy (shared with the kernel metrics through [`exited::ExitedProcesses`]):
 //! [`HttpMetrics::process_exited`] marks the pid, recording goes on (late spans), and
-//! [`HttpMetrics::prune_exited`], called right after the next [`HttpMetrics::collect`], drops the
-//! process's series, interned strings and resource, so its final cumulative values are exported
-//! exactly once more and nothing of it stays.
+//! [`HttpMetrics::prune_exited`], called right after each of the next two
+//! [`HttpMetrics::collect`]s, drops the process's series, interned strings and resource, so its
+//! final cumulative values (and those of spans released after the exit) are exported once more
+//! and nothing of it stays.
 
 use crate::attr::Attributes;
 use crate::enrich::ProcessResource;
@@ -327,11 +328,10 @@ impl HttpMetrics {
     }
 
     /// Marks `pid` as exited: its series are collected once more with their final values,
-    /// then [`HttpMetrics::prune_exited`] drops them. Pids without series are ignored.
+    /// then [`HttpMetrics::prune_exited`] drops them; spans recorded after the exit (released
+    /// late) are exported once and dropped by the next prune.
     pub fn process_exited(&mut self, pid: u32) {
-        if self.processes.contains_key(&pid) {
-            self.exited.mark(pid);
-        }
+        self.exited.mark(pid);
     }
 
     /// Forgets everything kept for the processes marked exited; call it right after a

@@ -312,9 +312,7 @@ impl KernelMetrics {
     /// Marks `pid` as exited (pid 0, the host's series, never is): its series are collected
     /// once more with their final values, then [`KernelMetrics::prune_exited`] drops them.
     pub fn process_exited(&mut self, pid: u32) {
-        if self.resources.contains_key(&pid) {
-            self.exited.mark(pid);
-        }
+        self.exited.mark(pid);
     }
 
     /// Forgets the series and resources of the processes marked exited; call it right after

@@ -321,6 +321,26 @@ fn exited_process_is_exported_once_more_then_forgotten() {
     assert_eq!(m.prune_exited(), 0);
 }
 
+/// A span released after its process exited (it waited for trace pairing, or the exit came
+/// first): exported once, then forgotten too.
+#[test]
+fn span_released_after_the_exit_is_exported_once_then_forgotten() {
+    let mut m = HttpMetrics::new();
+    m.process_exited(3); // no series yet
+    m.record(&resource(3), &span(3, Side::Client, Some(200), 1));
+    assert_eq!(pids_of(&m.collect(unix(T0)).unwrap()), vec![3]);
+    m.prune_exited();
+    assert_eq!(m.process_count(), 0);
+    // Even later: recorded after the first prune, dropped by the second.
+    m.process_exited(4);
+    let _ = m.collect(unix(T0));
+    m.prune_exited();
+    m.record(&resource(4), &span(4, Side::Server, Some(200), 1));
+    assert_eq!(pids_of(&m.collect(unix(T0)).unwrap()), vec![4]);
+    m.prune_exited();
+    assert_eq!((m.process_count(), m.series_count()), (0, 0));
+}
+
 /// Churn: many short-lived processes, one request each, collected as the exporter does
 /// (through the metrics source, which prunes after each collection): nothing stays.
 #[test]
