@@ -140,7 +140,7 @@ fn backend_down_under_load_counts_every_lost_span_and_delivers_after_it_returns(
     for i in 0..100 {
         let st = Command::new("curl")
             .args(["-s", "-o", "/dev/null"])
-            .arg(format!("http://127.0.0.1:{port}/index.html?after={i}"))
+            .arg(format!("http://127.0.0.1:{port}/after-{i}"))
             .status()
             .unwrap();
         assert!(st.success());
@@ -178,16 +178,15 @@ fn backend_down_under_load_counts_every_lost_span_and_delivers_after_it_returns(
         assert!(t3.elapsed() < Duration::from_secs(30), "{p} {e} {d}");
         std::thread::sleep(Duration::from_millis(250));
     }
-    let curl_clients = sink.spans(|s| {
-        s.is_client()
-            && s.resource
-                .get("process.executable.name")
-                .is_some_and(|n| n == "curl")
-    });
+    let after = |s: &otel_ebpf_integration::Span| {
+        s.attr("url.path").is_some_and(|p| p.starts_with("/after-"))
+    };
+    let clients = sink.spans(|s| s.is_client() && after(s)).len();
+    let servers = sink.spans(|s| s.is_server() && after(s)).len();
     assert_eq!(
-        curl_clients.len(),
-        100,
-        "every CLIENT span of the requests after the outage"
+        (clients, servers),
+        (100, 100),
+        "every span of the requests after the outage"
     );
     drop(nginx);
     rx.stop();
