@@ -15,8 +15,9 @@
 //! Submodules: [`settings`] (config + env), `queue` (bounded queue, batching task, metrics
 //! task), `logs` (logs task, console log lines), `batch` (instrumentation scope), `encode`
 //! (spans → OTLP protobuf bytes, grouped by resource), `otlp` (our attributes → OTLP
-//! objects for metrics and logs), `retry`,
-//! `transport` (`grpc`, `http`, `tls`), `console`.
+//! objects for metrics and logs), `retry`, [`reply`] (what a backend answered: accepted,
+//! retry after, give up), [`split`] (metrics requests cut under
+//! `exporters.max_metrics_request_bytes`), `transport` (`grpc`, `http`, `tls`), `console`.
 
 pub mod batch;
 mod console;
