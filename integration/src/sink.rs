@@ -184,16 +184,21 @@ pub struct OtlpSink {
 
 impl OtlpSink {
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, 0)
+    }
+
+    /// A sink on 127.0.0.1:`port` (e.g. a backend that comes back where it was down).
+    pub fn start_at(port: u16) -> Self {
+        Self::start_with(false, port)
     }
 
     /// A sink that only counts spans by (kind, `server.port`) (see [`OtlpSink::count`]);
     /// for benchmarks with millions of spans.
     pub fn start_counting() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, 0)
     }
 
-    fn start_with(count_only: bool) -> Self {
+    fn start_with(count_only: bool, port: u16) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -202,7 +207,7 @@ impl OtlpSink {
         let svc = Svc::default();
         svc.0.lock().unwrap().count_only = count_only;
         let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let s = svc.clone();

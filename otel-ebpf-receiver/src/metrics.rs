@@ -22,15 +22,19 @@
 //! [`MetricsLimits::max_processes`] processes: past that, the process updated least recently is
 //! dropped (its series stop). Pure code, no IO.
 //!
-//! Process exit policy: keep recording after the exit (late spans), and call
-//! [`HttpMetrics::forget`] after the first [`HttpMetrics::collect`] whose output was exported
-//! following the exit, so the final cumulative values are exported exactly once more.
+//! Process exit policy (shared with the kernel metrics through [`exited::ExitedProcesses`]):
+//! [`HttpMetrics::process_exited`] marks the pid, recording goes on (late spans), and
+//! [`HttpMetrics::prune_exited`], called right after each of the next two
+//! [`HttpMetrics::collect`]s, drops the process's series, interned strings and resource, so its
+//! final cumulative values (and those of spans released after the exit) are exported once more
+//! and nothing of it stays.
 
 use crate::attr::Attributes;
 use crate::enrich::ProcessResource;
 use crate::export::otlp::{self, kv};
 use crate::protocol::Side;
 use crate::span::{ErrorType, ServerHost, SpanRecord, grpc};
+use exited::ExitedProcesses;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -84,6 +88,8 @@ pub struct HttpMetrics {
     total_series: usize,
     /// Increments on every record; orders processes by last update.
     tick: u64,
+    /// Processes that exited, forgotten after the next collection.
+    exited: ExitedProcesses,
 }
 
 #[derive(Debug)]
@@ -319,6 +325,26 @@ impl HttpMetrics {
                 + p.rpc_server.series.len()
                 + p.rpc_client.series.len();
         }
+    }
+
+    /// Marks `pid` as exited: its series are collected once more with their final values,
+    /// then [`HttpMetrics::prune_exited`] drops them; spans recorded after the exit (released
+    /// late) are exported once and dropped by the next prune.
+    pub fn process_exited(&mut self, pid: u32) {
+        self.exited.mark(pid);
+    }
+
+    /// Forgets everything kept for the processes marked exited; call it right after a
+    /// collection. Returns the number of processes forgotten.
+    pub fn prune_exited(&mut self) -> usize {
+        let mut n = 0;
+        for pid in self.exited.take() {
+            if self.processes.contains_key(&pid) {
+                self.forget(pid);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Regular (non-overflow) series currently kept, over all processes.
@@ -561,6 +587,7 @@ pub(crate) fn resource_metrics(
     }
 }
 
+pub mod exited;
 pub mod graph;
 #[cfg(test)]
 mod tests;

@@ -353,6 +353,9 @@ impl Runtime {
                 if let Ok(mut m) = self.kmetrics.lock() {
                     m.process_exited(*pid);
                 }
+                if let Ok(mut m) = self.metrics.lock() {
+                    m.process_exited(*pid);
+                }
                 Some(*pid)
             }
             _ => None,
@@ -492,6 +495,10 @@ impl Runtime {
         self.me
             .connections_evicted
             .store(stats.connections_evicted, Ordering::Relaxed);
+        if let Ok(k) = self.kmetrics.lock() {
+            let v = k.peers_overflowed();
+            SelfMetrics::set(&self.me.kernel_metric_peers_overflowed, v);
+        }
         let h2 = stats.parsers.http2;
         for (counter, v) in [
             (&self.me.http2_frame_errors, h2.frame_errors),

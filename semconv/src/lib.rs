@@ -340,8 +340,12 @@ pub mod self_metric {
     /// Counter, unit `{connection}`: connections the receiver stopped tracking to stay within
     /// its bound (least recently used first); their unfinished exchanges are lost.
     pub const CONNECTIONS_EVICTED_TOTAL: &str = "otel_ebpf_connections_evicted_total";
+    /// Counter, unit `{sample}`: kernel metric samples recorded without their
+    /// `network.peer.address` (a peer never seen in an exchange, or the peer budget spent).
+    pub const KERNEL_METRIC_PEERS_OVERFLOWED_TOTAL: &str =
+        "otel_ebpf_kernel_metric_peers_overflowed_total";
     /// Every name above, in declaration order.
-    pub const ALL: [&str; 22] = [
+    pub const ALL: [&str; 23] = [
         EVENTS_READ_TOTAL,
         EVENTS_LOST_KERNEL_TOTAL,
         DECODE_ERRORS_TOTAL,
@@ -364,6 +368,7 @@ pub mod self_metric {
         ROUTES_OVERFLOWED_TOTAL,
         SPANS_SAMPLED_OUT_TOTAL,
         CONNECTIONS_EVICTED_TOTAL,
+        KERNEL_METRIC_PEERS_OVERFLOWED_TOTAL,
     ];
     /// Counter `otel_ebpf_kernel_events_total{counter}`: the probes' own counters.
     pub const KERNEL_EVENTS_TOTAL: &str = "otel_ebpf_kernel_events_total";

@@ -185,9 +185,14 @@ pub enum Counter {
     /// or exited (the entry is then replaced or removed): their plaintext is lost. Silent LRU
     /// evictions of the in-flight call maps are not visible to the probes.
     TlsCallStale = 11,
+    /// A socket left a connected state (ESTABLISHED, FIN_WAIT, CLOSE_WAIT, …) for CLOSE while
+    /// the connection map did not hold it: evicted by the map's LRU under pressure, never
+    /// inserted (`ConnMapFull`), or connected before the probes were attached. Its close event
+    /// is not sent (user space ends its open exchange by the request timeout).
+    ConnCloseUntracked = 12,
 }
 /// Number of entries in the `COUNTERS` array.
-pub const COUNTER_COUNT: u32 = 12;
+pub const COUNTER_COUNT: u32 = 13;
 
 /// Header of every ring buffer record. 88 bytes, 8-byte aligned.
 ///

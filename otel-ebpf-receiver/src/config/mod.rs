@@ -190,6 +190,10 @@ pub struct ExportersConfig {
     pub max_batch_size: usize,
     /// Metrics export interval (seconds, > 0; default 10).
     pub metrics_interval_seconds: f64,
+    /// Most bytes of one metrics export request (protobuf, before compression;
+    /// 4096..=67108864; default 3670016 = 3.5 MiB, under a collector's 4 MiB limit): larger
+    /// collections are split into several requests.
+    pub max_metrics_request_bytes: usize,
 }
 
 impl Default for ExportersConfig {
@@ -201,6 +205,7 @@ impl Default for ExportersConfig {
             queue_size: 32_768,
             max_batch_size: 1_024,
             metrics_interval_seconds: 10.0,
+            max_metrics_request_bytes: crate::export::split::DEFAULT_MAX_METRICS_REQUEST_BYTES,
         }
     }
 }

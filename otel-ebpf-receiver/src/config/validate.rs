@@ -261,6 +261,15 @@ fn check_exporters(e: &ExportersConfig) -> Check {
         );
         return fail("exporters.max_batch_size", msg);
     }
+    if !(4096..=64 << 20).contains(&e.max_metrics_request_bytes) {
+        return fail(
+            "exporters.max_metrics_request_bytes",
+            format!(
+                "must be in 4096..=67108864 (bytes), got {}",
+                e.max_metrics_request_bytes
+            ),
+        );
+    }
     check_seconds(
         "exporters.metrics_interval_seconds",
         e.metrics_interval_seconds,

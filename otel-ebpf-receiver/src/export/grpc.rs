@@ -28,11 +28,12 @@ use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
+use super::Signal;
+use super::reply::{self, Reply, rejected};
 use super::retry::AttemptError;
 use super::tls::TlsMaterial;
-use super::transport::rejected;
 use super::{Compression, ExportError, OtlpSignalSettings};
 
 /// Where headers come from, for errors (they are merged from several sources).
@@ -126,9 +127,9 @@ impl GrpcTransport {
     /// Sends one encoded `ExportTraceServiceRequest`; returns the number of rejected spans.
     pub async fn export_traces(&self, body: &Bytes) -> Result<u64, AttemptError> {
         let resp: ExportTraceServiceResponse = self.call(TRACES_PATH, body).await?;
-        Ok(resp
-            .partial_success
-            .map_or(0, |p| rejected(p.rejected_spans, &p.error_message, "spans")))
+        Ok(resp.partial_success.map_or(0, |p| {
+            rejected(p.rejected_spans, &p.error_message, Signal::Traces)
+        }))
     }
 
     /// Sends one metrics request; returns the number of rejected data points.
@@ -139,7 +140,7 @@ impl GrpcTransport {
         let body = Bytes::from(req.encode_to_vec());
         let resp: ExportMetricsServiceResponse = self.call(METRICS_PATH, &body).await?;
         Ok(resp.partial_success.map_or(0, |p| {
-            rejected(p.rejected_data_points, &p.error_message, "data points")
+            rejected(p.rejected_data_points, &p.error_message, Signal::Metrics)
         }))
     }
 
@@ -148,7 +149,7 @@ impl GrpcTransport {
         let body = Bytes::from(req.encode_to_vec());
         let resp: ExportLogsServiceResponse = self.call(LOGS_PATH, &body).await?;
         Ok(resp.partial_success.map_or(0, |p| {
-            rejected(p.rejected_log_records, &p.error_message, "log records")
+            rejected(p.rejected_log_records, &p.error_message, Signal::Logs)
         }))
     }
 }
@@ -209,27 +210,11 @@ impl<R: Message + Default> Decoder for ProstDecoder<R> {
     }
 }
 
-/// Retryable gRPC codes per the OTLP spec (RESOURCE_EXHAUSTED included: collectors use it for
-/// back-pressure).
-pub(crate) fn is_retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-    )
-}
-
 fn classify(status: Status) -> AttemptError {
-    let message = format!("gRPC {:?}: {}", status.code(), status.message());
-    if is_retryable(status.code()) {
-        AttemptError::retryable(message)
-    } else {
-        AttemptError::permanent(message)
+    match reply::grpc_status(status.code(), status.message()) {
+        Reply::Retry { message, .. } => AttemptError::retryable(message),
+        Reply::Permanent { message } => AttemptError::permanent(message),
+        Reply::Accepted { .. } => AttemptError::permanent(format!("gRPC {:?}", status.code())),
     }
 }
 
@@ -252,26 +237,6 @@ mod tests {
                 "{HEADERS_ORIGIN}: invalid value \"trace-bin\": not usable as gRPC metadata \
                  (binary -bin keys are unsupported)"
             )
-        );
-    }
-
-    #[test]
-    fn retryable_codes_follow_the_spec() {
-        let retryable: Vec<Code> = (0..=16)
-            .map(Code::from_i32)
-            .filter(|c| is_retryable(*c))
-            .collect();
-        assert_eq!(
-            retryable,
-            vec![
-                Code::Cancelled,
-                Code::DeadlineExceeded,
-                Code::ResourceExhausted,
-                Code::Aborted,
-                Code::OutOfRange,
-                Code::Unavailable,
-                Code::DataLoss
-            ]
         );
     }
 }

@@ -19,31 +19,18 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 
+use super::Signal;
+use super::reply::{self, Reply};
 use super::retry::AttemptError;
 use super::tls::TlsMaterial;
-use super::transport::rejected;
 use super::{Compression, ExportError, OtlpSignalSettings};
 
 /// Largest response body read (bytes).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
-
-/// `google.rpc.Status`, the error body of OTLP/HTTP (only the message is used).
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
 
 /// A pooled HTTP/1.1 client bound to one OTLP/HTTP endpoint.
 pub(crate) struct HttpTransport {
@@ -96,13 +83,7 @@ impl HttpTransport {
 
     /// Sends one trace request; returns the number of rejected spans.
     pub async fn export_traces(&self, body: &Bytes) -> Result<u64, AttemptError> {
-        let body = self.post(body.clone()).await?;
-        let resp = ExportTraceServiceResponse::decode(body).map_err(|e| {
-            AttemptError::permanent(format!("undecodable ExportTraceServiceResponse: {e}"))
-        })?;
-        Ok(resp
-            .partial_success
-            .map_or(0, |p| rejected(p.rejected_spans, &p.error_message, "spans")))
+        self.export(body.clone(), Signal::Traces).await
     }
 
     /// Sends one metrics request; returns the number of rejected data points.
@@ -110,28 +91,40 @@ impl HttpTransport {
         &self,
         req: &ExportMetricsServiceRequest,
     ) -> Result<u64, AttemptError> {
-        let body = self.post(Bytes::from(req.encode_to_vec())).await?;
-        let resp = ExportMetricsServiceResponse::decode(body).map_err(|e| {
-            AttemptError::permanent(format!("undecodable ExportMetricsServiceResponse: {e}"))
-        })?;
-        Ok(resp.partial_success.map_or(0, |p| {
-            rejected(p.rejected_data_points, &p.error_message, "data points")
-        }))
+        self.export(Bytes::from(req.encode_to_vec()), Signal::Metrics)
+            .await
     }
 
     /// Sends one logs request; returns the number of rejected log records.
     pub async fn export_logs(&self, req: &ExportLogsServiceRequest) -> Result<u64, AttemptError> {
-        let body = self.post(Bytes::from(req.encode_to_vec())).await?;
-        let resp = ExportLogsServiceResponse::decode(body).map_err(|e| {
-            AttemptError::permanent(format!("undecodable ExportLogsServiceResponse: {e}"))
-        })?;
-        Ok(resp.partial_success.map_or(0, |p| {
-            rejected(p.rejected_log_records, &p.error_message, "log records")
-        }))
+        self.export(Bytes::from(req.encode_to_vec()), Signal::Logs)
+            .await
     }
 
-    /// POSTs a protobuf body; returns the 2xx response body.
-    async fn post(&self, body: Bytes) -> Result<Bytes, AttemptError> {
+    /// POSTs one request of `signal` and classifies the reply ([`reply::http_reply`]).
+    async fn export(&self, body: Bytes, signal: Signal) -> Result<u64, AttemptError> {
+        let (status, headers, body) = self.post(body).await?;
+        let headers: Vec<(&[u8], &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+            .collect();
+        match reply::http_reply(status.as_u16(), &headers, &body, signal) {
+            Reply::Accepted { rejected } => Ok(rejected),
+            Reply::Retry { after, message } => Err(AttemptError {
+                retryable: true,
+                retry_after: after,
+                message: format!("POST {}: {message}", self.uri),
+            }),
+            Reply::Permanent { message } => Err(AttemptError::permanent(format!(
+                "POST {}: {message}",
+                self.uri
+            ))),
+        }
+    }
+
+    /// POSTs a protobuf body; returns the reply's status, headers and body (at most
+    /// `MAX_RESPONSE_BYTES`).
+    async fn post(&self, body: Bytes) -> Result<(StatusCode, HeaderMap, Bytes), AttemptError> {
         let body = if self.gzip {
             Bytes::from(gzip(&body))
         } else {
@@ -161,47 +154,18 @@ impl HttpTransport {
                 .await
                 .map_err(|e| AttemptError::retryable(format!("POST {}: {e:#}", self.uri)))?;
             let status = resp.status();
-            let retry_after = retry_after(resp.headers());
+            let headers = resp.headers().clone();
             let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(|e| AttemptError::retryable(format!("reading response: {e}")))?
                 .to_bytes();
-            Ok::<_, AttemptError>((status, retry_after, body))
+            Ok::<_, AttemptError>((status, headers, body))
         };
-        let (status, retry_after, body) = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| AttemptError::retryable(format!("POST {}: timed out", self.uri)))??;
-        if status.is_success() {
-            return Ok(body);
-        }
-        let detail = RpcStatus::decode(body.clone())
-            .ok()
-            .filter(|s| !s.message.is_empty())
-            .map(|s| s.message)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned());
-        let message = format!("POST {}: HTTP {status}: {detail}", self.uri);
-        Err(if is_retryable(status) {
-            AttemptError {
-                retryable: true,
-                retry_after,
-                message,
-            }
-        } else {
-            AttemptError::permanent(message)
-        })
+            .map_err(|_| AttemptError::retryable(format!("POST {}: timed out", self.uri)))?
     }
-}
-
-/// Retryable HTTP statuses per the OTLP spec ("Retryable Response Codes").
-pub(crate) fn is_retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 502 | 503 | 504)
-}
-
-/// `Retry-After: <seconds>` (the HTTP-date form is ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -218,29 +182,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use std::io::Read;
-
-    #[test]
-    fn retryable_statuses_follow_the_spec() {
-        let retryable: Vec<u16> = (100..600)
-            .filter_map(|c| StatusCode::from_u16(c).ok())
-            .filter(|s| is_retryable(*s))
-            .map(|s| s.as_u16())
-            .collect();
-        assert_eq!(retryable, vec![429, 502, 503, 504]);
-    }
-
-    #[test]
-    fn retry_after_seconds_are_parsed() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), None);
-    }
 
     #[test]
     fn gzip_round_trips() {

@@ -15,8 +15,9 @@
 //! Submodules: [`settings`] (config + env), `queue` (bounded queue, batching task, metrics
 //! task), `logs` (logs task, console log lines), `batch` (instrumentation scope), `encode`
 //! (spans → OTLP protobuf bytes, grouped by resource), `otlp` (our attributes → OTLP
-//! objects for metrics and logs), `retry`,
-//! `transport` (`grpc`, `http`, `tls`), `console`.
+//! objects for metrics and logs), `retry`, [`reply`] (what a backend answered: accepted,
+//! retry after, give up), [`split`] (metrics requests cut under
+//! `exporters.max_metrics_request_bytes`), `transport` (`grpc`, `http`, `tls`), `console`.
 
 pub mod batch;
 mod console;
@@ -26,8 +27,10 @@ mod http;
 mod logs;
 pub(crate) mod otlp;
 mod queue;
+pub mod reply;
 mod retry;
 pub mod settings;
+pub mod split;
 mod tls;
 mod transport;
 
@@ -205,6 +208,7 @@ impl Exporter {
                 closing_rx.clone(),
                 settings.retry,
                 settings.metrics_interval,
+                settings.max_metrics_request_bytes,
             ))),
             (Some(_), None) => log::info!("no metrics endpoint: metrics are not exported"),
             _ => {}

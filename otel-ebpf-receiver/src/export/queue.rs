@@ -123,6 +123,7 @@ pub(crate) async fn run_metrics(
     closing: watch::Receiver<Option<Instant>>,
     retry: RetrySettings,
     interval: Duration,
+    max_request_bytes: usize,
 ) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -137,10 +138,15 @@ pub(crate) async fn run_metrics(
         };
         if let Some(req) = source(now_unix_ns()) {
             let metrics = &shared.self_metrics;
-            let result =
-                with_retry(&retry, &closing, metrics, || transport.export_metrics(&req)).await;
-            if let Err(e) = result {
-                log::warn!("dropping a metrics export: {}", e.message);
+            // One collection may exceed what a collector accepts: sent in size-bounded parts.
+            for part in super::split::split_metrics(req, max_request_bytes) {
+                let result = with_retry(&retry, &closing, metrics, || {
+                    transport.export_metrics(&part)
+                })
+                .await;
+                if let Err(e) = result {
+                    log::warn!("dropping a metrics export: {}", e.message);
+                }
             }
         }
         if last {

@@ -48,7 +48,7 @@ impl AttemptError {
 
 /// Longest server-suggested delay (`Retry-After`) taken as is; longer ones are clamped to it
 /// (a hostile or broken backend may send `18446744073709551615`).
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(crate) use super::reply::MAX_RETRY_AFTER;
 
 /// Un-jittered backoff before retry number `retry` (0-based): `initial × 2^retry`, capped at
 /// `max_backoff`.

@@ -169,6 +169,9 @@ pub struct ExportSettings {
     /// Metrics collection/export period (`exporters.metrics_interval_seconds`,
     /// `OTEL_METRIC_EXPORT_INTERVAL` in ms; default 10 s).
     pub metrics_interval: Duration,
+    /// Most bytes of one metrics export request (`exporters.max_metrics_request_bytes`);
+    /// larger collections are split ([`super::split`]).
+    pub max_metrics_request_bytes: usize,
     /// Retry policy for every signal.
     pub retry: RetrySettings,
     /// Upper bound on [`super::Exporter::shutdown`]: the largest OTLP timeout (default 10 s).
@@ -283,6 +286,7 @@ impl ExportSettings {
             queue_size,
             max_batch_size,
             metrics_interval,
+            max_metrics_request_bytes: cfg.max_metrics_request_bytes,
             retry: RetrySettings::default(),
             shutdown_timeout,
         })

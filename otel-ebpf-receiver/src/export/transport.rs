@@ -61,14 +61,3 @@ impl Transport {
         }
     }
 }
-
-/// Items the backend rejected in an OTLP partial success (`rejected_spans`,
-/// `rejected_data_points` or `rejected_log_records`, OTLP spec "Partial Success"), logged
-/// once; negative counts are 0. `unit` names the items in the log line ("spans", "data points",
-/// "log records").
-pub(super) fn rejected(count: i64, message: &str, unit: &str) -> u64 {
-    if count > 0 || !message.is_empty() {
-        log::warn!("backend rejected {count} {unit}: {message}");
-    }
-    count.max(0) as u64
-}

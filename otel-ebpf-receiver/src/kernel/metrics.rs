@@ -10,12 +10,21 @@
 //! measurement goes to its instrument's overflow series (`otel.metric.overflow=true`, host
 //! resource). A process marked exited ([`KernelMetrics::process_exited`]) keeps its series
 //! until the next collection, then [`KernelMetrics::prune_exited`] forgets them (memory does
-//! not grow with every process that ever made a request). Pure code, no IO.
+//! not grow with every process that ever made a request).
+//!
+//! Peer addresses: `network.peer.address` is kept only for peers that exchanged data or
+//! completed a handshake with this host (a sent/received sample, an accepted connection, a
+//! successful connect), at most `max_peers` of them over the live series; a sample about
+//! another peer (a spoofed SYN's reset, drop or SYN-ACK retransmit, a refused connect to an
+//! unknown address) is recorded without its peer, in a series marked
+//! `otel.metric.overflow=true`, and counted ([`KernelMetrics::peers_overflowed`]). So forged
+//! source addresses cannot fill the series bound. Pure code, no IO.
 
+use super::peers::PeerBudget;
 use crate::enrich::ProcessResource;
 use crate::events::net::{ConnectResult, NetSample};
 use crate::export::otlp::{kv, kv_str};
-use crate::metrics::resource_metrics;
+use crate::metrics::{exited::ExitedProcesses, resource_metrics};
 use crate::probes::netbtf::ReasonNames;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
@@ -161,6 +170,8 @@ struct Key {
     inst: Instrument,
     peer: Option<IpAddr>,
     label: Label,
+    /// The sample's peer address was not kept (unobserved peer or peer budget spent).
+    peer_dropped: bool,
 }
 
 fn role_name(r: u8) -> &'static str {
@@ -202,6 +213,9 @@ impl Key {
         }
         if let Some(p) = self.peer {
             a.push(kv_str(attr::NETWORK_PEER_ADDRESS, &p.to_string()));
+        }
+        if self.peer_dropped {
+            a.push(kv(attr::OTEL_METRIC_OVERFLOW, Value::BoolValue(true)));
         }
         a.sort_by(|x, y| x.key.cmp(&y.key));
         a
@@ -255,7 +269,9 @@ pub struct KernelMetrics {
     max_series: usize,
     reasons: ReasonNames,
     /// Processes that exited, whose series go after the next collection.
-    exited: std::collections::HashSet<u32>,
+    exited: ExitedProcesses,
+    /// Peer addresses kept on series.
+    peers: PeerBudget,
 }
 
 fn secs(ns: u64) -> f64 {
@@ -271,16 +287,32 @@ impl KernelMetrics {
             resources: HashMap::new(),
             max_series: max_series.max(1),
             reasons,
-            exited: std::collections::HashSet::new(),
+            exited: ExitedProcesses::default(),
+            peers: PeerBudget::default(),
         }
+    }
+
+    /// Keeps at most `max_peers` distinct peer addresses on the live series (0: none).
+    pub fn with_max_peers(mut self, max_peers: usize) -> Self {
+        self.peers = PeerBudget::new(max_peers);
+        self
+    }
+
+    /// Samples recorded without their peer address so far (unobserved peer, or the peer
+    /// budget spent): the `otel_ebpf_kernel_metric_peers_overflowed_total` self-metric.
+    pub fn peers_overflowed(&self) -> u64 {
+        self.peers.overflowed()
+    }
+
+    /// Distinct peer addresses on the live series.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
     }
 
     /// Marks `pid` as exited (pid 0, the host's series, never is): its series are collected
     /// once more with their final values, then [`KernelMetrics::prune_exited`] drops them.
     pub fn process_exited(&mut self, pid: u32) {
-        if pid != 0 && self.resources.contains_key(&pid) {
-            self.exited.insert(pid);
-        }
+        self.exited.mark(pid);
     }
 
     /// Forgets the series and resources of the processes marked exited; call it right after
@@ -290,8 +322,15 @@ impl KernelMetrics {
             return 0;
         }
         let before = self.series.len();
-        let exited = std::mem::take(&mut self.exited);
-        self.series.retain(|k, _| !exited.contains(&k.pid));
+        let exited = self.exited.take();
+        let peers = &mut self.peers;
+        self.series.retain(|k, _| {
+            let keep = !exited.contains(&k.pid);
+            if !keep && let Some(ip) = k.peer {
+                peers.release(ip);
+            }
+            keep
+        });
         self.resources.retain(|pid, _| !exited.contains(pid));
         before - self.series.len()
     }
@@ -304,6 +343,9 @@ impl KernelMetrics {
             self.resources
                 .entry(key.pid)
                 .or_insert_with(|| Arc::clone(res));
+            if let Some(ip) = key.peer {
+                self.peers.hold(ip);
+            }
             self.series
                 .entry(key)
                 .or_insert_with(|| Series::new(hist, now))
@@ -318,11 +360,19 @@ impl KernelMetrics {
 
     /// Records one sample for the process whose resource is `res`, at `now_unix_ns`.
     pub fn record(&mut self, res: &Arc<ProcessResource>, s: &NetSample, now_unix_ns: u64) {
+        // Data moved, a handshake completed: the peer is real (a forged source cannot do this).
+        let observed = match s.kind {
+            NetKind::Tx | NetKind::Rx | NetKind::Accepted => true,
+            NetKind::Connect => s.connect_result() == Some(ConnectResult::Ok),
+            _ => false,
+        };
+        let (peer, peer_dropped) = self.peers.admit(s.tuple.map(|t| t.remote.ip()), observed);
         let key = |inst, label| Key {
             pid: s.pid,
             inst,
-            peer: s.tuple.map(|t| t.remote.ip()),
+            peer,
             label,
+            peer_dropped,
         };
         let now = now_unix_ns;
         match s.kind {
@@ -407,6 +457,7 @@ impl KernelMetrics {
             inst: Instrument::Anomalies,
             peer: None,
             label: Label::Anomaly(kind),
+            peer_dropped: false,
         };
         self.add(res, key, 1.0, now_unix_ns);
     }

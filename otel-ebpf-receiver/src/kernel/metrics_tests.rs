@@ -91,6 +91,18 @@ fn layer_histograms_have_one_series_per_layer_with_exact_buckets() {
 fn health_counters_carry_reason_direction_state_and_role() {
     let mut km = KernelMetrics::new(100, reasons());
     let res = test_resource(0, "unknown_service");
+    // 10.0.0.3 sent data: a real peer whose address stays on its series.
+    km.record(
+        &res,
+        &sample(
+            NetKind::Rx,
+            0,
+            [Some(1_000), None, None, None],
+            0,
+            "10.0.0.3",
+        ),
+        1,
+    );
     km.record(
         &res,
         &sample(NetKind::Drop, 0, [None; 4], 12, "10.0.0.2"),
@@ -241,6 +253,8 @@ fn series_are_bounded_with_an_overflow_series() {
     let res = test_resource(1, "svc");
     for i in 0..1000u32 {
         let peer = format!("10.1.{}.{}", i / 256, i % 256);
+        // An accepted connection: the peer is real, its address kept while series allow.
+        km.record(&res, &sample(NetKind::Accepted, 1, [None; 4], 0, &peer), 1);
         km.record(
             &res,
             &sample(NetKind::Retransmit, 1, [None; 4], 0, &peer),
@@ -342,4 +356,89 @@ fn exited_process_series_go_after_their_last_export() {
     let _ = km.collect(5_000);
     km.prune_exited();
     assert_eq!(km.series_count(), per_process);
+}
+
+/// Forged SYNs from 100,000 source addresses (resets sent, drops, SYN-ACK retransmits): one
+/// series per reason without the peer, marked as overflow, every sample counted; a peer that
+/// exchanged data keeps its address; the series bound is never reached.
+#[test]
+fn spoofed_peers_cannot_fill_the_series_bound() {
+    let mut km = KernelMetrics::new(20_000, reasons());
+    let res = test_resource(0, "unknown_service");
+    km.record(
+        &res,
+        &sample(
+            NetKind::Rx,
+            0,
+            [Some(1_000), None, None, None],
+            0,
+            "10.9.9.9",
+        ),
+        1,
+    );
+    km.record(
+        &res,
+        &sample(NetKind::Retransmit, 0, [None; 4], 0, "10.9.9.9"),
+        1,
+    );
+    let before = km.series_count();
+    for i in 0..100_000u32 {
+        let peer = format!("172.{}.{}.{}", 16 + i / 65_536, (i / 256) % 256, i % 256);
+        let kind = [NetKind::ResetSent, NetKind::Drop, NetKind::Retransmit][i as usize % 3];
+        km.record(&res, &sample(kind, 0, [None; 4], 3, &peer), 1);
+    }
+    // reset (NO_SOCKET), drop (NO_SOCKET), retransmit: three overflow-marked series.
+    assert_eq!(km.series_count(), before + 3);
+    assert_eq!(km.peers_overflowed(), 100_000);
+    assert_eq!(km.peer_count(), 1);
+    let req = km.collect(2).unwrap();
+    let sums: Vec<(Option<String>, bool, i64)> = find(&req, "otel_ebpf.tcp.retransmits")
+        .iter()
+        .filter_map(|m| match &m.data {
+            Some(Data::Sum(s)) => Some(s),
+            _ => None,
+        })
+        .flat_map(|s| &s.data_points)
+        .map(|p| {
+            let overflow = p.attributes.iter().any(|a| a.key == "otel.metric.overflow");
+            let v = match p.value {
+                Some(number_data_point::Value::AsInt(v)) => v,
+                _ => 0,
+            };
+            (attr_of(&p.attributes, "network.peer.address"), overflow, v)
+        })
+        .collect();
+    assert_eq!(
+        sums,
+        vec![(None, true, 33_333), (Some("10.9.9.9".into()), false, 1)]
+    );
+}
+
+/// The peer budget: past `max_peers` real peers, new ones are recorded without their address;
+/// a pruned process releases its peers.
+#[test]
+fn peer_budget_is_bounded_and_released_with_the_series() {
+    let mut km = KernelMetrics::new(20_000, reasons()).with_max_peers(10);
+    for i in 0..20u32 {
+        let res = test_resource(100 + i, "c");
+        let peer = format!("10.2.0.{i}");
+        km.record(
+            &res,
+            &sample(
+                NetKind::Rx,
+                100 + i,
+                [Some(1_000), None, None, None],
+                0,
+                &peer,
+            ),
+            1,
+        );
+    }
+    assert_eq!((km.peer_count(), km.peers_overflowed()), (10, 10));
+    for i in 0..20u32 {
+        km.process_exited(100 + i);
+    }
+    let _ = km.collect(2);
+    km.prune_exited();
+    assert_eq!((km.peer_count(), km.series_count()), (0, 0));
 }

@@ -7,6 +7,7 @@
 
 pub mod anomaly;
 pub mod metrics;
+pub mod peers;
 pub mod plan;
 pub mod spans;
 
@@ -80,7 +81,12 @@ pub fn metrics_source(
     receiver: crate::attr::Attributes,
 ) -> MetricsSource {
     Box::new(move |now| {
-        let h = http.lock().ok().and_then(|m| m.collect(now));
+        // Series of exited processes go out once more (this collection), then are forgotten.
+        let h = http.lock().ok().and_then(|mut m| {
+            let h = m.collect(now);
+            m.prune_exited();
+            h
+        });
         let k = kernel.lock().ok().and_then(|mut m| {
             let k = m.collect(now);
             m.prune_exited();

@@ -284,6 +284,89 @@ fn forget_drops_the_process() {
     assert_eq!(m.collect(unix(T0)), None);
 }
 
+/// The pids of the resources in a request.
+fn pids_of(req: &ExportMetricsServiceRequest) -> Vec<i64> {
+    req.resource_metrics
+        .iter()
+        .filter_map(|rm| rm.resource.as_ref())
+        .map(|r| {
+            r.attributes
+                .iter()
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(Value::StringValue(s)) => s.trim_start_matches("svc").parse().ok(),
+                    _ => None,
+                })
+                .unwrap_or(-1)
+        })
+        .collect()
+}
+
+#[test]
+fn exited_process_is_exported_once_more_then_forgotten() {
+    let mut m = HttpMetrics::new();
+    m.record(&resource(1), &span(1, Side::Server, Some(200), 1));
+    m.record(&resource(2), &span(2, Side::Client, Some(200), 1));
+    m.process_exited(1);
+    m.process_exited(99); // never recorded: ignored
+    // A late span of the exited process still counts in its final values.
+    m.record(&resource(1), &span(1, Side::Server, Some(200), 1));
+    let req = m.collect(unix(T0)).unwrap();
+    assert_eq!(pids_of(&req), vec![1, 2]);
+    assert_eq!(points(&req, 0, HTTP_SERVER_REQUEST_DURATION)[0].count, 2);
+    assert_eq!(m.prune_exited(), 1);
+    assert_eq!((m.process_count(), m.series_count()), (1, 1));
+    assert_eq!(pids_of(&m.collect(unix(T0)).unwrap()), vec![2]);
+    assert_eq!(m.prune_exited(), 0);
+}
+
+/// A span released after its process exited (it waited for trace pairing, or the exit came
+/// first): exported once, then forgotten too.
+#[test]
+fn span_released_after_the_exit_is_exported_once_then_forgotten() {
+    let mut m = HttpMetrics::new();
+    m.process_exited(3); // no series yet
+    m.record(&resource(3), &span(3, Side::Client, Some(200), 1));
+    assert_eq!(pids_of(&m.collect(unix(T0)).unwrap()), vec![3]);
+    m.prune_exited();
+    assert_eq!(m.process_count(), 0);
+    // Even later: recorded after the first prune, dropped by the second.
+    m.process_exited(4);
+    let _ = m.collect(unix(T0));
+    m.prune_exited();
+    m.record(&resource(4), &span(4, Side::Server, Some(200), 1));
+    assert_eq!(pids_of(&m.collect(unix(T0)).unwrap()), vec![4]);
+    m.prune_exited();
+    assert_eq!((m.process_count(), m.series_count()), (0, 0));
+}
+
+/// Churn: many short-lived processes, one request each, collected as the exporter does
+/// (through the metrics source, which prunes after each collection): nothing stays.
+#[test]
+fn churn_of_short_lived_processes_leaves_nothing_behind() {
+    let http = Arc::new(std::sync::Mutex::new(HttpMetrics::new()));
+    let kernel = Arc::new(std::sync::Mutex::new(
+        crate::kernel::metrics::KernelMetrics::new(1000, Default::default()),
+    ));
+    let graph = Arc::new(std::sync::Mutex::new(graph::ServiceGraph::default()));
+    let mut source =
+        crate::kernel::metrics_source(Arc::clone(&http), kernel, graph, Attributes::new());
+    for round in 0..10u32 {
+        for i in 0..500 {
+            let pid = 1000 + round * 500 + i;
+            let mut m = http.lock().unwrap();
+            m.record(&resource(pid), &span(pid, Side::Client, Some(200), 1));
+            m.process_exited(pid);
+        }
+        let req = source(unix(T0)).expect("the exited processes' final values");
+        assert_eq!(req.resource_metrics.len(), 500);
+        let m = http.lock().unwrap();
+        assert_eq!((m.process_count(), m.series_count()), (0, 0));
+    }
+    assert_eq!(source(unix(T0)), None);
+}
+
 #[test]
 fn overflow_series_past_the_per_process_limit() {
     let limits = MetricsLimits {

@@ -93,6 +93,10 @@ pub struct SelfMetrics {
     /// are lost) (connections), last value read. Prometheus:
     /// `otel_ebpf_connections_evicted_total`.
     pub connections_evicted: AtomicU64,
+    /// Kernel metric samples recorded without their peer address (peer never seen in an
+    /// exchange, e.g. a forged SYN source, or the peer budget spent), last value read.
+    /// Prometheus: `otel_ebpf_kernel_metric_peers_overflowed_total`.
+    pub kernel_metric_peers_overflowed: AtomicU64,
     /// The probes' own counters, indexed by [`otel_ebpf_common::Counter`] (`as usize`): the
     /// per-CPU values of the BPF `COUNTERS` array summed over CPUs, last value read (set with
     /// [`SelfMetrics::set`]). Prometheus: `otel_ebpf_kernel_events_total{counter="…"}`, the
@@ -309,6 +313,11 @@ const COUNTERS: &[CounterDesc] = &[
         help: "Connections evicted from the tracker to stay within its bound (their unfinished exchanges are lost).",
         get: |m| &m.connections_evicted,
     },
+    CounterDesc {
+        name: "otel_ebpf_kernel_metric_peers_overflowed_total",
+        help: "Kernel metric samples recorded without their network.peer.address (peer not seen in an exchange, or the peer budget spent), in series marked otel.metric.overflow=true.",
+        get: |m| &m.kernel_metric_peers_overflowed,
+    },
 ];
 
 const KERNEL_FAMILY: &str = "otel_ebpf_kernel_events_total";
@@ -328,6 +337,7 @@ pub const ALL_KERNEL_COUNTERS: [Counter; KERNEL_COUNTERS] = [
     Counter::TlsCiphertextSkipped,
     Counter::NetLostRingbufFull,
     Counter::TlsCallStale,
+    Counter::ConnCloseUntracked,
 ];
 
 /// The `counter` label value of a kernel counter in `otel_ebpf_kernel_events_total`.
@@ -345,5 +355,6 @@ pub fn kernel_counter_label(counter: Counter) -> &'static str {
         Counter::TlsCiphertextSkipped => "tls_ciphertext_skipped",
         Counter::NetLostRingbufFull => "net_lost_ringbuf_full",
         Counter::TlsCallStale => "tls_call_stale",
+        Counter::ConnCloseUntracked => "conn_close_untracked",
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const NAMES: [&str; 22] = [
+const NAMES: [&str; 23] = [
     "otel_ebpf_events_read_total",
     "otel_ebpf_events_lost_kernel_total",
     "otel_ebpf_decode_errors_total",
@@ -30,6 +30,7 @@ const NAMES: [&str; 22] = [
     "otel_ebpf_routes_overflowed_total",
     "otel_ebpf_spans_sampled_out_total",
     "otel_ebpf_connections_evicted_total",
+    "otel_ebpf_kernel_metric_peers_overflowed_total",
 ];
 
 fn is_name(s: &str, colon: bool) -> bool {
@@ -280,6 +281,7 @@ fn exposition_is_valid_and_exact() {
         &m.routes_overflowed,
         &m.spans_sampled_out,
         &m.connections_evicted,
+        &m.kernel_metric_peers_overflowed,
     ];
     for (i, f) in fields.iter().enumerate() {
         SelfMetrics::add(f, 1000 + i as u64);

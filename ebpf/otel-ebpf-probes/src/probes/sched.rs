@@ -36,6 +36,11 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     }
     // TCP_CLOSE: the connection is over (whatever process or softirq closes it).
     let Some(c) = (unsafe { CONNS.get(&sk) }).copied() else {
+        // Every socket reaching ESTABLISHED is inserted: a connected one missing here was
+        // evicted by the LRU (or predates the probes), and its close is lost. Counted.
+        if old != TCP_SYN_SENT && old != TCP_SYN_RECV && old != TCP_LISTEN {
+            count(Counter::ConnCloseUntracked);
+        }
         health::on_state(sk, old, new, None);
         return 0;
     };

@@ -175,6 +175,7 @@ pub fn settings(traces: Option<OtlpSignalSettings>) -> ExportSettings {
         queue_size: 1000,
         max_batch_size: 100,
         metrics_interval: Duration::from_secs(3600),
+        max_metrics_request_bytes: crate::export::split::DEFAULT_MAX_METRICS_REQUEST_BYTES,
         retry: RetrySettings {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(40),
