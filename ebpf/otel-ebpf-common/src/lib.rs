@@ -166,10 +166,14 @@ pub mod tls_fn {
     pub const RUSTLS_WRITE_VECTORED: u64 = 12;
     /// rustls `<Reader as std::io::Read>::read(&mut self, &mut [u8])`.
     pub const RUSTLS_READ: u64 = 13;
-    /// rustls `Reader::into_first_chunk(self) -> io::Result<&[u8]>`.
+    /// rustls `Reader::into_first_chunk(self) -> io::Result<&[u8]>` (result in RAX:RDX, or
+    /// through the hidden result pointer passed in RDI and returned in RAX).
     pub const RUSTLS_FIRST_CHUNK: u64 = 14;
     /// rustls `<Reader as std::io::BufRead>::consume(&mut self, usize)`.
     pub const RUSTLS_CONSUME: u64 = 15;
+    /// rustls `ConnectionCommon::reader` returning its `Reader` through a hidden result
+    /// pointer (RDI): `&mut self` is the second argument (RSI).
+    pub const RUSTLS_READER_SRET: u64 = 16;
 }
 
 /// Index of each counter in the `COUNTERS` per-CPU array (values are summed over CPUs).

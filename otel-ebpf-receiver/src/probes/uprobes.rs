@@ -128,6 +128,7 @@ fn program_for(function: TlsFunction, kind: ProbeKind) -> (&'static str, Option<
         TlsFunction::RustlsReadTls => tls_fn::RUSTLS_READ_TLS,
         TlsFunction::RustlsWriteTls => tls_fn::RUSTLS_WRITE_TLS,
         TlsFunction::RustlsReader => tls_fn::RUSTLS_READER,
+        TlsFunction::RustlsReaderSret => tls_fn::RUSTLS_READER_SRET,
         TlsFunction::RustlsWrite => tls_fn::RUSTLS_WRITE,
         TlsFunction::RustlsWriteVectored => tls_fn::RUSTLS_WRITE_VECTORED,
         TlsFunction::RustlsRead => tls_fn::RUSTLS_READ,

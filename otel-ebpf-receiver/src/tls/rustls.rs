@@ -117,7 +117,9 @@ fn split_path(s: &str) -> Option<(&str, Option<&str>, &str)> {
 /// The probes each rustls function gets.
 fn kinds(f: TlsFunction) -> &'static [ProbeKind] {
     match f {
-        TlsFunction::RustlsReader | TlsFunction::RustlsConsume => &[ProbeKind::Entry],
+        TlsFunction::RustlsReader | TlsFunction::RustlsReaderSret | TlsFunction::RustlsConsume => {
+            &[ProbeKind::Entry]
+        }
         _ => &[ProbeKind::Entry, ProbeKind::Return],
     }
 }
@@ -141,14 +143,77 @@ fn find(img: &Image) -> Vec<(TlsFunction, u64)> {
         let Ok(d) = rustc_demangle::try_demangle(raw) else {
             continue;
         };
-        if let Some(f) = classify(&format!("{d:#}"))
-            && !found.contains(&(f, sym.address()))
-        {
+        if let Some(mut f) = classify(&format!("{d:#}")) {
+            if f == TlsFunction::RustlsReader
+                && img
+                    .bytes_at_vaddr(sym.address(), sym.size().clamp(1, 256))
+                    .is_some_and(returns_through_rdi)
+            {
+                f = TlsFunction::RustlsReaderSret;
+            }
+            if found.contains(&(f, sym.address())) {
+                continue;
+            }
             found.push((f, sym.address()));
         }
     }
     found.sort_by_key(|&(f, a)| (f.symbol(), a));
     found
+}
+
+/// Whether the code (a function's start) stores through RDI's incoming value — a hidden
+/// result pointer (`sret`): `reader()` then gets `&mut self` in RSI. Decodes up to 32
+/// instructions, following copies of RDI into other registers, until RET.
+pub fn returns_through_rdi(code: &[u8]) -> bool {
+    use iced_x86::{Code, Decoder, DecoderOptions, Instruction, OpKind, Register};
+    let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+    let mut alias = vec![Register::RDI];
+    let mut ins = Instruction::default();
+    for _ in 0..32 {
+        if !decoder.can_decode() {
+            break;
+        }
+        decoder.decode_out(&mut ins);
+        if ins.is_invalid() || ins.code() == Code::Retnq {
+            break;
+        }
+        if ins.op_count() > 0
+            && ins.op0_kind() == OpKind::Memory
+            && alias.contains(&ins.memory_base())
+        {
+            return true;
+        }
+        if ins.op_count() == 2 && ins.op0_kind() == OpKind::Register {
+            let dst = full(ins.op0_register());
+            let copy = ins.mnemonic() == iced_x86::Mnemonic::Mov
+                && ins.op1_kind() == OpKind::Register
+                && alias.contains(&full(ins.op1_register()));
+            if copy {
+                alias.push(dst);
+            } else {
+                alias.retain(|&r| r != dst);
+            }
+        }
+    }
+    false
+}
+
+/// The 64-bit register a 32-bit general register writes (writing EDI clears RDI's top half).
+fn full(r: iced_x86::Register) -> iced_x86::Register {
+    use iced_x86::Register::*;
+    match r {
+        EAX => RAX,
+        ECX => RCX,
+        EDX => RDX,
+        EBX => RBX,
+        ESI => RSI,
+        EDI => RDI,
+        R8D => R8,
+        R9D => R9,
+        R10D => R10,
+        R11D => R11,
+        other => other,
+    }
 }
 
 /// The rustls target of `img`: see the module doc.
@@ -167,11 +232,14 @@ pub fn rustls_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
     }
     let has = |f: TlsFunction| found.iter().any(|&(g, _)| g == f);
     use TlsFunction::*;
-    let mut missing: Vec<&'static str> = [RustlsReadTls, RustlsWriteTls, RustlsReader]
+    let mut missing: Vec<&'static str> = [RustlsReadTls, RustlsWriteTls]
         .into_iter()
         .filter(|&f| !has(f))
         .map(TlsFunction::symbol)
         .collect();
+    if !has(RustlsReader) && !has(RustlsReaderSret) {
+        missing.push(RustlsReader.symbol());
+    }
     if !has(RustlsWrite) && !has(RustlsWriteVectored) {
         missing.push(RustlsWrite.symbol());
     }

@@ -74,11 +74,35 @@ fn demangled_names_of_both_manglings_are_classified() {
 #[test]
 fn legacy_symbols_demangle_to_classified_names() {
     // `_ZN` symbol of ConnectionCommon<Data>::read_tls as rustc 1.95 emits it.
-    let raw = "_ZN6rustls4conn25ConnectionCommon$LT$Data$GT$8read_tls17h0123456789abcdefE";
+    let raw = "_ZN6rustls4conn28ConnectionCommon$LT$Data$GT$8read_tls17h0d26e1ad3be892e9E";
     assert_eq!(
         classify(&demangled(raw)),
         Some(TlsFunction::RustlsReadTls)
     );
+}
+
+#[test]
+fn a_hidden_result_pointer_is_told_from_a_self_argument() {
+    // `ConnectionCommon::reader` as rustc 1.95 (debug) emits it: RDI is the result slot
+    // (`mov [rdi], rsi` stores the Reader), RSI is `&mut self`.
+    let sret = [
+        0x48, 0x89, 0xf1, 0x48, 0x89, 0xf8, 0x48, 0x89, 0x4c, 0x24, 0xf0, 0x48, 0x89, 0x4c, 0x24,
+        0xf8, 0x48, 0x89, 0xce, 0x48, 0x83, 0xc6, 0x50, 0x8a, 0x91, 0x3b, 0x03, 0x00, 0x00, 0x8a,
+        0x89, 0x3c, 0x03, 0x00, 0x00, 0x48, 0x89, 0x37, 0x80, 0xe2, 0x01, 0x88, 0x57, 0x08, 0x80,
+        0xe1, 0x01, 0x88, 0x4f, 0x09, 0xc3,
+    ];
+    assert!(returns_through_rdi(&sret));
+    // `PlaintextSink::write` (self in RDI, only spilled to the stack and read through).
+    let self_in_rdi = [
+        0x48, 0x83, 0xec, 0x78, 0x48, 0x89, 0x3c, 0x24, 0x48, 0x89, 0x74, 0x24, 0x08, 0x48, 0x89,
+        0x54, 0x24, 0x10, 0x48, 0x89, 0x7c, 0x24, 0x50, 0xc3,
+    ];
+    assert!(!returns_through_rdi(&self_in_rdi));
+    // A copy of RDI stored through (`mov rax, rdi; mov [rax], rsi; ret`); RDI overwritten
+    // first (`xor edi, edi; mov [rdi], rsi`) is not the incoming pointer.
+    assert!(returns_through_rdi(&[0x48, 0x89, 0xf8, 0x48, 0x89, 0x30, 0xc3]));
+    assert!(!returns_through_rdi(&[0x31, 0xff, 0x48, 0x89, 0x37, 0xc3]));
+    assert!(!returns_through_rdi(&[]));
 }
 
 #[test]
@@ -91,7 +115,8 @@ fn this_test_binary_has_every_rustls_function() {
     };
     assert_eq!(t.library, TlsLibrary::Rustls { version: Some("0.23.46".into()) });
     use TlsFunction::*;
-    for f in [RustlsReadTls, RustlsWriteTls, RustlsReader, RustlsWrite, RustlsFirstChunk, RustlsConsume] {
+    // rustc 1.95 returns `Reader` through a hidden pointer: `reader()` is the sret form.
+    for f in [RustlsReadTls, RustlsWriteTls, RustlsReaderSret, RustlsWrite, RustlsFirstChunk, RustlsConsume] {
         assert!(t.probes.iter().any(|p| p.function == f), "{f:?} missing");
     }
     // Entry probes first; uretprobes only where a result is read.

@@ -34,8 +34,12 @@ pub enum TlsFunction {
     RustlsReadTls,
     /// rustls `ConnectionCommon::write_tls(&mut self, &mut dyn Write)` (socket writes).
     RustlsWriteTls,
-    /// rustls `ConnectionCommon::reader(&mut self) -> Reader` (names the session).
+    /// rustls `ConnectionCommon::reader(&mut self) -> Reader` (names the session), `&mut self`
+    /// in RDI (the `Reader` returned in registers).
     RustlsReader,
+    /// The same function compiled to return its `Reader` through a hidden result pointer in
+    /// RDI (as rustc 1.95 does): `&mut self` is in RSI.
+    RustlsReaderSret,
     /// rustls `<ConnectionCommon as PlaintextSink>::write(&mut self, &[u8])`.
     RustlsWrite,
     /// rustls `<ConnectionCommon as PlaintextSink>::write_vectored(&mut self, &[IoSlice])`.
@@ -62,7 +66,9 @@ impl TlsFunction {
             TlsFunction::GoConnWrite => "crypto/tls.(*Conn).Write",
             TlsFunction::RustlsReadTls => "rustls::ConnectionCommon::read_tls",
             TlsFunction::RustlsWriteTls => "rustls::ConnectionCommon::write_tls",
-            TlsFunction::RustlsReader => "rustls::ConnectionCommon::reader",
+            TlsFunction::RustlsReader | TlsFunction::RustlsReaderSret => {
+                "rustls::ConnectionCommon::reader"
+            }
             TlsFunction::RustlsWrite => "<rustls::ConnectionCommon as PlaintextSink>::write",
             TlsFunction::RustlsWriteVectored => {
                 "<rustls::ConnectionCommon as PlaintextSink>::write_vectored"

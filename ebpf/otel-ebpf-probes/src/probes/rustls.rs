@@ -5,7 +5,9 @@
 //! `write_tls`, `reader` and `PlaintextSink::write`/`write_vectored`), the same for reads and
 //! writes of one connection. Rust ABI (x86-64, checked by disassembly on rustc 1.95): slices
 //! are (pointer, length) in two registers; `io::Result<usize>` comes back in RAX (0 = `Ok`)
-//! and RDX (the count); `io::Result<&[u8]>` in RAX (the pointer, 0 = `Err`) and RDX (length).
+//! and RDX (the count); `io::Result<&[u8]>` and `Reader` (16 bytes) come back through a hidden
+//! result pointer in RDI (then `&mut self` is RSI; user space tells `reader()`'s two forms
+//! apart by its code, and `into_first_chunk`'s return checks RAX against the RDI it got).
 //!
 //! Socket: rustls does its socket IO only inside `read_tls` / `write_tls`, which are tracked
 //! like a C library's `SSL_read` (a `TLS_CALLS` entry while they run: the socket raw
@@ -141,6 +143,7 @@ pub fn rustls_entry(ctx: ProbeContext) -> u32 {
     let st = unsafe { &mut *st };
     match func {
         tls_fn::RUSTLS_READER => st.reader_cc = a0,
+        tls_fn::RUSTLS_READER_SRET => st.reader_cc = a1,
         tls_fn::RUSTLS_WRITE | tls_fn::RUSTLS_WRITE_VECTORED => {
             st.call = TlsCall {
                 ctx: a0,
@@ -160,8 +163,10 @@ pub fn rustls_entry(ctx: ProbeContext) -> u32 {
             };
         }
         tls_fn::RUSTLS_FIRST_CHUNK => {
+            // `out`: RDI, the hidden result pointer if the result comes back in memory.
             st.call = TlsCall {
                 ctx: st.reader_cc,
+                out: a0,
                 func,
                 ..NO_CALL
             };
@@ -243,8 +248,18 @@ pub fn rustls_ret(ctx: RetProbeContext) -> u32 {
     let tgid = (id >> 32) as u32;
     match c.func {
         tls_fn::RUSTLS_FIRST_CHUNK => {
-            st.chunk_buf = rax;
-            st.chunk_len = if rax == 0 { 0 } else { rdx };
+            // `io::Result<&[u8]>` = (pointer, 0 for `Err`; length). Returned in memory when
+            // RAX is the hidden result pointer the call got in RDI, else in RAX:RDX.
+            let (ptr, len) = if rax != 0 && rax == c.out {
+                match read_u::<[u64; 2]>(rax) {
+                    Some(v) => (v[0], v[1]),
+                    None => (0, 0),
+                }
+            } else {
+                (rax, rdx)
+            };
+            st.chunk_buf = ptr;
+            st.chunk_len = if ptr == 0 { 0 } else { len };
         }
         tls_fn::RUSTLS_READ => {
             if rax == 0 && rdx > 0 && rdx <= c.len {

@@ -18,6 +18,7 @@ fn every_function_and_kind_has_a_program() {
         RustlsReadTls,
         RustlsWriteTls,
         RustlsReader,
+        RustlsReaderSret,
         RustlsWrite,
         RustlsWriteVectored,
         RustlsRead,
