@@ -22,9 +22,11 @@ fn workdir() -> &'static PathBuf {
         let sh = format!(
             "set -e; cd {}; \
              openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-               -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem; \
+               -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+               -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth \
+               -keyout key.pem -out cert.pem; \
              openssl x509 -in cert.pem -outform DER -out cert.der; \
-             openssl pkey -in key.pem -outform DER -out key.der",
+             openssl pkcs8 -topk8 -nocrypt -in key.pem -outform DER -out key.der",
             dir.display()
         );
         let out = Command::new("sh").arg("-c").arg(&sh).output().unwrap();
@@ -67,7 +69,7 @@ fn rustls_client_and_server() {
     let out = Command::new(env!("CARGO_BIN_EXE_rustls_client"))
         .arg(dir.join("cert.der"))
         .arg(format!("https://127.0.0.1:{port}"))
-        .arg("1500")
+        .arg("3000")
         .stdin(Stdio::null())
         .output()
         .unwrap();

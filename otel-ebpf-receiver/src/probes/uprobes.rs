@@ -137,6 +137,9 @@ fn program_for(function: TlsFunction, kind: ProbeKind) -> (&'static str, Option<
     };
     if cookie >= tls_fn::RUSTLS_READ_TLS {
         return match kind {
+            ProbeKind::Entry if function == TlsFunction::RustlsConsume => {
+                ("rustls_consume", Some(cookie))
+            }
             ProbeKind::Entry => ("rustls_entry", Some(cookie)),
             _ if matches!(
                 function,

@@ -17,7 +17,7 @@
 //! known by then; callers such as tokio-rustls flush right after writing, with the buffer
 //! still alive). Reads: `reader()` names the session, then either `Read::read` (entry saves
 //! the buffer, the return emits) or `into_first_chunk` (return saves the chunk) + `consume`
-//! (entry emits the part taken).
+//! (entry, its own program, emits the part taken).
 
 use super::*;
 
@@ -69,48 +69,62 @@ fn thread_state(id: u64) -> Option<*mut RustlsThread> {
     RUSTLS_THREADS.get_ptr_mut(&id)
 }
 
-/// [`emit_tls`] as a BPF subprogram: one copy of the event code for all rustls programs (each
-/// inlined copy would need its own stack, past the 512-byte limit).
+/// [`emit_tls`] as a BPF subprogram taking scalars: one copy of the event code for all
+/// rustls programs, and callers keep small frames (caller + callee stacks share 512 bytes).
+/// The call record is built in [`RUSTLS_SCRATCH`], not on the stack (56 bytes more would
+/// not fit beside `rustls_ret`'s frame).
 #[inline(never)]
-fn rustls_emit(c: &TlsCall, n: u64, id: u64) {
-    emit_tls(c, n, id);
+fn rustls_emit(ctx: u64, buf: u64, sk: u64, func: u64, n: u64) {
+    let Some(c) = RUSTLS_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU map value pointer, valid for this program run.
+    let c = unsafe { &mut *c };
+    c.ctx = ctx;
+    c.buf = buf;
+    c.len = n;
+    c.out = 0;
+    c.sk = sk;
+    c.func = func;
+    c.orphan_ns = 0;
+    emit_tls(c, n, bpf_get_current_pid_tgid());
 }
+
+/// One call record per CPU for [`rustls_emit`].
+#[map]
+static RUSTLS_SCRATCH: PerCpuArray<TlsCall> = PerCpuArray::with_max_entries(1, 0);
 
 /// Most `IoSlice`s of one `write_vectored` emitted (one event each).
 const MAX_RUSTLS_IOVECS: u64 = 8;
 
-/// Emits a finished plaintext write (`c.out` bytes) with its socket when known; a vectored
-/// write (`c.buf`: `c.len` `struct iovec`) as one event per slice.
+/// Emits a finished plaintext write of `n` bytes (`buf`, `len`: the slice, or for
+/// `write_vectored` the `struct iovec` array and its count, one event per slice).
 #[inline(always)]
-fn emit_write(c: &TlsCall, id: u64) {
-    let n = c.out;
-    if c.func != tls_fn::RUSTLS_WRITE_VECTORED {
-        if n <= c.len {
-            rustls_emit(c, n, id);
+fn emit_write(func: u64, ctx: u64, buf: u64, len: u64, n: u64, sk: u64) {
+    if func != tls_fn::RUSTLS_WRITE_VECTORED {
+        if n <= len {
+            rustls_emit(ctx, buf, sk, func, n);
         }
         return;
     }
     let mut left = n;
-    let mut seg = *c;
     for i in 0..MAX_RUSTLS_IOVECS {
-        if i >= c.len || left == 0 {
+        if i >= len || left == 0 {
             break;
         }
-        let Some(v) = read_u::<[u64; 2]>(c.buf + i * 16) else {
+        let Some(v) = read_u::<[u64; 2]>(buf + i * 16) else {
             break;
         };
-        let len = if v[1] < left { v[1] } else { left };
-        if len == 0 {
+        let seg = if v[1] < left { v[1] } else { left };
+        if seg == 0 {
             continue;
         }
-        seg.buf = v[0];
-        seg.len = len;
-        rustls_emit(&seg, len, id);
-        left -= len;
+        rustls_emit(ctx, v[0], sk, func, seg);
+        left -= seg;
     }
 }
 
-/// Entry of every rustls function (cookie: its `tls_fn` value).
+/// Entry of every rustls function but `consume` (cookie: its `tls_fn` value).
 #[uprobe]
 pub fn rustls_entry(ctx: ProbeContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
@@ -145,50 +159,46 @@ pub fn rustls_entry(ctx: ProbeContext) -> u32 {
         tls_fn::RUSTLS_READER => st.reader_cc = a0,
         tls_fn::RUSTLS_READER_SRET => st.reader_cc = a1,
         tls_fn::RUSTLS_WRITE | tls_fn::RUSTLS_WRITE_VECTORED => {
-            st.call = TlsCall {
-                ctx: a0,
-                buf: a1,
-                len: a2,
-                func,
-                ..NO_CALL
-            };
+            st.call.ctx = a0;
+            st.call.buf = a1;
+            st.call.len = a2;
+            st.call.func = func;
         }
         tls_fn::RUSTLS_READ => {
-            st.call = TlsCall {
-                ctx: st.reader_cc,
-                buf: a1,
-                len: a2,
-                func,
-                ..NO_CALL
-            };
+            st.call.ctx = st.reader_cc;
+            st.call.buf = a1;
+            st.call.len = a2;
+            st.call.func = func;
         }
         tls_fn::RUSTLS_FIRST_CHUNK => {
             // `out`: RDI, the hidden result pointer if the result comes back in memory.
-            st.call = TlsCall {
-                ctx: st.reader_cc,
-                out: a0,
-                func,
-                ..NO_CALL
-            };
-        }
-        tls_fn::RUSTLS_CONSUME => {
-            let (buf, len) = (st.chunk_buf, st.chunk_len);
-            st.chunk_len = 0;
-            let n = if a1 < len { a1 } else { len };
-            if n > 0 && buf != 0 {
-                let cc = st.reader_cc;
-                let call = TlsCall {
-                    ctx: cc,
-                    buf,
-                    len: n,
-                    sk: remembered_sk(tgid, cc),
-                    func,
-                    ..NO_CALL
-                };
-                rustls_emit(&call, n, id);
-            }
+            st.call.ctx = st.reader_cc;
+            st.call.out = a0;
+            st.call.func = func;
         }
         _ => {}
+    }
+    0
+}
+
+/// Entry of `<Reader as BufRead>::consume(&mut self, amt)`: emits the part of the thread's
+/// last `into_first_chunk` the caller took. Its own program: no map insert here, so its
+/// frame and `rustls_emit`'s fit the 512-byte stack together.
+#[uprobe]
+pub fn rustls_consume(ctx: ProbeContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(st) = RUSTLS_THREADS.get_ptr_mut(&id) else {
+        return 0;
+    };
+    let amt: u64 = ctx.arg(1).unwrap_or(0);
+    // SAFETY: map value pointer, valid for this program run.
+    let st = unsafe { &mut *st };
+    let (buf, len, cc) = (st.chunk_buf, st.chunk_len, st.reader_cc);
+    st.chunk_len = 0;
+    let n = if amt < len { amt } else { len };
+    if n > 0 && buf != 0 {
+        let sk = remembered_sk((id >> 32) as u32, cc);
+        rustls_emit(cc, buf, sk, tls_fn::RUSTLS_CONSUME, n);
     }
     0
 }
@@ -199,11 +209,12 @@ pub fn rustls_entry(ctx: ProbeContext) -> u32 {
 pub fn rustls_io_ret(_ctx: RetProbeContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     // SAFETY: read-only lookup.
-    let Some(c) = (unsafe { TLS_CALLS.get(&id) }).copied() else {
+    let Some(c) = (unsafe { TLS_CALLS.get(&id) }) else {
         return 0;
     };
+    let (func, cc, sk) = (c.func, c.ctx, c.sk);
     let _ = TLS_CALLS.remove(&id);
-    if c.func != tls_fn::RUSTLS_WRITE_TLS {
+    if func != tls_fn::RUSTLS_WRITE_TLS {
         return 0;
     }
     let Some(st) = RUSTLS_THREADS.get_ptr_mut(&id) else {
@@ -211,17 +222,18 @@ pub fn rustls_io_ret(_ctx: RetProbeContext) -> u32 {
     };
     // SAFETY: map value pointer, valid for this program run.
     let st = unsafe { &mut *st };
-    if st.pending.func == 0 || st.pending.ctx != c.ctx {
+    let p = &mut st.pending;
+    if p.func == 0 || p.ctx != cc {
         return 0;
     }
-    let mut p = st.pending;
-    st.pending.func = 0;
-    p.sk = if c.sk != 0 {
-        c.sk
+    let pf = p.func;
+    p.func = 0;
+    let sk = if sk != 0 {
+        sk
     } else {
-        remembered_sk((id >> 32) as u32, c.ctx)
+        remembered_sk((id >> 32) as u32, cc)
     };
-    emit_write(&p, id);
+    emit_write(pf, cc, p.buf, p.len, p.out, sk);
     0
 }
 
@@ -235,22 +247,23 @@ pub fn rustls_ret(ctx: RetProbeContext) -> u32 {
     };
     // SAFETY: map value pointer, valid for this program run.
     let st = unsafe { &mut *st };
-    let mut c = st.call;
-    if c.func == 0 {
+    let func = st.call.func;
+    if func == 0 {
         return 0;
     }
     st.call.func = 0;
+    let (cc, buf, len, out) = (st.call.ctx, st.call.buf, st.call.len, st.call.out);
     // SAFETY: the context is the user pt_regs of the probed task.
     let (rax, rdx) = unsafe {
         let r = &*ctx.regs;
         (r.rax, r.rdx)
     };
     let tgid = (id >> 32) as u32;
-    match c.func {
+    match func {
         tls_fn::RUSTLS_FIRST_CHUNK => {
             // `io::Result<&[u8]>` = (pointer, 0 for `Err`; length). Returned in memory when
             // RAX is the hidden result pointer the call got in RDI, else in RAX:RDX.
-            let (ptr, len) = if rax != 0 && rax == c.out {
+            let (ptr, n) = if rax != 0 && rax == out {
                 match read_u::<[u64; 2]>(rax) {
                     Some(v) => (v[0], v[1]),
                     None => (0, 0),
@@ -259,12 +272,11 @@ pub fn rustls_ret(ctx: RetProbeContext) -> u32 {
                 (rax, rdx)
             };
             st.chunk_buf = ptr;
-            st.chunk_len = if ptr == 0 { 0 } else { len };
+            st.chunk_len = if ptr == 0 { 0 } else { n };
         }
         tls_fn::RUSTLS_READ => {
-            if rax == 0 && rdx > 0 && rdx <= c.len {
-                c.sk = remembered_sk(tgid, c.ctx);
-                rustls_emit(&c, rdx, id);
+            if rax == 0 && rdx > 0 && rdx <= len {
+                rustls_emit(cc, buf, remembered_sk(tgid, cc), func, rdx);
             }
         }
         _ => {
@@ -272,19 +284,22 @@ pub fn rustls_ret(ctx: RetProbeContext) -> u32 {
             if rax != 0 || rdx == 0 || rdx > 1 << 30 {
                 return 0;
             }
-            c.out = rdx;
-            c.sk = remembered_sk(tgid, c.ctx);
-            // One emission site (program size): this write when its socket is known, else
-            // the held write it replaces (never flushed on this thread: without socket).
-            let emit = if c.sk != 0 {
-                c
-            } else {
-                let old = st.pending;
-                st.pending = c;
-                old
-            };
-            if emit.func != 0 {
-                emit_write(&emit, id);
+            let sk = remembered_sk(tgid, cc);
+            if sk != 0 {
+                emit_write(func, cc, buf, len, rdx, sk);
+                return 0;
+            }
+            // No socket yet: hold this write for the thread's next `write_tls`; a held
+            // write it replaces was never flushed on this thread: emitted without socket.
+            let p = &mut st.pending;
+            let (of, oc, ob, ol, on) = (p.func, p.ctx, p.buf, p.len, p.out);
+            p.func = func;
+            p.ctx = cc;
+            p.buf = buf;
+            p.len = len;
+            p.out = rdx;
+            if of != 0 {
+                emit_write(of, oc, ob, ol, on, 0);
             }
         }
     }

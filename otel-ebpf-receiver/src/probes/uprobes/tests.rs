@@ -46,7 +46,7 @@ fn every_function_and_kind_has_a_program() {
     );
     assert_eq!(
         program_for(RustlsConsume, ProbeKind::Entry),
-        ("rustls_entry", Some(tls_fn::RUSTLS_CONSUME))
+        ("rustls_consume", Some(tls_fn::RUSTLS_CONSUME))
     );
     assert_eq!(
         program_for(SslWriteEx, ProbeKind::Entry),
