@@ -30,7 +30,11 @@ fn workdir() -> &'static PathBuf {
             dir.display()
         );
         let out = Command::new("sh").arg("-c").arg(&sh).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }
@@ -87,9 +91,16 @@ fn rustls_client_and_server() {
     });
     let (c, s): (Vec<&Span>, Vec<&Span>) = spans.iter().partition(|s| s.is_client());
     assert_eq!((c.len(), s.len()), (3, 3), "{spans:#?}");
-    for (method, path, code) in [("GET", "/hello", "200"), ("POST", "/echo", "200"), ("GET", "/missing", "404")] {
+    for (method, path, code) in [
+        ("GET", "/hello", "200"),
+        ("POST", "/echo", "200"),
+        ("GET", "/missing", "404"),
+    ] {
         let one = |side: &[&Span]| -> Span {
-            let f: Vec<&&Span> = side.iter().filter(|s| s.attr("url.path") == Some(path)).collect();
+            let f: Vec<&&Span> = side
+                .iter()
+                .filter(|s| s.attr("url.path") == Some(path))
+                .collect();
             assert_eq!(f.len(), 1, "{path}: {spans:#?}");
             (*f[0]).clone()
         };
@@ -99,7 +110,11 @@ fn rustls_client_and_server() {
             assert_eq!(sp.attr("http.response.status_code"), Some(code), "{sp:#?}");
             assert_eq!(sp.attr("url.scheme"), Some("https"), "{sp:#?}");
             let route = sp.attr("otel_ebpf.http.route").or(sp.attr("http.route"));
-            assert_eq!(sp.name, format!("{method} {}", route.expect("a route")), "{sp:#?}");
+            assert_eq!(
+                sp.name,
+                format!("{method} {}", route.expect("a route")),
+                "{sp:#?}"
+            );
         }
         assert_eq!(cs.resource["service.name"], "rustls_client", "{cs:#?}");
         assert_eq!(ss.resource["service.name"], "rustls_server", "{ss:#?}");

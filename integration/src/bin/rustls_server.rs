@@ -36,7 +36,10 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(args.len() == 4, "usage: rustls_server CERT.der KEY.der PORT");
+    anyhow::ensure!(
+        args.len() == 4,
+        "usage: rustls_server CERT.der KEY.der PORT"
+    );
     let port: u16 = args[3].parse().context("port")?;
     let cert = std::fs::read(&args[1]).context("certificate")?;
     let key = std::fs::read(&args[2]).context("key")?;

@@ -128,7 +128,10 @@ pub const UPROBE_PROGRAMS: &[(&str, &str)] = &[
         "rustls_entry",
         "uprobe: rustls ConnectionCommon read_tls/write_tls/reader, PlaintextSink::write(_vectored), Reader read/into_first_chunk",
     ),
-    ("rustls_consume", "uprobe: rustls <Reader as BufRead>::consume"),
+    (
+        "rustls_consume",
+        "uprobe: rustls <Reader as BufRead>::consume",
+    ),
     ("rustls_io_ret", "uretprobe: rustls read_tls/write_tls"),
     (
         "rustls_ret",

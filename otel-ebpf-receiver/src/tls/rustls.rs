@@ -139,7 +139,9 @@ fn find(img: &Image) -> Vec<(TlsFunction, u64)> {
         {
             continue;
         }
-        let Ok(raw) = std::str::from_utf8(raw) else { continue };
+        let Ok(raw) = std::str::from_utf8(raw) else {
+            continue;
+        };
         let Ok(d) = rustc_demangle::try_demangle(raw) else {
             continue;
         };
@@ -243,7 +245,8 @@ pub fn rustls_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
     if !has(RustlsWrite) && !has(RustlsWriteVectored) {
         missing.push(RustlsWrite.symbol());
     }
-    if !has(RustlsRead) && !(has(RustlsFirstChunk) && has(RustlsConsume)) {
+    let can_read = has(RustlsRead) || (has(RustlsFirstChunk) && has(RustlsConsume));
+    if !can_read {
         missing.push(RustlsRead.symbol());
     }
     if !missing.is_empty() {

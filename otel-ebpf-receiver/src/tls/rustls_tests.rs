@@ -5,7 +5,10 @@ use super::*;
 use crate::tls::image::FileBytes;
 
 fn demangled(raw: &str) -> String {
-    format!("{:#}", rustc_demangle::try_demangle(raw).expect("a Rust symbol"))
+    format!(
+        "{:#}",
+        rustc_demangle::try_demangle(raw).expect("a Rust symbol")
+    )
 }
 
 #[test]
@@ -55,14 +58,26 @@ fn demangled_names_of_both_manglings_are_classified() {
             Some(RustlsWrite),
         ),
         // rustls 0.21 paths (no `connection` module).
-        ("<rustls::conn::Reader as std::io::Read>::read", Some(RustlsRead)),
+        (
+            "<rustls::conn::Reader as std::io::Read>::read",
+            Some(RustlsRead),
+        ),
         // Not ours: other types, traits, crates, closures inside the functions.
         ("<rustls::conn::Writer as std::io::Write>::write", None),
         ("rustls::conn::connection::Connection::read_tls", None),
-        ("<rustls::conn::connection::Reader as std::io::BufRead>::fill_buf", None),
+        (
+            "<rustls::conn::connection::Reader as std::io::BufRead>::fill_buf",
+            None,
+        ),
         ("<foo::Reader as std::io::Read>::read", None),
-        ("<rustls::conn::connection::Reader as futures::io::Read>::read", None),
-        ("rustls::conn::ConnectionCommon<Data>::read_tls::{{closure}}", None),
+        (
+            "<rustls::conn::connection::Reader as futures::io::Read>::read",
+            None,
+        ),
+        (
+            "rustls::conn::ConnectionCommon<Data>::read_tls::{{closure}}",
+            None,
+        ),
         ("tokio_rustls::common::Stream<IO,C>::read_io", None),
         ("rustls::conn::ConnectionCommon<Data", None),
     ];
@@ -75,10 +90,7 @@ fn demangled_names_of_both_manglings_are_classified() {
 fn legacy_symbols_demangle_to_classified_names() {
     // `_ZN` symbol of ConnectionCommon<Data>::read_tls as rustc 1.95 emits it.
     let raw = "_ZN6rustls4conn28ConnectionCommon$LT$Data$GT$8read_tls17h0d26e1ad3be892e9E";
-    assert_eq!(
-        classify(&demangled(raw)),
-        Some(TlsFunction::RustlsReadTls)
-    );
+    assert_eq!(classify(&demangled(raw)), Some(TlsFunction::RustlsReadTls));
 }
 
 #[test]
@@ -100,7 +112,9 @@ fn a_hidden_result_pointer_is_told_from_a_self_argument() {
     assert!(!returns_through_rdi(&self_in_rdi));
     // A copy of RDI stored through (`mov rax, rdi; mov [rax], rsi; ret`); RDI overwritten
     // first (`xor edi, edi; mov [rdi], rsi`) is not the incoming pointer.
-    assert!(returns_through_rdi(&[0x48, 0x89, 0xf8, 0x48, 0x89, 0x30, 0xc3]));
+    assert!(returns_through_rdi(&[
+        0x48, 0x89, 0xf8, 0x48, 0x89, 0x30, 0xc3
+    ]));
     assert!(!returns_through_rdi(&[0x31, 0xff, 0x48, 0x89, 0x37, 0xc3]));
     assert!(!returns_through_rdi(&[]));
 }
@@ -113,18 +127,46 @@ fn this_test_binary_has_every_rustls_function() {
     let Some(t) = rustls_target(&img).unwrap() else {
         panic!("no rustls found in {}", exe.display());
     };
-    assert_eq!(t.library, TlsLibrary::Rustls { version: Some("0.23.46".into()) });
+    assert_eq!(
+        t.library,
+        TlsLibrary::Rustls {
+            version: Some("0.23.46".into())
+        }
+    );
     use TlsFunction::*;
     // rustc 1.95 returns `Reader` through a hidden pointer: `reader()` is the sret form.
-    for f in [RustlsReadTls, RustlsWriteTls, RustlsReaderSret, RustlsWrite, RustlsFirstChunk, RustlsConsume] {
+    for f in [
+        RustlsReadTls,
+        RustlsWriteTls,
+        RustlsReaderSret,
+        RustlsWrite,
+        RustlsFirstChunk,
+        RustlsConsume,
+    ] {
         assert!(t.probes.iter().any(|p| p.function == f), "{f:?} missing");
     }
     // Entry probes first; uretprobes only where a result is read.
-    let first_ret = t.probes.iter().position(|p| p.kind == ProbeKind::Return).unwrap();
-    assert!(t.probes[..first_ret].iter().all(|p| p.kind == ProbeKind::Entry));
-    assert!(t.probes.iter().all(|p| !(p.function == RustlsConsume && p.kind == ProbeKind::Return)));
+    let first_ret = t
+        .probes
+        .iter()
+        .position(|p| p.kind == ProbeKind::Return)
+        .unwrap();
+    assert!(
+        t.probes[..first_ret]
+            .iter()
+            .all(|p| p.kind == ProbeKind::Entry)
+    );
+    assert!(
+        t.probes
+            .iter()
+            .all(|p| !(p.function == RustlsConsume && p.kind == ProbeKind::Return))
+    );
     // Every offset is a function start in the file: identical to its symbol's.
-    assert!(t.probes.iter().all(|p| p.offset > 0 && p.offset < bytes.bytes().len() as u64));
+    assert!(
+        t.probes
+            .iter()
+            .all(|p| p.offset > 0 && p.offset < bytes.bytes().len() as u64)
+    );
 }
 
 #[test]
