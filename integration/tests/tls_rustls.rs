@@ -73,7 +73,7 @@ fn rustls_client_and_server() {
     let out = Command::new(env!("CARGO_BIN_EXE_rustls_client"))
         .arg(dir.join("cert.der"))
         .arg(format!("https://127.0.0.1:{port}"))
-        .arg("3000")
+        .arg("5000")
         .stdin(Stdio::null())
         .output()
         .unwrap();
