@@ -118,6 +118,9 @@ pub enum TlsSource {
     GnuTls = 1,
     /// Go `crypto/tls` (`(*Conn).Read`, `(*Conn).Write`).
     Go = 2,
+    /// rustls (`ConnectionCommon`'s plaintext writer, `Reader`), session = the
+    /// `ConnectionCommon` address.
+    Rustls = 3,
 }
 
 impl TlsSource {
@@ -126,6 +129,7 @@ impl TlsSource {
             0 => Some(Self::OpenSsl),
             1 => Some(Self::GnuTls),
             2 => Some(Self::Go),
+            3 => Some(Self::Rustls),
             _ => None,
         }
     }
@@ -150,6 +154,26 @@ pub mod tls_fn {
     pub const GO_READ: u64 = 6;
     /// Go `func (c *crypto/tls.Conn) Write(b []byte) (int, error)`.
     pub const GO_WRITE: u64 = 7;
+    /// rustls `ConnectionCommon::read_tls(&mut self, &mut dyn Read)`: socket reads.
+    pub const RUSTLS_READ_TLS: u64 = 8;
+    /// rustls `ConnectionCommon::write_tls(&mut self, &mut dyn Write)`: socket writes.
+    pub const RUSTLS_WRITE_TLS: u64 = 9;
+    /// rustls `ConnectionCommon::reader(&mut self)`: names the session of the next read.
+    pub const RUSTLS_READER: u64 = 10;
+    /// rustls `<ConnectionCommon as PlaintextSink>::write(&mut self, &[u8])`.
+    pub const RUSTLS_WRITE: u64 = 11;
+    /// rustls `<ConnectionCommon as PlaintextSink>::write_vectored(&mut self, &[IoSlice])`.
+    pub const RUSTLS_WRITE_VECTORED: u64 = 12;
+    /// rustls `<Reader as std::io::Read>::read(&mut self, &mut [u8])`.
+    pub const RUSTLS_READ: u64 = 13;
+    /// rustls `Reader::into_first_chunk(self) -> io::Result<&[u8]>` (result in RAX:RDX, or
+    /// through the hidden result pointer passed in RDI and returned in RAX).
+    pub const RUSTLS_FIRST_CHUNK: u64 = 14;
+    /// rustls `<Reader as std::io::BufRead>::consume(&mut self, usize)`.
+    pub const RUSTLS_CONSUME: u64 = 15;
+    /// rustls `ConnectionCommon::reader` returning its `Reader` through a hidden result
+    /// pointer (RDI): `&mut self` is the second argument (RSI).
+    pub const RUSTLS_READER_SRET: u64 = 16;
 }
 
 /// Index of each counter in the `COUNTERS` per-CPU array (values are summed over CPUs).

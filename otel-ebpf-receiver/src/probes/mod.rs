@@ -124,6 +124,19 @@ pub const UPROBE_PROGRAMS: &[(&str, &str)] = &[
         "go_tls_ret",
         "uprobe: each RET instruction of those Go functions",
     ),
+    (
+        "rustls_entry",
+        "uprobe: rustls ConnectionCommon read_tls/write_tls/reader, PlaintextSink::write(_vectored), Reader read/into_first_chunk",
+    ),
+    (
+        "rustls_consume",
+        "uprobe: rustls <Reader as BufRead>::consume",
+    ),
+    ("rustls_io_ret", "uretprobe: rustls read_tls/write_tls"),
+    (
+        "rustls_ret",
+        "uretprobe: rustls PlaintextSink::write(_vectored), Reader read/into_first_chunk",
+    ),
 ];
 
 /// Syscall numbers of this architecture, in [`otel_ebpf_common::Syscall`] order.

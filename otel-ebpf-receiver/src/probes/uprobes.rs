@@ -125,7 +125,32 @@ fn program_for(function: TlsFunction, kind: ProbeKind) -> (&'static str, Option<
         TlsFunction::GnutlsRecordSend => tls_fn::GNUTLS_SEND,
         TlsFunction::GoConnRead => tls_fn::GO_READ,
         TlsFunction::GoConnWrite => tls_fn::GO_WRITE,
+        TlsFunction::RustlsReadTls => tls_fn::RUSTLS_READ_TLS,
+        TlsFunction::RustlsWriteTls => tls_fn::RUSTLS_WRITE_TLS,
+        TlsFunction::RustlsReader => tls_fn::RUSTLS_READER,
+        TlsFunction::RustlsReaderSret => tls_fn::RUSTLS_READER_SRET,
+        TlsFunction::RustlsWrite => tls_fn::RUSTLS_WRITE,
+        TlsFunction::RustlsWriteVectored => tls_fn::RUSTLS_WRITE_VECTORED,
+        TlsFunction::RustlsRead => tls_fn::RUSTLS_READ,
+        TlsFunction::RustlsFirstChunk => tls_fn::RUSTLS_FIRST_CHUNK,
+        TlsFunction::RustlsConsume => tls_fn::RUSTLS_CONSUME,
     };
+    if cookie >= tls_fn::RUSTLS_READ_TLS {
+        return match kind {
+            ProbeKind::Entry if function == TlsFunction::RustlsConsume => {
+                ("rustls_consume", Some(cookie))
+            }
+            ProbeKind::Entry => ("rustls_entry", Some(cookie)),
+            _ if matches!(
+                function,
+                TlsFunction::RustlsReadTls | TlsFunction::RustlsWriteTls
+            ) =>
+            {
+                ("rustls_io_ret", None)
+            }
+            _ => ("rustls_ret", None),
+        };
+    }
     let go = matches!(function, TlsFunction::GoConnRead | TlsFunction::GoConnWrite);
     match (go, kind) {
         (false, ProbeKind::Entry) => ("tls_entry", Some(cookie)),

@@ -4,7 +4,8 @@
 //! Input: a path or an open file (read through [`super::fileio`]: bounded, never mapped) or
 //! the file's bytes.
 //! Output: a [`FileAnalysis`] listing [`TlsTarget`]s: the library found (OpenSSL 1.1/3.x or
-//! BoringSSL, shared or linked into an executable such as `node`; GnuTLS; Go `crypto/tls`)
+//! BoringSSL, shared or linked into an executable such as `node`; GnuTLS; Go `crypto/tls`;
+//! rustls, see [`super::rustls`])
 //! and its [`Probe`]s as offsets in the file (what a uprobe attach takes). OpenSSL and GnuTLS
 //! get entry probes and uretprobes; Go gets an entry probe and one probe per RET instruction
 //! (Go moves goroutine stacks, so uretprobes would corrupt them).
@@ -185,6 +186,13 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
         && let Some(target) = go_target(&img).map_err(err)?
     {
         targets.push(target);
+    }
+    match super::rustls::rustls_target(&img) {
+        Ok(Some(target)) => targets.push(target),
+        Ok(None) => {}
+        // A stripped rustls beside a traceable library: trace that one.
+        Err(_) if !targets.is_empty() => {}
+        Err(reason) => return Err(err(reason)),
     }
     let analysis = FileAnalysis {
         path: path.to_path_buf(),

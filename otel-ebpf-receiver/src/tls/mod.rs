@@ -6,7 +6,7 @@
 //! [`maps`] (`/proc/PID/maps` → mapped files) and [`needed`] (`DT_NEEDED` closure for a
 //! process that has just exec'd, via [`ldcache`]) → [`candidates`] (files keyed by
 //! device+inode, with a path openable from here) → [`elf::analyze_process_file`] (per file: OpenSSL,
-//! BoringSSL, GnuTLS, Go `crypto/tls`; offsets from [`image`], Go tables from [`golang`] and
+//! BoringSSL, GnuTLS, Go `crypto/tls`, rustls ([`rustls`]); offsets from [`image`], Go tables from [`golang`] and
 //! [`godwarf`]; result types in [`target`]) → [`registry`] (attach once per file, detach
 //! after the last user). [`discover`] runs the first three for one pid.
 //!
@@ -25,6 +25,7 @@ pub mod ldcache;
 pub mod maps;
 pub mod needed;
 pub mod registry;
+pub mod rustls;
 pub mod target;
 #[cfg(test)]
 mod testutil;

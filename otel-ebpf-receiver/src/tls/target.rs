@@ -30,6 +30,26 @@ pub enum TlsFunction {
     GoConnRead,
     /// Go `func (c *crypto/tls.Conn) Write(b []byte) (int, error)`.
     GoConnWrite,
+    /// rustls `ConnectionCommon::read_tls(&mut self, &mut dyn Read)` (socket reads).
+    RustlsReadTls,
+    /// rustls `ConnectionCommon::write_tls(&mut self, &mut dyn Write)` (socket writes).
+    RustlsWriteTls,
+    /// rustls `ConnectionCommon::reader(&mut self) -> Reader` (names the session), `&mut self`
+    /// in RDI (the `Reader` returned in registers).
+    RustlsReader,
+    /// The same function compiled to return its `Reader` through a hidden result pointer in
+    /// RDI (as rustc 1.95 does): `&mut self` is in RSI.
+    RustlsReaderSret,
+    /// rustls `<ConnectionCommon as PlaintextSink>::write(&mut self, &[u8])`.
+    RustlsWrite,
+    /// rustls `<ConnectionCommon as PlaintextSink>::write_vectored(&mut self, &[IoSlice])`.
+    RustlsWriteVectored,
+    /// rustls `<Reader as std::io::Read>::read(&mut self, &mut [u8])`.
+    RustlsRead,
+    /// rustls `Reader::into_first_chunk(self) -> io::Result<&[u8]>`.
+    RustlsFirstChunk,
+    /// rustls `<Reader as std::io::BufRead>::consume(&mut self, usize)`.
+    RustlsConsume,
 }
 
 impl TlsFunction {
@@ -44,6 +64,18 @@ impl TlsFunction {
             TlsFunction::GnutlsRecordSend => "gnutls_record_send",
             TlsFunction::GoConnRead => "crypto/tls.(*Conn).Read",
             TlsFunction::GoConnWrite => "crypto/tls.(*Conn).Write",
+            TlsFunction::RustlsReadTls => "rustls::ConnectionCommon::read_tls",
+            TlsFunction::RustlsWriteTls => "rustls::ConnectionCommon::write_tls",
+            TlsFunction::RustlsReader | TlsFunction::RustlsReaderSret => {
+                "rustls::ConnectionCommon::reader"
+            }
+            TlsFunction::RustlsWrite => "<rustls::ConnectionCommon as PlaintextSink>::write",
+            TlsFunction::RustlsWriteVectored => {
+                "<rustls::ConnectionCommon as PlaintextSink>::write_vectored"
+            }
+            TlsFunction::RustlsRead => "<rustls::Reader as std::io::Read>::read",
+            TlsFunction::RustlsFirstChunk => "rustls::Reader::into_first_chunk",
+            TlsFunction::RustlsConsume => "<rustls::Reader as std::io::BufRead>::consume",
         }
     }
 
@@ -55,6 +87,9 @@ impl TlsFunction {
                 | TlsFunction::SslReadEx
                 | TlsFunction::GnutlsRecordRecv
                 | TlsFunction::GoConnRead
+                | TlsFunction::RustlsRead
+                | TlsFunction::RustlsFirstChunk
+                | TlsFunction::RustlsConsume
         )
     }
 }
@@ -145,6 +180,12 @@ pub enum TlsLibrary {
         /// `.symtab` or `.gopclntab`.
         symbols: GoSymbolSource,
     },
+    /// rustls 0.21–0.23 linked into a Rust program (found by symbol name, see
+    /// [`super::rustls`]).
+    Rustls {
+        /// From the `rustls-X.Y.Z` panic-location paths in the file, when present.
+        version: Option<String>,
+    },
 }
 
 /// One TLS implementation in a file and its probes.
@@ -226,6 +267,10 @@ pub enum AnalyzeReason {
         /// The cap.
         max: usize,
     },
+    /// rustls symbols found but some functions missing (inlined by an optimised build): the
+    /// file is not half-traced. Lists the missing functions.
+    #[error("rustls functions missing (inlined?): {0}")]
+    RustlsIncomplete(String),
     /// A stripped Go binary whose `.gopclntab` is unusable.
     #[error(transparent)]
     Pclntab(#[from] golang::PclntabError),
@@ -249,6 +294,7 @@ impl AnalyzeReason {
             AnalyzeReason::GoVersionUnknown => "go_version_unknown",
             AnalyzeReason::GoTooOld(_) => "go_too_old",
             AnalyzeReason::Pclntab(_) => "bad_pclntab",
+            AnalyzeReason::RustlsIncomplete(_) => "rustls_incomplete",
             AnalyzeReason::TooManyProbes { .. } => "too_many_probes",
             AnalyzeReason::Panicked(_) => "analysis_panic",
         }

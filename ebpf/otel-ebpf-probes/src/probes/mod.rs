@@ -391,6 +391,7 @@ fn submit_header_flags(h: &EventHeader, lost: Counter, flags: u64) {
 
 mod health;
 mod net;
+mod rustls;
 mod sched;
 mod sock;
 mod sockfn;

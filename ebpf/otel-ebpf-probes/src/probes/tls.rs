@@ -94,6 +94,8 @@ pub(super) fn is_write_fn(f: u64) -> bool {
         || f == tls_fn::SSL_WRITE_EX
         || f == tls_fn::GNUTLS_SEND
         || f == tls_fn::GO_WRITE
+        || f == tls_fn::RUSTLS_WRITE
+        || f == tls_fn::RUSTLS_WRITE_VECTORED
 }
 
 /// Emits the plaintext of a finished TLS call (`n` bytes at `c.buf`).
@@ -116,7 +118,9 @@ pub(super) fn emit_tls(c: &TlsCall, n: u64, id: u64) {
             } else {
                 Direction::Ingress as u8
             },
-            syscall: if c.func >= tls_fn::GO_READ {
+            syscall: if c.func >= tls_fn::RUSTLS_READ_TLS {
+                TlsSource::Rustls
+            } else if c.func >= tls_fn::GO_READ {
                 TlsSource::Go
             } else if c.func >= tls_fn::GNUTLS_RECV {
                 TlsSource::GnuTls

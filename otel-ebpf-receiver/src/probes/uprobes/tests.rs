@@ -15,6 +15,15 @@ fn every_function_and_kind_has_a_program() {
         GnutlsRecordSend,
         GoConnRead,
         GoConnWrite,
+        RustlsReadTls,
+        RustlsWriteTls,
+        RustlsReader,
+        RustlsReaderSret,
+        RustlsWrite,
+        RustlsWriteVectored,
+        RustlsRead,
+        RustlsFirstChunk,
+        RustlsConsume,
     ] {
         let (entry, cookie) = program_for(f, ProbeKind::Entry);
         assert!(cookie.is_some());
@@ -30,6 +39,14 @@ fn every_function_and_kind_has_a_program() {
     assert_eq!(
         program_for(GoConnWrite, ProbeKind::ReturnInstruction),
         ("go_tls_ret", None)
+    );
+    assert_eq!(
+        program_for(RustlsWriteTls, ProbeKind::Return),
+        ("rustls_io_ret", None)
+    );
+    assert_eq!(
+        program_for(RustlsConsume, ProbeKind::Entry),
+        ("rustls_consume", Some(tls_fn::RUSTLS_CONSUME))
     );
     assert_eq!(
         program_for(SslWriteEx, ProbeKind::Entry),
