@@ -258,6 +258,7 @@ mod tests {
             value: Some(AnyValue {
                 value: Some(Value::StringValue("GET".into())),
             }),
+            ..Default::default()
         }];
         if let Some(p) = port {
             attributes.push(KeyValue {
@@ -265,6 +266,7 @@ mod tests {
                 value: Some(AnyValue {
                     value: Some(Value::IntValue(p)),
                 }),
+                ..Default::default()
             });
         }
         Span {
