@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The overhead benchmark (README "Overhead"): release build, then A/B pairs of nginx + wrk
-# (saturation) and nginx + oha (fixed rates), the receiver runs capture-only (B-off) and with
-# the kernel timing hooks (B); then the bpftrace floor and the syscall tax.
+# The overhead benchmark (docs/overhead.md): release build, then A/B pairs of nginx + wrk
+# (saturation) and nginx + oha (fixed rates); the receiver runs with its default config (B:
+# sampled layer timing on) and without layer timing (B-off); the bpftrace floors, HTTP/2, HTTPS
+# and the syscall tax. Prints every target as met / not met.
 # Prints a table; writes bench-report.json (or $BENCH_JSON). Extra arguments go to `bench`
 # (see `bench --help`), e.g. `--pairs 5`, `--no-kernel-timing-ab` or `--soak-secs 600`. Honours
 # CARGO_TARGET_DIR. Run as root on a quiet machine.

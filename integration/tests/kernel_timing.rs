@@ -13,9 +13,14 @@ use std::time::{Duration, Instant};
 
 const PORT: u16 = 18_480;
 
-/// The receiver with TCP health only (the default) or with per-packet layer timing too.
+/// The receiver with TCP health only or with per-packet layer timing of every skb too
+/// (sampling: hooks always attached, every connection, every skb), for exact assertions.
 fn start(sink: &OtlpSink, layers: bool) -> Receiver {
-    let yaml = format!("  capture_bytes: 1024\n  kernel_timing:\n    layers: {layers}\n");
+    let always = "    sampling:\n      window_seconds: 1\n      period_seconds: 1\n";
+    let yaml = format!(
+        "  capture_bytes: 1024\n  kernel_timing:\n    layers: {layers}\n{}",
+        if layers { always } else { "" }
+    );
     Receiver::start(&yaml, Some(&sink.endpoint()), &[])
 }
 
@@ -285,6 +290,7 @@ fn slow_server_is_application_time_not_kernel_time() {
             "kernel time {kernel} s should be far below the 50 ms sleep"
         );
         assert_eq!(s.attr("otel_ebpf.tcp.retransmits"), Some("0"));
+        assert_eq!(s.attr("otel_ebpf.kernel.sampled"), Some("true"));
         if s.is_server() {
             span_f64(s, "otel_ebpf.kernel.request.socket_duration");
             span_f64(s, "otel_ebpf.kernel.response.driver_duration");
@@ -294,6 +300,55 @@ fn slow_server_is_application_time_not_kernel_time() {
             assert!(span_f64(s, "otel_ebpf.tcp.srtt") > 0.0);
         }
     }
+}
+
+/// Sampling windows (1 s in every 3 s, wall-clock aligned): over 9 s of one request per
+/// 100 ms, some spans have their skbs timed — they say so and carry layer attributes — and
+/// some do not and carry none; both ends of a connection agree (same window, same hash).
+#[test]
+fn sampling_windows_time_some_spans_and_say_so() {
+    let _g = serial();
+    let pair = NetPair::new("kt-samp");
+    let sink = OtlpSink::start();
+    let yaml = "  capture_bytes: 1024\n  kernel_timing:\n    sampling:\n      window_seconds: 1\n      period_seconds: 3\n";
+    let _rx = Receiver::start(yaml, Some(&sink.endpoint()), &[]);
+    let _srv = netns::spawn_http_server(pair.server_ns(), pair.server_ip(), PORT, 0);
+    let url = format!("http://{}:{PORT}/bytes/100", pair.server_ip());
+    let n = 90;
+    for _ in 0..n {
+        let out = netns::curl_in(pair.client_ns(), &["-s", "-o", "/dev/null", &url]);
+        assert!(out.status.success(), "{out:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = PORT.to_string();
+    let spans = sink.wait_spans(2 * n, Duration::from_secs(15), |s| {
+        s.attr("server.port") == Some(&port)
+    });
+    assert_eq!(spans.len(), 2 * n);
+    let layered = |s: &Span| {
+        s.attrs
+            .keys()
+            .any(|k| k.ends_with("_duration") && k.starts_with("otel_ebpf.kernel."))
+    };
+    let sampled: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.attr("otel_ebpf.kernel.sampled").is_some())
+        .collect();
+    for s in &spans {
+        assert_eq!(
+            s.attr("otel_ebpf.kernel.sampled").is_some(),
+            layered(s),
+            "sampled ⇔ layer attributes: {:?}",
+            s.attrs
+        );
+    }
+    let share = sampled.len() as f64 / spans.len() as f64;
+    eprintln!(
+        "{} of {} spans sampled ({share:.2})",
+        sampled.len(),
+        spans.len()
+    );
+    assert!(share > 0.1 && share < 0.7, "share of sampled spans {share}");
 }
 
 #[test]

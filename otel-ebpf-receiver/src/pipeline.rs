@@ -147,6 +147,7 @@ fn load(cfg: &Config) -> anyhow::Result<Probes> {
         net_timing: cfg.receiver.kernel_timing.enabled,
         net_layers: cfg.receiver.kernel_timing.enabled && cfg.receiver.kernel_timing.layers,
         capture_hooks: cfg.receiver.capture_hooks,
+        sampling: cfg.receiver.kernel_timing.sampling.clone(),
     })?)
 }
 
@@ -181,6 +182,10 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     let (started_tx, started_rx) = mpsc::channel();
     let stats = Arc::new(uprobes::TlsStats::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let layer_thread = match probes.layers.take() {
+        Some(s) => Some(s.spawn(stop.clone())?),
+        None => None,
+    };
     let worker = uprobes::spawn(
         probes.into_ebpf(),
         enabled,
@@ -243,6 +248,9 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
     stop.store(true, Ordering::Release);
     drop(tx);
     let _ = worker.join();
+    if let Some(t) = layer_thread {
+        let _ = t.join();
+    }
     Ok(())
 }
 
@@ -586,8 +594,16 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     );
     if let Ok(mut k) = kmetrics.lock() {
         k.set_reasons(probes.net.reasons.clone());
+        k.set_sampling(crate::kernel::metrics::sampling_note(
+            &cfg.receiver.kernel_timing.sampling,
+        ));
     }
     me.set_net_plan(&probes.net.plan);
+    let stop_layers = Arc::new(AtomicBool::new(false));
+    let layer_thread = match probes.layers.take() {
+        Some(s) => Some(s.spawn(stop_layers.clone())?),
+        None => None,
+    };
     // The attacher thread owns the object from here (and detaches everything when it ends).
     let tls_off = probes.tls_unavailable.clone();
     let (tx, rx) = mpsc::channel();
@@ -691,6 +707,11 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     ready.store(false, Ordering::Release);
     // The attacher drops its backlog of scans instead of working it off.
     stop_attacher.store(true, Ordering::Release);
+    stop_layers.store(true, Ordering::Release);
+    if let Some(t) = layer_thread {
+        // Ends within one tick (50 ms) and detaches the per-packet hooks.
+        let _ = t.join();
+    }
     // The ring refills under load: drain for a bounded time only.
     while stopping.elapsed() < SHUTDOWN_DRAIN
         && let Some(item) = ring.get_mut().next()

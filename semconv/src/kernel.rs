@@ -98,6 +98,10 @@ pub mod attribute {
     pub const RESPONSE_PREFIX: &str = "otel_ebpf.kernel.response.";
     /// Span attribute suffix after the layer name.
     pub const DURATION_SUFFIX: &str = "_duration";
+    /// Span attribute (bool, `true`): the span's skbs were timed through the kernel's layers
+    /// (layer timing is sampled, `receiver.kernel_timing.sampling`); present exactly when the
+    /// span carries `…request.*` / `…response.*` layer attributes.
+    pub const SAMPLED: &str = "otel_ebpf.kernel.sampled";
     /// Span attribute (int): segments retransmitted on the span's connection during it.
     pub const SPAN_RETRANSMITS: &str = "otel_ebpf.tcp.retransmits";
     /// Span attribute (double, s): the connection's last smoothed RTT seen during the span.

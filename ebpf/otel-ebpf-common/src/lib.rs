@@ -357,7 +357,27 @@ pub struct ProbeConfig {
     /// ≥ 5.19 (`tcp_recvmsg(sk, msg, len, flags, addr_len)`), 4 before (a `nonblock`
     /// argument precedes it). Read only by the kprobe on `tcp_recvmsg`.
     pub recv_flags_arg: u32,
+    /// Layer-timing sampling, consistent random: a connection is timed during a sampling
+    /// window when the top 32 bits of its order-independent tuple hash are ≤ this
+    /// (`u32::MAX` = every connection; `receiver.kernel_timing.sampling.connection_rate`).
+    pub sample_hash_max: u32,
+    /// Fixed interval: time one data skb in this many per connection (≥ 1; 1 = every skb).
+    pub sample_skb_interval: u32,
+    /// Dynamic threshold: a connection whose smoothed RTT reaches this (µs) at a write is
+    /// timed for [`SAMPLE_HOT_HOLD_NS`] whatever the window; 0 = off.
+    pub sample_hot_srtt_us: u32,
+    /// Dynamic threshold: retransmitted segments on a connection that make it timed the same
+    /// way; 0 = off.
+    pub sample_hot_retransmits: u32,
 }
+
+/// `SAMPLING[0]` bit (written by user space): a sampling window is open, connections chosen
+/// by hash are timed.
+pub const SAMPLE_WINDOW: u64 = 1;
+/// `SAMPLING[0]` bit: connections over a threshold exist (`HOT` is looked up).
+pub const SAMPLE_HOT: u64 = 2;
+/// How long a connection stays timed after it crossed a threshold (ns).
+pub const SAMPLE_HOT_HOLD_NS: u64 = 10_000_000_000;
 
 /// `net_timing`: TCP health (retransmits, resets, drops, connect/accept/close).
 pub const NET_HEALTH: u32 = 1;

@@ -3,13 +3,15 @@
 //! Stage: a tool, not part of the pipeline. Inputs: [`Plan`] (pairs, durations, rates, CPUs).
 //! Output: [`report::Report`] (a table on stdout and JSON). Every run is real: nginx (one
 //! worker pinned to one CPU), wrk or oha pinned to the other CPU, the release receiver
-//! exporting over OTLP/gRPC to a counting sink in this process ([`crate::OtlpSink`]), and
-//! optionally `bpftrace` counting syscall tracepoint hits (the floor of the approach).
+//! exporting over OTLP/HTTP to a counting sink in this process that walks the protobuf wire
+//! format without decoding it ([`wiresink::WireSink`], its own CPU measured), and optionally
+//! `bpftrace` counting on the hooks the receiver needs (`sock:sock_send_length` +
+//! `sock:sock_recv_length`; the TLS uprobes, entry and return, for HTTPS): the floor.
 //! Runs alternate A (no receiver) / B (receiver) so drift hits both; medians are reported.
-//! B runs twice per pair unless told not to: the default config ("B-off": capture + TCP
-//! health hooks, `receiver.kernel_timing.layers: false`) and with the per-packet layer timing
-//! hooks too (`layers: true`, "B", on), in alternating order, so the layer hooks' cost is the
-//! per-pair difference on − off. The other runs use the default config.
+//! B runs twice per pair unless told not to: the default config ("B": capture + TCP health +
+//! sampled per-packet layer timing, `receiver.kernel_timing.layers: true`) and without layer
+//! timing ("B-off", `layers: false`), in alternating order, so layer timing's cost is the
+//! per-pair difference B − B-off. The other runs use the default config.
 //! Needs root (probes, bpf_stats), nginx, wrk, oha, perf and bpftrace.
 
 pub mod load;
@@ -17,12 +19,14 @@ pub mod nginx;
 pub mod procstat;
 pub mod report;
 pub mod syscall;
+pub mod wiresink;
 
-use crate::{OtlpSink, Receiver, prom_value};
+use crate::{Receiver, prom_value};
 use anyhow::{Context, Result};
 use load::{FixedRate, Saturation};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use wiresink::WireSink;
 
 /// What to run.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -49,15 +53,23 @@ pub struct Plan {
     pub syscall_tax: bool,
     /// Receiver `receiver:` section lines (indented two spaces), beyond the port filter.
     pub receiver_yaml: String,
-    /// Run the receiver both with the default config (B-off) and with `kernel_timing.layers:
-    /// true` (B) in every pair.
+    /// Run the receiver both with the default config (B) and with `kernel_timing.layers:
+    /// false` (B-off) in every pair.
     pub kernel_timing_ab: bool,
+    /// `receiver.kernel_timing.sampling` of B as a YAML flow mapping (empty = the default),
+    /// e.g. `{window_seconds: 1, period_seconds: 1}` to time every skb (the in-window cost).
+    pub layers_sampling: String,
 }
 
 /// `receiver_yaml` plus `kernel_timing.layers: on` (the `receiver:` section's lines; TCP
-/// health stays at its default, on).
-pub fn with_kernel_timing(receiver_yaml: &str, on: bool) -> String {
-    format!("{receiver_yaml}\n  kernel_timing:\n    layers: {on}\n")
+/// health and the layer sampling stay at their defaults).
+pub fn with_kernel_timing(receiver_yaml: &str, on: bool, sampling: &str) -> String {
+    let sampling = if on && !sampling.is_empty() {
+        format!("    sampling: {sampling}\n")
+    } else {
+        String::new()
+    };
+    format!("{receiver_yaml}\n  kernel_timing:\n    layers: {on}\n{sampling}")
 }
 
 /// What one B run cost and delivered.
@@ -71,6 +83,8 @@ pub struct Observed {
     pub client_spans: u64,
     /// Receiver user+system CPU during the run and drain (s).
     pub cpu_s: f64,
+    /// The counting sink's own CPU during the run and drain (s).
+    pub sink_cpu_s: f64,
     /// BPF programs' run time during the run (ns).
     pub bpf_ns: u64,
     /// BPF program runs during the run.
@@ -110,6 +124,10 @@ impl Observed {
             / (self.server_spans + self.client_spans).max(1) as f64
             / 1000.0
     }
+    /// µs of the counting sink's CPU per served request (not part of the receiver's cost).
+    pub fn sink_us_per_request(&self) -> f64 {
+        self.sink_cpu_s * 1e6 / self.served.max(1) as f64
+    }
     /// µs of receiver (user-space process) CPU per served request.
     pub fn receiver_us_per_request(&self) -> f64 {
         self.cpu_s * 1e6 / self.served.max(1) as f64
@@ -139,7 +157,7 @@ impl Observed {
 /// A receiver under test plus the sink it exports to.
 pub struct Attached {
     pub receiver: Receiver,
-    pub sink: OtlpSink,
+    pub sink: WireSink,
     port: u16,
 }
 
@@ -151,12 +169,12 @@ impl Attached {
 
     /// Starts the receiver filtered to `ports`; spans are counted for `server.port` = `port`.
     pub fn start_ports(ports: &[u16], port: u16, receiver_yaml: &str) -> Self {
-        let sink = OtlpSink::start_counting();
+        let sink = WireSink::start().expect("start the counting sink");
         let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
         let ports = ports.join(", ");
         let cfg = format!(
             "receiver:\n  filters:\n    include_ports: [{ports}]\n{receiver_yaml}\n\
-             exporters:\n  otlp:\n    endpoint: \"{}\"\n    protocol: grpc\n",
+             exporters:\n  otlp:\n    endpoint: \"{}\"\n    protocol: http/protobuf\n",
             sink.endpoint()
         );
         let receiver = Receiver::start_config(&cfg, &[]);
@@ -182,6 +200,7 @@ impl Attached {
         let (s0, c0) = self.spans();
         let served0 = nginx.requests()?;
         let cpu0 = procstat::cpu_seconds(pid)?;
+        let sink0 = self.sink.cpu_seconds();
         let bpf0 = procstat::bpf_usage(pid)?;
         let out = load()?;
         let served = nginx.requests()? - served0 - 1;
@@ -205,6 +224,7 @@ impl Attached {
         }
         let (s1, c1) = self.spans();
         let cpu1 = procstat::cpu_seconds(pid)?;
+        let sink1 = self.sink.cpu_seconds();
         let bpf1 = procstat::bpf_usage(pid)?;
         let m = self.receiver.self_metrics();
         let kernel_lost = [
@@ -228,6 +248,7 @@ impl Attached {
                 server_spans: s1 - s0,
                 client_spans: c1 - c0,
                 cpu_s: cpu1 - cpu0,
+                sink_cpu_s: sink1 - sink0,
                 bpf_ns: bpf1.run_time_ns - bpf0.run_time_ns,
                 bpf_runs: bpf1.run_cnt - bpf0.run_cnt,
                 bpf_kt_ns: bpf1.kernel_timing.run_time_ns - bpf0.kernel_timing.run_time_ns,
@@ -253,23 +274,48 @@ impl Attached {
     }
 }
 
-/// `bpftrace` counting hits on the read/write/writev/sendto/recvfrom enter+exit tracepoints
-/// (nothing else): the floor cost of any syscall-tracepoint agent. Killed on drop.
+/// `bpftrace` counting hits on a set of probes and doing nothing else: the floor cost of
+/// hooking what the receiver hooks. Killed on drop.
 pub struct Floor(Child);
 
+/// The receiver's plaintext hooks: the two socket tracepoints.
+pub const SOCK_FLOOR: &[&str] = &[
+    "tracepoint:sock:sock_send_length",
+    "tracepoint:sock:sock_recv_length",
+];
+
+/// The OpenSSL uprobes of `libssl` (entry and return), as the receiver attaches them.
+pub fn tls_floor(libssl: &str) -> Vec<String> {
+    ["SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"]
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("uprobe:{libssl}:{f}"),
+                format!("uretprobe:{libssl}:{f}"),
+            ]
+        })
+        .collect()
+}
+
+/// The `libssl` file `program` (found on PATH) is linked with (`ldd`), if any.
+pub fn libssl_of(program: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    let exe = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(program))
+        .find(|p| p.exists())?;
+    let out = Command::new("ldd").arg(exe).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let (name, rest) = l.trim().split_once(" => ")?;
+        name.starts_with("libssl.")
+            .then(|| rest.split_whitespace().next().map(str::to_string))?
+    })
+}
+
 impl Floor {
-    /// Starts bpftrace and waits until its probes are attached.
-    pub fn start() -> Result<Self> {
-        let sys = ["read", "write", "writev", "sendto", "recvfrom"];
-        let probes: Vec<String> = sys
-            .iter()
-            .flat_map(|s| {
-                [
-                    format!("tracepoint:syscalls:sys_enter_{s}"),
-                    format!("tracepoint:syscalls:sys_exit_{s}"),
-                ]
-            })
-            .collect();
+    /// Starts bpftrace counting on `probes` and waits until they are attached.
+    pub fn start<S: AsRef<str>>(probes: &[S]) -> Result<Self> {
+        let probes: Vec<&str> = probes.iter().map(|p| p.as_ref()).collect();
         let prog = format!("{} {{ @hits = count(); }}", probes.join(","));
         let mut child = Command::new("bpftrace")
             .args(["-e", &prog])
@@ -296,6 +342,15 @@ impl Drop for Floor {
     fn drop(&mut self) {
         // SAFETY: signal to a child we own.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        // bpftrace has been seen not to exit on SIGINT on this VM under load: 5 s, then KILL.
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }

@@ -1,10 +1,13 @@
 //! `bench`: the overhead benchmark (see docs/overhead.md).
 //!
-//! Runs nginx + wrk/oha alternately without (A) and with the release receiver, in its default
-//! config (B-off: capture + TCP health) and with per-packet layer timing (B, `layers: true`),
-//! the bpftrace floor and the syscall tax, then prints a table and writes JSON. `--smoke` is
-//! the CI version: one B run (default config) at a low fixed rate, failing below 99%
-//! completeness. Root only.
+//! Runs nginx (one worker on CPU 1) + wrk (`-t1 -c16`) / oha on CPU 0 alternately without (A)
+//! and with the release receiver, in its default config (B: capture + TCP health + sampled
+//! layer timing) and without layer timing (B-off, `layers: false`), the bpftrace floor
+//! (counting on `sock_send_length` + `sock_recv_length`), HTTP/2, HTTPS with its uprobe floor
+//! and the syscall tax, then prints every target as met / not met and writes JSON. The
+//! receiver exports OTLP/HTTP to a sink that walks the protobuf wire format; its CPU is
+//! printed too. `--smoke` is the CI version: one B run (default config) at a low fixed rate,
+//! failing below 99% completeness. Root only.
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -31,8 +34,8 @@ struct Args {
     /// Fixed rates in req/s, comma-separated; 0 = half of A's median saturation throughput.
     #[arg(long, value_delimiter = ',', default_values_t = vec![20_000, 0])]
     rates: Vec<u32>,
-    /// wrk connections.
-    #[arg(long, default_value_t = 50)]
+    /// wrk connections (one wrk thread).
+    #[arg(long, default_value_t = 16)]
     sat_conns: u32,
     /// oha connections.
     #[arg(long, default_value_t = 50)]
@@ -47,10 +50,15 @@ struct Args {
     /// `kernel_timing` section unless with `--no-kernel-timing-ab`.
     #[arg(long, default_value = "")]
     receiver_yaml: String,
-    /// Skip the default-config receiver runs (B-off): B runs only with the config as given
-    /// (the default: per-packet layer timing off). Quicker.
+    /// Skip the runs without layer timing (B-off): B runs only with the config as given
+    /// (the default: sampled layer timing on). Quicker.
     #[arg(long)]
     no_kernel_timing_ab: bool,
+    /// `receiver.kernel_timing.sampling` of the B runs as a YAML flow mapping, e.g.
+    /// `{window_seconds: 1, period_seconds: 1}` (hooks always attached: the cost inside a
+    /// sampling window). Empty: the default sampling.
+    #[arg(long, default_value = "")]
+    layers_sampling: String,
     /// Where to write the JSON report.
     #[arg(long, default_value = "bench-report.json")]
     json: std::path::PathBuf,
@@ -72,8 +80,10 @@ struct Args {
     soak_secs: Option<u32>,
 }
 
-const SERVER_CPU: usize = 0;
-const CLIENT_CPU: usize = 1;
+/// nginx's one worker.
+const SERVER_CPU: usize = 1;
+/// wrk / oha / h2load.
+const CLIENT_CPU: usize = 0;
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -112,7 +122,8 @@ fn smoke(args: &Args) -> Result<()> {
     println!(
         "smoke: {} req/s for {} s: {} served, {} SERVER spans ({:.2}%), {} CLIENT spans ({:.2}%), \
          kernel lost {}, {:.2} µs CPU/span (receiver {:.3} s, BPF {:.3} s over {} runs), p99 {:.3} ms; \
-         kernel timing BPF {:.3} µs/request ({} programs, {} runs; all BPF {:.3} µs/request)",
+         kernel timing BPF {:.3} µs/request ({} programs, {} runs; all BPF {:.3} µs/request); \
+         sink {:.3} µs/request",
         args.smoke_rate,
         args.fixed_secs,
         o.served,
@@ -130,6 +141,7 @@ fn smoke(args: &Args) -> Result<()> {
         o.kt_programs,
         o.bpf_kt_runs,
         o.bpf_us_per_request(),
+        o.sink_us_per_request(),
     );
     for (name, p) in &o.bpf_by_program {
         println!(
@@ -210,6 +222,7 @@ fn full(args: &Args) -> Result<()> {
         syscall_tax: !args.no_syscall_tax,
         receiver_yaml: args.receiver_yaml.clone(),
         kernel_timing_ab: !args.no_kernel_timing_ab,
+        layers_sampling: args.layers_sampling.clone(),
     };
     if plan.kernel_timing_ab && args.receiver_yaml.contains("kernel_timing") {
         bail!("--receiver-yaml sets kernel_timing: add --no-kernel-timing-ab (the A/B sets it)");
@@ -243,7 +256,7 @@ fn full(args: &Args) -> Result<()> {
             load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)
         })?;
         let floor = if plan.floor {
-            let f = Floor::start()?;
+            let f = Floor::start(bench::SOCK_FLOOR)?;
             let r = load::wrk(&u, CLIENT_CPU, plan.sat_conns, plan.sat_secs)?;
             drop(f);
             bench::pause();
@@ -253,7 +266,7 @@ fn full(args: &Args) -> Result<()> {
         };
         eprintln!(
             "pair {i} saturation: A {:.0} B {:.0} B-off {:?} floor {:?} req/s; B spans {}/{} of {} served; \
-             lost {}; kernel timing BPF {:.2} µs/request",
+             lost {}; kernel timing BPF {:.2} µs/request; receiver+BPF {:.2} µs/request, sink {:.2}",
             a.rps,
             b.rps,
             b_off.as_ref().map(|f| f.0.rps as u64),
@@ -262,7 +275,9 @@ fn full(args: &Args) -> Result<()> {
             o.client_spans,
             o.served,
             o.kernel_lost,
-            o.kt_bpf_us_per_request()
+            o.kt_bpf_us_per_request(),
+            o.us_per_request(),
+            o.sink_us_per_request()
         );
         rep.saturation.push(SatPair {
             a,
@@ -332,15 +347,26 @@ fn full(args: &Args) -> Result<()> {
         let tls_url = format!("https://127.0.0.1:{}/index.html", nginx.tls_port);
         let a = load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs)?;
         bench::pause();
+        let floor_rps = match (plan.floor, bench::libssl_of("nginx")) {
+            (true, Some(lib)) => {
+                let f = Floor::start(&bench::tls_floor(&lib))?;
+                let r = load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs)?;
+                drop(f);
+                bench::pause();
+                Some(r.rps)
+            }
+            _ => None,
+        };
         let att = Attached::start_ports(&[nginx.tls_port], nginx.tls_port, &args.receiver_yaml);
         let (b, o) = att.measure(&nginx, || {
             load::wrk(&tls_url, CLIENT_CPU, 10, plan.sat_secs)
         })?;
         drop(att);
         eprintln!(
-            "https: A {:.0} B {:.0} req/s; spans {}/{} of {}; {:.2} µs/request",
+            "https: A {:.0} B {:.0} floor {:?} req/s; spans {}/{} of {}; {:.2} µs/request",
             a.rps,
             b.rps,
+            floor_rps,
             o.server_spans,
             o.client_spans,
             o.served,
@@ -349,6 +375,7 @@ fn full(args: &Args) -> Result<()> {
         rep.tls = Some(bench::report::TlsRun {
             a_rps: a.rps,
             b_rps: b.rps,
+            floor_rps,
             bpf_us_per_request: o.bpf_ns as f64 / o.served.max(1) as f64 / 1e3,
             run: bench::report::ProtocolRun::new(0, b.requests, o),
         });
@@ -361,9 +388,9 @@ fn full(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The receiver runs of pair `i`: B (per-packet layer timing on, or the config as given
-/// without the A/B) and, with the A/B, B-off (the default config: layer timing off) — off first in even pairs, on first in odd
-/// ones, so drift does not always favour one. Each starts its own receiver; `load` runs once
+/// The receiver runs of pair `i`: B (the default config: sampled layer timing on, or the
+/// config as given without the A/B) and, with the A/B, B-off (`layers: false`) — off first in
+/// even pairs, on first in odd ones, so drift does not always favour one. Each starts its own receiver; `load` runs once
 /// per configuration.
 #[allow(clippy::type_complexity)]
 fn b_runs<T>(
@@ -380,7 +407,7 @@ fn b_runs<T>(
     let (mut on_run, mut off_run) = (None, None);
     for &on in order {
         let yaml = if plan.kernel_timing_ab {
-            bench::with_kernel_timing(&plan.receiver_yaml, on)
+            bench::with_kernel_timing(&plan.receiver_yaml, on, &plan.layers_sampling)
         } else {
             plan.receiver_yaml.clone()
         };

@@ -20,11 +20,14 @@ pub struct KernelTimingConfig {
     /// connect / accept / close. They fire on rare events, so they cost little. Off: no kernel
     /// network hook is attached and no TCP anomaly is reported.
     pub enabled: bool,
-    /// Also time every data-carrying skb through the kernel's layers (default off; needs
-    /// `enabled`): `net_dev_queue`, `net_dev_start_xmit`, `net_dev_xmit`,
-    /// `netif_receive_skb`, `tcp_probe`, `skb_copy_datagram_iovec` — per-layer histograms, RTT
-    /// and the span attributes. Six hooks per packet: see the README's "Overhead" for the cost.
+    /// Also time data-carrying skbs through the kernel's layers (default on; needs `enabled`):
+    /// `net_dev_queue`, `net_dev_start_xmit`, `net_dev_xmit`, `netif_receive_skb`,
+    /// `tcp_probe`, `skb_copy_datagram_iovec` — per-layer histograms, RTT and the span
+    /// attributes, for the skbs chosen by [`Self::sampling`].
     pub layers: bool,
+    /// Which skbs `layers` times (`receiver.kernel_timing.sampling:`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub sampling: LayerSampling,
     /// TCP health anomaly rules (`receiver.kernel_timing.anomalies:`).
     #[serde(deserialize_with = "null_as_default")]
     pub anomalies: AnomalyConfig,
@@ -34,9 +37,75 @@ impl Default for KernelTimingConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            layers: false,
+            layers: true,
+            sampling: LayerSampling::default(),
             anomalies: AnomalyConfig::default(),
         }
+    }
+}
+
+/// Layer-timing sampling (docs/kernel-timing.md, "Sampling"): the per-packet hooks are
+/// attached only during a window of `window_seconds` in every `period_seconds` (aligned to
+/// the wall clock, so hosts with synchronised clocks sample the same windows) or while a
+/// connection over a threshold exists; in a window, connections chosen by a hash of their
+/// tuple (the same on both ends) have one data skb in `skb_interval` timed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LayerSampling {
+    /// Share of connections timed in a window, chosen by an order-independent hash of the
+    /// tuple (0 < r ≤ 1; default 1).
+    pub connection_rate: f64,
+    /// Time one data skb in this many per connection (≥ 1; default 1 = every skb).
+    pub skb_interval: u32,
+    /// Length of each sampling window (seconds, > 0; default 1). `window_seconds` ≥
+    /// `period_seconds` keeps the hooks attached all the time.
+    pub window_seconds: f64,
+    /// One window starts every `period_seconds` (seconds, > 0; default 60), at wall-clock
+    /// multiples of it.
+    pub period_seconds: f64,
+    /// A connection whose smoothed RTT reaches this at a write is timed for 10 s, window or
+    /// not (milliseconds, ≥ 0; 0 = off; default 200).
+    pub srtt_threshold_ms: f64,
+    /// A connection with this many retransmitted segments is timed for 10 s the same way
+    /// (segments, 0..=255; 0 = off; default 3).
+    pub retransmit_threshold: u32,
+}
+
+impl Default for LayerSampling {
+    fn default() -> Self {
+        Self {
+            connection_rate: 1.0,
+            skb_interval: 1,
+            window_seconds: 1.0,
+            period_seconds: 60.0,
+            srtt_threshold_ms: 200.0,
+            retransmit_threshold: 3,
+        }
+    }
+}
+
+impl LayerSampling {
+    /// Every data skb of every connection, hooks always attached (tests, debugging).
+    pub fn always() -> Self {
+        Self {
+            connection_rate: 1.0,
+            skb_interval: 1,
+            window_seconds: 1.0,
+            period_seconds: 1.0,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the hooks stay attached all the time.
+    pub fn continuous(&self) -> bool {
+        self.window_seconds >= self.period_seconds
+    }
+
+    /// Expected share of data skbs timed outside threshold crossings (0..=1): the window's
+    /// share of the period × connection rate ÷ skb interval.
+    pub fn expected_rate(&self) -> f64 {
+        let w = (self.window_seconds / self.period_seconds).min(1.0);
+        w * self.connection_rate / self.skb_interval.max(1) as f64
     }
 }
 

@@ -26,7 +26,7 @@ use std::net::{AddrParseError, SocketAddr};
 use std::time::Duration;
 
 pub use apm::{RoutesConfig, SamplingConfig};
-pub use kernel::{AnomalyConfig, KernelTimingConfig};
+pub use kernel::{AnomalyConfig, KernelTimingConfig, LayerSampling};
 pub use kubernetes::{KubernetesConfig, KubernetesEnabled};
 pub use traces::TracesConfig;
 

@@ -67,11 +67,27 @@ impl Config {
                 );
             }
         }
-        if r.kernel_timing.layers && !r.kernel_timing.enabled {
-            return fail(
-                "receiver.kernel_timing.layers",
-                "needs receiver.kernel_timing.enabled: true",
-            );
+        let ls = &r.kernel_timing.sampling;
+        let pre = "receiver.kernel_timing.sampling.";
+        if !(ls.connection_rate > 0.0 && ls.connection_rate <= 1.0) {
+            return fail(format!("{pre}connection_rate"), "must be in (0, 1]");
+        }
+        if ls.skb_interval == 0 {
+            return fail(format!("{pre}skb_interval"), "must be ≥ 1");
+        }
+        for (k, v) in [
+            ("window_seconds", ls.window_seconds),
+            ("period_seconds", ls.period_seconds),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                return fail(format!("{pre}{k}"), "must be in (0, 86400] seconds");
+            }
+        }
+        if !(ls.srtt_threshold_ms.is_finite() && ls.srtt_threshold_ms >= 0.0) {
+            return fail(format!("{pre}srtt_threshold_ms"), "must be ≥ 0");
+        }
+        if ls.retransmit_threshold > 255 {
+            return fail(format!("{pre}retransmit_threshold"), "must be 0..=255");
         }
         check_routes(&r.routes)?;
         check_sampling(&r.sampling)?;

@@ -272,6 +272,27 @@ pub struct KernelMetrics {
     exited: ExitedProcesses,
     /// Peer addresses kept on series.
     peers: PeerBudget,
+    /// Appended to the descriptions of the sampled histograms (layer durations, smoothed
+    /// RTT): how they are sampled ([`sampling_note`]); empty = every skb.
+    sampling: String,
+}
+
+/// The sampling sentence of the layer histograms' descriptions for a layer-timing
+/// configuration: the expected share of data skbs timed and how they are chosen.
+pub fn sampling_note(s: &crate::config::LayerSampling) -> String {
+    if s.expected_rate() >= 1.0 {
+        return String::new();
+    }
+    format!(
+        "Sampled: expected rate {:.6} of data skbs ({} s windows every {} s, connections by tuple hash at rate {}, 1 skb in {}); connections over {} ms smoothed RTT or {} retransmits are timed whole for 10 s. Counts are of the sampled skbs; the distribution is an unbiased estimate outside those threshold crossings.",
+        s.expected_rate(),
+        s.window_seconds,
+        s.period_seconds,
+        s.connection_rate,
+        s.skb_interval,
+        s.srtt_threshold_ms,
+        s.retransmit_threshold
+    )
 }
 
 fn secs(ns: u64) -> f64 {
@@ -289,6 +310,7 @@ impl KernelMetrics {
             reasons,
             exited: ExitedProcesses::default(),
             peers: PeerBudget::default(),
+            sampling: String::new(),
         }
     }
 
@@ -307,6 +329,11 @@ impl KernelMetrics {
     /// Distinct peer addresses on the live series.
     pub fn peer_count(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Sets the sampling sentence of the layer histograms ([`sampling_note`]).
+    pub fn set_sampling(&mut self, note: String) {
+        self.sampling = note;
     }
 
     /// Marks `pid` as exited (pid 0, the host's series, never is): its series are collected
@@ -501,7 +528,11 @@ impl KernelMetrics {
             .map(|(pid, insts)| {
                 let metrics = Instrument::ALL
                     .iter()
-                    .filter_map(|i| insts.get(i).map(|pts| metric_of(*i, pts, now_unix_ns)))
+                    .filter_map(|i| {
+                        insts
+                            .get(i)
+                            .map(|pts| metric_of(*i, pts, now_unix_ns, &self.sampling))
+                    })
                     .collect();
                 resource_metrics(
                     self.resources
@@ -515,8 +546,22 @@ impl KernelMetrics {
     }
 }
 
-fn metric_of(inst: Instrument, points: &[(Vec<KeyValue>, &Series)], now: u64) -> Metric {
+fn metric_of(
+    inst: Instrument,
+    points: &[(Vec<KeyValue>, &Series)],
+    now: u64,
+    sampling: &str,
+) -> Metric {
     let (name, unit, description, hist) = inst.spec();
+    let sampled = matches!(
+        inst,
+        Instrument::SendDuration | Instrument::ReceiveDuration | Instrument::Srtt
+    );
+    let description = if sampled && !sampling.is_empty() {
+        format!("{description} {sampling}")
+    } else {
+        description.to_string()
+    };
     let data = if hist {
         metric::Data::Histogram(Histogram {
             data_points: points
@@ -554,7 +599,7 @@ fn metric_of(inst: Instrument, points: &[(Vec<KeyValue>, &Series)], now: u64) ->
     };
     Metric {
         name: name.into(),
-        description: description.into(),
+        description,
         unit: unit.into(),
         data: Some(data),
         ..Default::default()

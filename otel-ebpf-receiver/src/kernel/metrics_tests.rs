@@ -442,3 +442,25 @@ fn peer_budget_is_bounded_and_released_with_the_series() {
     km.prune_exited();
     assert_eq!((km.peer_count(), km.series_count()), (0, 0));
 }
+
+#[test]
+fn sampled_histograms_state_their_rate() {
+    use crate::config::LayerSampling;
+    assert_eq!(sampling_note(&LayerSampling::always()), "");
+    let note = sampling_note(&LayerSampling::default());
+    assert!(note.contains("expected rate 0.016667"), "{note}");
+    let mut km = KernelMetrics::new(100, reasons());
+    km.set_sampling(note.clone());
+    let res = test_resource(10, "svc");
+    let tx = sample(
+        NetKind::Tx,
+        10,
+        [Some(1), Some(2), Some(3), Some(4)],
+        0,
+        "10.0.0.2",
+    );
+    km.record(&res, &tx, 1_000);
+    let req = km.collect(3_000).unwrap();
+    let send = find(&req, "otel_ebpf.kernel.send.duration");
+    assert!(send[0].description.ends_with(&note));
+}

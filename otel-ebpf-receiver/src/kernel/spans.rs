@@ -5,7 +5,9 @@
 //! Output: span attributes `otel_ebpf.kernel.{request,response}.<layer>_duration` (s: the
 //! longest time one skb of that direction spent in the layer — per-skb times overlap, so a sum
 //! would exceed the wall clock; the slowest skb bounds what the layer added),
-//! `otel_ebpf.kernel.{request,response}.skbs`, `otel_ebpf.tcp.retransmits`, `otel_ebpf.tcp.srtt`.
+//! `otel_ebpf.kernel.{request,response}.skbs`, `otel_ebpf.tcp.retransmits`, `otel_ebpf.tcp.srtt`,
+//! and `otel_ebpf.kernel.sampled` = true on a span some of whose skbs were timed (layer timing
+//! is sampled: a span without it had none timed, and carries no layer attribute).
 //!
 //! Attribution: everything the kernel did on the connection since the previous span on it
 //! ended (or the connection began) up to this span's end. A client sends the request (send
@@ -110,6 +112,9 @@ pub fn attributes(t: &ConnTiming, client: bool, sink: &mut dyn AttrSink) {
     // Index 0 = request, 1 = response ([`attr::LAYER_DURATION`]).
     let (send_dir, recv_dir) = if client { (0, 1) } else { (1, 0) };
     let secs = |ns: u64| ns as f64 / 1e9;
+    if t.send_skbs > 0 || t.recv_skbs > 0 {
+        sink.bool(attr::SAMPLED, true);
+    }
     if t.send_skbs > 0 {
         sink.int(attr::SKBS[send_dir], t.send_skbs.into());
         for (i, ns) in t.send.iter().enumerate() {
@@ -203,6 +208,16 @@ mod tests {
         assert_eq!(c.send, [10, 1000, 5_000_000, 500]);
         assert_eq!((c.send_skbs, c.recv_skbs, c.retransmits), (2, 1, 1));
         let client = attrs(&c, true);
+        assert_eq!(
+            get(&client, "otel_ebpf.kernel.sampled"),
+            Some(AttrValue::Bool(true))
+        );
+        // Only a retransmit (no skb timed): not sampled, no layer attribute.
+        let mut r = SpanTiming::default();
+        r.record(&s(NetKind::Retransmit, 9, [None; 4], 0));
+        let only = attrs(&r.take(9).unwrap(), true);
+        assert_eq!(get(&only, "otel_ebpf.kernel.sampled"), None);
+        assert_eq!(get(&only, "otel_ebpf.kernel.request.skbs"), None);
         assert_eq!(
             get(&client, "otel_ebpf.kernel.request.qdisc_duration"),
             Some(AttrValue::Double(0.005))

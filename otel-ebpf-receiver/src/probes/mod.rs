@@ -12,6 +12,7 @@
 pub mod btf;
 pub mod capture;
 pub mod check;
+pub mod layers;
 pub mod listeners;
 pub mod netbtf;
 pub mod tracefs;
@@ -186,6 +187,8 @@ pub struct LoadOptions {
     pub net_layers: bool,
     /// Hook family of the socket data path (`receiver.capture_hooks`).
     pub capture_hooks: crate::config::CaptureHooks,
+    /// Which skbs the layer hooks time (`receiver.kernel_timing.sampling`).
+    pub sampling: crate::config::LayerSampling,
 }
 
 /// The part of `receiver.filters` the probes can apply themselves: pids and ports.
@@ -320,9 +323,14 @@ fn net_config(
     kbtf: &btf::KernelBtf,
     reasons: &netbtf::ReasonNames,
     layers: bool,
+    sampling: &crate::config::LayerSampling,
 ) -> Result<(), btf::BtfError> {
     let o = netbtf::NetOffsets::resolve(kbtf)?;
     cfg.net_timing = NET_HEALTH | if layers { NET_LAYERS } else { 0 };
+    cfg.sample_hash_max = (sampling.connection_rate.clamp(0.0, 1.0) * u32::MAX as f64) as u32;
+    cfg.sample_skb_interval = sampling.skb_interval.max(1);
+    cfg.sample_hot_srtt_us = (sampling.srtt_threshold_ms * 1000.0).min(u32::MAX as f64) as u32;
+    cfg.sample_hot_retransmits = sampling.retransmit_threshold.min(255);
     cfg.off_skb_sk = o.skb_sk;
     cfg.off_skb_tstamp = o.skb_tstamp;
     cfg.off_skb_len = o.skb_len;
@@ -430,6 +438,9 @@ pub struct Probes {
     pub net: NetStatus,
     /// The hook serving each point of the socket data path, and why not the others.
     pub capture: Vec<capture::CaptureChoice>,
+    /// The layer-timing windows (`None` without `layers`); run it with
+    /// [`layers::LayerSampler::spawn`].
+    pub layers: Option<layers::LayerSampler>,
 }
 
 /// Writes the pid and port filters into `FILTER_PIDS` / `FILTER_PORTS`.
@@ -540,7 +551,13 @@ impl Probes {
                     );
                 }
             }
-            if let Err(e) = net_config(&mut cfg, &kbtf, &net.reasons, opts.net_layers) {
+            if let Err(e) = net_config(
+                &mut cfg,
+                &kbtf,
+                &net.reasons,
+                opts.net_layers,
+                &opts.sampling,
+            ) {
                 log::warn!("kernel network timing off: {e}");
             }
         }
@@ -588,8 +605,23 @@ impl Probes {
             prog.attach(name).map_err(|e| err(format!("{e:#}")))?;
             attached.push(tp);
         }
+        let mut layers = None;
         if cfg.net_timing != 0 {
-            net.attached = attach_optional(&mut ebpf, &offered);
+            let (per_packet, health): (Vec<_>, Vec<_>) = offered
+                .iter()
+                .copied()
+                .partition(|tp| LAYER_TRACEPOINTS.contains(&tp.0));
+            net.attached = attach_optional(&mut ebpf, &health);
+            if !per_packet.is_empty() {
+                let names: Vec<&'static str> = per_packet.iter().map(|t| t.0).collect();
+                match layers::LayerSampler::new(&mut ebpf, &names, &opts.sampling) {
+                    Ok((s, ok)) => {
+                        net.attached.extend(ok);
+                        layers = Some(s);
+                    }
+                    Err(e) => log::warn!("kernel network timing: layers off: {e}"),
+                }
+            }
             net.enabled = !net.attached.is_empty();
             // What is not attached is not in use, whatever the kernel offers.
             for h in net.plan.iter_mut() {
@@ -648,6 +680,7 @@ impl Probes {
             tls_unavailable,
             net,
             capture,
+            layers,
         })
     }
 

@@ -13,6 +13,9 @@ pub fn tcp_retransmit_skb(ctx: RawTracePointContext) -> i32 {
     let Some(c) = tracked(sk) else {
         return 0;
     };
+    if net_on() {
+        super::sample::on_retransmit(sk, &c);
+    }
     let mut e = conn_event(NetKind::Retransmit, &c, now());
     e.len = skb_field(skb, conf!(off_skb_len));
     submit_net(&e);

@@ -120,6 +120,10 @@ static CONFIG: ProbeConfig = ProbeConfig {
     drop_not_dropped_yet: u32::MAX,
     drop_consumed: u32::MAX,
     recv_flags_arg: 3,
+    sample_hash_max: u32::MAX,
+    sample_skb_interval: 1,
+    sample_hot_srtt_us: 0,
+    sample_hot_retransmits: 0,
 };
 
 /// Volatile read of one config field (so the loader's rewrite of `.rodata` is seen).
@@ -200,7 +204,10 @@ struct ConnState {
     rport: u16,
     /// 1 once a TLS library call did IO on it: its ciphertext is no longer sent.
     tls: u8,
-    _pad: [u8; 3],
+    /// Retransmits seen (saturating), for the dynamic sampling threshold.
+    retrans: u8,
+    /// Data skbs seen since the last timed one (fixed-interval sampling).
+    skb_n: u16,
     laddr: [u8; 16],
     raddr: [u8; 16],
 }
@@ -302,7 +309,8 @@ fn new_state(sk: u64, role: SockRole) -> ConnState {
         lport: read_k::<u16>(sk, conf!(off_skc_num)).unwrap_or(0),
         rport: u16::from_be(read_k::<u16>(sk, conf!(off_skc_dport)).unwrap_or(0)),
         tls: 0,
-        _pad: [0; 3],
+        retrans: 0,
+        skb_n: 0,
         laddr: [0; 16],
         raddr: [0; 16],
     };
@@ -392,6 +400,7 @@ fn submit_header_flags(h: &EventHeader, lost: Counter, flags: u64) {
 mod health;
 mod net;
 mod rustls;
+mod sample;
 mod sched;
 mod sock;
 mod sockfn;

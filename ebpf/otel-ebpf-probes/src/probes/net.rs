@@ -14,6 +14,9 @@
 //!
 //! TCP health (retransmits, resets, drops, connect/accept/close) is in `health.rs`.
 //!
+//! Only the skbs `sample.rs` chooses are timed (user space attaches these hooks only during
+//! sampling windows or while a connection is over a threshold).
+//!
 //! Pure ACKs (no payload, no SYN/FIN/RST) are not timed: that halves the per-packet work and
 //! keeps the timing to the packets that carry requests and responses.
 //!
@@ -21,6 +24,7 @@
 //! sample). Skbs merged into another in the receive queue (TCP coalescing) report with the
 //! skb they were merged into. Segments a qdisc cuts from a GSO skb (tbf) take its queue time.
 
+use super::sample;
 use super::*;
 
 /// Transmit state of one skb between `net_dev_queue` and `net_dev_xmit`.
@@ -282,11 +286,17 @@ fn is_pure_ack_ipv4(ip: u64) -> bool {
     total <= ihl + ((t[0] >> 4) as u64) * 4 && t[1] & TCP_FLAGS_SYN_FIN_RST == 0
 }
 
-/// Called by the data path for a write on a tracked socket: remembers data the write left in
-/// the socket's send queue (sent later, when cwnd/rwnd/pacing allow).
+/// Called by the data path for a write on a tracked socket: checks the smoothed-RTT sampling
+/// threshold and, when the connection is sampled now, remembers data the write left in the
+/// socket's send queue (sent later, when cwnd/rwnd/pacing allow).
 #[inline(always)]
-pub(super) fn note_write(sk: u64) {
+pub(super) fn note_write(sk: u64, c: &ConnState) {
     if !net_on() {
+        return;
+    }
+    sample::check_srtt(sk, c);
+    let f = sample::flags();
+    if f == 0 || !sample::chosen(sample::conn_hash(c), f) {
         return;
     }
     let write_seq: u32 = skb_field(sk, conf!(off_tcp_write_seq));
@@ -326,7 +336,10 @@ pub fn net_dev_queue(ctx: RawTracePointContext) -> i32 {
     }
     let skb: u64 = ctx.arg(0);
     let sk: u64 = skb_field(skb, conf!(off_skb_sk));
-    if tracked(sk).is_none() || is_pure_ack(skb) {
+    let Some(c) = tracked(sk) else {
+        return 0;
+    };
+    if is_pure_ack(skb) || !sample::take_skb(sk, &c) {
         return 0;
     }
     let t = now();
@@ -411,6 +424,29 @@ pub fn net_dev_xmit(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// The sampling hash ([`sample::tuple_hash`]) of an incoming TCP packet whose IP header is at
+/// `ip` (IPv4 when `v4`, else IPv6 without extension headers).
+#[inline(always)]
+fn packet_hash(ip: u64, v4: bool) -> Option<u64> {
+    let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
+    let tcp = if v4 {
+        let h = read_k::<[u8; 20]>(ip, 0)?;
+        src[..4].copy_from_slice(&h[12..16]);
+        dst[..4].copy_from_slice(&h[16..20]);
+        ip + ((h[0] & 0xf) as u64) * 4
+    } else {
+        src = read_k::<[u8; 16]>(ip, 8)?;
+        dst = read_k::<[u8; 16]>(ip, 24)?;
+        ip + 40
+    };
+    let p = read_k::<[u8; 4]>(tcp, 0)?;
+    let (sport, dport) = (
+        u16::from_be_bytes([p[0], p[1]]),
+        u16::from_be_bytes([p[2], p[3]]),
+    );
+    Some(sample::tuple_hash(&dst, dport, &src, sport))
+}
+
 #[raw_tracepoint(tracepoint = "netif_receive_skb")]
 pub fn netif_receive_skb(ctx: RawTracePointContext) -> i32 {
     if !net_on() {
@@ -431,6 +467,10 @@ pub fn netif_receive_skb(ctx: RawTracePointContext) -> i32 {
     if l4 != Some(IPPROTO_TCP as u8) || (proto == ETH_P_IP && is_pure_ack_ipv4(data)) {
         return 0;
     }
+    let f = sample::flags();
+    if f == 0 || !packet_hash(data, proto == ETH_P_IP).is_some_and(|h| sample::chosen(h, f)) {
+        return 0;
+    }
     let st = RxSkb {
         t_nic: now(),
         t_tcp: 0,
@@ -449,7 +489,7 @@ pub fn tcp_probe(ctx: RawTracePointContext) -> i32 {
     let Some(p) = RX_SKB.get_ptr_mut(&skb) else {
         return 0;
     };
-    if unsafe { CONNS.get(&sk) }.is_none() {
+    if unsafe { CONNS.get(&sk) }.is_none() || !sample::interval(sk) {
         let _ = RX_SKB.remove(&skb);
         return 0;
     }

@@ -168,8 +168,11 @@ pub(super) fn on_sock_io(sk: u64, ret: i32, flags: i32, egress: bool) {
     if !known.is_some_and(|c| c.confirmed != 0) && !is_tcp(sk) {
         return;
     }
-    if egress && known.is_some_and(|c| c.confirmed != 0) {
-        net::note_write(sk);
+    if egress
+        && let Some(c) = known
+        && c.confirmed != 0
+    {
+        net::note_write(sk, &c);
     }
     // The IO of a TLS library call in progress on this thread: ciphertext of that session.
     // An orphan (a finished write without socket) waits for the thread's next send.

@@ -159,14 +159,42 @@ fn logs_endpoint_is_a_url() {
 }
 
 #[test]
-fn layers_are_off_by_default_and_need_enabled() {
-    assert!(!Config::default().receiver.kernel_timing.layers);
-    assert!(DEFAULT_YAML.contains("    layers: false\n"));
-    let c = parse("receiver:\n  kernel_timing:\n    layers: true\n");
-    assert!(c.receiver.kernel_timing.layers && c.receiver.kernel_timing.enabled);
-    assert_err(
-        "receiver:\n  kernel_timing:\n    enabled: false\n    layers: true\n",
-        "receiver.kernel_timing.layers",
-        "needs receiver.kernel_timing.enabled",
+fn layers_are_on_by_default_and_sampled() {
+    let k = Config::default().receiver.kernel_timing;
+    assert!(k.layers && k.enabled);
+    assert!(DEFAULT_YAML.contains("    layers: true\n"));
+    assert!(!k.sampling.continuous());
+    // 1 s in 60 s, every connection, every skb.
+    assert!((k.sampling.expected_rate() - 1.0 / 60.0).abs() < 1e-12);
+    // `enabled: false` turns everything off, layers included (no error).
+    let c = parse("receiver:\n  kernel_timing:\n    enabled: false\n");
+    assert!(!c.receiver.kernel_timing.enabled);
+    let c = parse(
+        "receiver:\n  kernel_timing:\n    sampling:\n      connection_rate: 0.25\n      skb_interval: 4\n      window_seconds: 5\n      period_seconds: 5\n",
     );
+    let s = &c.receiver.kernel_timing.sampling;
+    assert!(s.continuous());
+    assert!((s.expected_rate() - 0.0625).abs() < 1e-12);
+    assert!(LayerSampling::always().continuous());
+    assert_eq!(LayerSampling::always().expected_rate(), 1.0);
+}
+
+#[test]
+fn sampling_ranges_are_checked() {
+    let pre = "receiver:\n  kernel_timing:\n    sampling:\n";
+    for (line, key) in [
+        ("      connection_rate: 0\n", "connection_rate"),
+        ("      connection_rate: 1.5\n", "connection_rate"),
+        ("      skb_interval: 0\n", "skb_interval"),
+        ("      window_seconds: 0\n", "window_seconds"),
+        ("      period_seconds: -1\n", "period_seconds"),
+        ("      srtt_threshold_ms: -1\n", "srtt_threshold_ms"),
+        ("      retransmit_threshold: 256\n", "retransmit_threshold"),
+    ] {
+        assert_err(
+            &format!("{pre}{line}"),
+            &format!("receiver.kernel_timing.sampling.{key}"),
+            "must",
+        );
+    }
 }
