@@ -14,6 +14,8 @@
 //! `CAP_SYS_PTRACE` for other users' processes). Outputs: [`ProcessTls`].
 //! Limits: x86-64; see each module.
 
+pub mod cache;
+pub mod dynread;
 pub mod elf;
 pub mod fileio;
 pub mod godwarf;
@@ -26,6 +28,7 @@ pub mod maps;
 pub mod needed;
 pub mod registry;
 pub mod rustls;
+pub mod sparse;
 pub mod target;
 #[cfg(test)]
 mod testutil;
