@@ -390,8 +390,12 @@ pub mod self_metric {
     /// Gauge `otel_ebpf_tls_lingering_files`: files whose TLS uprobes stay attached without a
     /// process using them (kept for their next run).
     pub const TLS_LINGERING_FILES: &str = "otel_ebpf_tls_lingering_files";
+    /// Gauge `otel_ebpf_tls_exec_timing_microseconds{what,stat}`: `what="attach"`: exec →
+    /// TLS uprobes attached, over execs that attached a file; `what="hold"`: time processes
+    /// were held by the exec gate; `stat` = `count`, `sum`, `max`, `last` (µs).
+    pub const TLS_EXEC_TIMING_MICROSECONDS: &str = "otel_ebpf_tls_exec_timing_microseconds";
     /// The labelled families above (rendered beside [`ALL`]).
-    pub const LABELLED: [&str; 7] = [
+    pub const LABELLED: [&str; 8] = [
         KERNEL_EVENTS_TOTAL,
         TLS_SKIPPED_TOTAL,
         TLS_ATTACHED_FILES,
@@ -399,6 +403,7 @@ pub mod self_metric {
         TLS_EXEC_HOLDS_TOTAL,
         TLS_ANALYSIS_CACHE_TOTAL,
         TLS_LINGERING_FILES,
+        TLS_EXEC_TIMING_MICROSECONDS,
     ];
 }
 

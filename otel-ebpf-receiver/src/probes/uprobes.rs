@@ -93,8 +93,9 @@ pub struct TlsStats {
     pub skipped: Mutex<HashMap<(String, String), u64>>,
     /// Files with probes attached now.
     pub attached_files: std::sync::atomic::AtomicU64,
-    /// Exec → probes attached, for execs that attached a new file: (count, sum µs, max µs).
-    pub exec_attach_us: Mutex<(u64, u64, u64)>,
+    /// Exec → probes attached, for execs that attached a new file: (count, sum µs, max µs,
+    /// last µs).
+    pub exec_attach_us: Mutex<(u64, u64, u64, u64)>,
     /// Why the attacher thread died (health answers 503 with it).
     pub failure: Mutex<Option<String>>,
     /// On-disk analysis cache outcomes.
@@ -464,6 +465,7 @@ impl TlsAttacher {
                         s.0 += 1;
                         s.1 += us;
                         s.2 = s.2.max(us);
+                        s.3 = us;
                     }
                 }
             }

@@ -155,6 +155,33 @@ impl SelfMetrics {
             for (outcome, v) in self.tls.cache.rows() {
                 t.sample(TLS_ANALYSIS_CACHE_TOTAL, &[("outcome", outcome)], v);
             }
+            let n = otel_ebpf_semconv::self_metric::TLS_EXEC_TIMING_MICROSECONDS;
+            t.family(
+                n,
+                "Exec to TLS uprobes attached, and exec gate holds (microseconds).",
+                "gauge",
+            );
+            let a = self
+                .tls
+                .exec_attach_us
+                .lock()
+                .map(|g| *g)
+                .unwrap_or_default();
+            let g = &self.tls.gate;
+            let held = g.released.load(Ordering::Relaxed) + g.timed_out.load(Ordering::Relaxed);
+            let rows = [
+                ("attach", "count", a.0),
+                ("attach", "sum", a.1),
+                ("attach", "max", a.2),
+                ("attach", "last", a.3),
+                ("hold", "count", held),
+                ("hold", "sum", g.hold_us_sum.load(Ordering::Relaxed)),
+                ("hold", "max", g.hold_us_max.load(Ordering::Relaxed)),
+                ("hold", "last", g.hold_us_last.load(Ordering::Relaxed)),
+            ];
+            for (what, stat, v) in rows {
+                t.sample(n, &[("what", what), ("stat", stat)], v);
+            }
         }
         if let Some(k) = self.kube.get() {
             use otel_ebpf_semconv::k8s::{SELF_POD_MISSES_TOTAL, SELF_WATCH_ERRORS_TOTAL};

@@ -332,9 +332,12 @@ pub fn openssl_version_from_code(code: &[u8]) -> Option<String> {
     })
 }
 
+/// `.rodata` when at most [`super::sparse::MAX_RODATA_BYTES`] (the attacher's sparse copy
+/// holds no more; `node`'s is 47 MB: its version then comes from `OpenSSL_version_num`).
 fn rodata<'a>(img: &Image<'a>) -> &'a [u8] {
     img.section_raw(".rodata")
         .map(|(_, b)| b)
+        .filter(|b| b.len() as u64 <= super::sparse::MAX_RODATA_BYTES)
         .unwrap_or_default()
 }
 

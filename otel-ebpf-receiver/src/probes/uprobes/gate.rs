@@ -114,10 +114,12 @@ pub struct GateStats {
     pub seize_failed: AtomicU64,
     /// Not held: [`MAX_HELD`] processes held already.
     pub too_many: AtomicU64,
-    /// Sum of hold times (µs) and longest hold (µs).
+    /// Sum of hold times (µs).
     pub hold_us_sum: AtomicU64,
     /// Longest hold (µs).
     pub hold_us_max: AtomicU64,
+    /// Latest hold (µs).
+    pub hold_us_last: AtomicU64,
 }
 
 impl GateStats {
@@ -174,8 +176,6 @@ pub fn spawn(
 
 fn gate_loop(cfg: GateConfig, rx: Receiver<GateMsg>, settled: &Settled, stats: &GateStats) {
     let mut held: HashMap<u32, Held> = HashMap::new();
-    // Done messages that arrived before their process was held (the attacher was quicker).
-    let mut early_done: HashSet<u32> = HashSet::new();
     loop {
         let msg = if held.is_empty() {
             match rx.recv() {
@@ -191,7 +191,6 @@ fn gate_loop(cfg: GateConfig, rx: Receiver<GateMsg>, settled: &Settled, stats: &
         };
         match msg {
             Some(GateMsg::Exec { pid, .. }) if cfg.enabled => {
-                early_done.remove(&pid);
                 if held.contains_key(&pid) {
                     continue;
                 }
@@ -216,24 +215,19 @@ fn gate_loop(cfg: GateConfig, rx: Receiver<GateMsg>, settled: &Settled, stats: &
                 }
             }
             Some(GateMsg::Exec { .. }) => {}
-            Some(GateMsg::Done { pid }) => match held.get_mut(&pid) {
-                Some(h) => h.done = true,
-                None => {
-                    if early_done.len() >= MAX_HELD * 16 {
-                        early_done.clear();
-                    }
-                    early_done.insert(pid);
+            // The pipeline queues an exec here before it tells the attacher, so a process's
+            // Done always follows its Exec; a Done for a process not held is ignored.
+            Some(GateMsg::Done { pid }) => {
+                if let Some(h) = held.get_mut(&pid) {
+                    h.done = true;
                 }
-            },
+            }
             None => {}
         }
         // Drain without blocking before polling the tracees.
         poll_held(&mut held);
         let now = Instant::now();
         held.retain(|pid, h| {
-            if early_done.remove(pid) {
-                h.done = true;
-            }
             if h.releasing.is_none() {
                 let all_stopped = h.threads.values().all(|t| t.stopped);
                 let expired = now.duration_since(h.since) >= cfg.max_hold;
@@ -247,6 +241,7 @@ fn gate_loop(cfg: GateConfig, rx: Receiver<GateMsg>, settled: &Settled, stats: &
                 let us = now.duration_since(h.since).as_micros() as u64;
                 stats.hold_us_sum.fetch_add(us, Ordering::Relaxed);
                 stats.hold_us_max.fetch_max(us, Ordering::Relaxed);
+                stats.hold_us_last.store(us, Ordering::Relaxed);
                 if h.done && all_stopped {
                     GateStats::add(&stats.released);
                 } else {

@@ -66,8 +66,11 @@ fn held_until_done_then_released_with_its_status() {
     assert!(sh.wait().unwrap().success());
     assert_eq!(stats.released.load(Ordering::Relaxed), 1);
     // Settled executables are not held.
+    // (By path: the pid printed may not have exec'd `sleep` yet.)
+    let sleep = std::fs::metadata("/usr/bin/sleep").unwrap();
+    settled.insert(FileKey::from_metadata(&sleep));
     let (mut sh, pid, mut out) = shell();
-    settled.insert(exe_key(pid).unwrap());
+    std::thread::sleep(Duration::from_millis(20));
     tx.send(GateMsg::Exec { pid, ts_ns: 0 }).unwrap();
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
