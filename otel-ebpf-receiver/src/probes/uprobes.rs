@@ -401,9 +401,11 @@ impl TlsAttacher {
         if pid == self.own_pid {
             return (0, None);
         }
+        let t0 = std::time::Instant::now();
         let Ok(c) = tls::candidates(pid) else {
             return (0, None); // gone already, or a kernel thread
         };
+        let t_candidates = t0.elapsed();
         let files: Vec<ProcessFile> = c.files.into_iter().map(|f| f.file).collect();
         let exe = files.first().map(|f| f.key);
         let cache = &mut self.cache;
@@ -417,7 +419,16 @@ impl TlsAttacher {
             }
             out
         });
+        let t_analysis = t0.elapsed() - t_candidates;
         let n = self.apply(actions);
+        if n > 0 {
+            log::debug!(
+                "tls: pid {pid}: candidates {:.1} ms, analysis {:.1} ms, attach {:.1} ms",
+                t_candidates.as_secs_f64() * 1e3,
+                t_analysis.as_secs_f64() * 1e3,
+                (t0.elapsed() - t_candidates - t_analysis).as_secs_f64() * 1e3
+            );
+        }
         self.stats.lingering_files.store(
             self.registry.stats().lingering as u64,
             std::sync::atomic::Ordering::Relaxed,

@@ -244,7 +244,10 @@ fn exposition_is_valid_and_exact() {
     // Ours, the kernel counters, the attached-files and lingering-files gauges, the exec
     // gate outcomes (7), the analysis cache outcomes (5), the exec timings (8) and the two
     // receiver families.
-    assert_eq!(samples.len(), NAMES.len() + KERNEL_COUNTERS + 2 + 7 + 5 + 8 + 2);
+    assert_eq!(
+        samples.len(),
+        NAMES.len() + KERNEL_COUNTERS + 2 + 7 + 5 + 8 + 2
+    );
     assert!(samples.values().all(|v| *v == 0));
     for name in NAMES {
         assert_eq!(types[name], "counter");

@@ -282,6 +282,15 @@ impl Registry {
         let state = match outcome {
             Ok(a) if a.is_tls() => State::Idle(Arc::new(a)),
             Ok(_) => State::NoTls,
+            // Not found: the path went away with its process (`/proc/PID/root/...` of a
+            // process that exited meanwhile): not remembered, analysed again when seen again.
+            Err(e)
+                if matches!(&e.reason, super::elf::AnalyzeReason::Image(
+                    super::image::ImageError::Io(io)
+                ) if io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return;
+            }
             Err(e) => {
                 actions.push(Action::Skip {
                     key: file.key,
