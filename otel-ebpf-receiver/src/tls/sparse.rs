@@ -192,3 +192,72 @@ impl SparseFile {
         self.read
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::elf::{TlsLibrary, analyze_file, analyze_process_file};
+    use crate::tls::godwarf::GoTlsOffsets;
+    use crate::tls::maps::FileKey;
+    use crate::tls::registry::ProcessFile;
+    use std::path::Path;
+
+    /// The attacher's sparse analysis finds what the whole-file analysis finds (Go struct
+    /// offsets from the table instead of DWARF) and reads a fraction of the file.
+    #[test]
+    fn same_targets_as_the_whole_file() {
+        for p in [
+            "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+            "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+            "/usr/bin/curl",
+            "/usr/bin/node",
+            "/tmp/oer-tls/go/gotls",
+        ] {
+            let path = Path::new(p);
+            if !path.exists() {
+                continue;
+            }
+            let file = ProcessFile {
+                key: FileKey::from_metadata(&std::fs::metadata(path).unwrap()),
+                path: path.into(),
+            };
+            let mut whole = analyze_file(path).unwrap();
+            let sparse = analyze_process_file(&file).unwrap();
+            for t in &mut whole.targets {
+                if let TlsLibrary::Go { offsets, .. } = &mut t.library {
+                    *offsets = GoTlsOffsets::TABLE;
+                }
+            }
+            assert_eq!(sparse, whole, "{p}");
+            let f = OpenedFile::open(path, u64::MAX).unwrap();
+            let s = SparseFile::load(&f).unwrap();
+            assert!(s.bytes_read() <= f.size(), "{p}");
+        }
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_are_errors_not_panics() {
+        let data = std::fs::read("/usr/lib/x86_64-linux-gnu/libssl.so.3").unwrap();
+        let dir = std::env::temp_dir().join(format!("tls-sparse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let tail = data.len() - 4096;
+        let cuts = [0, 1, 63, 64, 100, 4096, tail, data.len() - 1];
+        for cut in cuts {
+            std::fs::write(&path, &data[..cut]).unwrap();
+            let f = OpenedFile::open(&path, u64::MAX).unwrap();
+            let _ = SparseFile::load(&f);
+        }
+        let shoff = u64::from_le_bytes(data[0x28..0x30].try_into().unwrap()) as usize;
+        for at in (0..64).chain(shoff..shoff + 512) {
+            let mut d = data.clone();
+            d[at] ^= 0xff;
+            std::fs::write(&path, &d).unwrap();
+            let f = OpenedFile::open(&path, u64::MAX).unwrap();
+            if let Ok(s) = SparseFile::load(&f) {
+                let _ = crate::tls::image::Image::parse(s.bytes());
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
