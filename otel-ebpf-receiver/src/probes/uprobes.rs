@@ -25,10 +25,15 @@
 //! the kernel as `/proc/self/fd/N` (never a path that can be swapped in between); a file gets
 //! at most [`crate::tls::elf::MAX_PROBES_PER_FILE`] probes.
 //!
+//! - From the first exchange: a file stays attached after its last user exits (at most
+//!   [`TlsOptions::linger_files`], least recently used detached first); analyses are cached on
+//!   disk ([`crate::tls::cache`]); a process that exec'd a never-seen executable is held by
+//!   the [`gate`] until its exec is handled here (at most 50 ms).
+//!
 //! Limits: the first requests of a process whose TLS code is in a file not yet attached
-//! (a Go binary, `node`, a library outside ld.so.cache) race with our attach (see the README
-//! for the measured exec → attached time). A file that cannot be traced is logged once and
-//! counted in `otel_ebpf_tls_skipped_total{reason,file}`.
+//! still race with our attach when analysis + attach exceed the hold (see docs/tls.md for
+//! the measured figures). A file that cannot be traced is logged once and counted in
+//! `otel_ebpf_tls_skipped_total{reason,file}`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,8 @@
 //! directory `receiver.tls.state_dir`. Output: a [`FileAnalysis`] (hit) or nothing (miss);
 //! [`CacheStats`].
 //!
-//! Key: device + inode + size + mtime (ns) of the file, plus its path as seen by the
-//! attacher: an entry is used only when all of them equal the file's `stat` now, so a
+//! Key: device + inode + size + mtime (ns) of the file, plus its path inside the process's
+//! mount namespace (`/proc/PID/root` stripped: the pid changes from run to run): an entry is used only when all of them equal the file's `stat` now, so a
 //! rebuilt binary (new mtime or size, usually a new inode) is analysed again. One JSON file
 //! per entry, `tls-cache/<major>-<minor>-<inode>.json`, written to a temporary name and
 //! renamed (a reader never sees half a file); at most `max_entries` files (the oldest by
@@ -104,8 +104,26 @@ impl Identity {
             key,
             size: m.size(),
             mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            path: file.path.display().to_string(),
+            path: namespace_path(&file.path),
         })
+    }
+}
+
+/// The path without its `/proc/PID/root` prefix (the pid changes from run to run; the path
+/// inside the process's mount namespace does not).
+fn namespace_path(path: &Path) -> String {
+    let mut parts = path.components();
+    let prefixed = parts.next() == Some(std::path::Component::RootDir)
+        && parts.next().is_some_and(|c| c.as_os_str() == "proc")
+        && parts
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_some_and(|c| c.as_os_str() == "root");
+    if prefixed {
+        Path::new("/").join(parts.as_path()).display().to_string()
+    } else {
+        path.display().to_string()
     }
 }
 

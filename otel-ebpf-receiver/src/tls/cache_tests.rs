@@ -128,3 +128,20 @@ fn entries_are_bounded() {
     assert_eq!(std::fs::read_dir(&cache.dir).unwrap().count(), 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pid_root_prefix_is_not_part_of_the_key() {
+    assert_eq!(
+        namespace_path(Path::new("/proc/123/root/usr/bin/x")),
+        "/usr/bin/x"
+    );
+    assert_eq!(
+        namespace_path(Path::new("/proc/self/root/usr/bin/x")),
+        "/proc/self/root/usr/bin/x"
+    );
+    assert_eq!(namespace_path(Path::new("/usr/bin/x")), "/usr/bin/x");
+    assert_eq!(
+        namespace_path(Path::new("/proc/1/rootx/a")),
+        "/proc/1/rootx/a"
+    );
+}

@@ -371,49 +371,51 @@ fn poll_held(held: &mut HashMap<u32, Held>) {
 fn poll_one(h: &mut Held) {
     let tids: Vec<i32> = h.threads.keys().copied().collect();
     for tid in tids {
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid on a traced thread, non-blocking.
-            let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
-            if r == 0 {
-                break; // nothing new
-            }
-            if r < 0 {
-                // ECHILD: no longer ours (exited and reaped, or detached).
-                h.threads.remove(&tid);
-                break;
-            }
-            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-                h.threads.remove(&tid);
-                break;
-            }
-            if !libc::WIFSTOPPED(status) {
-                break;
-            }
-            let sig = libc::WSTOPSIG(status);
-            let event = (status >> 16) & 0xff;
-            if event == libc::PTRACE_EVENT_CLONE {
-                // The new thread is attached (TRACECLONE) and will report its own stop.
-                let mut msg: libc::c_ulong = 0;
-                // SAFETY: the thread is in a ptrace-stop; `msg` receives the new tid.
-                if unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, tid, 0, &mut msg) } == 0 {
-                    h.threads.entry(msg as i32).or_default();
-                }
-                if let Some(t) = h.threads.get_mut(&tid) {
-                    t.stopped = true;
-                }
-                break;
-            }
-            let Some(t) = h.threads.get_mut(&tid) else {
-                break;
-            };
-            t.stopped = true;
-            if event == 0 {
-                // A signal-delivery-stop: the signal is delivered at detach.
-                t.signal = sig;
-            }
-            break;
+        poll_tid(h, tid);
+    }
+}
+
+/// Collects one pending stop or exit of thread `tid`, if any.
+fn poll_tid(h: &mut Held, tid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid on a traced thread, non-blocking.
+    let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+    if r == 0 {
+        return; // nothing new
+    }
+    if r < 0 {
+        // ECHILD: no longer ours (exited and reaped, or detached).
+        h.threads.remove(&tid);
+        return;
+    }
+    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+        h.threads.remove(&tid);
+        return;
+    }
+    if !libc::WIFSTOPPED(status) {
+        return;
+    }
+    let sig = libc::WSTOPSIG(status);
+    let event = (status >> 16) & 0xff;
+    if event == libc::PTRACE_EVENT_CLONE {
+        // The new thread is attached (TRACECLONE) and will report its own stop.
+        let mut msg: libc::c_ulong = 0;
+        // SAFETY: the thread is in a ptrace-stop; `msg` receives the new tid.
+        if unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, tid, 0, &mut msg) } == 0 {
+            h.threads.entry(msg as i32).or_default();
         }
+        if let Some(t) = h.threads.get_mut(&tid) {
+            t.stopped = true;
+        }
+        return;
+    }
+    let Some(t) = h.threads.get_mut(&tid) else {
+        return;
+    };
+    t.stopped = true;
+    if event == 0 {
+        // A signal-delivery-stop: the signal is delivered at detach.
+        t.signal = sig;
     }
 }
 
