@@ -54,8 +54,8 @@ pub fn check_probe_cap(a: &FileAnalysis) -> Result<(), AnalyzeReason> {
 /// was replaced since it was found), reads the parts analysis needs through that descriptor
 /// ([`super::sparse`]: headers, symbol tables, Go tables, then the Go functions' bodies) and
 /// analyses them ([`analyze_file`]'s rules, except: Go struct offsets from
-/// [`GoTlsOffsets::TABLE`], not DWARF; a `.rodata` above [`super::sparse::MAX_RODATA_BYTES`]
-/// is not searched for version strings).
+/// [`GoTlsOffsets::TABLE`], not DWARF). Files that export no TLS API and are not Go (rustls
+/// programs, static libraries with `.symtab` only) are read whole, as [`analyze_file`] does.
 pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeError> {
     let err = |reason: AnalyzeReason| AnalyzeError {
         path: file.path.clone(),
@@ -75,6 +75,15 @@ pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeE
         has_api(&found)
     };
     if !exported {
+        let go = golang::is_go(&Image::parse(sparse.bytes()).map_err(|e| err(e.into()))?);
+        if !go {
+            // Neither exported TLS API nor Go: rustls (whose analysis decodes function bodies
+            // and searches all of `.rodata`) or a library with `.symtab` only. Read whole, as
+            // before the sparse path existed.
+            drop(sparse);
+            let bytes = FileBytes::read(&opened).map_err(|e| err(e.into()))?;
+            return analyze_named(&file.path, bytes.bytes());
+        }
         sparse.fill_lazy(&opened).map_err(|e| err(e.into()))?;
     }
     // The code the analysis decodes: Go functions (RET scan), `OpenSSL_version_num`.
