@@ -2,7 +2,7 @@
 //!
 //! Stage: tls (per-file analysis). Input: arbitrary bytes, used as an ELF file for
 //! `analyze_bytes` (symbols, segments, Go buildinfo/pclntab/DWARF, RET decoding), as a
-//! `.gopclntab` for `parse_pclntab`, as an `ld.so.cache`, and (when UTF-8) as
+//! `.gopclntab` for `parse_pclntab`, as `OpenSSL_version_num`'s code, as an `ld.so.cache`, and (when UTF-8) as
 //! `/proc/PID/maps` text. Checks: none of them panics; every probe offset returned lies inside
 //! the input.
 #![no_main]
@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = golang::parse_pclntab(data, Some(0x40_1000), &["crypto/tls.(*Conn).Read"]);
+    let _ = elf::openssl_version_from_code(data);
     let _ = ldcache::LdCache::parse(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let files = maps::parse_maps(text);

@@ -15,6 +15,7 @@ pub mod h2work;
 pub mod metrics;
 pub mod netns;
 pub mod sink;
+pub mod tlsfix;
 pub mod workload;
 
 pub use sink::{OtlpSink, Span};

@@ -193,6 +193,7 @@ pub async fn dump_events(cfg: Config, record: Option<std::path::PathBuf>) -> any
         rx,
         started_tx,
         stop.clone(),
+        uprobes::TlsOptions::default(),
     )?;
     let _ = started_rx.recv_timeout(Duration::from_secs(60));
     log::info!("TLS attacher started (enabled: {enabled})");
@@ -289,6 +290,8 @@ struct Runtime {
     sampler: Sampler,
     /// Commands for the TLS attacher (None: TLS capture off).
     tls: Option<mpsc::Sender<TlsCmd>>,
+    /// The exec gate (None: off).
+    gate: Option<mpsc::Sender<uprobes::gate::GateMsg>>,
     /// Processes that produced TLS plaintext (no dlopen rescan for them).
     tls_pids: HashSet<u32>,
     /// Last dlopen rescan per process.
@@ -324,13 +327,21 @@ impl Runtime {
                 None
             }
             Event::ProcessExec { pid, ts_ns } => {
-                // A new image: new name, command line; read them now, while it runs.
-                self.enricher.forget(*pid);
-                self.enricher.resource(*pid);
+                // First the gate (holds a never-seen executable until its probes exist), and
+                // the attacher; then the rest.
+                if let Some(g) = &self.gate {
+                    let _ = g.send(uprobes::gate::GateMsg::Exec {
+                        pid: *pid,
+                        ts_ns: *ts_ns,
+                    });
+                }
                 self.send(TlsCmd::Exec {
                     pid: *pid,
                     ts_ns: *ts_ns,
                 });
+                // A new image: new name, command line; read them now, while it runs.
+                self.enricher.forget(*pid);
+                self.enricher.resource(*pid);
                 None
             }
             Event::ProcessFork { parent, child, .. } => {
@@ -609,6 +620,25 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let (started_tx, started_rx) = mpsc::channel();
     let stop_attacher = Arc::new(AtomicBool::new(false));
+    let tls_cfg = &cfg.receiver.tls;
+    let settled = Arc::new(uprobes::gate::Settled::default());
+    // The exec gate: its own thread (ptrace requests come from the tracing thread), fed
+    // before anything else is done with an exec event.
+    let gate = if tls_off.is_none() && tls_cfg.hold_exec {
+        let (gtx, grx) = mpsc::channel();
+        uprobes::gate::spawn(
+            uprobes::gate::GateConfig {
+                enabled: true,
+                max_hold: Duration::from_secs_f64(tls_cfg.hold_exec_max_seconds),
+            },
+            grx,
+            settled.clone(),
+            me.tls.gate.clone(),
+        )?;
+        Some(gtx)
+    } else {
+        None
+    };
     let worker = uprobes::spawn(
         probes.into_ebpf(),
         tls_off.is_none(),
@@ -616,6 +646,13 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
         rx,
         started_tx,
         stop_attacher.clone(),
+        uprobes::TlsOptions {
+            linger_files: tls_cfg.linger_files,
+            state_dir: tls_cfg.state_dir.as_ref().map(std::path::PathBuf::from),
+            cache_entries: tls_cfg.cache_entries,
+            gate: gate.clone(),
+            settled,
+        },
     )?;
     let tls = match tls_off {
         None => {
@@ -656,6 +693,7 @@ pub async fn run(cfg: Config, after_start: fn()) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("receiver.routes: {e}"))?,
         sampler: Sampler::new(&cfg.receiver.sampling),
         tls,
+        gate,
         tls_pids: HashSet::new(),
         rescans: HashMap::new(),
     };

@@ -379,12 +379,31 @@ pub mod self_metric {
     pub const TLS_ATTACHED_FILES: &str = "otel_ebpf_tls_attached_files";
     /// Gauge `otel_ebpf_kernel_timing_hook{point,hook}`: 1 hooked, 0 not.
     pub const KERNEL_TIMING_HOOK: &str = "otel_ebpf_kernel_timing_hook";
+    /// Counter `otel_ebpf_tls_exec_holds_total{outcome}`: processes that exec'd, by what the
+    /// exec gate did (`released`: held until its TLS probes were attached; `timed_out`: let go
+    /// at the hold limit; `not_needed`, `already_traced`, `gone`, `seize_failed`, `too_many`:
+    /// not held).
+    pub const TLS_EXEC_HOLDS_TOTAL: &str = "otel_ebpf_tls_exec_holds_total";
+    /// Counter `otel_ebpf_tls_analysis_cache_total{outcome}`: on-disk analysis cache lookups
+    /// and writes (`hit`, `miss`, `rejected`, `stored`, `write_error`).
+    pub const TLS_ANALYSIS_CACHE_TOTAL: &str = "otel_ebpf_tls_analysis_cache_total";
+    /// Gauge `otel_ebpf_tls_lingering_files`: files whose TLS uprobes stay attached without a
+    /// process using them (kept for their next run).
+    pub const TLS_LINGERING_FILES: &str = "otel_ebpf_tls_lingering_files";
+    /// Gauge `otel_ebpf_tls_exec_timing_microseconds{what,stat}`: `what="attach"`: exec →
+    /// TLS uprobes attached, over execs that attached a file; `what="hold"`: time processes
+    /// were held by the exec gate; `stat` = `count`, `sum`, `max`, `last` (µs).
+    pub const TLS_EXEC_TIMING_MICROSECONDS: &str = "otel_ebpf_tls_exec_timing_microseconds";
     /// The labelled families above (rendered beside [`ALL`]).
-    pub const LABELLED: [&str; 4] = [
+    pub const LABELLED: [&str; 8] = [
         KERNEL_EVENTS_TOTAL,
         TLS_SKIPPED_TOTAL,
         TLS_ATTACHED_FILES,
         KERNEL_TIMING_HOOK,
+        TLS_EXEC_HOLDS_TOTAL,
+        TLS_ANALYSIS_CACHE_TOTAL,
+        TLS_LINGERING_FILES,
+        TLS_EXEC_TIMING_MICROSECONDS,
     ];
 }
 

@@ -14,6 +14,7 @@
 mod apm;
 mod kernel;
 mod kubernetes;
+mod tls;
 mod traces;
 mod validate;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 pub use apm::{RoutesConfig, SamplingConfig};
 pub use kernel::{AnomalyConfig, KernelTimingConfig, LayerSampling};
 pub use kubernetes::{KubernetesConfig, KubernetesEnabled};
+pub use tls::TlsConfig;
 pub use traces::TracesConfig;
 
 /// Whole configuration. Every section and key is optional in the YAML; missing ones take the
@@ -91,6 +93,10 @@ pub struct ReceiverConfig {
     /// that family cannot serve a point on this kernel.
     #[serde(deserialize_with = "null_as_default")]
     pub capture_hooks: CaptureHooks,
+    /// TLS code inside executables: exec hold, lingering probes, analysis cache
+    /// (`receiver.tls:`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub tls: TlsConfig,
 }
 
 /// `receiver.capture_hooks`: the hook family of the socket data path.
@@ -123,6 +129,7 @@ impl Default for ReceiverConfig {
             sampling: SamplingConfig::default(),
             kubernetes: KubernetesConfig::default(),
             capture_hooks: CaptureHooks::Auto,
+            tls: TlsConfig::default(),
         }
     }
 }

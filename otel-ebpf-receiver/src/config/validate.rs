@@ -50,6 +50,28 @@ impl Config {
             r.request_timeout_seconds,
         )?;
         check_filters(&r.filters)?;
+        if !(0.001..=1.0).contains(&r.tls.hold_exec_max_seconds) {
+            return fail(
+                "receiver.tls.hold_exec_max_seconds",
+                "must be between 0.001 and 1 (seconds)",
+            );
+        }
+        if r.tls.linger_files > 1024 {
+            return fail("receiver.tls.linger_files", "must be at most 1024 (files)");
+        }
+        if !(1..=100_000).contains(&r.tls.cache_entries) {
+            return fail(
+                "receiver.tls.cache_entries",
+                "must be in 1..=100000 (entries)",
+            );
+        }
+        if r.tls
+            .state_dir
+            .as_deref()
+            .is_some_and(|d| !d.starts_with('/'))
+        {
+            return fail("receiver.tls.state_dir", "must be an absolute path or null");
+        }
         check_anomalies(&r.kernel_timing.anomalies)?;
         if !(0.0..=10.0).contains(&r.traces.join_wait_seconds) {
             return fail(

@@ -25,10 +25,15 @@
 //! the kernel as `/proc/self/fd/N` (never a path that can be swapped in between); a file gets
 //! at most [`crate::tls::elf::MAX_PROBES_PER_FILE`] probes.
 //!
+//! - From the first exchange: a file stays attached after its last user exits (at most
+//!   [`TlsOptions::linger_files`], least recently used detached first); analyses are cached on
+//!   disk ([`crate::tls::cache`]); a process that exec'd a never-seen executable is held by
+//!   the [`gate`] until its exec is handled here (at most 50 ms).
+//!
 //! Limits: the first requests of a process whose TLS code is in a file not yet attached
-//! (a Go binary, `node`, a library outside ld.so.cache) race with our attach (see the README
-//! for the measured exec → attached time). A file that cannot be traced is logged once and
-//! counted in `otel_ebpf_tls_skipped_total{reason,file}`.
+//! still race with our attach when analysis + attach exceed the hold (see docs/tls.md for
+//! the measured figures). A file that cannot be traced is logged once and counted in
+//! `otel_ebpf_tls_skipped_total{reason,file}`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -46,8 +51,24 @@ use crate::tls::maps::FileKey;
 use crate::tls::registry::{Action, ProcessFile, Registry, RegistryLimits};
 use crate::tls::{self, elf::FileAnalysis};
 
+pub mod gate;
 mod thread;
 pub use thread::{analyze_guarded, spawn};
+
+/// Attacher settings beyond the loaded object (from `receiver.tls`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// Attached files kept after their last user exited.
+    pub linger_files: usize,
+    /// On-disk analysis cache directory (None: no cache).
+    pub state_dir: Option<PathBuf>,
+    /// Most cache entries.
+    pub cache_entries: usize,
+    /// The exec gate, told when an exec is handled (None: no gate).
+    pub gate: Option<std::sync::mpsc::Sender<gate::GateMsg>>,
+    /// Executables settled (shared with the gate).
+    pub settled: Arc<gate::Settled>,
+}
 
 /// Library names attached at start-up when this host's ld.so.cache has them (OpenSSL 3 and
 /// 1.1, GnuTLS 3).
@@ -77,10 +98,17 @@ pub struct TlsStats {
     pub skipped: Mutex<HashMap<(String, String), u64>>,
     /// Files with probes attached now.
     pub attached_files: std::sync::atomic::AtomicU64,
-    /// Exec → probes attached, for execs that attached a new file: (count, sum µs, max µs).
-    pub exec_attach_us: Mutex<(u64, u64, u64)>,
+    /// Exec → probes attached, for execs that attached a new file: (count, sum µs, max µs,
+    /// last µs).
+    pub exec_attach_us: Mutex<(u64, u64, u64, u64)>,
     /// Why the attacher thread died (health answers 503 with it).
     pub failure: Mutex<Option<String>>,
+    /// On-disk analysis cache outcomes.
+    pub cache: Arc<tls::cache::CacheStats>,
+    /// Exec gate outcomes.
+    pub gate: Arc<gate::GateStats>,
+    /// Attached files kept without users now (gauge).
+    pub lingering_files: std::sync::atomic::AtomicU64,
 }
 
 /// Most distinct (reason, file) label pairs kept in [`TlsStats::skipped`].
@@ -169,18 +197,32 @@ pub struct TlsAttacher {
     stats: Arc<TlsStats>,
     /// The receiver's own pid (never scanned).
     own_pid: u32,
+    cache: Option<tls::cache::AnalysisCache>,
+    gate: Option<std::sync::mpsc::Sender<gate::GateMsg>>,
+    settled: Arc<gate::Settled>,
 }
 
 impl TlsAttacher {
     /// Takes over the loaded object (its uprobe programs must be loaded).
-    pub fn new(ebpf: Ebpf, stats: Arc<TlsStats>) -> Self {
+    pub fn new(ebpf: Ebpf, stats: Arc<TlsStats>, opts: TlsOptions) -> Self {
+        let cache = opts.state_dir.as_deref().and_then(|d| {
+            tls::cache::AnalysisCache::open(d, opts.cache_entries, stats.cache.clone())
+                .map_err(|e| log::warn!("tls: no analysis cache in {}: {e}", d.display()))
+                .ok()
+        });
         Self {
             ebpf,
-            registry: Registry::new(RegistryLimits::default()),
+            registry: Registry::new(RegistryLimits {
+                max_lingering: opts.linger_files,
+                ..RegistryLimits::default()
+            }),
             links: HashMap::new(),
             pinned: HashSet::new(),
             stats,
             own_pid: std::process::id(),
+            cache,
+            gate: opts.gate,
+            settled: opts.settled,
         }
     }
 
@@ -292,7 +334,11 @@ impl TlsAttacher {
                         }
                     }
                 }
-                Action::Detach { key } => self.detach(key),
+                Action::Detach { key } => {
+                    self.detach(key);
+                    // An executable using this file would need its attach again.
+                    self.settled.clear();
+                }
                 Action::Skip {
                     path,
                     label,
@@ -354,17 +400,45 @@ impl TlsAttacher {
         done
     }
 
-    /// Discovers `pid`'s files and attaches what is new; returns files newly attached.
-    fn on_process(&mut self, pid: u32) -> usize {
+    /// Discovers `pid`'s files and attaches what is new; returns files newly attached and
+    /// the executable's identity.
+    fn on_process(&mut self, pid: u32) -> (usize, Option<FileKey>) {
         if pid == self.own_pid {
-            return 0;
+            return (0, None);
         }
+        let t0 = std::time::Instant::now();
         let Ok(c) = tls::candidates(pid) else {
-            return 0; // gone already, or a kernel thread
+            return (0, None); // gone already, or a kernel thread
         };
+        let t_candidates = t0.elapsed();
         let files: Vec<ProcessFile> = c.files.into_iter().map(|f| f.file).collect();
-        let actions = self.registry.on_process(pid, &files, analyze_guarded);
-        self.apply(actions)
+        let exe = files.first().map(|f| f.key);
+        let cache = &mut self.cache;
+        let actions = self.registry.on_process(pid, &files, |f| {
+            if let Some(a) = cache.as_ref().and_then(|c| c.lookup(f)) {
+                return Ok(a);
+            }
+            let out = analyze_guarded(f);
+            if let (Some(c), Ok(a)) = (cache.as_mut(), &out) {
+                c.store(f, a);
+            }
+            out
+        });
+        let t_analysis = t0.elapsed() - t_candidates;
+        let n = self.apply(actions);
+        if n > 0 {
+            log::debug!(
+                "tls: pid {pid}: candidates {:.1} ms, analysis {:.1} ms, attach {:.1} ms",
+                t_candidates.as_secs_f64() * 1e3,
+                t_analysis.as_secs_f64() * 1e3,
+                (t0.elapsed() - t_candidates - t_analysis).as_secs_f64() * 1e3
+            );
+        }
+        self.stats.lingering_files.store(
+            self.registry.stats().lingering as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        (n, exe)
     }
 
     /// Scans every process of the host once (start-up); stops early when `stop` is set.
@@ -380,7 +454,7 @@ impl TlsAttacher {
             if stop.load(Ordering::Acquire) {
                 break;
             }
-            attached += self.on_process(pid);
+            attached += self.on_process(pid).0;
         }
         attached
     }
@@ -389,7 +463,13 @@ impl TlsAttacher {
     pub fn handle(&mut self, cmd: TlsCmd) {
         match cmd {
             TlsCmd::Exec { pid, ts_ns } => {
-                let n = self.on_process(pid);
+                let (n, exe) = self.on_process(pid);
+                if let Some(exe) = exe {
+                    self.settled.insert(exe);
+                }
+                if let Some(g) = &self.gate {
+                    let _ = g.send(gate::GateMsg::Done { pid });
+                }
                 if n > 0 {
                     let now = crate::clock::Clock::monotonic_now_ns();
                     let us = now.saturating_sub(ts_ns) / 1000;
@@ -401,6 +481,7 @@ impl TlsAttacher {
                         s.0 += 1;
                         s.1 += us;
                         s.2 = s.2.max(us);
+                        s.3 = us;
                     }
                 }
             }
@@ -408,9 +489,13 @@ impl TlsAttacher {
             TlsCmd::Exit { pid } => {
                 let actions = self.registry.on_exit(pid);
                 self.apply(actions);
+                self.stats.lingering_files.store(
+                    self.registry.stats().lingering as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             TlsCmd::Rescan { pid } => {
-                let n = self.on_process(pid);
+                let (n, _) = self.on_process(pid);
                 if n > 0 {
                     log::info!("tls: pid {pid}: {n} file(s) attached after a rescan (dlopen)");
                 }

@@ -128,6 +128,61 @@ impl SelfMetrics {
         let n = "otel_ebpf_tls_attached_files";
         t.family(n, "Files with TLS uprobes attached now.", "gauge");
         t.sample(n, &[], self.tls.attached_files.load(Ordering::Relaxed));
+        {
+            use otel_ebpf_semconv::self_metric::{
+                TLS_ANALYSIS_CACHE_TOTAL, TLS_EXEC_HOLDS_TOTAL, TLS_LINGERING_FILES,
+            };
+            let n = TLS_LINGERING_FILES;
+            t.family(
+                n,
+                "Files whose TLS uprobes stay attached without a process using them.",
+                "gauge",
+            );
+            t.sample(n, &[], self.tls.lingering_files.load(Ordering::Relaxed));
+            t.family(
+                TLS_EXEC_HOLDS_TOTAL,
+                "Processes that exec'd, by what the exec gate did.",
+                "counter",
+            );
+            for (outcome, v) in self.tls.gate.rows() {
+                t.sample(TLS_EXEC_HOLDS_TOTAL, &[("outcome", outcome)], v);
+            }
+            t.family(
+                TLS_ANALYSIS_CACHE_TOTAL,
+                "On-disk TLS analysis cache lookups and writes, by outcome.",
+                "counter",
+            );
+            for (outcome, v) in self.tls.cache.rows() {
+                t.sample(TLS_ANALYSIS_CACHE_TOTAL, &[("outcome", outcome)], v);
+            }
+            let n = otel_ebpf_semconv::self_metric::TLS_EXEC_TIMING_MICROSECONDS;
+            t.family(
+                n,
+                "Exec to TLS uprobes attached, and exec gate holds (microseconds).",
+                "gauge",
+            );
+            let a = self
+                .tls
+                .exec_attach_us
+                .lock()
+                .map(|g| *g)
+                .unwrap_or_default();
+            let g = &self.tls.gate;
+            let held = g.released.load(Ordering::Relaxed) + g.timed_out.load(Ordering::Relaxed);
+            let rows = [
+                ("attach", "count", a.0),
+                ("attach", "sum", a.1),
+                ("attach", "max", a.2),
+                ("attach", "last", a.3),
+                ("hold", "count", held),
+                ("hold", "sum", g.hold_us_sum.load(Ordering::Relaxed)),
+                ("hold", "max", g.hold_us_max.load(Ordering::Relaxed)),
+                ("hold", "last", g.hold_us_last.load(Ordering::Relaxed)),
+            ];
+            for (what, stat, v) in rows {
+                t.sample(n, &[("what", what), ("stat", stat)], v);
+            }
+        }
         if let Some(k) = self.kube.get() {
             use otel_ebpf_semconv::k8s::{SELF_POD_MISSES_TOTAL, SELF_WATCH_ERRORS_TOTAL};
             let rows = [

@@ -241,8 +241,13 @@ fn net_plan_is_exposed_one_series_per_point() {
 fn exposition_is_valid_and_exact() {
     let m = SelfMetrics::default();
     let (samples, types) = parse_exposition(&m.render_prometheus());
-    // Ours, the kernel counters, the attached-files gauge and the two receiver families.
-    assert_eq!(samples.len(), NAMES.len() + KERNEL_COUNTERS + 1 + 2);
+    // Ours, the kernel counters, the attached-files and lingering-files gauges, the exec
+    // gate outcomes (7), the analysis cache outcomes (5), the exec timings (8) and the two
+    // receiver families.
+    assert_eq!(
+        samples.len(),
+        NAMES.len() + KERNEL_COUNTERS + 2 + 7 + 5 + 8 + 2
+    );
     assert!(samples.values().all(|v| *v == 0));
     for name in NAMES {
         assert_eq!(types[name], "counter");
@@ -251,7 +256,9 @@ fn exposition_is_valid_and_exact() {
     assert_eq!(types["otel_ebpf_tls_skipped_total"], "counter");
     assert_eq!(types["otel_ebpf_tls_attached_files"], "gauge");
     assert_eq!(types["otel_ebpf_kernel_timing_hook"], "gauge");
-    assert_eq!(types.len(), NAMES.len() + 4 + 2);
+    assert_eq!(types["otel_ebpf_tls_exec_holds_total"], "counter");
+    assert_eq!(types["otel_ebpf_tls_analysis_cache_total"], "counter");
+    assert_eq!(types.len(), NAMES.len() + 8 + 2);
     m.tls
         .skipped
         .lock()

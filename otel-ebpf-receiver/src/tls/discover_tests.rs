@@ -160,7 +160,10 @@ fn registry_over_live_processes_analyses_each_file_once() {
     let (_listener, port) = silent_listener();
     let a = spawn(&mut curl(port));
     let b = spawn(&mut curl(port));
-    let mut r = Registry::new(RegistryLimits::default());
+    let mut r = Registry::new(RegistryLimits {
+        max_lingering: 0,
+        ..RegistryLimits::default()
+    });
     let mut attached = Vec::new();
     for child in [&a, &b] {
         let pid = child.0.id();

@@ -51,8 +51,11 @@ pub fn check_probe_cap(a: &FileAnalysis) -> Result<(), AnalyzeReason> {
 
 /// Analyses a candidate file of a process: opens `file.path` once, checks that the open file
 /// is `file.key` (device + inode; else [`AnalyzeReason::Image`] with `file_changed`: the file
-/// was replaced since it was found), reads it through that descriptor and analyses it
-/// ([`analyze_file`]'s rules).
+/// was replaced since it was found), reads the parts analysis needs through that descriptor
+/// ([`super::sparse`]: headers, symbol tables, Go tables, then the Go functions' bodies) and
+/// analyses them ([`analyze_file`]'s rules, except: Go struct offsets from
+/// [`GoTlsOffsets::TABLE`], not DWARF). Files that export no TLS API and are not Go (rustls
+/// programs, static libraries with `.symtab` only) are read whole, as [`analyze_file`] does.
 pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeError> {
     let err = |reason: AnalyzeReason| AnalyzeError {
         path: file.path.clone(),
@@ -63,8 +66,75 @@ pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeE
     opened
         .check_key(file.key)
         .map_err(|e| err(ImageError::from(e).into()))?;
-    let bytes = FileBytes::read(&opened).map_err(|e| err(e.into()))?;
-    analyze_named(&file.path, bytes.bytes())
+    let mut sparse = super::sparse::SparseFile::load(&opened).map_err(|e| err(e.into()))?;
+    // `.symtab` only when the exports hold neither API (as in `analyze_bytes`).
+    let exported = {
+        let img = Image::parse(sparse.bytes()).map_err(|e| err(e.into()))?;
+        let mut found = vec![None; SYMBOLS.len()];
+        img.find_symbols_in(&SYMBOLS, &mut found, &[true]);
+        has_api(&found)
+    };
+    if !exported {
+        let go = golang::is_go(&Image::parse(sparse.bytes()).map_err(|e| err(e.into()))?);
+        if !go {
+            // Neither exported TLS API nor Go: rustls (whose analysis decodes function bodies
+            // and searches all of `.rodata`) or a library with `.symtab` only. Read whole, as
+            // before the sparse path existed.
+            drop(sparse);
+            let bytes = FileBytes::read(&opened).map_err(|e| err(e.into()))?;
+            return analyze_named(&file.path, bytes.bytes());
+        }
+        sparse.fill_lazy(&opened).map_err(|e| err(e.into()))?;
+    }
+    // The code the analysis decodes: Go functions (RET scan), `OpenSSL_version_num`.
+    let ranges = {
+        let img = Image::parse(sparse.bytes()).map_err(|e| err(e.into()))?;
+        code_ranges(&img)
+    };
+    for (off, len) in ranges {
+        sparse.fill(&opened, off, len).map_err(|e| err(e.into()))?;
+    }
+    analyze_opts(&file.path, sparse.bytes(), false)
+}
+
+/// File ranges `(offset, length)` of the functions whose code analysis reads.
+fn code_ranges(img: &Image) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut push = |entry: u64, size: u64| {
+        if let Some(off) = img.vaddr_to_offset(entry) {
+            let end = img.data().len() as u64;
+            out.push((
+                off,
+                size.min(golang::MAX_FUNCTION_BYTES)
+                    .min(end.saturating_sub(off)),
+            ));
+        }
+    };
+    if let Some(Some(s)) = img.find_symbols(&["OpenSSL_version_num"]).first() {
+        push(s.address, 16);
+    }
+    if golang::is_go(img) {
+        let names = [TlsFunction::GoConnRead, TlsFunction::GoConnWrite].map(TlsFunction::symbol);
+        let mut found: Vec<Option<golang::GoFunction>> = img
+            .find_symbols(&names)
+            .into_iter()
+            .map(|s| {
+                s.map(|s| golang::GoFunction {
+                    entry: s.address,
+                    size: s.size,
+                })
+            })
+            .collect();
+        if found.iter().any(|f| f.as_ref().is_none_or(|f| f.size == 0))
+            && let Ok((_, f)) = golang::pclntab_lookup(img, &names)
+        {
+            found = f;
+        }
+        for f in found.into_iter().flatten() {
+            push(f.entry, f.size);
+        }
+    }
+    out
 }
 
 /// Analyses the file at `path` (read whole, see [`super::fileio`]). A file named like a TLS library
@@ -80,11 +150,16 @@ pub fn analyze_file(path: &Path) -> Result<FileAnalysis, AnalyzeError> {
 
 /// [`analyze_bytes`], plus: a file named like a TLS library with no target is an error.
 fn analyze_named(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeError> {
+    analyze_opts(path, data, true)
+}
+
+/// [`analyze_named`] with or without DWARF for the Go struct offsets.
+fn analyze_opts(path: &Path, data: &[u8], dwarf: bool) -> Result<FileAnalysis, AnalyzeError> {
     let err = |reason: AnalyzeReason| AnalyzeError {
         path: path.to_path_buf(),
         reason,
     };
-    let analysis = analyze_bytes(path, data)?;
+    let analysis = analyze_bytes_opts(path, data, dwarf)?;
     let named = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -95,7 +170,7 @@ fn analyze_named(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeError>
     Ok(analysis)
 }
 
-const SYMBOLS: [&str; 8] = [
+const SYMBOLS: [&str; 9] = [
     "SSL_read",
     "SSL_write",
     "SSL_read_ex",
@@ -104,10 +179,21 @@ const SYMBOLS: [&str; 8] = [
     "SSL_get_rfd",
     "gnutls_record_recv",
     "gnutls_record_send",
+    "OpenSSL_version_num",
 ];
+
+/// Whether `found` (slots of [`SYMBOLS`]) holds the OpenSSL or the GnuTLS read/write pair.
+fn has_api<T>(f: &[Option<T>]) -> bool {
+    (f[0].is_some() && f[1].is_some()) || (f[6].is_some() && f[7].is_some())
+}
 
 /// Analyses `data`, the bytes of the file `path` (used in results and errors only).
 pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeError> {
+    analyze_bytes_opts(path, data, true)
+}
+
+/// [`analyze_bytes`]; `dwarf` false: Go struct offsets from the table without reading DWARF.
+fn analyze_bytes_opts(path: &Path, data: &[u8], dwarf: bool) -> Result<FileAnalysis, AnalyzeError> {
     let err = |reason: AnalyzeReason| AnalyzeError {
         path: path.to_path_buf(),
         reason,
@@ -118,8 +204,6 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
     // the exports hold neither API.
     let mut found = vec![None; SYMBOLS.len()];
     img.find_symbols_in(&SYMBOLS, &mut found, &[true]);
-    let has_api =
-        |f: &[Option<_>]| (f[0].is_some() && f[1].is_some()) || (f[6].is_some() && f[7].is_some());
     if !has_api(&found) {
         img.find_symbols_in(&SYMBOLS, &mut found, &[false]);
     }
@@ -151,7 +235,7 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
         use TlsFunction::*;
         let probes =
             entry_and_return(&[(SslRead, 0), (SslWrite, 1), (SslReadEx, 2), (SslWriteEx, 3)])?;
-        let (flavour, version) = openssl_version(&img, soname.as_deref());
+        let (flavour, version) = openssl_version(&img, soname.as_deref(), found[8].as_ref());
         let linkage = if soname.as_deref().is_some_and(|s| s.starts_with("libssl")) {
             Linkage::Shared
         } else {
@@ -183,7 +267,7 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
         });
     }
     if golang::is_go(&img)
-        && let Some(target) = go_target(&img).map_err(err)?
+        && let Some(target) = go_target(&img, dwarf).map_err(err)?
     {
         targets.push(target);
     }
@@ -203,9 +287,18 @@ pub fn analyze_bytes(path: &Path, data: &[u8]) -> Result<FileAnalysis, AnalyzeEr
     Ok(analysis)
 }
 
-/// Flavour and version: version strings in the file first, then the SONAME.
-fn openssl_version(img: &Image, soname: Option<&str>) -> (OpenSslFlavour, Option<String>) {
-    let from_string = find_version_after(img, b"OpenSSL ");
+/// Flavour and version: version strings in the file first, then the number
+/// `OpenSSL_version_num` returns, then the SONAME.
+fn openssl_version(
+    img: &Image,
+    soname: Option<&str>,
+    version_num: Option<&super::image::SymbolInfo>,
+) -> (OpenSslFlavour, Option<String>) {
+    let from_string = find_version_after(img, b"OpenSSL ").or_else(|| {
+        version_num
+            .and_then(|s| img.bytes_at_vaddr(s.address, 9))
+            .and_then(openssl_version_from_code)
+    });
     let from_soname = soname
         .and_then(|s| s.strip_prefix("libssl.so."))
         .filter(|v| !v.is_empty())
@@ -221,9 +314,39 @@ fn openssl_version(img: &Image, soname: Option<&str>) -> (OpenSslFlavour, Option
     (flavour, version)
 }
 
+/// The version in the code of `OpenSSL_version_num` (`[endbr64;] mov eax, imm32; ret`):
+/// `0xMNN00PP0` for 3.x (`3.0.19`), `0xMNNFFPPS` before (`1.1.1w`). None for other code.
+pub fn openssl_version_from_code(code: &[u8]) -> Option<String> {
+    let code = code.strip_prefix(&[0xf3, 0x0f, 0x1e, 0xfa]).unwrap_or(code);
+    let (&[0xb8, a, b, c, d], rest) = code.split_first_chunk::<5>()? else {
+        return None;
+    };
+    if rest.first() != Some(&0xc3) {
+        return None;
+    }
+    let n = u32::from_le_bytes([a, b, c, d]);
+    let major = n >> 28;
+    let minor = (n >> 20) & 0xff;
+    Some(if major >= 3 {
+        format!("{major}.{minor}.{}", (n >> 4) & 0xff)
+    } else {
+        let fix = (n >> 12) & 0xff;
+        let patch = (n >> 4) & 0xff;
+        let letter = if patch == 0 {
+            String::new()
+        } else {
+            char::from(b'a' + (patch as u8).saturating_sub(1)).to_string()
+        };
+        format!("{major}.{minor}.{fix}{letter}")
+    })
+}
+
+/// `.rodata` when at most [`super::sparse::MAX_RODATA_BYTES`] (the attacher's sparse copy
+/// holds no more; `node`'s is 47 MB: its version then comes from `OpenSSL_version_num`).
 fn rodata<'a>(img: &Image<'a>) -> &'a [u8] {
     img.section_raw(".rodata")
         .map(|(_, b)| b)
+        .filter(|b| b.len() as u64 <= super::sparse::MAX_RODATA_BYTES)
         .unwrap_or_default()
 }
 
@@ -261,7 +384,7 @@ fn versions_after<'a>(data: &'a [u8], prefix: &'a [u8]) -> impl Iterator<Item = 
 }
 
 /// Go `crypto/tls` target, `Ok(None)` when the binary does not contain `crypto/tls`.
-fn go_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
+fn go_target(img: &Image, dwarf: bool) -> Result<Option<TlsTarget>, AnalyzeReason> {
     let fns = [TlsFunction::GoConnRead, TlsFunction::GoConnWrite];
     let names = fns.map(TlsFunction::symbol);
     let from_symtab = img.find_symbols(&names);
@@ -338,7 +461,11 @@ fn go_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
         }));
     }
     probes.extend(rets);
-    let offsets = GoTlsOffsets::for_image(img);
+    let offsets = if dwarf {
+        GoTlsOffsets::for_image(img)
+    } else {
+        GoTlsOffsets::TABLE
+    };
     Ok(Some(TlsTarget {
         library: TlsLibrary::Go {
             version,

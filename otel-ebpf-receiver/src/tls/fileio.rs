@@ -146,6 +146,11 @@ impl OpenedFile {
         })
     }
 
+    /// The descriptor (for positioned reads).
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Device and inode of the open file.
     pub fn key(&self) -> FileKey {
         self.key
@@ -187,6 +192,34 @@ impl OpenedFile {
             std::cmp::Ordering::Less => Err(FileError::Changed("truncated while read")),
             std::cmp::Ordering::Greater => Err(FileError::Changed("grew while read")),
         }
+    }
+
+    /// Exactly `len` bytes at file offset `off` (bounded reads of headers and tables, no
+    /// mapping). [`FileError::Changed`] when the file ends before (truncated since opened, or
+    /// an offset beyond the end), [`FileError::TooLarge`] for `len` above `cap`.
+    pub fn read_exact_at(&self, off: u64, len: usize, cap: usize) -> Result<Vec<u8>, FileError> {
+        use std::os::unix::fs::FileExt;
+        if len > cap {
+            return Err(FileError::TooLarge {
+                size: len as u64,
+                cap: cap as u64,
+            });
+        }
+        if off
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.size)
+        {
+            return Err(FileError::Changed("range beyond the end of the file"));
+        }
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, off).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                FileError::Changed("truncated while read")
+            } else {
+                FileError::Io(e)
+            }
+        })?;
+        Ok(buf)
     }
 
     /// Up to `buf.len()` bytes from the start (for header checks).

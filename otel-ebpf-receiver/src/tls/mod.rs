@@ -14,6 +14,8 @@
 //! `CAP_SYS_PTRACE` for other users' processes). Outputs: [`ProcessTls`].
 //! Limits: x86-64; see each module.
 
+pub mod cache;
+pub mod dynread;
 pub mod elf;
 pub mod fileio;
 pub mod godwarf;
@@ -26,6 +28,7 @@ pub mod maps;
 pub mod needed;
 pub mod registry;
 pub mod rustls;
+pub mod sparse;
 pub mod target;
 #[cfg(test)]
 mod testutil;
@@ -116,10 +119,20 @@ pub fn candidates(pid: u32) -> Result<ProcessCandidates, DiscoverError> {
         .into_iter()
         .filter(|c| c.reason != CandidateReason::Executable)
         .collect();
-    match needed::ResolveContext::for_pid(pid)
-        .map_err(|e| e.to_string())
-        .and_then(|ctx| needed::resolve_needed(&exe, &ctx))
-    {
+    // A static executable (a Go binary) needs no resolution: skip reading the process's
+    // environment and ld.so.cache (a few KB read by `pread` tell).
+    let is_static = fileio::OpenedFile::open(&out.files[0].file.path, fileio::MAX_IMAGE_BYTES)
+        .ok()
+        .and_then(|f| dynread::read_dynamic_strings(&f).ok())
+        .is_some_and(|d| d.needed.is_empty());
+    let resolved = if is_static {
+        Ok(needed::Needed::default())
+    } else {
+        needed::ResolveContext::for_pid(pid)
+            .map_err(|e| e.to_string())
+            .and_then(|ctx| needed::resolve_needed(&exe, &ctx))
+    };
+    match resolved {
         Ok(n) => {
             out.unresolved
                 .extend(n.unresolved.into_iter().map(|(name, _)| name));

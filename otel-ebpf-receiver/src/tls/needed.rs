@@ -25,7 +25,7 @@ use std::collections::{HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 
 use super::fileio::{MAX_IMAGE_BYTES, MAX_LDCACHE_BYTES, OpenedFile};
-use super::image::{DynamicStrings, FileBytes, Image, check_header};
+use super::image::{DynamicStrings, check_header};
 use super::ldcache::LdCache;
 
 /// Deepest `DT_NEEDED` chain followed (the executable's own entries are depth 1).
@@ -193,10 +193,11 @@ pub fn resolve_needed(exe: &Path, ctx: &ResolveContext) -> Result<Needed, String
     Ok(out)
 }
 
+/// Bounded reads of the headers and dynamic section only ([`super::dynread`]), not the
+/// whole file: this runs for every exec's executable and libraries.
 fn read_dynamic(host: &Path) -> Result<DynamicStrings, String> {
-    let bytes = FileBytes::open(host).map_err(|e| e.to_string())?;
-    let img = Image::parse(bytes.bytes()).map_err(|e| e.to_string())?;
-    img.dynamic_strings().map_err(|e| e.to_string())
+    let file = OpenedFile::open(host, MAX_IMAGE_BYTES).map_err(|e| e.to_string())?;
+    super::dynread::read_dynamic_strings(&file).map_err(|e| e.to_string())
 }
 
 /// Finds `name` for an object in directory `origin`; returns (namespace path, host path).

@@ -7,9 +7,17 @@
 //! different paths in different containers is one file) and an `analyze` function that is
 //! called only for files never seen before; [`Registry::on_exit`] when a process exits.
 //! Outputs: [`Action::Attach`] the first time a file with TLS targets is used,
-//! [`Action::Detach`] when its last user exits (or stops mapping it), [`Action::Skip`] once
+//! [`Action::Detach`] when its last user exits (or stops mapping it) and it is the least
+//! recently used of more than [`RegistryLimits::max_lingering`] attached files without
+//! users, [`Action::Skip`] once
 //! per file that cannot be traced (path, metric label, reason: one log line and one
 //! self-metric increment).
+//! Lingering: a file whose last user exited stays attached (uprobes live on the inode, so
+//! the next run of the same binary is traced from its first instruction, 0 ms after exec);
+//! at most [`RegistryLimits::max_lingering`] such files, the least recently used detached
+//! first ([`RegistryStats::lingering`], [`RegistryStats::lingering_detached`]). The cost of
+//! a lingering file: its probes (nothing runs while no process executes it) and, for a
+//! deleted file, its inode is kept until detached.
 //! Limits: at most [`RegistryLimits::max_files`] remembered files (the least recently used
 //! file without users is forgotten first, and is analysed again if seen again), at most
 //! [`RegistryLimits::max_attached`] attached files (more are skipped with label
@@ -74,6 +82,8 @@ pub struct RegistryLimits {
     pub max_attached: usize,
     /// Processes tracked.
     pub max_pids: usize,
+    /// Attached files kept attached without any user (0: detach at the last user's exit).
+    pub max_lingering: usize,
 }
 
 impl Default for RegistryLimits {
@@ -82,6 +92,7 @@ impl Default for RegistryLimits {
             max_files: 16_384,
             max_attached: 1_024,
             max_pids: 65_536,
+            max_lingering: 64,
         }
     }
 }
@@ -101,6 +112,10 @@ pub struct RegistryStats {
     pub processes_ignored: u64,
     /// Files forgotten because of `max_files`.
     pub files_evicted: u64,
+    /// Attached files without users now (kept for their next run).
+    pub lingering: usize,
+    /// Lingering files detached because of `max_lingering` or `max_attached`.
+    pub lingering_detached: u64,
 }
 
 #[derive(Debug)]
@@ -179,8 +194,17 @@ impl Registry {
             };
             entry.users += 1;
             entry.last_used = self.tick;
+            if entry.users == 1 && matches!(entry.state, State::Attached(_)) {
+                self.stats.lingering -= 1; // a lingering file in use again: nothing to do
+            }
             if let State::Idle(analysis) = &entry.state {
                 let analysis = analysis.clone();
+                if self.stats.attached >= self.limits.max_attached {
+                    self.detach_lingering(&mut actions); // make room if one lingers
+                }
+                let Some(entry) = self.files.get_mut(&file.key) else {
+                    continue;
+                };
                 if self.stats.attached < self.limits.max_attached {
                     // Attach through the current user's path: the first one may be gone
                     // (`/proc/<exited pid>/root/...`).
@@ -258,6 +282,15 @@ impl Registry {
         let state = match outcome {
             Ok(a) if a.is_tls() => State::Idle(Arc::new(a)),
             Ok(_) => State::NoTls,
+            // Not found: the path went away with its process (`/proc/PID/root/...` of a
+            // process that exited meanwhile): not remembered, analysed again when seen again.
+            Err(e)
+                if matches!(&e.reason, super::elf::AnalyzeReason::Image(
+                    super::image::ImageError::Io(io)
+                ) if io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return;
+            }
             Err(e) => {
                 actions.push(Action::Skip {
                     key: file.key,
@@ -283,14 +316,38 @@ impl Registry {
         let Some(entry) = self.files.get_mut(&key) else {
             return;
         };
+        let was = entry.users;
         entry.users = entry.users.saturating_sub(1);
-        if entry.users == 0
-            && let State::Attached(a) = &entry.state
-        {
-            entry.state = State::Idle(a.clone());
-            self.stats.attached -= 1;
-            actions.push(Action::Detach { key });
+        if was == 1 && matches!(entry.state, State::Attached(_)) {
+            self.stats.lingering += 1;
+            while self.stats.lingering > self.limits.max_lingering {
+                if !self.detach_lingering(actions) {
+                    break;
+                }
+            }
         }
+    }
+
+    /// Detaches the least recently used attached file without users; false if none.
+    fn detach_lingering(&mut self, actions: &mut Vec<Action>) -> bool {
+        let victim = self
+            .files
+            .iter()
+            .filter(|(_, e)| e.users == 0 && matches!(e.state, State::Attached(_)))
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(k, _)| *k);
+        let Some(key) = victim else { return false };
+        let Some(entry) = self.files.get_mut(&key) else {
+            return false;
+        };
+        if let State::Attached(a) = &entry.state {
+            entry.state = State::Idle(a.clone());
+        }
+        self.stats.attached -= 1;
+        self.stats.lingering -= 1;
+        self.stats.lingering_detached += 1;
+        actions.push(Action::Detach { key });
+        true
     }
 
     /// Forgets the least recently used entry that has no user.
@@ -298,7 +355,7 @@ impl Registry {
         let victim = self
             .files
             .iter()
-            .filter(|(_, e)| e.users == 0)
+            .filter(|(_, e)| e.users == 0 && !matches!(e.state, State::Attached(_)))
             .min_by_key(|(_, e)| e.last_used)
             .map(|(k, _)| *k);
         if let Some(k) = victim {

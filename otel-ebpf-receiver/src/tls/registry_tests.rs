@@ -50,6 +50,14 @@ fn analyzer(
     }
 }
 
+/// Default limits, detaching at the last user's exit.
+fn no_linger() -> RegistryLimits {
+    RegistryLimits {
+        max_lingering: 0,
+        ..RegistryLimits::default()
+    }
+}
+
 fn summary(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
@@ -64,7 +72,7 @@ fn summary(actions: &[Action]) -> Vec<String> {
 #[test]
 fn one_attach_per_file_across_processes_and_paths() {
     let calls = Cell::new(0);
-    let mut r = Registry::new(RegistryLimits::default());
+    let mut r = Registry::new(no_linger());
     let a = r.on_process(
         10,
         &[file(1, "/usr/bin/curl"), file(2, "/lib/libtls.so")],
@@ -95,7 +103,7 @@ fn one_attach_per_file_across_processes_and_paths() {
 #[test]
 fn failures_are_reported_once_and_not_retried() {
     let calls = Cell::new(0);
-    let mut r = Registry::new(RegistryLimits::default());
+    let mut r = Registry::new(no_linger());
     let a = r.on_process(1, &[file(7, "/opt/bad/libssl.so.3")], analyzer(&calls));
     let [
         Action::Skip {
@@ -128,7 +136,7 @@ fn failures_are_reported_once_and_not_retried() {
 #[test]
 fn exec_replaces_the_file_set_and_duplicates_count_once() {
     let calls = Cell::new(0);
-    let mut r = Registry::new(RegistryLimits::default());
+    let mut r = Registry::new(no_linger());
     // The same file twice in one list (two paths to one inode) is one use.
     let a = r.on_process(
         5,
@@ -157,6 +165,7 @@ fn attach_limit_skips_and_is_counted() {
         max_files: 10,
         max_attached: 2,
         max_pids: 10,
+        max_lingering: 0,
     });
     let files: Vec<_> = (1..=3).map(|i| file(i, &format!("/tls{i}"))).collect();
     let a = r.on_process(1, &files, analyzer(&calls));
@@ -178,6 +187,7 @@ fn remembered_files_and_pids_are_bounded() {
         max_files: 3,
         max_attached: 1,
         max_pids: 2,
+        max_lingering: 0,
     });
     for i in 0..10u64 {
         r.on_process(1, &[file(100 + i, "/bin/plain")], analyzer(&calls));
@@ -202,7 +212,7 @@ fn remembered_files_and_pids_are_bounded() {
 #[test]
 fn real_files_through_the_real_analyser() {
     use crate::tls::elf::analyze_file;
-    let mut r = Registry::new(RegistryLimits::default());
+    let mut r = Registry::new(no_linger());
     let libssl = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
     let files: Vec<ProcessFile> = ["/usr/bin/curl", libssl]
         .iter()
@@ -222,7 +232,7 @@ fn real_files_through_the_real_analyser() {
 #[test]
 fn a_forked_child_keeps_the_parents_files_attached() {
     let calls = Cell::new(0);
-    let mut r = Registry::new(RegistryLimits::default());
+    let mut r = Registry::new(no_linger());
     let a = r.on_process(1, &[file(10, "/lib/libtls.so")], analyzer(&calls));
     assert_eq!(summary(&a), ["attach 10 /lib/libtls.so"]);
     r.on_fork(1, 2);
@@ -234,4 +244,51 @@ fn a_forked_child_keeps_the_parents_files_attached() {
     let a = r.on_process(2, &[file(11, "/bin/plain")], analyzer(&calls));
     assert_eq!(summary(&a), ["detach 10"]);
     assert!(r.on_exit(2).is_empty());
+}
+
+#[test]
+fn files_linger_after_their_last_user_lru_bounded() {
+    let calls = Cell::new(0);
+    let mut r = Registry::new(RegistryLimits {
+        max_files: 100,
+        max_attached: 3,
+        max_pids: 100,
+        max_lingering: 2,
+    });
+    // Three binaries run and exit one after the other: the first two stay attached.
+    for i in 1..=2u64 {
+        let a = r.on_process(i as u32, &[file(i, &format!("/tls{i}"))], analyzer(&calls));
+        assert_eq!(summary(&a), [format!("attach {i} /tls{i}")]);
+        assert!(r.on_exit(i as u32).is_empty(), "kept attached");
+    }
+    assert_eq!((r.stats().attached, r.stats().lingering), (2, 2));
+    // Run again: no action at all (0 ms: its probes are there).
+    assert!(
+        r.on_process(10, &[file(1, "/tls1")], analyzer(&calls))
+            .is_empty()
+    );
+    assert_eq!(r.stats().lingering, 1);
+    assert!(r.on_exit(10).is_empty());
+    // A third one: the least recently used lingering file (2) is detached.
+    r.on_process(3, &[file(3, "/tls3")], analyzer(&calls));
+    assert_eq!(summary(&r.on_exit(3)), ["detach 2"]);
+    assert_eq!(r.stats().lingering_detached, 1);
+    assert_eq!((r.stats().attached, r.stats().lingering), (2, 2));
+    // The attach limit takes room from lingering files before refusing.
+    let files: Vec<_> = (4..=6).map(|i| file(i, &format!("/tls{i}"))).collect();
+    let a = r.on_process(4, &files, analyzer(&calls));
+    assert_eq!(
+        summary(&a),
+        [
+            "attach 4 /tls4",
+            "detach 1",
+            "attach 5 /tls5",
+            "detach 3",
+            "attach 6 /tls6"
+        ]
+    );
+    assert_eq!(r.stats().lingering, 0);
+    // Remembered-file eviction never forgets a lingering (attached) file.
+    assert!(r.analysis(&key(4)).is_some());
+    assert_eq!(calls.get(), 6, "each file analysed once");
 }

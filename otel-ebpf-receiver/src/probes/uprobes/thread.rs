@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use aya::Ebpf;
 
-use super::{TlsAttacher, TlsCmd, TlsStats};
+use super::{TlsAttacher, TlsCmd, TlsOptions, TlsStats};
 use crate::tls;
 use crate::tls::registry::ProcessFile;
 
@@ -60,13 +60,14 @@ pub fn spawn(
     rx: Receiver<TlsCmd>,
     started: Sender<()>,
     stop: Arc<AtomicBool>,
+    opts: TlsOptions,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("tls-attach".into())
         .spawn(move || {
             let st = stats.clone();
             let body = std::panic::AssertUnwindSafe(move || {
-                attacher_loop(ebpf, enabled, stats, rx, started, stop)
+                attacher_loop(ebpf, enabled, stats, rx, started, stop, opts)
             });
             if let Err(p) = std::panic::catch_unwind(body) {
                 st.set_failure(&format!(
@@ -84,8 +85,9 @@ fn attacher_loop(
     rx: Receiver<TlsCmd>,
     started: Sender<()>,
     stop: Arc<AtomicBool>,
+    opts: TlsOptions,
 ) {
-    let mut a = TlsAttacher::new(ebpf, stats.clone());
+    let mut a = TlsAttacher::new(ebpf, stats.clone(), opts);
     if !enabled {
         let _ = started.send(());
         while rx.recv().is_ok() && !stop.load(Ordering::Acquire) {}
