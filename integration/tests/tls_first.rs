@@ -176,11 +176,14 @@ mod tempdir {
 }
 
 /// Receiver with `filters` (YAML lines under `filters:`) and the analysis cache in
-/// `state_dir`.
+/// `state_dir`. The hold is raised from its 50 ms default to 1 s: these tests run the debug
+/// build, whose analysis and attach are several times slower than the release build's (the
+/// figures are in docs/tls.md), and check that holding a new process until its probes are
+/// attached captures its first exchange; the bound itself is tested by the gate's unit tests.
 fn receiver(sink: &OtlpSink, filters: &str, state_dir: &Path) -> Receiver {
     Receiver::start(
         &format!(
-            "  request_timeout_seconds: 2\n  filters:\n{filters}\n  tls:\n    state_dir: {}",
+            "  request_timeout_seconds: 2\n  filters:\n{filters}\n  tls:\n    state_dir: {}\n    hold_exec_max_seconds: 1.0",
             state_dir.display()
         ),
         Some(&sink.endpoint()),

@@ -46,6 +46,12 @@ use crate::tls::maps::FileKey;
 pub const MAX_HELD: usize = 64;
 /// Polling interval of `waitpid(WNOHANG)` while a process is held.
 pub const POLL: Duration = Duration::from_micros(250);
+/// Polling interval while nothing is held but a thread may still be traced (see
+/// `poll_tracees`).
+const STRAY_POLL: Duration = Duration::from_millis(5);
+/// A process being released whose remaining threads have not stopped after this long is
+/// forgotten; the stray poll still detaches or reaps them as they report.
+const RELEASE_GIVE_UP: Duration = Duration::from_secs(1);
 /// Most executables remembered as settled (the set is cleared when full).
 pub const MAX_SETTLED: usize = 65_536;
 
@@ -176,14 +182,20 @@ pub fn spawn(
 
 fn gate_loop(cfg: GateConfig, rx: Receiver<GateMsg>, settled: &Settled, stats: &GateStats) {
     let mut held: HashMap<u32, Held> = HashMap::new();
+    // Some thread may still be traced by this thread (a thread created by `clone` while its
+    // process was being released, one that died in its stop): polled until `waitpid` says
+    // there is none, so no tracee is left stopped and no exited thread is left unreaped
+    // (its parent's `wait` would block until then).
+    let mut tracees = false;
     loop {
-        let msg = if held.is_empty() {
+        let msg = if held.is_empty() && !tracees {
             match rx.recv() {
                 Ok(m) => Some(m),
                 Err(_) => break,
             }
         } else {
-            match rx.recv_timeout(POLL) {
+            let wait = if held.is_empty() { STRAY_POLL } else { POLL };
+            match rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -225,7 +237,7 @@ fn gate_loop(cfg: GateConfig, rx: Receiver<GateMsg>, settled: &Settled, stats: &
             None => {}
         }
         // Drain without blocking before polling the tracees.
-        poll_held(&mut held);
+        tracees = poll_tracees(&mut held);
         let now = Instant::now();
         held.retain(|pid, h| {
             if h.releasing.is_none() {
@@ -251,15 +263,19 @@ fn gate_loop(cfg: GateConfig, rx: Receiver<GateMsg>, settled: &Settled, stats: &
                 h.releasing = Some(now);
             }
             // Detach what is stopped; a thread whose stop is still to come stays until it
-            // stops (PTRACE_DETACH needs a stopped tracee).
+            // stops (PTRACE_DETACH needs a stopped tracee). Past `RELEASE_GIVE_UP` the rest
+            // is left to the stray poll (`poll_tracees` detaches or reaps whatever reports).
             detach_stopped(h);
-            !h.threads.is_empty()
+            let stuck = h
+                .releasing
+                .is_some_and(|r| now.duration_since(r) >= RELEASE_GIVE_UP);
+            !h.threads.is_empty() && !stuck
         });
     }
     // Closing: let everything go (the kernel detaches the rest when this thread ends).
     let deadline = Instant::now() + Duration::from_millis(50);
-    while !held.is_empty() && Instant::now() < deadline {
-        poll_held(&mut held);
+    while (!held.is_empty() || tracees) && Instant::now() < deadline {
+        tracees = poll_tracees(&mut held);
         for h in held.values_mut() {
             detach_stopped(h);
         }
@@ -361,35 +377,56 @@ fn seize(pid: u32) -> Result<Held, SeizeError> {
     Ok(h)
 }
 
-fn poll_held(held: &mut HashMap<u32, Held>) {
-    for h in held.values_mut() {
-        poll_one(h);
+/// Collects every pending stop and exit of this thread's tracees without blocking
+/// (`waitpid(-1, __WALL | WNOHANG | __WNOTHREAD)`): a held thread's stop is recorded, a
+/// thread created by `clone` in a held process joins it, an exited thread is reaped and
+/// forgotten, and a stop of a thread no held process owns is detached at once. Returns
+/// whether this thread may still have tracees (false once `waitpid` says `ECHILD`).
+fn poll_tracees(held: &mut HashMap<u32, Held>) -> bool {
+    loop {
+        let mut status = 0;
+        // SAFETY: non-blocking wait for this thread's own tracees.
+        let r = unsafe {
+            libc::waitpid(
+                -1,
+                &mut status,
+                libc::__WALL | libc::WNOHANG | libc::__WNOTHREAD,
+            )
+        };
+        if r == 0 {
+            return true;
+        }
+        if r < 0 {
+            return std::io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD);
+        }
+        on_wait_status(held, r, status);
     }
 }
 
-/// Collects the stops (and exits) of `h`'s threads without blocking.
-fn poll_one(h: &mut Held) {
-    let tids: Vec<i32> = h.threads.keys().copied().collect();
-    for tid in tids {
-        poll_tid(h, tid);
-    }
+/// The thread group of thread `tid` (`Tgid:` of `/proc/TID/status`).
+fn tgid_of(tid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
-/// Collects one pending stop or exit of thread `tid`, if any.
-fn poll_tid(h: &mut Held, tid: i32) {
-    let mut status = 0;
-    // SAFETY: waitpid on a traced thread, non-blocking.
-    let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
-    if r == 0 {
-        return; // nothing new
-    }
-    if r < 0 {
-        // ECHILD: no longer ours (exited and reaped, or detached).
-        h.threads.remove(&tid);
-        return;
-    }
-    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-        h.threads.remove(&tid);
+/// Applies one `waitpid` result of tracee `tid` (see [`poll_tracees`]).
+fn on_wait_status(held: &mut HashMap<u32, Held>, tid: i32, status: i32) {
+    let exited = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+    let owner = match held.values_mut().find(|h| h.threads.contains_key(&tid)) {
+        Some(h) => Some(h),
+        // A thread created by `clone` may report before its creator's clone event.
+        None if !exited => tgid_of(tid).and_then(|pid| held.get_mut(&pid)),
+        None => None,
+    };
+    if exited {
+        if let Some(h) = owner {
+            h.threads.remove(&tid);
+        }
         return;
     }
     if !libc::WIFSTOPPED(status) {
@@ -397,21 +434,22 @@ fn poll_tid(h: &mut Held, tid: i32) {
     }
     let sig = libc::WSTOPSIG(status);
     let event = (status >> 16) & 0xff;
+    let Some(h) = owner.filter(|h| h.releasing.is_none()) else {
+        // Not held (any more): let it go, with the signal of a signal-delivery-stop.
+        let data = if event == 0 { sig } else { 0 };
+        // SAFETY: detaching a stopped tracee of this thread.
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, data as libc::c_long) };
+        return;
+    };
     if event == libc::PTRACE_EVENT_CLONE {
-        // The new thread is attached (TRACECLONE) and will report its own stop.
+        // The new thread is attached (TRACECLONE) and reports its own stop.
         let mut msg: libc::c_ulong = 0;
         // SAFETY: the thread is in a ptrace-stop; `msg` receives the new tid.
         if unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, tid, 0, &mut msg) } == 0 {
             h.threads.entry(msg as i32).or_default();
         }
-        if let Some(t) = h.threads.get_mut(&tid) {
-            t.stopped = true;
-        }
-        return;
     }
-    let Some(t) = h.threads.get_mut(&tid) else {
-        return;
-    };
+    let t = h.threads.entry(tid).or_default();
     t.stopped = true;
     if event == 0 {
         // A signal-delivery-stop: the signal is delivered at detach.
@@ -419,14 +457,20 @@ fn poll_tid(h: &mut Held, tid: i32) {
     }
 }
 
-/// Detaches every stopped thread of `h` (re-injecting its pending signal) and forgets it.
+/// Detaches every stopped thread of `h` (re-injecting its pending signal) and forgets it. A
+/// thread that cannot be detached (woken from its stop by `SIGKILL` or its process's exit)
+/// stays until the poll reaps it.
 fn detach_stopped(h: &mut Held) {
     h.threads.retain(|&tid, t| {
         if !t.stopped {
             return true;
         }
         // SAFETY: detaching our stopped tracee; data is the signal to deliver (0: none).
-        unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, t.signal as libc::c_long) };
+        let r = unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, t.signal as libc::c_long) };
+        if r != 0 {
+            t.stopped = false;
+            return true;
+        }
         false
     });
 }

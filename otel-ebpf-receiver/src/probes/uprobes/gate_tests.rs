@@ -120,3 +120,54 @@ fn released_at_the_limit_and_signals_are_kept() {
     drop(tx);
     gate.join().unwrap();
 }
+
+/// A process creating threads while it is seized, held and released, then exiting: no thread
+/// is left traced or unreaped, so its parent's `wait` returns with its status. (Before the
+/// gate polled all its tracees, a thread created during the release stayed a traced zombie
+/// and the parent waited forever.)
+#[test]
+fn threads_created_during_the_hold_never_block_the_parent() {
+    if !ptrace_allowed() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let stats = Arc::new(GateStats::default());
+    let cfg = GateConfig {
+        enabled: true,
+        max_hold: Duration::from_millis(200),
+    };
+    let gate = spawn(cfg, rx, Arc::new(Settled::default()), stats.clone()).unwrap();
+    let script = "import threading, time, sys\n\
+        end = time.time() + 0.3\n\
+        while time.time() < end:\n\
+        \x20   ts = [threading.Thread(target=time.sleep, args=(0.001,)) for _ in range(4)]\n\
+        \x20   [t.start() for t in ts]\n\
+        \x20   [t.join() for t in ts]\n\
+        sys.exit(3)\n";
+    for round in 0..10 {
+        let mut child = Command::new("python3").args(["-c", script]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(30 + 7 * round));
+        let pid = child.id();
+        tx.send(GateMsg::Exec { pid, ts_ns: 0 }).unwrap();
+        std::thread::sleep(Duration::from_millis(5 * round));
+        tx.send(GateMsg::Done { pid }).unwrap();
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if t.elapsed() > Duration::from_secs(5) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let Some(status) = status else {
+            let _ = child.kill();
+            panic!("round {round}: the parent's wait did not return");
+        };
+        assert_eq!(status.code(), Some(3), "round {round}");
+    }
+    drop(tx);
+    gate.join().unwrap();
+}
