@@ -146,7 +146,10 @@ fn threads_created_during_the_hold_never_block_the_parent() {
         \x20   [t.join() for t in ts]\n\
         sys.exit(3)\n";
     for round in 0..10 {
-        let mut child = Command::new("python3").args(["-c", script]).spawn().unwrap();
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(30 + 7 * round));
         let pid = child.id();
         tx.send(GateMsg::Exec { pid, ts_ns: 0 }).unwrap();
