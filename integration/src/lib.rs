@@ -287,3 +287,14 @@ pub fn prom_value(text: &str, name: &str) -> Option<f64> {
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
 }
+
+/// A reqwest client builder. The integration crate's reqwest is built with rustls and no
+/// default crypto provider (the rustls test programs pick ring, like the receiver): the ring
+/// provider is installed process-wide first, once, or building a client panics.
+pub fn reqwest_client() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}

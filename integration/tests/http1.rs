@@ -190,7 +190,7 @@ fn fifty_concurrent_connections() {
         let mut tasks = Vec::new();
         for i in 0..50 {
             tasks.push(tokio::spawn(async move {
-                let c = reqwest::Client::builder()
+                let c = otel_ebpf_integration::reqwest_client()
                     .pool_max_idle_per_host(1)
                     .build()
                     .unwrap();
@@ -262,7 +262,7 @@ fn pipelined_requests() {
 fn chunked_response_and_one_mib_bodies() {
     let (_g, sink, rt, port, _rx) = hyper_setup();
     rt.block_on(async {
-        let c = reqwest::Client::builder()
+        let c = otel_ebpf_integration::reqwest_client()
             .pool_max_idle_per_host(1)
             .build()
             .unwrap();
@@ -323,7 +323,7 @@ fn chunked_response_and_one_mib_bodies() {
 fn server_that_never_answers_times_out() {
     let (_g, sink, rt, port, _rx) = hyper_setup();
     rt.block_on(async {
-        let c = reqwest::Client::builder()
+        let c = otel_ebpf_integration::reqwest_client()
             .timeout(Duration::from_secs(3))
             .build()
             .unwrap();
