@@ -112,6 +112,35 @@ pub const LAYER_TRACEPOINTS: [&str; 6] = [
     "skb_copy_datagram_iovec",
 ];
 
+/// The uprobe programs of one TLS library family: loaded together, off together.
+pub struct TlsFamily {
+    /// As logged: "C libraries (OpenSSL, GnuTLS)", "Go crypto/tls", "rustls".
+    pub name: &'static str,
+    /// Program names (each in [`UPROBE_PROGRAMS`]).
+    pub programs: &'static [&'static str],
+}
+
+/// Every TLS family, in load order.
+pub const TLS_FAMILIES: &[TlsFamily] = &[
+    TlsFamily {
+        name: "C libraries (OpenSSL, GnuTLS)",
+        programs: &["tls_entry", "tls_return"],
+    },
+    TlsFamily {
+        name: "Go crypto/tls",
+        programs: &["go_tls_entry", "go_tls_ret"],
+    },
+    TlsFamily {
+        name: "rustls",
+        programs: &[
+            "rustls_entry",
+            "rustls_consume",
+            "rustls_io_ret",
+            "rustls_ret",
+        ],
+    },
+];
+
 /// Uprobe programs of the object (loaded at start-up, attached per file by
 /// [`uprobes::TlsAttacher`]): (program name, what it is attached to).
 pub const UPROBE_PROGRAMS: &[(&str, &str)] = &[
@@ -434,6 +463,9 @@ pub struct Probes {
     /// Why the TLS uprobe programs could not be loaded (TLS capture off); `None` when they
     /// are loaded and ready to attach.
     pub tls_unavailable: Option<String>,
+    /// TLS library families whose uprobe programs this kernel refused (family name, why);
+    /// their files are not attached, the other families are.
+    pub tls_families_off: Vec<(&'static str, String)>,
     /// Network timing at start-up.
     pub net: NetStatus,
     /// The hook serving each point of the socket data path, and why not the others.
@@ -658,26 +690,41 @@ impl Probes {
             );
         }
         // The uprobe programs are loaded now (a verifier failure shows at start-up) and
-        // attached per file later; without uprobe support TLS capture is off, nothing else.
-        let mut tls_unavailable = None;
-        for (name, _) in UPROBE_PROGRAMS {
-            let res = match ebpf.program_mut(name) {
-                Some(p) => match TryInto::<&mut UProbe>::try_into(p) {
-                    Ok(p) => p.load().map_err(|e| format!("{e:#}")),
-                    Err(e) => Err(format!("{e}")),
-                },
-                None => Err("program missing from object".into()),
-            };
-            if let Err(e) = res {
-                log::warn!("TLS capture off: loading uprobe program {name} failed: {e}");
-                tls_unavailable = Some(format!("{name}: {e}"));
-                break;
+        // attached per file later. Each library family loads on its own: a family whose
+        // program a kernel's verifier refuses (rustls's on Linux 6.1: too many instructions
+        // to verify) is off, the others stay; TLS capture is off only when none loads.
+        let mut tls_families_off = Vec::new();
+        for family in TLS_FAMILIES {
+            for name in family.programs {
+                let res = match ebpf.program_mut(name) {
+                    Some(p) => match TryInto::<&mut UProbe>::try_into(p) {
+                        Ok(p) => p.load().map_err(|e| format!("{e:#}")),
+                        Err(e) => Err(format!("{e}")),
+                    },
+                    None => Err("program missing from object".into()),
+                };
+                if let Err(e) = res {
+                    log::warn!(
+                        "TLS capture of {} off: loading uprobe program {name} failed: {e}",
+                        family.name
+                    );
+                    tls_families_off.push((family.name, format!("{name}: {e}")));
+                    break;
+                }
             }
         }
+        let tls_unavailable = (tls_families_off.len() == TLS_FAMILIES.len()).then(|| {
+            tls_families_off
+                .iter()
+                .map(|(f, e)| format!("{f}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         Ok(Self {
             ebpf,
             attached,
             tls_unavailable,
+            tls_families_off,
             net,
             capture,
             layers,

@@ -252,6 +252,12 @@ impl TlsAttacher {
                         break 'outer;
                     }
                 };
+                if prog.fd().is_err() {
+                    // Its family was refused at start-up (logged then); the file's other
+                    // families, if any, are not attached either.
+                    result = Err(format!("program {name} not loaded on this kernel"));
+                    break 'outer;
+                }
                 let point = UProbeAttachPoint {
                     location: UProbeAttachLocation::AbsoluteOffset(probe.offset),
                     cookie,

@@ -99,3 +99,19 @@ fn skipped_labels_are_bounded() {
     assert_eq!(m.len(), MAX_SKIP_LABELS + 1);
     assert_eq!(m[&("stripped".to_string(), "other".to_string())], 10);
 }
+
+#[test]
+fn every_uprobe_program_belongs_to_exactly_one_tls_family() {
+    for (name, _) in super::super::UPROBE_PROGRAMS {
+        let n = super::super::TLS_FAMILIES
+            .iter()
+            .filter(|f| f.programs.contains(name))
+            .count();
+        assert_eq!(n, 1, "{name} is in {n} families");
+    }
+    let listed: usize = super::super::TLS_FAMILIES
+        .iter()
+        .map(|f| f.programs.len())
+        .sum();
+    assert_eq!(listed, super::super::UPROBE_PROGRAMS.len());
+}
