@@ -11,7 +11,7 @@
 //! `semconv/` and most values are borrowed from the exchange. Spans therefore keep their
 //! fields and *emit* attributes on demand through [`AttrSink`]; the encoder writes them
 //! straight into the export buffer. Limits: values are strings, 64-bit ints, doubles,
-//! booleans and string arrays (what this receiver emits); no maps.
+//! booleans, string arrays and int arrays (what this receiver emits); no maps.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -28,6 +28,11 @@ pub trait AttrSink {
     fn bool(&mut self, key: &str, v: bool);
     /// An array of strings (e.g. `process.command_args`).
     fn str_array(&mut self, key: &str, v: &[String]);
+    /// An array of 64-bit integers (the default hands it over as a string array).
+    fn int_array(&mut self, key: &str, v: &[i64]) {
+        let s: Vec<String> = v.iter().map(i64::to_string).collect();
+        self.str_array(key, &s);
+    }
     /// A string attribute given by its `Display` form (formatted only by sinks that need it
     /// as a string; the default formats into a temporary `String`).
     fn display(&mut self, key: &str, v: &dyn fmt::Display) {
@@ -49,6 +54,8 @@ pub enum AttrValue {
     Bool(bool),
     /// Array of strings.
     StrArray(Vec<String>),
+    /// Array of 64-bit signed integers (e.g. the pids of an anomaly).
+    IntArray(Vec<i64>),
 }
 
 impl AttrValue {
@@ -60,6 +67,7 @@ impl AttrValue {
             AttrValue::Double(d) => sink.double(key, *d),
             AttrValue::Bool(b) => sink.bool(key, *b),
             AttrValue::StrArray(v) => sink.str_array(key, v),
+            AttrValue::IntArray(v) => sink.int_array(key, v),
         }
     }
 
@@ -80,6 +88,7 @@ impl fmt::Display for AttrValue {
             AttrValue::Double(d) => write!(f, "{d}"),
             AttrValue::Bool(b) => write!(f, "{b}"),
             AttrValue::StrArray(v) => write!(f, "{v:?}"),
+            AttrValue::IntArray(v) => write!(f, "{v:?}"),
         }
     }
 }
@@ -168,6 +177,10 @@ impl AttrSink for Attributes {
     fn str_array(&mut self, key: &str, v: &[String]) {
         self.0
             .push((key.to_string().into(), AttrValue::StrArray(v.to_vec())));
+    }
+    fn int_array(&mut self, key: &str, v: &[i64]) {
+        self.0
+            .push((key.to_string().into(), AttrValue::IntArray(v.to_vec())));
     }
 }
 

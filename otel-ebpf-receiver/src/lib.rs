@@ -15,6 +15,7 @@ pub mod export;
 pub mod filter;
 pub mod kernel;
 pub mod metrics;
+pub mod model;
 pub mod pipeline;
 pub mod probes;
 pub mod protocol;

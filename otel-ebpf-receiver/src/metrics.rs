@@ -1,11 +1,11 @@
 //! HTTP and gRPC duration metrics aggregated from spans.
 //!
 //! Stage: span/enrich → **metrics** → export. Input: each [`SpanRecord`] with its process's
-//! [`ProcessResource`]. Output: on [`HttpMetrics::collect`], an OTLP
-//! [`ExportMetricsServiceRequest`] with CUMULATIVE explicit-bucket histograms
+//! [`ProcessResource`]. Output: on [`HttpMetrics::collect`], a [`MetricsBatch`] (our own
+//! model; `export/` encodes it as OTLP) with CUMULATIVE explicit-bucket histograms
 //! `http.server.request.duration` / `http.client.request.duration` and, for gRPC spans,
 //! `rpc.server.call.duration` / `rpc.client.call.duration` (unit `s`, buckets
-//! [`HTTP_DURATION_BUCKETS`]), one `ResourceMetrics` per process, scope `otel-ebpf-receiver`.
+//! [`HTTP_DURATION_BUCKETS`]), one [`ResourceMetrics`] per process.
 //!
 //! Attributes of a series are the span's own (the same derivations, read from its fields; a
 //! recording into an existing series allocates nothing):
@@ -31,17 +31,10 @@
 
 use crate::attr::Attributes;
 use crate::enrich::ProcessResource;
-use crate::export::otlp::{self, kv};
+use crate::model::{HistogramDataPoint, Metric, MetricData, MetricsBatch, ResourceMetrics};
 use crate::protocol::Side;
 use crate::span::{ErrorType, ServerHost, SpanRecord, grpc};
 use exited::ExitedProcesses;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
-    metric,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use otel_ebpf_semconv::metric::{
     DURATION_UNIT, HTTP_CLIENT_REQUEST_DURATION, HTTP_DURATION_BUCKETS,
     HTTP_SERVER_REQUEST_DURATION, RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
@@ -274,9 +267,9 @@ impl HttpMetrics {
     }
 
     /// Cumulative snapshot of every series, stamped `now_unix_ns` (Unix-epoch ns; raised to a
-    /// series' start time if earlier). One `ResourceMetrics` per process, ordered by pid;
+    /// series' start time if earlier). One [`ResourceMetrics`] per process, ordered by pid;
     /// series ordered by attribute set, overflow last. `None` when nothing was recorded.
-    pub fn collect(&self, now_unix_ns: u64) -> Option<ExportMetricsServiceRequest> {
+    pub fn collect(&self, now_unix_ns: u64) -> Option<MetricsBatch> {
         if self.processes.is_empty() {
             return None;
         }
@@ -311,10 +304,13 @@ impl HttpMetrics {
                 .into_iter()
                 .filter_map(|(name, desc, inst)| inst.metric(name, desc, &p.strings, now_unix_ns))
                 .collect();
-                resource_metrics(Some(otlp::resource(&p.resource.attributes)), metrics)
+                ResourceMetrics {
+                    resource: p.resource.attributes.clone(),
+                    metrics,
+                }
             })
             .collect();
-        Some(ExportMetricsServiceRequest { resource_metrics })
+        Some(MetricsBatch { resource_metrics })
     }
 
     /// Drops every series of `pid`. See the module docs for when to call it.
@@ -372,12 +368,16 @@ impl HttpMetrics {
 impl Instrument {
     fn metric(
         &self,
-        name: &str,
-        description: &str,
+        name: &'static str,
+        description: &'static str,
         strings: &Interner,
         now: u64,
     ) -> Option<Metric> {
-        let overflow_attrs = || vec![kv(attr::OTEL_METRIC_OVERFLOW, Value::BoolValue(true))];
+        let overflow_attrs = || {
+            let mut a = Attributes::new();
+            a.push(attr::OTEL_METRIC_OVERFLOW, true);
+            a
+        };
         let mut series: Vec<(SortKey, Attributes, &Hist)> = self
             .series
             .iter()
@@ -386,18 +386,14 @@ impl Instrument {
         series.sort_by(|a, b| a.0.cmp(&b.0));
         let data_points: Vec<HistogramDataPoint> = series
             .into_iter()
-            .map(|(_, a, h)| h.point(otlp::key_values(&a), now))
+            .map(|(_, a, h)| h.point(a, now))
             .chain(self.overflow.iter().map(|h| h.point(overflow_attrs(), now)))
             .collect();
         (!data_points.is_empty()).then(|| Metric {
-            name: name.into(),
+            name,
             description: description.into(),
-            unit: DURATION_UNIT.into(),
-            data: Some(metric::Data::Histogram(Histogram {
-                data_points,
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            })),
-            ..Default::default()
+            unit: DURATION_UNIT,
+            data: MetricData::Histogram(data_points),
         })
     }
 }
@@ -555,35 +551,18 @@ impl Hist {
         self.max_s = self.max_s.max(s);
     }
 
-    fn point(&self, attributes: Vec<KeyValue>, now: u64) -> HistogramDataPoint {
+    fn point(&self, attributes: Attributes, now: u64) -> HistogramDataPoint {
         HistogramDataPoint {
             attributes,
             start_time_unix_nano: self.start_ns,
             time_unix_nano: now.max(self.start_ns),
             count: self.count,
-            sum: Some(self.sum_ns as f64 / 1e9),
+            sum: self.sum_ns as f64 / 1e9,
             bucket_counts: self.buckets.to_vec(),
-            explicit_bounds: HTTP_DURATION_BUCKETS.to_vec(),
+            explicit_bounds: &HTTP_DURATION_BUCKETS,
             min: Some(self.min_s),
             max: Some(self.max_s),
-            ..Default::default()
         }
-    }
-}
-
-/// One `ResourceMetrics` with this receiver's scope (shared with [`crate::kernel::metrics`]).
-pub(crate) fn resource_metrics(
-    resource: Option<Resource>,
-    metrics: Vec<Metric>,
-) -> ResourceMetrics {
-    ResourceMetrics {
-        resource,
-        scope_metrics: vec![ScopeMetrics {
-            scope: Some(crate::export::batch::scope()),
-            metrics,
-            schema_url: String::new(),
-        }],
-        schema_url: String::new(),
     }
 }
 

@@ -35,6 +35,7 @@ fn span_json(s: &SpanRecord) -> Json {
                 AttrValue::Bool(x) => json!(x),
                 AttrValue::Double(x) => json!(x),
                 AttrValue::StrArray(x) => json!(x),
+                AttrValue::IntArray(x) => json!(x),
             };
             (k.to_string(), v)
         })

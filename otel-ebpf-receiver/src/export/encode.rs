@@ -171,6 +171,18 @@ impl AttrSink for KeyValueWriter<'_> {
             }
         });
     }
+    fn int_array(&mut self, key: &str, v: &[i64]) {
+        // AnyValue.array_value = 5: ArrayValue { values (1): AnyValue { int_value (3) } }.
+        let any = |i: i64| 1 + encoded_len_varint(i as u64);
+        let items: usize = v.iter().map(|&i| field_len(any(i))).sum();
+        self.kv(key, field_len(items), |b| {
+            header(b, 5, items);
+            for &i in v {
+                header(b, 1, any(i));
+                varint(b, 3, i as u64);
+            }
+        });
+    }
     fn display(&mut self, key: &str, v: &dyn std::fmt::Display) {
         let mut text = std::mem::take(self.text);
         text.clear();

@@ -59,8 +59,8 @@ impl LogsTask {
                     _ = shutdown_started(self.closing.clone()) => true,
                 }
             };
-            if let Some(req) = (self.source)(now_unix_ns()) {
-                self.export(&req).await;
+            if let Some(batch) = (self.source)(now_unix_ns()) {
+                self.export(&super::otlp::logs_request(&batch)).await;
             }
             if last {
                 break;

@@ -14,7 +14,7 @@
 //!
 //! Submodules: [`settings`] (config + env), `queue` (bounded queue, batching task, metrics
 //! task), `logs` (logs task, console log lines), `batch` (instrumentation scope), `encode`
-//! (spans → OTLP protobuf bytes, grouped by resource), `otlp` (our attributes → OTLP
+//! (spans → OTLP protobuf bytes, grouped by resource), `otlp` (our metrics and log models → OTLP
 //! objects for metrics and logs), `retry`, [`reply`] (what a backend answered: accepted,
 //! retry after, give up), [`split`] (metrics requests cut under
 //! `exporters.max_metrics_request_bytes`), `transport` (`grpc`, `http`, `tls`), `console`.
@@ -41,8 +41,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -57,12 +55,12 @@ pub use settings::{
 
 /// Produces one metrics export request; called with the current time (Unix ns) every
 /// `metrics_interval` and once more at shutdown. `None` means "nothing to export now".
-pub type MetricsSource = Box<dyn FnMut(u64) -> Option<ExportMetricsServiceRequest> + Send>;
+pub type MetricsSource = Box<dyn FnMut(u64) -> Option<crate::model::MetricsBatch> + Send>;
 
 /// Produces one logs export request; called with the current time (Unix ns) every
 /// `flush_interval` (`exporters.flush_interval_seconds`) and once more at shutdown. `None` (or
 /// a request without records) means "nothing to export now". The request is sent as built.
-pub type LogsSource = Box<dyn FnMut(u64) -> Option<ExportLogsServiceRequest> + Send>;
+pub type LogsSource = Box<dyn FnMut(u64) -> Option<crate::model::LogsBatch> + Send>;
 
 /// Why export settings could not be resolved or the exporter could not start.
 #[derive(Debug, thiserror::Error)]

@@ -139,6 +139,7 @@ pub(crate) async fn run_metrics(
         if let Some(req) = source(now_unix_ns()) {
             let metrics = &shared.self_metrics;
             // One collection may exceed what a collector accepts: sent in size-bounded parts.
+            let req = super::otlp::metrics_request(&req);
             for part in super::split::split_metrics(req, max_request_bytes) {
                 let result = with_retry(&retry, &closing, metrics, || {
                     transport.export_metrics(&part)

@@ -1,7 +1,7 @@
 //! TCP anomaly detector: turns per-connection TCP signals into windowed health anomalies.
 //!
 //! Stage: kernel events (decoded TCP resets and state changes) → **anomaly detection** →
-//! export as OTLP log records ([`Anomaly::to_log_record`], [`logs_request`]). Pure code, no IO.
+//! export as log records ([`Anomaly::to_log_record`], [`logs_batch`]). Pure code, no IO.
 //! Input: [`TcpSignal`]s with their CLOCK_MONOTONIC time (ns), from the tracepoints
 //! `tcp:tcp_send_reset`, `tcp:tcp_receive_reset` and `sock:inet_sock_set_state`; thresholds
 //! from [`AnomalyConfig`] (`receiver.kernel_timing.anomalies`).
@@ -32,7 +32,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-pub use log::{logs_request, receiver_resource};
+pub use log::{logs_batch, receiver_resource};
 
 use crate::config::AnomalyConfig;
 use otel_ebpf_semconv::anomaly as names;

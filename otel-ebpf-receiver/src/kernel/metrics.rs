@@ -3,8 +3,9 @@
 //! Stage: kernel → **metrics** → export. Input: each [`NetSample`] with the resource of its
 //! process (pid 0: the host's "unknown process" resource), and anomaly totals. Output: on
 //! [`KernelMetrics::collect`], CUMULATIVE histograms (s, buckets
-//! [`metric::LAYER_BUCKETS`]) and monotonic sums, one `ResourceMetrics` per process; names,
-//! units and attributes in `otel_ebpf_semconv::kernel`.
+//! [`metric::LAYER_BUCKETS`]) and monotonic sums as a [`MetricsBatch`] (our own model;
+//! `export/` encodes it), one [`ResourceMetrics`] per process; names, units and attributes in
+//! `otel_ebpf_semconv::kernel`.
 //!
 //! Limits: at most `max_series` series over all processes and instruments; past that a
 //! measurement goes to its instrument's overflow series (`otel.metric.overflow=true`, host
@@ -21,17 +22,14 @@
 //! source addresses cannot fill the series bound. Pure code, no IO.
 
 use super::peers::PeerBudget;
+use crate::attr::Attributes;
 use crate::enrich::ProcessResource;
 use crate::events::net::{ConnectResult, NetSample};
-use crate::export::otlp::{kv, kv_str};
-use crate::metrics::{exited::ExitedProcesses, resource_metrics};
-use crate::probes::netbtf::ReasonNames;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum, metric,
-    number_data_point,
+use crate::metrics::exited::ExitedProcesses;
+use crate::model::{
+    HistogramDataPoint, Metric, MetricData, MetricsBatch, NumberDataPoint, ResourceMetrics,
 };
+use crate::probes::netbtf::ReasonNames;
 use otel_ebpf_common::{NetKind, SockRole};
 use otel_ebpf_semconv::anomaly::TYPE as ANOMALY_TYPE;
 use otel_ebpf_semconv::attribute as attr;
@@ -143,7 +141,7 @@ impl Instrument {
 }
 
 /// The points of one instrument: (attributes, series).
-type Points<'a> = Vec<(Vec<KeyValue>, &'a Series)>;
+type Points<'a> = Vec<(Attributes, &'a Series)>;
 
 /// What distinguishes series of one instrument besides process and peer; turned into
 /// attributes only at export, so recording allocates nothing.
@@ -183,8 +181,8 @@ fn role_name(r: u8) -> &'static str {
 }
 
 impl Key {
-    fn attributes(&self, reasons: &ReasonNames) -> Vec<KeyValue> {
-        let mut a: Vec<KeyValue> = Vec::with_capacity(3);
+    fn attributes(&self, reasons: &ReasonNames) -> Attributes {
+        let mut a = Attributes(Vec::with_capacity(3));
         match self.label {
             Label::None => {}
             Label::Layer(i) => {
@@ -193,31 +191,31 @@ impl Key {
                 } else {
                     &layer::RECEIVE
                 };
-                a.push(kv_str(kattr::LAYER, names.get(i as usize).unwrap_or(&"?")));
+                a.push(kattr::LAYER, *names.get(i as usize).unwrap_or(&"?"));
             }
-            Label::Drop(r) => a.push(kv_str(kattr::DROP_REASON, &reasons.drop(r))),
+            Label::Drop(r) => a.push(kattr::DROP_REASON, reasons.drop(r)),
             Label::ResetSent(r) => {
-                a.push(kv_str(kattr::IO_DIRECTION, "transmit"));
-                a.push(kv_str(kattr::RESET_REASON, &reasons.reset(r)));
+                a.push(kattr::IO_DIRECTION, "transmit");
+                a.push(kattr::RESET_REASON, reasons.reset(r));
             }
-            Label::ResetReceived => a.push(kv_str(kattr::IO_DIRECTION, "receive")),
-            Label::ConnectRefused => a.push(kv_str(attr::ERROR_TYPE, "connection_refused")),
-            Label::ConnectFailed => a.push(kv_str(attr::ERROR_TYPE, "connect_failed")),
-            Label::Role(r) => a.push(kv_str(kattr::ROLE, role_name(r))),
+            Label::ResetReceived => a.push(kattr::IO_DIRECTION, "receive"),
+            Label::ConnectRefused => a.push(attr::ERROR_TYPE, "connection_refused"),
+            Label::ConnectFailed => a.push(attr::ERROR_TYPE, "connect_failed"),
+            Label::Role(r) => a.push(kattr::ROLE, role_name(r)),
             Label::Closed(state, r) => {
                 let name = TCP_STATES.get(state as usize).copied().unwrap_or("UNKNOWN");
-                a.push(kv_str(kattr::STATE, name));
-                a.push(kv_str(kattr::ROLE, role_name(r)));
+                a.push(kattr::STATE, name);
+                a.push(kattr::ROLE, role_name(r));
             }
-            Label::Anomaly(kind) => a.push(kv_str(ANOMALY_TYPE, kind)),
+            Label::Anomaly(kind) => a.push(ANOMALY_TYPE, kind),
         }
         if let Some(p) = self.peer {
-            a.push(kv_str(attr::NETWORK_PEER_ADDRESS, &p.to_string()));
+            a.push(attr::NETWORK_PEER_ADDRESS, p.to_string());
         }
         if self.peer_dropped {
-            a.push(kv(attr::OTEL_METRIC_OVERFLOW, Value::BoolValue(true)));
+            a.push(attr::OTEL_METRIC_OVERFLOW, true);
         }
-        a.sort_by(|x, y| x.key.cmp(&y.key));
+        a.0.sort_by(|x, y| x.0.cmp(&y.0));
         a
     }
 }
@@ -500,7 +498,7 @@ impl KernelMetrics {
     }
 
     /// Cumulative snapshot stamped `now_unix_ns`; `None` when nothing was recorded.
-    pub fn collect(&self, now_unix_ns: u64) -> Option<ExportMetricsServiceRequest> {
+    pub fn collect(&self, now_unix_ns: u64) -> Option<MetricsBatch> {
         if self.series.is_empty() && self.overflow.is_empty() {
             return None;
         }
@@ -515,7 +513,8 @@ impl KernelMetrics {
                 .push((attrs, s));
         }
         for (inst, s) in &self.overflow {
-            let attrs = vec![kv(attr::OTEL_METRIC_OVERFLOW, Value::BoolValue(true))];
+            let mut attrs = Attributes::new();
+            attrs.push(attr::OTEL_METRIC_OVERFLOW, true);
             by_pid
                 .entry(0)
                 .or_default()
@@ -534,21 +533,23 @@ impl KernelMetrics {
                             .map(|pts| metric_of(*i, pts, now_unix_ns, &self.sampling))
                     })
                     .collect();
-                resource_metrics(
-                    self.resources
+                ResourceMetrics {
+                    resource: self
+                        .resources
                         .get(&pid)
-                        .map(|r| crate::export::otlp::resource(&r.attributes)),
+                        .map(|r| r.attributes.clone())
+                        .unwrap_or_default(),
                     metrics,
-                )
+                }
             })
             .collect();
-        Some(ExportMetricsServiceRequest { resource_metrics })
+        Some(MetricsBatch { resource_metrics })
     }
 }
 
 fn metric_of(
     inst: Instrument,
-    points: &[(Vec<KeyValue>, &Series)],
+    points: &[(Attributes, &Series)],
     now: u64,
     sampling: &str,
 ) -> Metric {
@@ -558,51 +559,45 @@ fn metric_of(
         Instrument::SendDuration | Instrument::ReceiveDuration | Instrument::Srtt
     );
     let description = if sampled && !sampling.is_empty() {
-        format!("{description} {sampling}")
+        format!("{description} {sampling}").into()
     } else {
-        description.to_string()
+        description.into()
     };
     let data = if hist {
-        metric::Data::Histogram(Histogram {
-            data_points: points
+        MetricData::Histogram(
+            points
                 .iter()
                 .map(|(a, s)| HistogramDataPoint {
                     attributes: a.clone(),
                     start_time_unix_nano: s.start_unix_ns,
                     time_unix_nano: now.max(s.start_unix_ns),
                     count: s.count,
-                    sum: Some(s.sum),
+                    sum: s.sum,
                     bucket_counts: s.buckets.clone(),
-                    explicit_bounds: m::LAYER_BUCKETS.to_vec(),
+                    explicit_bounds: &m::LAYER_BUCKETS,
                     min: Some(s.min),
                     max: Some(s.max),
-                    ..Default::default()
                 })
                 .collect(),
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-        })
+        )
     } else {
-        metric::Data::Sum(Sum {
-            data_points: points
+        MetricData::Sum(
+            points
                 .iter()
                 .map(|(a, s)| NumberDataPoint {
                     attributes: a.clone(),
                     start_time_unix_nano: s.start_unix_ns,
                     time_unix_nano: now.max(s.start_unix_ns),
-                    value: Some(number_data_point::Value::AsInt(s.count as i64)),
-                    ..Default::default()
+                    value: s.count as i64,
                 })
                 .collect(),
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
-        })
+        )
     };
     Metric {
-        name: name.into(),
+        name,
         description,
-        unit: unit.into(),
-        data: Some(data),
-        ..Default::default()
+        unit,
+        data,
     }
 }
 

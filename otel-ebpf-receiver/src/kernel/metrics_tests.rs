@@ -1,9 +1,9 @@
 //! Unit tests of kernel metrics: exact counts, buckets, attributes, series bound.
 
 use super::*;
+use crate::attr::AttrValue;
 use crate::enrich::test_resource;
 use crate::events::Tuple;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
 fn sample(kind: NetKind, pid: u32, d: [Option<u64>; 4], aux: u32, peer: &str) -> NetSample {
     NetSample {
@@ -30,22 +30,16 @@ fn reasons() -> ReasonNames {
     )
 }
 
-fn find<'a>(req: &'a ExportMetricsServiceRequest, name: &str) -> Vec<&'a Metric> {
+fn find<'a>(req: &'a MetricsBatch, name: &str) -> Vec<&'a Metric> {
     req.resource_metrics
         .iter()
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
+        .flat_map(|r| &r.metrics)
         .filter(|m| m.name == name)
         .collect()
 }
 
-fn attr_of(a: &[KeyValue], k: &str) -> Option<String> {
-    a.iter()
-        .find(|x| x.key == k)
-        .and_then(|x| match x.value.clone()?.value? {
-            Value::StringValue(s) => Some(s),
-            _ => None,
-        })
+fn attr_of(a: &Attributes, k: &str) -> Option<String> {
+    a.get(k).and_then(AttrValue::as_str).map(str::to_string)
 }
 
 #[test]
@@ -65,12 +59,11 @@ fn layer_histograms_have_one_series_per_layer_with_exact_buckets() {
     let req = km.collect(3_000).unwrap();
     let send = find(&req, "otel_ebpf.kernel.send.duration");
     assert_eq!(send.len(), 1);
-    let Some(Data::Histogram(h)) = &send[0].data else {
+    let MetricData::Histogram(h) = &send[0].data else {
         panic!("not a histogram")
     };
-    assert_eq!(h.data_points.len(), 4);
+    assert_eq!(h.len(), 4);
     let qdisc = h
-        .data_points
         .iter()
         .find(|p| attr_of(&p.attributes, "otel_ebpf.kernel.layer").as_deref() == Some("qdisc"))
         .unwrap();
@@ -82,9 +75,9 @@ fn layer_histograms_have_one_series_per_layer_with_exact_buckets() {
     let i = m::LAYER_BUCKETS.iter().position(|b| *b == 0.005).unwrap();
     assert_eq!(qdisc.bucket_counts[i], 2);
     assert_eq!(qdisc.bucket_counts.iter().sum::<u64>(), 2);
-    assert!((qdisc.sum.unwrap() - 0.01).abs() < 1e-12);
+    assert!((qdisc.sum - 0.01).abs() < 1e-12);
     assert_eq!(send[0].unit, "s");
-    assert!(req.resource_metrics[0].resource.is_some());
+    assert!(!req.resource_metrics[0].resource.is_empty());
 }
 
 #[test]
@@ -162,16 +155,9 @@ fn health_counters_carry_reason_direction_state_and_role() {
     let count = |name: &str, key: &str, val: &str| -> i64 {
         find(&req, name)
             .iter()
-            .filter_map(|m| match &m.data {
-                Some(Data::Sum(s)) => Some(s),
-                _ => None,
-            })
-            .flat_map(|s| &s.data_points)
+            .flat_map(|m| m.data.sum())
             .filter(|p| attr_of(&p.attributes, key).as_deref() == Some(val))
-            .map(|p| match p.value {
-                Some(number_data_point::Value::AsInt(v)) => v,
-                _ => 0,
-            })
+            .map(|p| p.value)
             .sum()
     };
     assert_eq!(
@@ -231,18 +217,16 @@ fn health_counters_carry_reason_direction_state_and_role() {
         3
     );
     let connect = find(&req, "otel_ebpf.tcp.connect.duration");
-    let Some(Data::Histogram(h)) = &connect[0].data else {
+    let MetricData::Histogram(h) = &connect[0].data else {
         panic!()
     };
     let refused = h
-        .data_points
         .iter()
         .find(|p| attr_of(&p.attributes, "error.type").as_deref() == Some("connection_refused"))
         .unwrap();
     assert_eq!(refused.count, 1);
     assert!(
-        h.data_points
-            .iter()
+        h.iter()
             .any(|p| attr_of(&p.attributes, "error.type").is_none())
     );
 }
@@ -265,15 +249,8 @@ fn series_are_bounded_with_an_overflow_series() {
     let req = km.collect(2).unwrap();
     let total: i64 = find(&req, "otel_ebpf.tcp.retransmits")
         .iter()
-        .filter_map(|m| match &m.data {
-            Some(Data::Sum(s)) => Some(s),
-            _ => None,
-        })
-        .flat_map(|s| &s.data_points)
-        .map(|p| match p.value {
-            Some(number_data_point::Value::AsInt(v)) => v,
-            _ => 0,
-        })
+        .flat_map(|m| m.data.sum())
+        .map(|p| p.value)
         .sum();
     assert_eq!(
         total, 1000,
@@ -295,12 +272,12 @@ fn accepts_count_as_server_opens_and_time_the_handshake_when_measured() {
     let req = km.collect(2).unwrap();
     let h = find(&req, "otel_ebpf.tcp.accept.duration");
     assert_eq!(h.len(), 1);
-    let Some(Data::Histogram(h)) = &h[0].data else {
+    let MetricData::Histogram(h) = &h[0].data else {
         panic!("not a histogram: {:?}", h[0]);
     };
-    let p = &h.data_points[0];
+    let p = &h[0];
     assert_eq!(p.count, 2);
-    assert!((p.sum.unwrap() - 0.00203).abs() < 1e-12, "{:?}", p.sum);
+    assert!((p.sum - 0.00203).abs() < 1e-12, "{:?}", p.sum);
     assert_eq!(p.max, Some(0.002));
     assert_eq!(
         attr_of(&p.attributes, "network.peer.address").as_deref(),
@@ -308,18 +285,14 @@ fn accepts_count_as_server_opens_and_time_the_handshake_when_measured() {
     );
     let opened: Vec<_> = find(&req, "otel_ebpf.tcp.connections.opened")
         .iter()
-        .filter_map(|m| match &m.data {
-            Some(Data::Sum(s)) => Some(s.data_points.clone()),
-            _ => None,
-        })
-        .flatten()
+        .flat_map(|m| m.data.sum().to_vec())
         .collect();
     assert_eq!(opened.len(), 1);
     assert_eq!(
         attr_of(&opened[0].attributes, "otel_ebpf.tcp.role").as_deref(),
         Some("server")
     );
-    assert_eq!(opened[0].value, Some(number_data_point::Value::AsInt(3)));
+    assert_eq!(opened[0].value, 3);
 }
 
 #[test]
@@ -394,17 +367,10 @@ fn spoofed_peers_cannot_fill_the_series_bound() {
     let req = km.collect(2).unwrap();
     let sums: Vec<(Option<String>, bool, i64)> = find(&req, "otel_ebpf.tcp.retransmits")
         .iter()
-        .filter_map(|m| match &m.data {
-            Some(Data::Sum(s)) => Some(s),
-            _ => None,
-        })
-        .flat_map(|s| &s.data_points)
+        .flat_map(|m| m.data.sum())
         .map(|p| {
-            let overflow = p.attributes.iter().any(|a| a.key == "otel.metric.overflow");
-            let v = match p.value {
-                Some(number_data_point::Value::AsInt(v)) => v,
-                _ => 0,
-            };
+            let overflow = p.attributes.get("otel.metric.overflow").is_some();
+            let v = p.value;
             (attr_of(&p.attributes, "network.peer.address"), overflow, v)
         })
         .collect();

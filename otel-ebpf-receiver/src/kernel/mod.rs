@@ -68,7 +68,7 @@ pub fn logs_source(
                 k.record_anomaly(&host, a.kind.name(), unix_now);
             }
         }
-        anomaly::logs_request(&found, &host.attributes, unix_now)
+        anomaly::logs_batch(&found, &host.attributes, unix_now)
     })
 }
 

@@ -14,15 +14,10 @@
 //! distinct edges; further edges go to one overflow series (`otel.metric.overflow=true`),
 //! counted. Pure code, no IO.
 
-use super::resource_metrics;
 use crate::attr::Attributes;
 use crate::config::TracesConfig;
-use crate::export::otlp;
+use crate::model::{HistogramDataPoint, Metric, MetricData, NumberDataPoint, ResourceMetrics};
 use crate::span::link::{Edge, Node};
-use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, Sum, metric, number_data_point,
-};
 use otel_ebpf_semconv::service_graph as sg;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -151,51 +146,46 @@ impl ServiceGraph {
                 (a, st)
             }))
             .collect();
-        let sum = |name: &str, desc: &str, get: fn(&EdgeStats) -> u64| Metric {
-            name: name.into(),
+        let sum = |name: &'static str, desc: &'static str, get: fn(&EdgeStats) -> u64| Metric {
+            name,
             description: desc.into(),
-            unit: "{request}".into(),
-            data: Some(metric::Data::Sum(Sum {
-                data_points: series
+            unit: "{request}",
+            data: MetricData::Sum(
+                series
                     .iter()
                     .map(|(a, st)| NumberDataPoint {
-                        attributes: otlp::key_values(a),
+                        attributes: a.clone(),
                         start_time_unix_nano: st.start_ns,
                         time_unix_nano: now_ns.max(st.start_ns),
-                        value: Some(number_data_point::Value::AsInt(get(st) as i64)),
-                        ..Default::default()
+                        value: get(st) as i64,
                     })
                     .collect(),
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                is_monotonic: true,
-            })),
-            ..Default::default()
+            ),
         };
-        let hist = |name: &str, desc: &str, get: fn(&EdgeStats) -> &Hist| Metric {
-            name: name.into(),
+        let hist = |name: &'static str, desc: &'static str, get: fn(&EdgeStats) -> &Hist| Metric {
+            name,
             description: desc.into(),
-            unit: "s".into(),
-            data: Some(metric::Data::Histogram(Histogram {
-                data_points: series
+            unit: "s",
+            data: MetricData::Histogram(
+                series
                     .iter()
                     .filter(|(_, st)| get(st).count > 0)
                     .map(|(a, st)| {
                         let h = get(st);
                         HistogramDataPoint {
-                            attributes: otlp::key_values(a),
+                            attributes: a.clone(),
                             start_time_unix_nano: st.start_ns,
                             time_unix_nano: now_ns.max(st.start_ns),
                             count: h.count,
-                            sum: Some(h.sum_ns as f64 / 1e9),
+                            sum: h.sum_ns as f64 / 1e9,
                             bucket_counts: h.buckets.to_vec(),
-                            explicit_bounds: sg::BUCKETS.to_vec(),
-                            ..Default::default()
+                            explicit_bounds: &sg::BUCKETS,
+                            min: None,
+                            max: None,
                         }
                     })
                     .collect(),
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            })),
-            ..Default::default()
+            ),
         };
         let metrics = vec![
             sum(sg::REQUEST_TOTAL, "Requests between two nodes.", |s| {
@@ -217,7 +207,10 @@ impl ServiceGraph {
                 |s| &s.client,
             ),
         ];
-        Some(resource_metrics(Some(otlp::resource(resource)), metrics))
+        Some(ResourceMetrics {
+            resource: resource.clone(),
+            metrics,
+        })
     }
 }
 
@@ -225,7 +218,6 @@ impl ServiceGraph {
 mod tests {
     use super::*;
     use crate::enrich::test_resource;
-    use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
     fn edge(client: Node, server: Node, failed: bool) -> Edge {
         Edge {
@@ -238,32 +230,19 @@ mod tests {
     }
 
     fn sums(m: &ResourceMetrics, name: &str) -> Vec<(Vec<String>, i64)> {
-        let metric = m.scope_metrics[0]
-            .metrics
-            .iter()
-            .find(|x| x.name == name)
-            .unwrap();
-        let Some(metric::Data::Sum(s)) = &metric.data else {
+        let metric = m.metrics.iter().find(|x| x.name == name).unwrap();
+        let MetricData::Sum(points) = &metric.data else {
             panic!("not a sum")
         };
-        s.data_points
+        points
             .iter()
             .map(|p| {
                 let labels = p
                     .attributes
                     .iter()
-                    .map(
-                        |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                            Some(Value::StringValue(v)) => format!("{}={v}", kv.key),
-                            other => format!("{}={other:?}", kv.key),
-                        },
-                    )
+                    .map(|(k, v)| format!("{k}={v}"))
                     .collect();
-                let v = match p.value {
-                    Some(number_data_point::Value::AsInt(i)) => i,
-                    _ => -1,
-                };
-                (labels, v)
+                (labels, p.value)
             })
             .collect()
     }
@@ -339,17 +318,15 @@ mod tests {
         );
         let failed = sums(&m, sg::REQUEST_FAILED_TOTAL);
         assert_eq!(failed[2].1, 1);
-        let server = m.scope_metrics[0]
+        let server = m
             .metrics
             .iter()
             .find(|x| x.name == sg::REQUEST_SERVER)
             .unwrap();
-        let Some(metric::Data::Histogram(h)) = &server.data else {
-            panic!()
-        };
+        let h = server.data.histogram();
         // 1 ms server time: bucket (0.0, 0.002].
-        assert_eq!(h.data_points[2].count, 4);
-        assert_eq!(h.data_points[2].bucket_counts[0], 4);
+        assert_eq!(h[2].count, 4);
+        assert_eq!(h[2].bucket_counts[0], 4);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Unit tests of HTTP metrics aggregation: exact bucket counts, sums, attributes and limits.
 
 use super::*;
+use crate::attr::AttrValue;
 use crate::clock::Clock;
 use crate::events::Tuple;
+use crate::model::MetricData;
 use crate::protocol::{ExchangeError, HttpExchange, Side};
 use crate::span::{SpanOptions, build_span};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 const OFFSET: i128 = 1_700_000_000_000_000_000;
 const T0: u64 = 5_000_000_000; // monotonic ns of the first request's start
@@ -61,33 +62,18 @@ fn unix(mono: u64) -> u64 {
     (OFFSET + mono as i128) as u64
 }
 
-fn attrs(kvs: &[KeyValue]) -> Vec<String> {
-    kvs.iter()
-        .map(
-            |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Value::StringValue(v)) => format!("{}={v}", kv.key),
-                Some(Value::IntValue(v)) => format!("{}={v}", kv.key),
-                Some(Value::BoolValue(v)) => format!("{}={v}", kv.key),
-                other => panic!("unexpected value {other:?}"),
-            },
-        )
-        .collect()
+fn attrs(a: &Attributes) -> Vec<String> {
+    a.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 /// Data points of metric `name` in the `i`-th ResourceMetrics.
-fn points(req: &ExportMetricsServiceRequest, i: usize, name: &str) -> Vec<HistogramDataPoint> {
-    let sm = &req.resource_metrics[i].scope_metrics[0];
-    let Some(m) = sm.metrics.iter().find(|m| m.name == name) else {
+fn points(req: &MetricsBatch, i: usize, name: &str) -> Vec<HistogramDataPoint> {
+    let rm = &req.resource_metrics[i];
+    let Some(m) = rm.metrics.iter().find(|m| m.name == name) else {
         return vec![];
     };
     match &m.data {
-        Some(metric::Data::Histogram(h)) => {
-            assert_eq!(
-                h.aggregation_temporality,
-                AggregationTemporality::Cumulative as i32
-            );
-            h.data_points.clone()
-        }
+        MetricData::Histogram(h) => h.clone(),
         other => panic!("not a histogram: {other:?}"),
     }
 }
@@ -124,16 +110,8 @@ fn server_histogram_buckets_sum_and_attributes() {
     let req = m.collect(now).unwrap();
     assert_eq!(req.resource_metrics.len(), 1);
     let rm = &req.resource_metrics[0];
-    assert_eq!(
-        rm.resource.as_ref().unwrap(),
-        &otlp::resource(&r.attributes)
-    );
-    let sm = &rm.scope_metrics[0];
-    let scope = sm.scope.as_ref().unwrap();
-    assert_eq!(
-        (scope.name.as_str(), scope.version.as_str()),
-        ("otel-ebpf-receiver", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(rm.resource, r.attributes);
+    let sm = rm;
     assert_eq!(sm.metrics.len(), 1, "no client metric without client spans");
     assert_eq!(sm.metrics[0].name, "http.server.request.duration");
     assert_eq!(sm.metrics[0].unit, "s");
@@ -141,13 +119,13 @@ fn server_histogram_buckets_sum_and_attributes() {
     assert_eq!(p.len(), 1);
     let p = &p[0];
     assert_eq!(p.count, 5);
-    assert_eq!(p.sum, Some(22.208));
+    assert_eq!(p.sum, 22.208);
     assert_eq!((p.min, p.max), (Some(0.003), Some(12.0)));
     assert_eq!(
         p.bucket_counts,
         buckets(&[(0, 2), (6, 1), (13, 1), (14, 1)])
     );
-    assert_eq!(p.explicit_bounds, HTTP_DURATION_BUCKETS.to_vec());
+    assert_eq!(p.explicit_bounds, &HTTP_DURATION_BUCKETS[..]);
     assert_eq!((p.start_time_unix_nano, p.time_unix_nano), (unix(T0), now));
     assert_eq!(
         attrs(&p.attributes),
@@ -232,7 +210,7 @@ fn cumulative_across_collects_with_fixed_start() {
     );
     assert_eq!((a[0].count, b[0].count), (1, 3));
     assert_eq!(a[0].start_time_unix_nano, b[0].start_time_unix_nano);
-    assert_eq!(b[0].sum, Some(0.005));
+    assert_eq!(b[0].sum, 0.005);
     assert_eq!(b[0].time_unix_nano, unix(T0) + 20);
     // A collect stamped before the series start is raised to it.
     let c = points(&m.collect(0).unwrap(), 0, "http.server.request.duration");
@@ -250,15 +228,11 @@ fn one_resource_metrics_per_process_ordered_by_pid() {
     let names: Vec<_> = req
         .resource_metrics
         .iter()
-        .map(|rm| attrs(&rm.resource.as_ref().unwrap().attributes))
+        .map(|rm| attrs(&rm.resource))
         .collect();
     assert_eq!(names, [["service.name=svc20"], ["service.name=svc30"]]);
     for rm in &req.resource_metrics {
-        let metric_names: Vec<_> = rm.scope_metrics[0]
-            .metrics
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
+        let metric_names: Vec<_> = rm.metrics.iter().map(|m| m.name).collect();
         assert_eq!(
             metric_names,
             [
@@ -285,20 +259,14 @@ fn forget_drops_the_process() {
 }
 
 /// The pids of the resources in a request.
-fn pids_of(req: &ExportMetricsServiceRequest) -> Vec<i64> {
+fn pids_of(req: &MetricsBatch) -> Vec<i64> {
     req.resource_metrics
         .iter()
-        .filter_map(|rm| rm.resource.as_ref())
-        .map(|r| {
-            r.attributes
-                .iter()
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.as_ref())
-                .and_then(|v| match &v.value {
-                    Some(Value::StringValue(s)) => s.trim_start_matches("svc").parse().ok(),
-                    _ => None,
-                })
-                .unwrap_or(-1)
+        .filter_map(|rm| {
+            rm.resource
+                .get("service.name")
+                .and_then(AttrValue::as_str)
+                .and_then(|s| s.trim_start_matches("svc").parse().ok())
         })
         .collect()
 }
@@ -453,7 +421,7 @@ fn least_recently_updated_process_is_evicted() {
     let pids: Vec<_> = req
         .resource_metrics
         .iter()
-        .map(|rm| attrs(&rm.resource.as_ref().unwrap().attributes)[0].clone())
+        .map(|rm| attrs(&rm.resource)[0].clone())
         .collect();
     assert_eq!(pids, ["service.name=svc1", "service.name=svc3"]);
     assert_eq!(m.series_count(), 2);
@@ -469,10 +437,7 @@ fn resource_is_updated() {
     m.record(&Arc::new(newer), &span(7, Side::Server, Some(200), 1));
     let req = m.collect(unix(T0)).unwrap();
     let r = &req.resource_metrics[0];
-    assert_eq!(
-        attrs(&r.resource.as_ref().unwrap().attributes),
-        ["service.name=renamed"]
-    );
+    assert_eq!(attrs(&r.resource), ["service.name=renamed"]);
     assert_eq!(points(&req, 0, "http.server.request.duration")[0].count, 2);
 }
 

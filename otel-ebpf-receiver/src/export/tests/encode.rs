@@ -160,3 +160,26 @@ fn empty_batch_is_an_empty_request() {
     assert!(TraceEncoder::default().request(&[]).is_empty());
     assert_eq!(decode(&[]).resource_spans.len(), 0);
 }
+
+#[test]
+fn every_kept_attribute_kind_round_trips_in_a_resource() {
+    let mut r = (*resource(10, "svc")).clone();
+    r.attributes.push("flag", true);
+    r.attributes
+        .0
+        .push(("ratio".into(), crate::attr::AttrValue::Double(0.25)));
+    r.attributes.push(
+        "process.command_args",
+        crate::attr::AttrValue::StrArray(vec!["nginx".into(), "-g".into()]),
+    );
+    r.attributes.push(
+        "pids",
+        crate::attr::AttrValue::IntArray(vec![7, -1, i64::MAX]),
+    );
+    let r = Arc::new(r);
+    let req = decode(&TraceEncoder::default().request(&[(r.clone(), span("a"))]));
+    assert_eq!(
+        req.resource_spans[0].resource,
+        Some(otlp::resource(&r.attributes))
+    );
+}

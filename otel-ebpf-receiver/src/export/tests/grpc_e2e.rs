@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use crate::model::{MetricsBatch, ResourceMetrics};
 
 use super::support::*;
 use crate::export::{Compression, Exporter, FileSetting, MetricsSource, Protocol, TlsSettings};
@@ -119,14 +117,14 @@ async fn grpc_batches_are_cut_at_max_batch_size() {
     assert_eq!(counts(&m), (10, 0, 0));
 }
 
-fn metrics_request(call: u64) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
+/// A batch whose one resource has attribute `call` = `call`.
+fn metrics_request(call: u64) -> MetricsBatch {
+    let mut resource = crate::attr::Attributes::new();
+    resource.push("call", call as i64);
+    MetricsBatch {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![kv_i("call", call as i64)],
-                ..Default::default()
-            }),
-            ..Default::default()
+            resource,
+            metrics: Vec::new(),
         }],
     }
 }
@@ -192,20 +190,17 @@ async fn grpc_metrics_over_4_mib_are_split_and_all_accepted() {
     let backend = grpc_backend(0, false).await;
     let mut s = settings(None);
     s.metrics = Some(signal(format!("http://{}", backend.addr), Protocol::Grpc));
-    let big = ExportMetricsServiceRequest {
+    let big = MetricsBatch {
         resource_metrics: (0..40_000)
-            .map(|i| metrics_request(i).resource_metrics[0].clone())
+            .map(|i| {
+                let mut rm = metrics_request(i).resource_metrics[0].clone();
+                rm.resource.push("x".repeat(100), 0i64);
+                rm
+            })
             .collect(),
     };
-    let pad = |mut r: ExportMetricsServiceRequest| {
-        for rm in &mut r.resource_metrics {
-            let res = rm.resource.as_mut().unwrap();
-            res.attributes.push(kv_i(&"x".repeat(100), 0));
-        }
-        r
-    };
-    let big = pad(big);
-    assert!(big.encoded_len() > 4 << 20, "{}", big.encoded_len());
+    let len = crate::export::otlp::metrics_request(&big).encoded_len();
+    assert!(len > 4 << 20, "{len}");
     let mut once = Some(big);
     let source: MetricsSource = Box::new(move |_| once.take());
     let m = Arc::new(SelfMetrics::default());

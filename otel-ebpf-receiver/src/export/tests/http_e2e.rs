@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-
 use super::support::*;
 use crate::config::ExportersConfig;
 use crate::export::{Compression, ExportSettings, Exporter, FileSetting, Protocol, TlsSettings};
@@ -50,7 +48,7 @@ async fn http_protobuf_posts_to_v1_traces_and_v1_metrics_from_env_settings() {
     ]);
     let s = ExportSettings::resolve(&ExportersConfig::default(), &|k| env.get(k).cloned()).unwrap();
     let m = Arc::new(SelfMetrics::default());
-    let source = Box::new(|_| Some(ExportMetricsServiceRequest::default()));
+    let source = Box::new(|_| Some(crate::model::MetricsBatch::default()));
     let exp = Exporter::start(s, m.clone(), Some(source), None).unwrap();
     let (a, b) = (resource(100, "a"), resource(200, "b"));
     for i in 0..6 {

@@ -7,21 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-
 use super::support::*;
 use crate::config::ExportersConfig;
 use crate::export::console::Console;
 use crate::export::{Compression, ExportSettings, Exporter, LogsSource, Protocol};
 use crate::telemetry::SelfMetrics;
 
-/// A source that yields `logs_request` with one record per body, once, then nothing.
+/// A source that yields `logs_batch` with one record per body, once, then nothing.
 fn once(bodies: &'static [&'static str]) -> LogsSource {
     let mut done = false;
     Box::new(move |_| {
         let first = !done;
         done = true;
-        first.then(|| logs_request(&[("otel-ebpf-receiver", bodies)]))
+        first.then(|| logs_batch("otel-ebpf-receiver", bodies))
     })
 }
 
@@ -48,8 +46,8 @@ async fn grpc_logs_every_flush_interval_and_once_more_at_shutdown() {
         // The second poll has nothing; the third an empty request: neither is sent.
         match n {
             2 => None,
-            3 => Some(ExportLogsServiceRequest::default()),
-            _ => Some(logs_request(&[("otel-ebpf-receiver", &[&*n.to_string()])])),
+            3 => Some(crate::model::LogsBatch::default()),
+            _ => Some(logs_batch("otel-ebpf-receiver", &[&*n.to_string()])),
         }
     });
     let m = Arc::new(SelfMetrics::default());
@@ -154,7 +152,7 @@ async fn http_protobuf_posts_logs_to_v1_logs_from_env_settings() {
     assert_eq!(header("content-encoding").as_deref(), Some("gzip"));
     assert_eq!(
         st.logs[0],
-        logs_request(&[("otel-ebpf-receiver", &["x", "y"])])
+        crate::export::otlp::logs_request(&logs_batch("otel-ebpf-receiver", &["x", "y"]))
     );
 }
 
@@ -214,7 +212,7 @@ async fn without_any_logs_sink_the_source_is_still_polled_and_nothing_counted() 
     let p = polls.clone();
     let source: LogsSource = Box::new(move |_| {
         p.fetch_add(1, Ordering::SeqCst);
-        Some(logs_request(&[("svc", &["r"])]))
+        Some(logs_batch("svc", &["r"]))
     });
     let m = Arc::new(SelfMetrics::default());
     let exp = Exporter::start(s, m.clone(), None, Some(source)).unwrap();

@@ -63,16 +63,6 @@ pub fn kv_s(k: &str, v: &str) -> KeyValue {
     }
 }
 
-pub fn kv_i(k: &str, v: i64) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(Value::IntValue(v)),
-        }),
-        ..Default::default()
-    }
-}
-
 /// Resource of process `pid` named `service`.
 pub fn resource(pid: u32, service: &str) -> Arc<ProcessResource> {
     let mut attributes = Attributes::new();

@@ -15,6 +15,27 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use super::{Collector, kv_s, metadata_pairs};
 use crate::telemetry::SelfMetrics;
 
+/// A logs batch (our model, what a `LogsSource` yields): one resource with `service.name`
+/// and one WARN record (`event_name` `test.event`, time 1000 ns) per body.
+pub fn logs_batch(service: &str, bodies: &[&str]) -> crate::model::LogsBatch {
+    use crate::model::{LogRecord, Severity};
+    let mut resource = crate::attr::Attributes::new();
+    resource.push("service.name", service.to_string());
+    crate::model::LogsBatch {
+        resource,
+        log_records: bodies
+            .iter()
+            .map(|b| LogRecord {
+                time_unix_nano: 1_000,
+                severity: Severity::Warn,
+                body: b.to_string(),
+                attributes: crate::attr::Attributes::new(),
+                event_name: "test.event",
+            })
+            .collect(),
+    }
+}
+
 /// A logs request: per `(service.name, bodies)`, one resource with one WARN record
 /// (`event_name` `test.event`) per body.
 pub fn logs_request(groups: &[(&str, &[&str])]) -> ExportLogsServiceRequest {
