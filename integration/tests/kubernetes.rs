@@ -118,8 +118,10 @@ fn api_server(pods: Vec<Value>) -> (u16, std::thread::JoinHandle<()>) {
     (port, t)
 }
 
-/// A cgroup directory created for the test (leaf first), removed on drop once empty.
+/// A cgroup directory for the test; the directories it created (leaf first) are removed on
+/// drop once empty. One left by an interrupted earlier run is reused, and removed too.
 struct Cgroup {
+    leaf: PathBuf,
     dirs: Vec<PathBuf>,
 }
 
@@ -132,15 +134,21 @@ impl Cgroup {
             p.push(part);
             if !p.exists() {
                 std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-                dirs.push(p.clone());
             }
+            dirs.push(p.clone());
         }
+        // Parents that existed before are shared (systemd's, the kubepods slices of an
+        // interrupted run): only the test's own levels below `root` are removed, and a
+        // removal that fails because a directory is still in use is harmless.
         dirs.reverse();
-        Self { dirs }
+        Self {
+            leaf: p.clone(),
+            dirs,
+        }
     }
 
     fn enter(&self, pid: u32) {
-        let procs = self.dirs[0].join("cgroup.procs");
+        let procs = self.leaf.join("cgroup.procs");
         std::fs::write(&procs, pid.to_string())
             .unwrap_or_else(|e| panic!("{}: {e}", procs.display()));
     }
