@@ -421,5 +421,22 @@ fn fifty_short_lived_go_binaries_in_a_row() {
     let mut names: Vec<&str> = spans.iter().map(service).collect();
     names.sort();
     names.dedup();
+    if (spans.len(), names.len()) != (50, 50) {
+        // What the receiver saw instead: every span to the port, and its TLS counters.
+        let all = sink.spans(|s: &Span| s.attr("server.port") == Some(&port.to_string()));
+        for s in &all {
+            eprintln!(
+                "span {} {} service={} pid={:?}",
+                if s.is_client() { "CLIENT" } else { "SERVER" },
+                s.name,
+                service(s),
+                s.resource.get("process.pid")
+            );
+        }
+        let m = rx.self_metrics();
+        for l in m.lines().filter(|l| l.starts_with("otel_ebpf_tls")) {
+            eprintln!("{l}");
+        }
+    }
     assert_eq!((spans.len(), names.len()), (50, 50), "{names:?}");
 }

@@ -147,7 +147,12 @@ pub(super) fn emit<const C: usize, const R: usize>(p: &mut Pending, vectored: bo
         }
     }
     p.h.captured_len = got as u32;
-    unsafe { core::ptr::write_unaligned(base as *mut EventHeader, p.h) };
+    // Ring buffer records are 8-byte aligned (the kernel rounds every record with its 8-byte
+    // header up to 8 bytes), so the header is written with an aligned store: LLVM then emits
+    // one store per field instead of 88 single-byte stores and shifts (fewer instructions per
+    // record, and fewer for the verifier to walk in every size class).
+    // SAFETY: `base` is the start of a reserved record of at least HEADER_LEN bytes.
+    unsafe { core::ptr::write(base as *mut EventHeader, p.h) };
     rec.submit(wakeup_flags());
     count(Counter::DataEvents);
 }
