@@ -17,6 +17,8 @@ fi
 bash scripts/validate_manifests.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# The eBPF crate, for its own target (core built from rust-src; RUSTC_BOOTSTRAP for -Z).
+RUSTC_BOOTSTRAP=1 cargo clippy -p otel-ebpf-probes --target bpfel-unknown-none -Z build-std=core -- -D warnings
 cargo build --bins
 # Unit + golden tests in parallel; integration tests (one probe set at a time) serialised.
 cargo test --workspace --exclude otel-ebpf-probes --lib --bins

@@ -50,7 +50,7 @@ pub fn tcp_receive_reset(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     // A connect in progress answered with RST: refused.
-    let Some(p) = CONNECTING.get_ptr_mut(&sk) else {
+    let Some(p) = CONNECTING.get_ptr_mut(sk) else {
         return 0;
     };
     // SAFETY: map value pointer, valid for this program run.
@@ -84,8 +84,8 @@ pub fn kfree_skb(ctx: RawTracePointContext) -> i32 {
     let Some(mut e) = e else {
         return 0;
     };
-    let _ = TX_SKB.remove(&skb);
-    let _ = RX_SKB.remove(&skb);
+    let _ = TX_SKB.remove(skb);
+    let _ = RX_SKB.remove(skb);
     e.aux = reason;
     e.len = skb_field(skb, conf!(off_skb_len));
     submit_net(&e);
@@ -113,15 +113,15 @@ pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u3
                 tgid,
                 refused: 0,
             };
-            let _ = CONNECTING.insert(&sk, &p, 0);
+            let _ = CONNECTING.insert(sk, p, 0);
         }
         return 0;
     }
     if old == TCP_SYN_SENT {
-        let Some(p) = (unsafe { CONNECTING.get(&sk) }).copied() else {
+        let Some(p) = (unsafe { CONNECTING.get(sk) }).copied() else {
             return 0;
         };
-        let _ = CONNECTING.remove(&sk);
+        let _ = CONNECTING.remove(sk);
         let mut st = match c {
             Some(c) => *c,
             None => new_state(sk, SockRole::Client),
@@ -183,7 +183,7 @@ pub(super) fn on_state(sk: u64, old: i32, new: i32, c: Option<&ConnState>) -> u3
 /// `Ok(0)` when not known, `Err(())` when it is filtered out or is the receiver itself.
 #[inline(always)]
 fn listener(sk: u64, port: u16) -> Result<u32, ()> {
-    match unsafe { LISTENERS.get(&listener_key(netns_inum(sk), port)) } {
+    match unsafe { LISTENERS.get(listener_key(netns_inum(sk), port)) } {
         Some(t) if !pid_allowed(*t) || *t == conf!(own_tgid) => Err(()),
         Some(t) => Ok(*t),
         None => Ok(0),
@@ -212,8 +212,8 @@ fn on_listen(sk: u64, listening: bool) {
     }
     let key = listener_key(netns_inum(sk), port);
     if listening {
-        let _ = LISTENERS.insert(&key, &tgid, 0);
-    } else if unsafe { LISTENERS.get(&key) }.is_some_and(|t| *t == tgid) {
-        let _ = LISTENERS.remove(&key);
+        let _ = LISTENERS.insert(key, tgid, 0);
+    } else if unsafe { LISTENERS.get(key) }.is_some_and(|t| *t == tgid) {
+        let _ = LISTENERS.remove(key);
     }
 }

@@ -49,7 +49,6 @@
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::task_struct,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_smp_processor_id,
         bpf_ktime_get_ns,
@@ -339,7 +338,7 @@ fn pid_allowed(tgid: u32) -> bool {
     if flags & (FILTER_PIDS_INCLUDE | FILTER_PIDS_EXCLUDE) == 0 {
         return true;
     }
-    match unsafe { FILTER_PIDS.get(&tgid) } {
+    match unsafe { FILTER_PIDS.get(tgid) } {
         Some(v) if *v == FILTER_EXCLUDE => false,
         Some(v) if *v == FILTER_INCLUDE => true,
         _ => flags & FILTER_PIDS_INCLUDE == 0,
@@ -353,8 +352,8 @@ fn ports_allowed(lport: u16, rport: u16) -> bool {
     if flags & (FILTER_PORTS_INCLUDE | FILTER_PORTS_EXCLUDE) == 0 {
         return true;
     }
-    let l = unsafe { FILTER_PORTS.get(&lport) }.copied().unwrap_or(0);
-    let r = unsafe { FILTER_PORTS.get(&rport) }.copied().unwrap_or(0);
+    let l = unsafe { FILTER_PORTS.get(lport) }.copied().unwrap_or(0);
+    let r = unsafe { FILTER_PORTS.get(rport) }.copied().unwrap_or(0);
     if l == FILTER_EXCLUDE || r == FILTER_EXCLUDE {
         return false;
     }

@@ -24,6 +24,12 @@
 //! sample). Skbs merged into another in the receive queue (TCP coalescing) report with the
 //! skb they were merged into. Segments a qdisc cuts from a GSO skb (tbf) take its queue time.
 
+// Map keys and values stay borrowed here (clippy's needless_borrows_for_generic_args): with
+// them passed by value, LLVM spills a register that holds no defined value in
+// `sock_send_length` (where `note_write` is inlined) and the verifier refuses the program
+// ("R8 !read_ok", measured on Linux 6.18).
+#![allow(clippy::needless_borrows_for_generic_args)]
+
 use super::sample;
 use super::*;
 
@@ -326,7 +332,7 @@ fn send_queue_wait(sk: u64, skb: u64, t_tcp: u64) -> u64 {
         let _ = SEND_Q.remove(&sk);
         return 0;
     }
-    if t_tcp > q[1] { t_tcp - q[1] } else { 0 }
+    t_tcp.saturating_sub(q[1])
 }
 
 #[raw_tracepoint(tracepoint = "net_dev_queue")]

@@ -52,7 +52,7 @@ const NO_CALL: TlsCall = TlsCall {
 
 #[inline(always)]
 fn thread_state(id: u64) -> Option<*mut RustlsThread> {
-    if let Some(p) = RUSTLS_THREADS.get_ptr_mut(&id) {
+    if let Some(p) = RUSTLS_THREADS.get_ptr_mut(id) {
         return Some(p);
     }
     let fresh = RustlsThread {
@@ -62,11 +62,11 @@ fn thread_state(id: u64) -> Option<*mut RustlsThread> {
         chunk_buf: 0,
         chunk_len: 0,
     };
-    if RUSTLS_THREADS.insert(&id, &fresh, 0).is_err() {
+    if RUSTLS_THREADS.insert(id, fresh, 0).is_err() {
         count(Counter::TlsCallMapFull);
         return None;
     }
-    RUSTLS_THREADS.get_ptr_mut(&id)
+    RUSTLS_THREADS.get_ptr_mut(id)
 }
 
 /// [`emit_tls`] as a BPF subprogram taking scalars: one copy of the event code for all
@@ -145,7 +145,7 @@ pub fn rustls_entry(ctx: ProbeContext) -> u32 {
             func,
             ..NO_CALL
         };
-        if TLS_CALLS.insert(&id, &call, 0).is_err() {
+        if TLS_CALLS.insert(id, call, 0).is_err() {
             count(Counter::TlsCallMapFull);
         }
         return 0;
@@ -187,7 +187,7 @@ pub fn rustls_entry(ctx: ProbeContext) -> u32 {
 #[uprobe]
 pub fn rustls_consume(ctx: ProbeContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    let Some(st) = RUSTLS_THREADS.get_ptr_mut(&id) else {
+    let Some(st) = RUSTLS_THREADS.get_ptr_mut(id) else {
         return 0;
     };
     let amt: u64 = ctx.arg(1).unwrap_or(0);
@@ -209,15 +209,15 @@ pub fn rustls_consume(ctx: ProbeContext) -> u32 {
 pub fn rustls_io_ret(_ctx: RetProbeContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     // SAFETY: read-only lookup.
-    let Some(c) = (unsafe { TLS_CALLS.get(&id) }) else {
+    let Some(c) = (unsafe { TLS_CALLS.get(id) }) else {
         return 0;
     };
     let (func, cc, sk) = (c.func, c.ctx, c.sk);
-    let _ = TLS_CALLS.remove(&id);
+    let _ = TLS_CALLS.remove(id);
     if func != tls_fn::RUSTLS_WRITE_TLS {
         return 0;
     }
-    let Some(st) = RUSTLS_THREADS.get_ptr_mut(&id) else {
+    let Some(st) = RUSTLS_THREADS.get_ptr_mut(id) else {
         return 0;
     };
     // SAFETY: map value pointer, valid for this program run.
@@ -242,7 +242,7 @@ pub fn rustls_io_ret(_ctx: RetProbeContext) -> u32 {
 #[uretprobe]
 pub fn rustls_ret(ctx: RetProbeContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    let Some(st) = RUSTLS_THREADS.get_ptr_mut(&id) else {
+    let Some(st) = RUSTLS_THREADS.get_ptr_mut(id) else {
         return 0;
     };
     // SAFETY: map value pointer, valid for this program run.

@@ -75,7 +75,7 @@ pub(super) fn conn_hash(c: &ConnState) -> u64 {
 
 #[inline(always)]
 fn is_hot(h: u64) -> bool {
-    unsafe { HOT.get(&h) }.is_some_and(|t| *t > now())
+    unsafe { HOT.get(h) }.is_some_and(|t| *t > now())
 }
 
 /// Whether the connection of hash `h` is timed under `flags` (hash rule or threshold).
@@ -93,7 +93,7 @@ pub(super) fn interval(sk: u64) -> bool {
     if n <= 1 {
         return true;
     }
-    let Some(p) = CONNS.get_ptr_mut(&sk) else {
+    let Some(p) = CONNS.get_ptr_mut(sk) else {
         return false;
     };
     // SAFETY: map value pointer, valid for this program run.
@@ -115,7 +115,7 @@ pub(super) fn take_skb(sk: u64, c: &ConnState) -> bool {
 #[inline(always)]
 fn mark_hot(h: u64) {
     let t = now();
-    let _ = HOT.insert(&h, &(t + SAMPLE_HOT_HOLD_NS), 0);
+    let _ = HOT.insert(h, t + SAMPLE_HOT_HOLD_NS, 0);
     if let Some(p) = SAMPLING.get_ptr_mut(1) {
         // SAFETY: array value pointer, valid for this program run.
         unsafe { *p = t };
@@ -145,7 +145,7 @@ pub(super) fn on_retransmit(sk: u64, c: &ConnState) {
     if limit == 0 {
         return;
     }
-    let Some(p) = CONNS.get_ptr_mut(&sk) else {
+    let Some(p) = CONNS.get_ptr_mut(sk) else {
         return;
     };
     // SAFETY: map value pointer, valid for this program run.

@@ -29,13 +29,13 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         let mut c = new_state(sk, role);
         // The connecting process owns a client connection from its start (net timing).
         c.tgid = health::on_state(sk, old, new, Some(&c));
-        if CONNS.insert(&sk, &c, 0).is_err() {
+        if CONNS.insert(sk, c, 0).is_err() {
             count(Counter::ConnMapFull);
         }
         return 0;
     }
     // TCP_CLOSE: the connection is over (whatever process or softirq closes it).
-    let Some(c) = (unsafe { CONNS.get(&sk) }).copied() else {
+    let Some(c) = (unsafe { CONNS.get(sk) }).copied() else {
         // Every socket reaching ESTABLISHED is inserted: a connected one missing here was
         // evicted by the LRU (or predates the probes), and its close is lost. Counted.
         if old != TCP_SYN_SENT && old != TCP_SYN_RECV && old != TCP_LISTEN {
@@ -44,7 +44,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         health::on_state(sk, old, new, None);
         return 0;
     };
-    let _ = CONNS.remove(&sk);
+    let _ = CONNS.remove(sk);
     health::on_state(sk, old, new, Some(&c));
     if c.confirmed == 0 {
         return 0;
@@ -93,11 +93,11 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     let id = bpf_get_current_pid_tgid();
     // Every exiting thread: its TLS call in flight (if any) will never return.
     // SAFETY: read-only lookup.
-    if let Some(c) = unsafe { TLS_CALLS.get(&id) } {
+    if let Some(c) = unsafe { TLS_CALLS.get(id) } {
         if c.orphan_ns == 0 {
             count(Counter::TlsCallStale);
         }
-        let _ = TLS_CALLS.remove(&id);
+        let _ = TLS_CALLS.remove(id);
     }
     let tgid = (id >> 32) as u32;
     if tgid != id as u32 || tgid == conf!(own_tgid) || !pid_allowed(tgid) {

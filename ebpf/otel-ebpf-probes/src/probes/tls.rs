@@ -9,8 +9,8 @@ use super::*;
 #[inline(always)]
 pub(super) fn remember_sk(tgid: u32, ctx: u64, sk: u64) {
     mark_tls(sk, tgid);
-    if let Some(c) = unsafe { CONNS.get(&sk) } {
-        let _ = TLS_SK.insert(&[tgid as u64, ctx], &[sk, c.conn_id], 0);
+    if let Some(c) = unsafe { CONNS.get(sk) } {
+        let _ = TLS_SK.insert([tgid as u64, ctx], [sk, c.conn_id], 0);
     }
     count(Counter::TlsCiphertextSkipped);
 }
@@ -18,11 +18,11 @@ pub(super) fn remember_sk(tgid: u32, ctx: u64, sk: u64) {
 /// The socket remembered for a session, if it is still the same connection.
 #[inline(always)]
 pub(super) fn remembered_sk(tgid: u32, ctx: u64) -> u64 {
-    let Some(v) = (unsafe { TLS_SK.get(&[tgid as u64, ctx]) }) else {
+    let Some(v) = (unsafe { TLS_SK.get([tgid as u64, ctx]) }) else {
         return 0;
     };
     let (sk, id) = (v[0], v[1]);
-    match unsafe { CONNS.get(&sk) } {
+    match unsafe { CONNS.get(sk) } {
         Some(c) if c.conn_id == id => sk,
         _ => 0,
     }
@@ -31,7 +31,7 @@ pub(super) fn remembered_sk(tgid: u32, ctx: u64) -> u64 {
 /// Marks the connection on `sk` as TLS (creating its state if the handshake was not seen).
 #[inline(always)]
 pub(super) fn mark_tls(sk: u64, tgid: u32) {
-    match CONNS.get_ptr_mut(&sk) {
+    match CONNS.get_ptr_mut(sk) {
         // SAFETY: map value pointer, valid for this program run.
         Some(c) => unsafe {
             if (*c).tls == 0 {
@@ -47,7 +47,7 @@ pub(super) fn mark_tls(sk: u64, tgid: u32) {
             c.tls = 1;
             c.confirmed = 1;
             c.tgid = tgid;
-            if CONNS.insert(&sk, &c, 0).is_err() {
+            if CONNS.insert(sk, c, 0).is_err() {
                 count(Counter::ConnMapFull);
             }
         }
@@ -144,7 +144,7 @@ pub(super) fn emit_tls(c: &TlsCall, n: u64, id: u64) {
         cap,
     };
     match if c.sk != 0 {
-        unsafe { CONNS.get(&c.sk) }
+        unsafe { CONNS.get(c.sk) }
     } else {
         None
     } {
@@ -197,10 +197,10 @@ pub fn tls_entry(ctx: ProbeContext) -> u32 {
         orphan_ns: 0,
     };
     // SAFETY: read-only lookup of a value this program type may access.
-    if unsafe { TLS_CALLS.get(&id) }.is_some_and(|old| old.orphan_ns == 0) {
+    if unsafe { TLS_CALLS.get(id) }.is_some_and(|old| old.orphan_ns == 0) {
         count(Counter::TlsCallStale); // the thread's previous call never returned
     }
-    if TLS_CALLS.insert(&id, &call, 0).is_err() {
+    if TLS_CALLS.insert(id, call, 0).is_err() {
         count(Counter::TlsCallMapFull);
     }
     0
@@ -210,7 +210,7 @@ pub fn tls_entry(ctx: ProbeContext) -> u32 {
 #[uretprobe]
 pub fn tls_return(ctx: RetProbeContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    let Some(c) = (unsafe { TLS_CALLS.get(&id) }) else {
+    let Some(c) = (unsafe { TLS_CALLS.get(id) }) else {
         return 0;
     };
     if c.orphan_ns != 0 {
@@ -219,12 +219,12 @@ pub fn tls_return(ctx: RetProbeContext) -> u32 {
     let rax: u64 = ctx.ret();
     let moved = tls_finish(c, rax);
     if moved && c.sk == 0 && is_write_fn(c.func) {
-        if let Some(p) = TLS_CALLS.get_ptr_mut(&id) {
+        if let Some(p) = TLS_CALLS.get_ptr_mut(id) {
             // SAFETY: map value pointer, valid for this program run.
             unsafe { (*p).orphan_ns = bpf_ktime_get_ns() };
         }
     } else {
-        let _ = TLS_CALLS.remove(&id);
+        let _ = TLS_CALLS.remove(id);
     }
     0
 }
@@ -309,7 +309,7 @@ pub fn go_tls_entry(ctx: ProbeContext) -> u32 {
         }
         return 0;
     }
-    if GO_CALLS.insert(&[tgid as u64, g], &call, 0).is_err() {
+    if GO_CALLS.insert([tgid as u64, g], call, 0).is_err() {
         count(Counter::TlsCallMapFull);
     }
     0
@@ -324,12 +324,12 @@ pub fn go_tls_ret(ctx: ProbeContext) -> u32 {
         (r.rax as i64, r.r14)
     };
     let key = [id >> 32, g];
-    let Some(c) = (unsafe { GO_CALLS.get(&key) }) else {
+    let Some(c) = (unsafe { GO_CALLS.get(key) }) else {
         return 0;
     };
     if n > 0 && n as u64 <= c.len {
         emit_tls(c, n as u64, id);
     }
-    let _ = GO_CALLS.remove(&key);
+    let _ = GO_CALLS.remove(key);
     0
 }
