@@ -176,7 +176,7 @@ mod tempdir {
 }
 
 /// Receiver with `filters` (YAML lines under `filters:`) and the analysis cache in
-/// `state_dir`. The hold is raised from its 50 ms default to 1 s: these tests run the debug
+/// `state_dir`. The hold is raised from its 50 ms default to 1 s (its maximum): these tests run the debug
 /// build, whose analysis and attach are several times slower than the release build's (the
 /// figures are in docs/tls.md), and check that holding a new process until its probes are
 /// attached captures its first exchange; the bound itself is tested by the gate's unit tests.
@@ -236,6 +236,10 @@ fn go_clients_first_requests_and_wuntraced_parent() {
     run(Command::new(&one).args(["client", &port.to_string(), "1"]));
     let (two, _d2) = fresh_go("gotwo", "ID000002");
     run(Command::new(&two).args(["client", &port.to_string(), "2"]));
+    eprintln!(
+        "exec gate after both clients: (released, timed out) {:?}",
+        holds(&rx)
+    );
     assert_eq!(
         clients(&sink, port, "goone", 1).len(),
         1,
