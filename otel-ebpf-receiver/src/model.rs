@@ -22,17 +22,6 @@ pub struct MetricsBatch {
     pub resource_metrics: Vec<ResourceMetrics>,
 }
 
-impl MetricsBatch {
-    /// Number of data points over every resource and metric.
-    pub fn point_count(&self) -> usize {
-        self.resource_metrics
-            .iter()
-            .flat_map(|r| &r.metrics)
-            .map(|m| m.data.len())
-            .sum()
-    }
-}
-
 /// The metrics of one resource (scope: this receiver).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceMetrics {
@@ -140,11 +129,9 @@ pub struct LogsBatch {
     pub log_records: Vec<LogRecord>,
 }
 
-/// Log severity (OTel `SeverityNumber` ranges: INFO 9, WARN 13).
+/// Log severity (OTel `SeverityNumber` ranges; anomalies are WARN, 13).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
-    /// SeverityNumber 9, text `INFO`.
-    Info,
     /// SeverityNumber 13, text `WARN`.
     Warn,
 }
@@ -153,7 +140,6 @@ impl Severity {
     /// The OTel `SeverityNumber`.
     pub fn number(self) -> i32 {
         match self {
-            Severity::Info => 9,
             Severity::Warn => 13,
         }
     }
@@ -161,7 +147,6 @@ impl Severity {
     /// The severity text.
     pub fn text(self) -> &'static str {
         match self {
-            Severity::Info => "INFO",
             Severity::Warn => "WARN",
         }
     }

@@ -214,8 +214,17 @@ mod tests {
                 Rm::default(),
             ],
         };
-        assert_eq!(batch.point_count(), 2);
         let req = metrics_request(&batch);
+        let points: usize = req.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .map(|m| match &m.data {
+                Some(metric::Data::Histogram(h)) => h.data_points.len(),
+                Some(metric::Data::Sum(s)) => s.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(points, 2);
         assert_eq!(req.resource_metrics.len(), 2);
         let rm = &req.resource_metrics[0];
         assert_eq!(rm.resource, Some(resource(&attrs("service.name", "web"))));
