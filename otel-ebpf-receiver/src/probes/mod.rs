@@ -463,9 +463,6 @@ pub struct Probes {
     /// Why the TLS uprobe programs could not be loaded (TLS capture off); `None` when they
     /// are loaded and ready to attach.
     pub tls_unavailable: Option<String>,
-    /// TLS library families whose uprobe programs this kernel refused (family name, why);
-    /// their files are not attached, the other families are.
-    pub tls_families_off: Vec<(&'static str, String)>,
     /// Network timing at start-up.
     pub net: NetStatus,
     /// The hook serving each point of the socket data path, and why not the others.
@@ -724,7 +721,6 @@ impl Probes {
             ebpf,
             attached,
             tls_unavailable,
-            tls_families_off,
             net,
             capture,
             layers,
