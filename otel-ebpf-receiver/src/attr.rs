@@ -39,6 +39,40 @@ pub trait AttrSink {
         let s = v.to_string();
         self.str(key, &s);
     }
+    /// An IP address as a string attribute (`127.0.0.1`, `::1`: the `Display` form).
+    fn ip(&mut self, key: &str, ip: std::net::IpAddr) {
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                let mut buf = [0u8; 15];
+                let n = ipv4_text(v4, &mut buf);
+                self.str(key, std::str::from_utf8(&buf[..n]).unwrap_or_default());
+            }
+            std::net::IpAddr::V6(_) => self.display(key, &ip),
+        }
+    }
+}
+
+/// Writes `ip` in dotted-decimal form (the `Display` form) into `out`; returns the length
+/// (7–15 bytes). Formatting through `fmt` cost more than the rest of an address attribute.
+pub fn ipv4_text(ip: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
+    let mut n = 0;
+    for (i, o) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            out[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            out[n] = b'0' + (o / 10) % 10;
+            n += 1;
+        }
+        out[n] = b'0' + o % 10;
+        n += 1;
+    }
+    n
 }
 
 /// An attribute value that is kept (resources, metric series, log records).
@@ -212,5 +246,31 @@ mod tests {
         let mut a = Attributes::new();
         a.display("net", &std::net::Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(a.get("net").and_then(AttrValue::as_str), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn ipv4_text_is_the_display_form() {
+        let mut rng = rand::rng();
+        let fixed = [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 0, 9, 100],
+            [1, 20, 199, 250],
+        ];
+        let random = (0..2000).map(|_| rand::Rng::random::<[u8; 4]>(&mut rng));
+        for o in fixed.into_iter().chain(random) {
+            let ip = std::net::Ipv4Addr::from(o);
+            let mut buf = [0u8; 15];
+            let n = ipv4_text(ip, &mut buf);
+            assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), ip.to_string());
+        }
+        let mut a = Attributes::new();
+        a.ip("v4", "192.168.7.10".parse().unwrap());
+        a.ip("v6", "fe80::1".parse().unwrap());
+        assert_eq!(
+            a.get("v4").and_then(AttrValue::as_str),
+            Some("192.168.7.10")
+        );
+        assert_eq!(a.get("v6").and_then(AttrValue::as_str), Some("fe80::1"));
     }
 }

@@ -30,8 +30,9 @@ pub mod kubernetes;
 pub mod redact;
 
 use crate::attr::{AttrValue, Attributes};
+use crate::hash::{HashMap, HashMapExt};
 use otel_ebpf_semconv::{resource as res, value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

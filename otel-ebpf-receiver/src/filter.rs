@@ -14,7 +14,7 @@
 
 use crate::config;
 use crate::events::Tuple;
-use std::collections::HashSet;
+use crate::hash::{HashSet, HashSetExt};
 use std::net::SocketAddr;
 
 /// Executables to match: bare names against the file name, paths against the whole path.

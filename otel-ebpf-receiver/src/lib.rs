@@ -13,6 +13,7 @@ pub mod enrich;
 pub mod events;
 pub mod export;
 pub mod filter;
+pub mod hash;
 pub mod kernel;
 pub mod metrics;
 pub mod model;

@@ -31,6 +31,7 @@
 
 use crate::attr::Attributes;
 use crate::enrich::ProcessResource;
+use crate::hash::HashMap;
 use crate::model::{HistogramDataPoint, Metric, MetricData, MetricsBatch, ResourceMetrics};
 use crate::protocol::Side;
 use crate::span::{ErrorType, ServerHost, SpanRecord, grpc};
@@ -40,7 +41,6 @@ use otel_ebpf_semconv::metric::{
     HTTP_SERVER_REQUEST_DURATION, RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
 };
 use otel_ebpf_semconv::{attribute as attr, value};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! recently used, and the least recently used entry on demand. Limits: O(1) per operation; one
 //! slot per entry, slots reused after removal; the capacity bound is the caller's.
 
-use std::collections::HashMap;
+use crate::hash::{HashMap, HashMapExt};
 use std::hash::Hash;
 
 const NIL: usize = usize::MAX;

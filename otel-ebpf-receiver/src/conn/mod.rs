@@ -29,13 +29,14 @@ mod lru;
 mod tests;
 
 use crate::events::{DataEvent, Event};
+use crate::hash::HashMap;
 use crate::protocol::DETECTORS;
 use crate::protocol::detect;
 use crate::protocol::parser::{Next, ParserStats, ProtocolConnection, StartContext, Syscall};
 use crate::protocol::{ExchangeError, HttpExchange};
 use lru::Lru;
 use otel_ebpf_common::SockRole;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 pub use crate::protocol::TLS_STREAM;
 

@@ -13,7 +13,7 @@
 //! the output with `opentelemetry-proto`'s prost types and compares every field.
 //! Limits: resources compare by pointer first, then by value.
 
-use std::collections::HashMap;
+use crate::hash::{HashMap, HashMapExt};
 use std::fmt::Write as _;
 use std::sync::Arc;
 

@@ -25,6 +25,7 @@ use super::peers::PeerBudget;
 use crate::attr::Attributes;
 use crate::enrich::ProcessResource;
 use crate::events::net::{ConnectResult, NetSample};
+use crate::hash::{HashMap, HashMapExt};
 use crate::metrics::exited::ExitedProcesses;
 use crate::model::{
     HistogramDataPoint, Metric, MetricData, MetricsBatch, NumberDataPoint, ResourceMetrics,
@@ -34,7 +35,7 @@ use otel_ebpf_common::{NetKind, SockRole};
 use otel_ebpf_semconv::anomaly::TYPE as ANOMALY_TYPE;
 use otel_ebpf_semconv::attribute as attr;
 use otel_ebpf_semconv::kernel::{TCP_STATES, attribute as kattr, layer, metric as m};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //! Limits: at most `max` distinct addresses held by live series; an address is released with
 //! the last series carrying it (when its processes' series are pruned). Pure code, no IO.
 
-use std::collections::HashMap;
+use crate::hash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 /// Default most distinct peer addresses on the live series.

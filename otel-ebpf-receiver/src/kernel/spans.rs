@@ -19,9 +19,9 @@
 
 use crate::attr::AttrSink;
 use crate::events::net::NetSample;
+use crate::hash::HashMap;
 use otel_ebpf_common::NetKind;
 use otel_ebpf_semconv::kernel::attribute as attr;
-use std::collections::HashMap;
 
 /// Most connections with pending kernel time.
 pub const MAX_CONNS: usize = 65_536;

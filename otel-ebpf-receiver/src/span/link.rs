@@ -29,9 +29,10 @@
 
 use super::{SpanRecord, TraceContext};
 use crate::enrich::ProcessResource;
+use crate::hash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use crate::protocol::Side;
 use crate::protocol::propagation::Propagated;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 

@@ -43,9 +43,9 @@ mod pattern;
 mod tests;
 
 use crate::config::RoutesConfig;
+use crate::hash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use pattern::Pattern;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Path segments beyond this depth are replaced by one `**` segment.
@@ -140,7 +140,24 @@ pub struct RouteTable {
     max_span_names: usize,
     max_services: usize,
     stats: RouteStats,
+    /// Recent derived results that left the table unchanged, by hash of (service, method,
+    /// path): the same inputs on the same table give the same route, so a hit skips the
+    /// segment heuristics and the trie walk. Cleared whenever the table changes, and when it
+    /// holds [`MEMO_ENTRIES`].
+    memo: HashMap<u64, Memo>,
+    memo_hasher: foldhash::fast::RandomState,
 }
+
+/// The inputs of a memoised route (compared in full on a hit) and the route.
+struct Memo {
+    service: Box<str>,
+    method: Box<str>,
+    path: Box<str>,
+    route: Route,
+}
+
+/// Most memoised routes (≈ 100 bytes each plus the inputs).
+const MEMO_ENTRIES: usize = 4096;
 
 /// Most distinct methods whose overflow span name is interned (more are allocated per call).
 const MAX_OVERFLOW_METHODS: usize = 32;
@@ -173,6 +190,8 @@ impl RouteTable {
             max_span_names: config.max_span_names.max(1),
             max_services: config.max_services.max(1),
             stats: RouteStats::default(),
+            memo: HashMap::new(),
+            memo_hasher: Default::default(),
         })
     }
 
@@ -186,6 +205,17 @@ impl RouteTable {
     /// method alone then.
     pub fn route(&mut self, service: &str, method: &str, path: &str) -> Option<Route> {
         let path = path_of(path)?;
+        let key = {
+            use std::hash::BuildHasher;
+            self.memo_hasher.hash_one((service, method, path))
+        };
+        if let Some(m) = self.memo.get(&key)
+            && *m.service == *service
+            && *m.method == *method
+            && *m.path == *path
+        {
+            return Some(m.route.clone());
+        }
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let declared = self.declared.get(service).map(Vec::as_slice).unwrap_or(&[]);
         if let Some(p) = declared
@@ -207,15 +237,36 @@ impl RouteTable {
             .map(|s| heuristic::segment(s))
             .chain((segs.len() > MAX_DEPTH).then_some(Cow::Borrowed("**")))
             .collect();
-        Some(self.guard(service, method, &derived))
+        let (route, changed) = self.guard(service, method, &derived);
+        if changed {
+            self.memo.clear();
+        } else if route.source == RouteSource::Derived {
+            if self.memo.len() >= MEMO_ENTRIES {
+                self.memo.clear();
+            }
+            self.memo.insert(
+                key,
+                Memo {
+                    service: service.into(),
+                    method: method.into(),
+                    path: path.into(),
+                    route: route.clone(),
+                },
+            );
+        }
+        Some(route)
     }
 
-    /// Rule 3: the service's trie and its span-name budget.
-    fn guard(&mut self, service: &str, method: &str, segs: &[Cow<'_, str>]) -> Route {
+    /// Rule 3: the service's trie and its span-name budget. Also says whether the table
+    /// changed in a way that can change another path's route (a service, node, name or
+    /// collapse added; an overflow only counts).
+    fn guard(&mut self, service: &str, method: &str, segs: &[Cow<'_, str>]) -> (Route, bool) {
+        let mut changed = false;
         if !self.services.contains_key(service) {
             if self.services.len() >= self.max_services {
-                return self.overflow(method);
+                return (self.overflow(method), false);
             }
+            changed = true;
             self.services.insert(service.into(), Service::default());
             self.stats.services += 1;
         }
@@ -238,6 +289,7 @@ impl RouteTable {
                 svc.nodes = svc.nodes + 1 - freed;
                 self.stats.nodes = self.stats.nodes + 1 - freed;
                 self.stats.collapsed += 1;
+                changed = true;
             }
             if node.collapsed.is_some() {
                 route.push_str(COLLAPSED);
@@ -265,15 +317,16 @@ impl RouteTable {
             let route = svc.routes.get(route.as_str()).cloned();
             let span_name = name.clone();
             if let Some(route) = route {
-                return Route {
+                let route = Route {
                     route,
                     span_name,
                     source: RouteSource::Derived,
                 };
+                return (route, changed);
             }
         }
         if svc.names.len() >= self.max_span_names {
-            return self.overflow(method);
+            return (self.overflow(method), changed);
         }
         if let Some(from) = missing_from {
             let created = insert_path(&mut svc.trie, segs, from);
@@ -283,11 +336,12 @@ impl RouteTable {
         let route = intern(&mut svc.routes, &route);
         let span_name = intern(&mut svc.names, &name);
         self.stats.span_names += 1;
-        Route {
+        let route = Route {
             route,
             span_name,
             source: RouteSource::Derived,
-        }
+        };
+        (route, true)
     }
 
     fn overflow(&mut self, method: &str) -> Route {

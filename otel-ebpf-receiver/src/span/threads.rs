@@ -16,9 +16,9 @@
 //! past that the tables are cleared (links are lost, never wrong). Pure code, no IO.
 
 use crate::events::DataEvent;
+use crate::hash::{HashMap, HashSet};
 use crate::protocol::TLS_STREAM;
 use otel_ebpf_common::{Direction, SockRole};
-use std::collections::{HashMap, HashSet};
 
 /// Most threads with serving state.
 pub const MAX_THREADS: usize = 65_536;

@@ -74,10 +74,14 @@ pub enum Head {
 /// Returns `Ok(Some((head_len_bytes, head)))`, `Ok(None)` when more bytes are needed, or an
 /// error for bytes that cannot be an HTTP/1 head.
 pub fn parse(request: bool, buf: &[u8]) -> Result<Option<(usize, Head)>, ParseError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    // Uninitialised: httparse writes only the fields it finds (a 128-entry initialised array
+    // cost a 4 KB store on every head).
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let config = httparse::ParserConfig::default();
     if request {
-        let mut req = httparse::Request::new(&mut headers);
-        let n = match req.parse(buf) {
+        let mut req = httparse::Request::new(&mut []);
+        let n = match config.parse_request_with_uninit_headers(&mut req, buf, &mut headers) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(ParseError::InvalidHead),
@@ -94,8 +98,8 @@ pub fn parse(request: bool, buf: &[u8]) -> Result<Option<(usize, Head)>, ParseEr
         };
         Ok(Some((n, Head::Request(head, framing))))
     } else {
-        let mut resp = httparse::Response::new(&mut headers);
-        let n = match resp.parse(buf) {
+        let mut resp = httparse::Response::new(&mut []);
+        let n = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(_) => return Err(ParseError::InvalidHead),

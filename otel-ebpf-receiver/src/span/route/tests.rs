@@ -371,3 +371,48 @@ fn arbitrary_targets_keep_the_invariants() {
         "{s:?}"
     );
 }
+
+#[test]
+fn memoised_routes_equal_fresh_derivations() {
+    // Few children per node and few names: collapses and overflows happen between repeats
+    // of the same path, so a stale memo entry would show as a different route.
+    let mut t = table(RoutesConfig {
+        max_children: 3,
+        max_span_names: 12,
+        ..Default::default()
+    });
+    let segs = [
+        "posts",
+        "users",
+        "red-shoes",
+        "blue-hat",
+        "green-coat",
+        "42",
+        "a",
+        "b",
+    ];
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut memo_hits = 0;
+    for i in 0..4000 {
+        let depth = rng.random_range(1..4);
+        let path: String = (0..depth)
+            .map(|_| format!("/{}", segs[rng.random_range(0..segs.len())]))
+            .collect();
+        let svc = ["blog", "shop", "api"][i % 3];
+        let method = ["GET", "POST"][rng.random_range(0..2)];
+        let first = t.route(svc, method, &path);
+        let key = {
+            use std::hash::BuildHasher;
+            t.memo_hasher.hash_one((svc, method, path.as_str()))
+        };
+        memo_hits += usize::from(t.memo.contains_key(&key));
+        let again = t.route(svc, method, &path);
+        t.memo.clear();
+        let fresh = t.route(svc, method, &path);
+        assert_eq!(first, again, "{svc} {method} {path}");
+        assert_eq!(again, fresh, "{svc} {method} {path}");
+    }
+    assert!(memo_hits > 1000, "memo used {memo_hits} times");
+    let s = t.stats();
+    assert!(s.collapsed > 0 && s.overflowed > 0, "{s:?}");
+}
