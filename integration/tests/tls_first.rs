@@ -210,16 +210,41 @@ fn service(s: &Span) -> &str {
         .unwrap_or("")
 }
 
-/// CLIENT spans of `svc` to `port`, waiting for `n` of them (then a little more, so extra
-/// spans would be seen).
+/// CLIENT spans of `svc` to `port`, waiting up to [`WAIT`] for `n` of them (then 1.5 s
+/// more, so extra spans would be seen): a slow export (a retried batch on a loaded machine)
+/// delays spans, it does not lose them.
 fn clients(sink: &OtlpSink, port: u16, svc: &str, n: usize) -> Vec<Span> {
-    let spans = sink.wait_spans(n + 1, Duration::from_secs(2), |s: &Span| {
+    let spans = sink.wait_spans(n, WAIT, |s: &Span| {
         s.is_client() && service(s) == svc && s.attr("server.port") == Some(&port.to_string())
     });
     for s in &spans {
         assert_eq!(s.attr("url.scheme"), Some("https"), "{s:#?}");
     }
     spans
+}
+
+/// What the receiver saw when a count is off: every span to `port`, the TLS, kernel-event,
+/// parse and exchange counters.
+fn dump(sink: &OtlpSink, rx: &Receiver, port: u16) {
+    let all = sink.spans(|s: &Span| s.attr("server.port") == Some(&port.to_string()));
+    for s in &all {
+        eprintln!(
+            "span {} {} service={} pid={:?}",
+            if s.is_client() { "CLIENT" } else { "SERVER" },
+            s.name,
+            service(s),
+            s.resource.get("process.pid")
+        );
+    }
+    let m = rx.self_metrics();
+    for l in m.lines().filter(|l| {
+        l.starts_with("otel_ebpf_tls")
+            || l.starts_with("otel_ebpf_kernel_events_total")
+            || l.starts_with("otel_ebpf_parse_errors")
+            || l.starts_with("otel_ebpf_exchanges")
+    }) {
+        eprintln!("{l}");
+    }
 }
 
 #[test]
@@ -240,16 +265,15 @@ fn go_clients_first_requests_and_wuntraced_parent() {
         "exec gate after both clients: (released, timed out) {:?}",
         holds(&rx)
     );
-    assert_eq!(
+    let (one_n, two_n) = (
         clients(&sink, port, "goone", 1).len(),
-        1,
-        "first request of goone"
-    );
-    assert_eq!(
         clients(&sink, port, "gotwo", 2).len(),
-        2,
-        "both requests of gotwo"
     );
+    if (one_n, two_n) != (1, 2) {
+        dump(&sink, &rx, port);
+    }
+    assert_eq!(one_n, 1, "first request of goone");
+    assert_eq!(two_n, 2, "both requests of gotwo");
     let (released, timed_out) = holds(&rx);
     eprintln!("exec gate: released {released}, timed out {timed_out}");
     assert!(released >= 2.0, "both were held until attached");
@@ -426,26 +450,7 @@ fn fifty_short_lived_go_binaries_in_a_row() {
     names.sort();
     names.dedup();
     if (spans.len(), names.len()) != (50, 50) {
-        // What the receiver saw instead: every span to the port, and its TLS counters.
-        let all = sink.spans(|s: &Span| s.attr("server.port") == Some(&port.to_string()));
-        for s in &all {
-            eprintln!(
-                "span {} {} service={} pid={:?}",
-                if s.is_client() { "CLIENT" } else { "SERVER" },
-                s.name,
-                service(s),
-                s.resource.get("process.pid")
-            );
-        }
-        let m = rx.self_metrics();
-        for l in m.lines().filter(|l| {
-            l.starts_with("otel_ebpf_tls")
-                || l.starts_with("otel_ebpf_kernel_events_total")
-                || l.starts_with("otel_ebpf_parse_errors")
-                || l.starts_with("otel_ebpf_exchanges")
-        }) {
-            eprintln!("{l}");
-        }
+        dump(&sink, &rx, port);
     }
     // One span per binary, never two. A few first requests are still lost now and then
     // (0–2 of 50 per run, cause not found yet: docs/tls.md, known gaps), so the bound is 46;
