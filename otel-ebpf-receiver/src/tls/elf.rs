@@ -54,8 +54,8 @@ pub fn check_probe_cap(a: &FileAnalysis) -> Result<(), AnalyzeReason> {
 /// was replaced since it was found), reads the parts analysis needs through that descriptor
 /// ([`super::sparse`]: headers, symbol tables, Go tables, then the Go functions' bodies) and
 /// analyses them ([`analyze_file`]'s rules, except: Go struct offsets from
-/// [`GoTlsOffsets::TABLE`], not DWARF). Files that export no TLS API and are not Go (rustls
-/// programs, static libraries with `.symtab` only) are read whole, as [`analyze_file`] does.
+/// [`GoTlsOffsets::TABLE`], not DWARF). Only rustls programs (rustls's marker string in
+/// `.rodata`, searched piecewise) are read whole, as [`analyze_file`] does.
 pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeError> {
     let err = |reason: AnalyzeReason| AnalyzeError {
         path: file.path.clone(),
@@ -75,16 +75,20 @@ pub fn analyze_process_file(file: &ProcessFile) -> Result<FileAnalysis, AnalyzeE
         has_api(&found)
     };
     if !exported {
-        let go = golang::is_go(&Image::parse(sparse.bytes()).map_err(|e| err(e.into()))?);
-        if !go {
-            // Neither exported TLS API nor Go: rustls (whose analysis decodes function bodies
-            // and searches all of `.rodata`) or a library with `.symtab` only. Read whole, as
-            // before the sparse path existed.
+        sparse.fill_lazy(&opened).map_err(|e| err(e.into()))?;
+        let img = Image::parse(sparse.bytes()).map_err(|e| err(e.into()))?;
+        let rustls = !golang::is_go(&img)
+            && super::rustls::has_marker(&opened, &img)
+                .map_err(|e| err(ImageError::from(e).into()))?;
+        if rustls {
+            // A rustls program: its analysis decodes function bodies and searches all of
+            // `.rodata`, so it is read whole, as before the sparse path existed. Any other
+            // file (a static OpenSSL or GnuTLS found in `.symtab`, or no TLS at all: most
+            // large programs) is analysed from the sparse copy.
             drop(sparse);
             let bytes = FileBytes::read(&opened).map_err(|e| err(e.into()))?;
             return analyze_named(&file.path, bytes.bytes());
         }
-        sparse.fill_lazy(&opened).map_err(|e| err(e.into()))?;
     }
     // The code the analysis decodes: Go functions (RET scan), `OpenSSL_version_num`.
     let ranges = {

@@ -298,6 +298,11 @@ impl<'a> Image<'a> {
         Some((section.address(), self.data.get(start..end)?))
     }
 
+    /// File offset and size (bytes) of section `name`; `None` when absent or `SHT_NOBITS`.
+    pub fn section_file_range(&self, name: &str) -> Option<(u64, u64)> {
+        self.elf.section_by_name(name)?.file_range()
+    }
+
     /// The GNU build-id note, lower-case hex.
     pub fn build_id(&self) -> Option<String> {
         let id = self.elf.build_id().ok()??;

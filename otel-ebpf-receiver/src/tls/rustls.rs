@@ -30,6 +30,7 @@
 //! ABI as checked on rustc 1.95 debug builds (see docs/tls.md).
 
 use super::elf::{AnalyzeReason, Probe, ProbeKind, TlsFunction, TlsLibrary, TlsTarget};
+use super::fileio::{FileError, OpenedFile};
 use super::image::Image;
 use object::{Object, ObjectSymbol, SymbolKind};
 
@@ -40,6 +41,47 @@ pub const MAX_RUSTLS_PROBES: usize = 64;
 /// A string rustls 0.21–0.23 keeps in `.rodata` (its unexpected-EOF error), found in stripped
 /// binaries too.
 const RUSTLS_MARKER: &[u8] = b"peer closed connection without sending TLS close_notify";
+
+/// Whether `.rodata` of `file` (section headers from `img`) holds rustls's marker string.
+/// Read by `pread` in pieces of [`MARKER_PIECE_BYTES`] (overlapping by the marker's length),
+/// so a file is never held whole to learn that it has no rustls. Errors: the file's
+/// ([`FileError`]: truncated or changed while read, IO).
+pub fn has_marker(file: &OpenedFile, img: &Image) -> Result<bool, FileError> {
+    let Some((off, size)) = img.section_file_range(".rodata") else {
+        return Ok(false);
+    };
+    find_in_pieces(RUSTLS_MARKER, size, MARKER_PIECE_BYTES, |at, len| {
+        file.read_exact_at(off + at, len as usize, MARKER_PIECE_BYTES as usize)
+    })
+}
+
+/// Whether `needle` occurs in the `size` bytes that `read(at, len)` returns, read `piece`
+/// bytes at a time (consecutive pieces overlap by `needle.len() - 1` bytes, so an occurrence
+/// across a boundary is found). `piece` must exceed `needle.len()`.
+fn find_in_pieces<E>(
+    needle: &[u8],
+    size: u64,
+    piece: u64,
+    mut read: impl FnMut(u64, u64) -> Result<Vec<u8>, E>,
+) -> Result<bool, E> {
+    let overlap = needle.len() as u64 - 1;
+    debug_assert!(piece > overlap);
+    let mut at = 0;
+    while at < size {
+        let len = piece.min(size - at);
+        if memchr::memmem::find(&read(at, len)?, needle).is_some() {
+            return Ok(true);
+        }
+        if at + len >= size {
+            break;
+        }
+        at += len - overlap;
+    }
+    Ok(false)
+}
+
+/// Bytes of `.rodata` read at a time by [`has_marker`].
+pub const MARKER_PIECE_BYTES: u64 = 1 << 20;
 
 /// Which rustls function a demangled, normalised symbol name is, if any.
 pub fn classify(demangled: &str) -> Option<TlsFunction> {

@@ -2,6 +2,7 @@
 //! binary, which links rustls 0.23 through the receiver's HTTPS clients.
 
 use super::*;
+use crate::tls::fileio::MAX_IMAGE_BYTES;
 use crate::tls::image::FileBytes;
 
 fn demangled(raw: &str) -> String {
@@ -197,3 +198,53 @@ fn a_file_without_the_marker_is_not_searched_and_a_stripped_one_is_reported() {
     let img = Image::parse(bytes.bytes()).unwrap();
     assert!(rustls_target(&img).unwrap().is_none());
 }
+
+#[test]
+fn the_marker_is_found_in_any_piece_and_across_piece_boundaries() {
+    let needle = b"close_notify";
+    for size in [0u64, 5, 64, 200, 1000] {
+        for pos in 0..size.saturating_sub(needle.len() as u64 - 1) {
+            let mut data = vec![b'x'; size as usize];
+            if pos + needle.len() as u64 <= size {
+                data[pos as usize..pos as usize + needle.len()].copy_from_slice(needle);
+            } else {
+                continue;
+            }
+            let mut reads = 0u64;
+            let found = find_in_pieces::<()>(needle, size, 64, |at, len| {
+                reads += len;
+                Ok(data[at as usize..(at + len) as usize].to_vec())
+            })
+            .unwrap();
+            assert!(found, "size {size} at {pos}");
+            // Each 64-byte piece advances by 64 - 11 bytes (the overlap).
+            assert!(reads <= size * 64 / 53 + 64, "read {reads} of {size}");
+        }
+        let data = vec![b'x'; size as usize];
+        let found = find_in_pieces::<()>(needle, size, 64, |at, len| {
+            Ok(data[at as usize..(at + len) as usize].to_vec())
+        })
+        .unwrap();
+        assert!(!found, "size {size} without the needle");
+    }
+    // A read error is the answer.
+    assert_eq!(
+        find_in_pieces(needle, 100, 64, |_, _| Err("io")),
+        Err("io")
+    );
+}
+
+#[test]
+fn the_marker_is_read_from_the_file_piecewise() {
+    let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+    let opened = OpenedFile::open(&exe, MAX_IMAGE_BYTES).unwrap();
+    let bytes = FileBytes::open(&exe).unwrap();
+    let img = Image::parse(bytes.bytes()).unwrap();
+    assert!(has_marker(&opened, &img).unwrap(), "this test binary links rustls");
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    let opened = OpenedFile::open(&sh, MAX_IMAGE_BYTES).unwrap();
+    let bytes = FileBytes::open(&sh).unwrap();
+    let img = Image::parse(bytes.bytes()).unwrap();
+    assert!(!has_marker(&opened, &img).unwrap());
+}
+
