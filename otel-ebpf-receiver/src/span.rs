@@ -196,6 +196,9 @@ impl SpanRecord {
         if m.is_empty() {
             return None;
         }
+        if m == "GET" {
+            return Some("GET"); // most requests: no search
+        }
         Some(match value::KNOWN_HTTP_METHODS.binary_search(&m) {
             Ok(i) => value::KNOWN_HTTP_METHODS[i],
             Err(_) => value::METHOD_OTHER,

@@ -228,10 +228,7 @@ fn the_marker_is_found_in_any_piece_and_across_piece_boundaries() {
         assert!(!found, "size {size} without the needle");
     }
     // A read error is the answer.
-    assert_eq!(
-        find_in_pieces(needle, 100, 64, |_, _| Err("io")),
-        Err("io")
-    );
+    assert_eq!(find_in_pieces(needle, 100, 64, |_, _| Err("io")), Err("io"));
 }
 
 #[test]
@@ -240,11 +237,13 @@ fn the_marker_is_read_from_the_file_piecewise() {
     let opened = OpenedFile::open(&exe, MAX_IMAGE_BYTES).unwrap();
     let bytes = FileBytes::open(&exe).unwrap();
     let img = Image::parse(bytes.bytes()).unwrap();
-    assert!(has_marker(&opened, &img).unwrap(), "this test binary links rustls");
+    assert!(
+        has_marker(&opened, &img).unwrap(),
+        "this test binary links rustls"
+    );
     let sh = std::fs::canonicalize("/bin/sh").unwrap();
     let opened = OpenedFile::open(&sh, MAX_IMAGE_BYTES).unwrap();
     let bytes = FileBytes::open(&sh).unwrap();
     let img = Image::parse(bytes.bytes()).unwrap();
     assert!(!has_marker(&opened, &img).unwrap());
 }
-

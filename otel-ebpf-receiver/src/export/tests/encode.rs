@@ -156,6 +156,37 @@ fn equal_resources_share_a_group_and_pid_reuse_does_not() {
 }
 
 #[test]
+fn a_reused_encoder_writes_what_a_fresh_one_writes() {
+    // Its per-resource buffers come back from earlier requests: nothing of those may leak.
+    let (nginx, redis, curl) = (
+        resource(10, "nginx"),
+        resource(20, "redis"),
+        resource(30, "curl"),
+    );
+    let batches = [
+        vec![
+            (nginx.clone(), span("a")),
+            (redis.clone(), span("b")),
+            (nginx.clone(), span("c")),
+        ],
+        vec![(curl.clone(), span("d"))],
+        vec![],
+        vec![
+            (redis.clone(), span("e")),
+            (curl.clone(), span("f")),
+            (nginx.clone(), span("g")),
+        ],
+    ];
+    let mut reused = TraceEncoder::default();
+    for items in &batches {
+        assert_eq!(
+            reused.request(items),
+            TraceEncoder::default().request(items)
+        );
+    }
+}
+
+#[test]
 fn empty_batch_is_an_empty_request() {
     assert!(TraceEncoder::default().request(&[]).is_empty());
     assert_eq!(decode(&[]).resource_spans.len(), 0);
