@@ -42,14 +42,30 @@ pub const MAX_RUSTLS_PROBES: usize = 64;
 /// binaries too.
 const RUSTLS_MARKER: &[u8] = b"peer closed connection without sending TLS close_notify";
 
-/// Whether `.rodata` of `file` (section headers from `img`) holds rustls's marker string.
-/// Read by `pread` in pieces of [`MARKER_PIECE_BYTES`] (overlapping by the marker's length),
-/// so a file is never held whole to learn that it has no rustls. Errors: the file's
-/// ([`FileError`]: truncated or changed while read, IO).
+/// Whether `.rodata` of `file` holds rustls's marker string. `img` is the file's bytes or
+/// its sparse copy ([`super::sparse`]), which holds a `.rodata` of up to
+/// [`MAX_RODATA_BYTES`](super::sparse::MAX_RODATA_BYTES) whole: such a section is searched
+/// in memory. A larger one (the sparse copy skips it) is read by `pread` in pieces of
+/// [`MARKER_PIECE_BYTES`], so a file is never held whole to learn that it has no rustls.
+/// Errors: the file's ([`FileError`]: truncated or changed while read, IO).
 pub fn has_marker(file: &OpenedFile, img: &Image) -> Result<bool, FileError> {
     let Some((off, size)) = img.section_file_range(".rodata") else {
         return Ok(false);
     };
+    if size <= super::sparse::MAX_RODATA_BYTES {
+        return Ok(marker_in(img));
+    }
+    marker_by_pread(file, off, size)
+}
+
+/// Whether rustls's marker string is in `img`'s `.rodata` (as held in memory).
+fn marker_in(img: &Image) -> bool {
+    img.section_raw(".rodata")
+        .is_some_and(|(_, b)| memchr::memmem::find(b, RUSTLS_MARKER).is_some())
+}
+
+/// Whether rustls's marker string is in the `size` bytes of `file` at `off`, read piecewise.
+fn marker_by_pread(file: &OpenedFile, off: u64, size: u64) -> Result<bool, FileError> {
     find_in_pieces(RUSTLS_MARKER, size, MARKER_PIECE_BYTES, |at, len| {
         file.read_exact_at(off + at, len as usize, MARKER_PIECE_BYTES as usize)
     })
@@ -263,11 +279,7 @@ fn full(r: iced_x86::Register) -> iced_x86::Register {
 /// The rustls target of `img`: see the module doc.
 /// Files without rustls's marker string are not searched (no pass over their symbols).
 pub fn rustls_target(img: &Image) -> Result<Option<TlsTarget>, AnalyzeReason> {
-    let rodata = img
-        .section_raw(".rodata")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    if memchr::memmem::find(rodata, RUSTLS_MARKER).is_none() {
+    if !marker_in(img) {
         return Ok(None);
     }
     let found = find(img);

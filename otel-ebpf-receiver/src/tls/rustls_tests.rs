@@ -205,11 +205,7 @@ fn the_marker_is_found_in_any_piece_and_across_piece_boundaries() {
     for size in [0u64, 5, 64, 200, 1000] {
         for pos in 0..size.saturating_sub(needle.len() as u64 - 1) {
             let mut data = vec![b'x'; size as usize];
-            if pos + needle.len() as u64 <= size {
-                data[pos as usize..pos as usize + needle.len()].copy_from_slice(needle);
-            } else {
-                continue;
-            }
+            data[pos as usize..pos as usize + needle.len()].copy_from_slice(needle);
             let mut reads = 0u64;
             let found = find_in_pieces::<()>(needle, size, 64, |at, len| {
                 reads += len;
@@ -232,18 +228,27 @@ fn the_marker_is_found_in_any_piece_and_across_piece_boundaries() {
 }
 
 #[test]
-fn the_marker_is_read_from_the_file_piecewise() {
+fn the_marker_is_found_in_memory_and_by_pread() {
     let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
-    let opened = OpenedFile::open(&exe, MAX_IMAGE_BYTES).unwrap();
-    let bytes = FileBytes::open(&exe).unwrap();
-    let img = Image::parse(bytes.bytes()).unwrap();
-    assert!(
-        has_marker(&opened, &img).unwrap(),
-        "this test binary links rustls"
-    );
     let sh = std::fs::canonicalize("/bin/sh").unwrap();
-    let opened = OpenedFile::open(&sh, MAX_IMAGE_BYTES).unwrap();
-    let bytes = FileBytes::open(&sh).unwrap();
-    let img = Image::parse(bytes.bytes()).unwrap();
-    assert!(!has_marker(&opened, &img).unwrap());
+    for (path, rustls) in [(exe, true), (sh, false)] {
+        let opened = OpenedFile::open(&path, MAX_IMAGE_BYTES).unwrap();
+        let bytes = FileBytes::open(&path).unwrap();
+        let img = Image::parse(bytes.bytes()).unwrap();
+        // The path a `.rodata` of any size takes (this one is small enough for memory), and
+        // the one beyond the sparse copy's limit (pieces read from the file).
+        assert_eq!(
+            has_marker(&opened, &img).unwrap(),
+            rustls,
+            "{}",
+            path.display()
+        );
+        let (off, size) = img.section_file_range(".rodata").unwrap();
+        assert_eq!(
+            marker_by_pread(&opened, off, size).unwrap(),
+            rustls,
+            "{}",
+            path.display()
+        );
+    }
 }
