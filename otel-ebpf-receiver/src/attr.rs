@@ -54,7 +54,7 @@ pub trait AttrSink {
 
 /// Writes `ip` in dotted-decimal form (the `Display` form) into `out`; returns the length
 /// (7–15 bytes). Formatting through `fmt` cost more than the rest of an address attribute.
-pub fn ipv4_text(ip: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
+fn ipv4_text(ip: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
     let mut n = 0;
     for (i, o) in ip.octets().into_iter().enumerate() {
         if i > 0 {
